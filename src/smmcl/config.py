@@ -1,0 +1,227 @@
+"""Typed experiment configuration: dataclasses, loaded from YAML, with dotted overrides.
+
+A config file may hold any subset of the sections below; everything it leaves out keeps the
+dataclass default. Unknown keys and values of the wrong type are rejected with a `ConfigError`
+that names the file (or the override) and the offending key.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, List, Mapping, Optional, Sequence, Union
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+
+class ConfigError(ValueError):
+    """A configuration file or override that does not fit the schema."""
+
+
+@dataclass
+class BackboneConfig:
+    name: str = "mscan"
+    # A named preset fills every field below that is left as None.
+    preset: Optional[str] = "T"
+    embed_dims: Optional[List[int]] = None
+    depths: Optional[List[int]] = None
+    mlp_ratios: Optional[List[float]] = None
+    drop_path_rate: Optional[float] = None
+
+
+@dataclass
+class DecoderConfig:
+    name: str = "lightham"  # lightham | mlp
+    channels: int = 512
+    dropout: float = 0.1
+    # LightHam (Hamburger NMF) settings; ignored by the MLP head.
+    ham_rank: int = 64
+    ham_train_steps: int = 6
+    ham_eval_steps: int = 7
+    # Seed of the NMF bases drawn in eval mode, so evaluation is deterministic.
+    ham_eval_seed: int = 0
+
+
+@dataclass
+class CrossModalConfig:
+    # Eq. 1-2 scale on the exchanged terms: the paper writes 1, the released code uses 0.5.
+    scale: float = 0.5
+
+
+@dataclass
+class ProjectorConfig:
+    dim: int = 256
+
+
+@dataclass
+class ModelConfig:
+    num_classes: int = 14
+    # Normalisation layer injected into backbone, projectors and MLP decoder: bn | syncbn.
+    norm: str = "bn"
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    cross_modal: CrossModalConfig = field(default_factory=CrossModalConfig)
+    projector: ProjectorConfig = field(default_factory=ProjectorConfig)
+
+
+@dataclass
+class DataConfig:
+    root: str = "data/synth-indoor"
+    rgb_dir: str = "RGB"
+    aux_dir: str = "Depth"
+    label_dir: str = "Label"
+    rgb_ext: str = ".png"
+    aux_ext: str = ".png"
+    label_ext: str = ".png"
+    train_list: str = "train.txt"
+    test_list: str = "test.txt"
+    # Raw auxiliary value mapped to 1.0 before normalisation; None = the file's dtype maximum.
+    aux_max: Optional[float] = None
+    class_names: List[str] = field(default_factory=list)
+    ignore_index: int = 255
+    crop_size: List[int] = field(default_factory=lambda: [480, 640])
+    scales: List[float] = field(default_factory=lambda: [0.5, 0.75, 1.0, 1.25, 1.5, 1.75])
+    hflip: bool = True
+    num_workers: int = 2
+    # Keep decoded images in memory (small datasets, repeated epochs).
+    cache: bool = False
+
+
+@dataclass
+class LossConfig:
+    cm_weight: float = 0.2
+    vis_weight: float = 0.2
+    aux_weight: float = 0.2
+    temperature: float = 0.1
+    cm_temperature: float = 0.1
+    sampling: str = "paired"  # paired | independent
+    min_views: int = 5
+    max_views: int = 300
+    max_total: int = 4800
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 500
+    # When set, overrides epochs as the length of the run in iterations.
+    max_iters: Optional[int] = None
+    batch_size: int = 16
+    lr: float = 6e-5
+    weight_decay: float = 0.01
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
+    warmup_epochs: float = 10.0
+    poly_power: float = 0.9
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    out_dir: str = "runs/default"
+    # Checkpoint every N iterations (0: at the end of every epoch) and always at the end.
+    checkpoint_every: int = 0
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    progress: bool = True
+
+
+@dataclass
+class EvalConfig:
+    split: str = "test"
+    batch_size: int = 4
+    # Classes left out of the headline mIoU (LLRGBD: void = 0).
+    exclude_classes: List[int] = field(default_factory=list)
+
+
+@dataclass
+class Config:
+    name: str = "smmcl"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def _explain(exc: OmegaConfBaseException) -> str:
+    key = getattr(exc, "full_key", None)
+    msg = (getattr(exc, "msg", None) or str(exc)).splitlines()[0]
+    return f"key '{key}': {msg}" if key else msg
+
+
+def _merge(schema: Any, layer: Any, origin: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(schema, layer)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"{origin}: {_explain(exc)}") from None
+
+
+def _read_yaml(path: Path) -> Any:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = OmegaConf.load(path)
+    except Exception as exc:  # yaml syntax errors come in several exception types
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(data, DictConfig):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def _as_layer(source: Union[str, Path, Mapping[str, Any], DictConfig, None]) -> tuple[Any, str]:
+    if source is None:
+        return OmegaConf.create({}), "defaults"
+    if isinstance(source, (str, Path)):
+        return _read_yaml(Path(source)), str(source)
+    if isinstance(source, DictConfig):
+        return source, "config"
+    if isinstance(source, Mapping):
+        return OmegaConf.create(copy.deepcopy(dict(source))), "config dict"
+    raise ConfigError(f"expected a YAML path or a mapping, got {type(source).__name__}")
+
+
+def parse_overrides(overrides: Sequence[str]) -> DictConfig:
+    """Turn `a.b=c` strings into a config layer; values are parsed as YAML."""
+    for item in overrides:
+        if "=" not in item or item.startswith("="):
+            raise ConfigError(f"override '{item}': expected key=value, e.g. train.lr=0.001")
+    try:
+        return OmegaConf.from_dotlist(list(overrides))
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"overrides: {_explain(exc)}") from None
+
+
+def load_config(
+    source: Union[str, Path, Mapping[str, Any], DictConfig, None] = None,
+    overrides: Sequence[str] = (),
+) -> Config:
+    """Load an experiment config (YAML path or mapping) and apply dotted overrides."""
+    schema = OmegaConf.structured(Config)
+    layer, origin = _as_layer(source)
+    merged = _merge(schema, layer, origin)
+    if overrides:
+        merged = _merge(merged, parse_overrides(overrides), "override")
+    return OmegaConf.to_object(merged)  # type: ignore[return-value]
+
+
+def load_model_config(source: Union[str, Path, Mapping[str, Any], ModelConfig, Config]) -> ModelConfig:
+    """Model section from a ModelConfig, a full Config, a YAML path or a mapping.
+
+    A mapping or file with a top-level `model` key is read as a full experiment config;
+    otherwise it is read as the model section itself.
+    """
+    if isinstance(source, ModelConfig):
+        return source
+    if isinstance(source, Config):
+        return source.model
+    layer, origin = _as_layer(source)
+    if "model" in layer:
+        return OmegaConf.to_object(_merge(OmegaConf.structured(Config), layer, origin)).model
+    return OmegaConf.to_object(_merge(OmegaConf.structured(ModelConfig), layer, origin))
+
+
+def to_dict(cfg: Any) -> dict:
+    """Plain nested dict of a config dataclass (for checkpoints and JSON)."""
+    return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)  # type: ignore[return-value]
+
+
+def to_yaml(cfg: Any) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
