@@ -1,3 +1,30 @@
-"""smmcl: dark-scene semantic segmentation from RGB + depth/thermal with SMMCL (WACV 2024)."""
+"""smmcl: dark-scene semantic segmentation from RGB + depth/thermal with SMMCL (WACV 2024).
+
+Public API (see README): `build_model`, `load_config`, `train`, `evaluate_checkpoint`, `load_trained`,
+and `smmcl.losses.contrastive_terms` / `smmcl.losses.SMMCLLoss`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+# Resolved on first use, so `import smmcl.data.synth` does not pay for the model and engine imports.
+_API = {
+    "build_model": "smmcl.models",
+    "load_config": "smmcl.config",
+    "Config": "smmcl.config",
+    "train": "smmcl.engine.trainer",
+    "evaluate_checkpoint": "smmcl.api",
+    "load_trained": "smmcl.api",
+}
+
+__all__ = [*_API, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'smmcl' has no attribute {name!r}")

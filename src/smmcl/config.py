@@ -15,9 +15,7 @@ from typing import Any, List, Mapping, Optional, Sequence, Union
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-
-class ConfigError(ValueError):
-    """A configuration file or override that does not fit the schema."""
+from smmcl.errors import ConfigError
 
 
 @dataclass

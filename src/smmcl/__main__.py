@@ -1,0 +1,5 @@
+import sys
+
+from smmcl.cli import main
+
+sys.exit(main())

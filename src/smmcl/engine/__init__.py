@@ -1,0 +1,1 @@
+"""Training, evaluation and metrics: `trainer`, `evaluate`, `metrics`, `optim`, `checkpoint`."""

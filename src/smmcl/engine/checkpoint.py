@@ -1,0 +1,82 @@
+"""Training checkpoints: written atomically, found again by `--resume auto`."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from smmcl.errors import CheckpointError
+
+_NAME = re.compile(r"^ckpt_(\d+)\.pt$")
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename: a kill leaves the old file intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def checkpoint_path(ckpt_dir: Path, step: int) -> Path:
+    return ckpt_dir / f"ckpt_{step:08d}.pt"
+
+
+def list_checkpoints(ckpt_dir: Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints in a folder, oldest first (temporary files never match the name)."""
+    if not ckpt_dir.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in ckpt_dir.iterdir() if (m := _NAME.match(p.name))]
+    return sorted(found)
+
+
+def latest_checkpoint(ckpt_dir: Path) -> Path | None:
+    found = list_checkpoints(ckpt_dir)
+    return found[-1][1] if found else None
+
+
+def prune_checkpoints(ckpt_dir: Path, keep: int) -> None:
+    if keep <= 0:
+        return
+    for _, p in list_checkpoints(ckpt_dir)[:-keep]:
+        p.unlink(missing_ok=True)
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load a training checkpoint without executing pickled code (`weights_only=True`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt:
+        raise CheckpointError(f"{path} is not an smmcl checkpoint (expected a dict with a 'model' entry)")
+    return ckpt
+
+
+def load_model_state(model: torch.nn.Module, state: dict, path: Path | str) -> None:
+    """Load weights strictly, turning PyTorch's long key report into one readable error."""
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        raise CheckpointError(f"{path} does not match the model: {str(exc).splitlines()[-1].strip()}") from None
+    if result.missing_keys or result.unexpected_keys:
+        raise CheckpointError(
+            f"{path} does not match the model: {len(result.missing_keys)} missing keys "
+            f"(e.g. {result.missing_keys[:3]}), {len(result.unexpected_keys)} unexpected "
+            f"(e.g. {result.unexpected_keys[:3]}); was it trained with another config?"
+        )

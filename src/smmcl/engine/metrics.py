@@ -1,0 +1,47 @@
+"""Confusion matrix and the segmentation scores derived from it: pure functions."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+
+def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int = 255) -> torch.Tensor:
+    """K x K int64 counts, rows = ground truth, columns = prediction; ignored pixels are skipped."""
+    keep = target != ignore_index
+    idx = target[keep].long() * num_classes + pred[keep].long()
+    return torch.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def segmentation_scores(conf: np.ndarray | torch.Tensor, exclude: Sequence[int] = ()) -> dict:
+    """Per-class IoU and accuracy, mIoU over all classes and without `exclude`, pixel accuracy.
+
+    A class with no ground truth and no prediction has IoU NaN and is left out of the means, as in
+    mmsegmentation; a class with predictions but no ground truth scores 0.
+    """
+    conf = np.asarray(conf.cpu() if isinstance(conf, torch.Tensor) else conf, dtype=np.float64)
+    tp = np.diag(conf)
+    gt = conf.sum(axis=1)
+    pr = conf.sum(axis=0)
+    union = gt + pr - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(union > 0, tp / union, np.nan)
+        acc = np.where(gt > 0, tp / gt, np.nan)
+    keep = np.ones(len(iou), dtype=bool)
+    keep[list(exclude)] = False
+    total = conf.sum()
+
+    def mean(x: np.ndarray) -> float:
+        return float(np.nanmean(x)) if np.isfinite(x).any() else float("nan")
+
+    return {
+        "miou": mean(iou[keep]),
+        "miou_all": mean(iou),
+        "pixel_acc": float(tp.sum() / total) if total > 0 else float("nan"),
+        "mean_acc": mean(acc[keep]),
+        "iou": iou.tolist(),
+        "acc": acc.tolist(),
+        "excluded": sorted(int(c) for c in exclude),
+    }

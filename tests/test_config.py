@@ -1,0 +1,60 @@
+import pytest
+
+from smmcl.config import Config, load_config, load_model_config, to_dict
+from smmcl.errors import ConfigError
+
+
+def test_defaults_follow_the_paper():
+    cfg = load_config()
+    assert cfg.train.lr == 6e-5 and cfg.train.weight_decay == 0.01 and cfg.train.batch_size == 16
+    assert cfg.loss.temperature == 0.1 and cfg.loss.max_views == 300 and cfg.loss.max_total == 4800
+    assert cfg.model.cross_modal.scale == 0.5 and cfg.model.projector.dim == 256
+
+
+def test_yaml_and_dotted_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  num_classes: 9\ntrain:\n  lr: 0.5\n")
+    cfg = load_config(path, ["train.lr=0.01", "model.backbone.depths=[1,1,1,1]", "loss.sampling=independent"])
+    assert isinstance(cfg, Config)
+    assert cfg.model.num_classes == 9 and cfg.train.lr == 0.01
+    assert cfg.model.backbone.depths == [1, 1, 1, 1] and cfg.loss.sampling == "independent"
+
+
+def test_unknown_key_in_file_is_named(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("model:\n  num_clases: 9\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml.*model\.num_clases"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    "override, match",
+    [("train.lrr=1", "train.lrr"), ("train.lr=abc", "train.lr"), ("train", "key=value"), ("nosection.x=1", "nosection")],
+)
+def test_bad_overrides_are_named(override, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(None, [override])
+
+
+def test_missing_file_and_non_mapping(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    p = tmp_path / "list.yaml"
+    p.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(p)
+
+
+def test_model_config_from_section_or_full(tmp_path):
+    assert load_model_config({"num_classes": 3}).num_classes == 3
+    assert load_model_config({"model": {"num_classes": 4}}).num_classes == 4
+    p = tmp_path / "full.yaml"
+    p.write_text("model:\n  num_classes: 5\n")
+    assert load_model_config(p).num_classes == 5
+    with pytest.raises(ConfigError, match="backbone.nme"):
+        load_model_config({"backbone": {"nme": "x"}})
+
+
+def test_round_trip_through_dict():
+    cfg = load_config(None, ["train.seed=7"])
+    assert load_config(to_dict(cfg)) == cfg

@@ -1,0 +1,121 @@
+import numpy as np
+import pytest
+import torch
+
+from smmcl.config import DataConfig
+from smmcl.data.dataset import RGBXDataset
+from smmcl.data.io import write_image
+from smmcl.data.sampler import ResumableBatchSampler
+from smmcl.data.transforms import IMAGENET_MEAN, IMAGENET_STD, TrainAugment, to_tensor_aux
+from smmcl.errors import DatasetError
+
+
+def make_folder(root, n=4, size=(24, 32), num_classes=5, seed=0):
+    rng = np.random.default_rng(seed)
+    names = [f"s{i}" for i in range(n)]
+    for name in names:
+        write_image(root / "RGB" / f"{name}.png", rng.integers(0, 255, (*size, 3), dtype=np.uint8))
+        write_image(root / "Depth" / f"{name}.png", rng.integers(1, 9000, size, dtype=np.uint16))
+        write_image(root / "Label" / f"{name}.png", rng.integers(0, num_classes, size, dtype=np.uint8))
+    (root / "train.txt").write_text("\n".join(names[:3]) + "\n")
+    (root / "test.txt").write_text(names[3] + "\n")
+    return DataConfig(root=str(root), crop_size=[16, 20], aux_max=10000.0, num_workers=0)
+
+
+def test_loads_shapes_dtypes_and_normalisation(tmp_path):
+    cfg = make_folder(tmp_path)
+    ds = RGBXDataset(cfg, "test", num_classes=5)
+    s = ds[0]
+    assert s["rgb"].shape == (3, 24, 32) and s["aux"].shape == (3, 24, 32) and s["label"].dtype == torch.int64
+    raw_rgb, raw_depth, _ = ds.load_raw(0)
+    expect = (raw_rgb[0, 0, 0] / 255.0 - IMAGENET_MEAN[0]) / IMAGENET_STD[0]
+    assert float(s["rgb"][0, 0, 0]) == pytest.approx(expect, abs=1e-5)
+    # single-channel depth is repeated to three channels, scaled by aux_max before normalising
+    d = raw_depth[0, 0] / 10000.0
+    assert [float(s["aux"][c, 0, 0]) for c in range(3)] == pytest.approx(
+        [(d - m) / sd for m, sd in zip(IMAGENET_MEAN, IMAGENET_STD)], abs=1e-5
+    )
+
+
+def test_aux_scaling_defaults_to_dtype_max():
+    assert float(to_tensor_aux(np.full((2, 2), 255, np.uint8), None).max()) == 1.0
+    assert float(to_tensor_aux(np.full((2, 2), 65535, np.uint16), None).max()) == 1.0
+
+
+def test_missing_folder_and_list_are_named(tmp_path):
+    with pytest.raises(DatasetError, match="nowhere"):
+        RGBXDataset(DataConfig(root=str(tmp_path / "nowhere")), "train", 5)
+    cfg = make_folder(tmp_path / "d")
+    (tmp_path / "d" / "Depth").rename(tmp_path / "d" / "Depth_moved")
+    with pytest.raises(DatasetError, match="'Depth'"):
+        RGBXDataset(cfg, "train", 5)
+    cfg = make_folder(tmp_path / "e")
+    with pytest.raises(DatasetError, match="val.txt"):
+        RGBXDataset(cfg, "val", 5)
+
+
+def test_label_out_of_range_names_file_and_value(tmp_path):
+    cfg = make_folder(tmp_path)
+    lbl = np.zeros((24, 32), np.uint8)
+    lbl[3, 3] = 7
+    lbl[4, 4] = 255  # ignore is allowed
+    write_image(tmp_path / "Label" / "s3.png", lbl)
+    ds = RGBXDataset(cfg, "test", num_classes=5)
+    with pytest.raises(DatasetError, match=r"s3\.png.*value 7.*0\.\.4"):
+        ds[0]
+
+
+def test_size_mismatch_and_missing_partner(tmp_path):
+    cfg = make_folder(tmp_path)
+    write_image(tmp_path / "Depth" / "s3.png", np.zeros((10, 10), np.uint16))
+    with pytest.raises(DatasetError, match=r"size mismatch.*Depth/s3\.png"):
+        RGBXDataset(cfg, "test", 5)[0]
+    (tmp_path / "Depth" / "s3.png").unlink()
+    with pytest.raises(DatasetError, match=r"missing file.*s3\.png"):
+        RGBXDataset(cfg, "test", 5)[0]
+
+
+def test_augmentation_moves_rgb_aux_and_label_together():
+    # Encode the pixel position in every modality; after flip/scale/crop all three must still agree.
+    h, w = 20, 28
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    code = (yy * w + xx).float()
+    rgb = code.expand(3, h, w).clone()
+    aux = code.expand(3, h, w).clone()
+    label = (yy * w + xx).long()
+    aug = TrainAugment(crop_size=(12, 16), scales=(1.0,), hflip=True)
+    flips = 0
+    for seed in range(20):
+        r, a, l = aug(rgb / 1000, aux / 1000, label, np.random.default_rng(seed))
+        r_raw = r[0] * IMAGENET_STD[0] + IMAGENET_MEAN[0]
+        a_raw = a[1] * IMAGENET_STD[1] + IMAGENET_MEAN[1]
+        torch.testing.assert_close(r_raw * 1000, l.float(), atol=1e-2, rtol=0)
+        torch.testing.assert_close(a_raw * 1000, l.float(), atol=1e-2, rtol=0)
+        flips += int(l[0, 0] > l[0, 1])
+    assert 0 < flips < 20
+
+
+def test_crop_pads_label_with_ignore_and_scales_follow_the_label():
+    rgb = torch.rand(3, 10, 10)
+    label = torch.randint(0, 3, (10, 10))
+    aug = TrainAugment(crop_size=(16, 16), scales=(1.0,), hflip=False)
+    r, a, l = aug(rgb, rgb.clone(), label, np.random.default_rng(0))
+    assert l.shape == (16, 16) and r.shape == (3, 16, 16)
+    assert int((l == 255).sum()) == 16 * 16 - 100
+    assert torch.all(r[:, l == 255] == 0)
+    aug = TrainAugment(crop_size=(15, 15), scales=(1.5,), hflip=False)
+    r, a, l = aug(rgb, rgb.clone(), label, np.random.default_rng(0))
+    assert int((l == 255).sum()) == 0 and set(l.unique().tolist()) <= {0, 1, 2}
+
+
+def test_batch_sampler_resumes_exactly_and_reshuffles_per_epoch():
+    full = list(ResumableBatchSampler(10, 3, seed=5, start=0, total=9))
+    resumed = list(ResumableBatchSampler(10, 3, seed=5, start=4, total=9))
+    assert resumed == full[4:]
+    epoch0 = [i for b in full[:3] for i, _ in b]
+    epoch1 = [i for b in full[3:6] for i, _ in b]
+    assert len(set(epoch0)) == 9 and epoch0 != epoch1
+    seeds = [s for b in full for _, s in b]
+    assert len(set(seeds)) == len(seeds)
+    with pytest.raises(ValueError, match="batch size 11"):
+        ResumableBatchSampler(10, 11, 0, 0, 1)
