@@ -1,0 +1,131 @@
+"""Built-in synthetic dark-scene datasets, written in the folder layout of the released datasets.
+
+    OUT/RGB/<name>.png        8-bit RGB, a dark, noisy capture
+    OUT/<aux>/<name>.png      Depth: 16-bit millimetres (0 = no return), or Thermal: 8-bit
+    OUT/Label/<name>.png      8-bit class ids (LLRGBD-synthetic or MFNet classes)
+    OUT/train.txt, test.txt   one name per line; the test split is the last `test_fraction` of the scenes
+    OUT/meta.json             kind, size, seed, classes, palette, auxiliary folder and unit
+
+Scene i is drawn from `np.random.default_rng([seed, i])` alone, so it does not depend on how many
+scenes are generated, and the same seed gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from PIL import Image
+
+from smmcl.data.classes import IGNORE_INDEX, LLRGBD_CLASSES, LLRGBD_PALETTE, MFNET_CLASSES, MFNET_PALETTE
+from smmcl.data.synth import indoor, night
+
+__all__ = ["KINDS", "SceneKind", "generate_dataset", "get_kind", "render_scene", "scene_name"]
+
+
+@dataclass(frozen=True)
+class SceneKind:
+    """One kind of synthetic scene and how its files are written."""
+
+    name: str
+    description: str
+    classes: Sequence[str]
+    palette: Sequence[tuple[int, int, int]]
+    aux_dir: str           # folder of the auxiliary modality, as in the released dataset
+    aux_unit: str
+    aux_max: int           # largest value the auxiliary image can hold in that unit
+    render: Callable[[np.random.Generator, tuple[int, int]], tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+KINDS = {
+    "indoor-rgbd": SceneKind(
+        "indoor-rgbd", "low-light rooms, RGB + Kinect-like depth (LLRGBD-synthetic classes)",
+        LLRGBD_CLASSES, LLRGBD_PALETTE, "Depth", "mm", indoor.MAX_RANGE_MM, indoor.render_scene),
+    "night-rgbt": SceneKind(
+        "night-rgbt", "night streets, RGB + thermal (MFNet classes)",
+        MFNET_CLASSES, MFNET_PALETTE, "Thermal", "8-bit", 255, night.render_scene),
+}
+
+
+def get_kind(kind: str) -> SceneKind:
+    try:
+        return KINDS[kind]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown synthetic dataset kind '{kind}'; valid kinds: {', '.join(KINDS)}") from None
+
+
+def scene_name(index: int) -> str:
+    return f"scene_{index:05d}"
+
+
+def render_scene(kind: str, seed: int, index: int, size: tuple[int, int] = (120, 160)):
+    """Scene `index` of a dataset as arrays: (RGB uint8 (H, W, 3), auxiliary (H, W), labels uint8 (H, W))."""
+    return get_kind(kind).render(np.random.default_rng([seed, index]), tuple(size))
+
+
+def _check(num: int, size: Sequence[int], seed: int, test_fraction: float) -> tuple[int, int]:
+    if not isinstance(num, (int, np.integer)) or num < 1:
+        raise ValueError(f"num must be a positive number of scenes, got {num!r}")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if not 0.0 <= test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction!r}")
+    try:
+        h, w = (int(v) for v in size)
+    except (TypeError, ValueError):
+        raise ValueError(f"size must be (height, width), got {size!r}") from None
+    if h < 16 or w < 16:
+        raise ValueError(f"size {h}x{w}: height and width must be at least 16")
+    return h, w
+
+
+def generate_dataset(kind: str, out_dir, num: int, size: tuple[int, int] = (120, 160), seed: int = 0,
+                     test_fraction: float = 0.25) -> dict:
+    """Write `num` scenes of `kind` under `out_dir`; returns a summary (also written as meta.json,
+    without the timing) with the split sizes, class names and per-class pixel counts."""
+    spec = get_kind(kind)
+    h, w = _check(num, size, seed, test_fraction)
+    out = Path(out_dir)
+    folders = {"rgb": out / "RGB", "aux": out / spec.aux_dir, "label": out / "Label"}
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    pixels = np.zeros(len(spec.classes), np.int64)
+    names = []
+    for i in range(num):
+        rgb, aux, label = spec.render(np.random.default_rng([seed, i]), (h, w))
+        name = scene_name(i)
+        for key, array in (("rgb", rgb), ("aux", aux), ("label", label)):
+            Image.fromarray(np.ascontiguousarray(array)).save(folders[key] / f"{name}.png")
+        pixels += np.bincount(label.reshape(-1), minlength=len(spec.classes))[: len(spec.classes)]
+        names.append(name)
+    num_test = min(int(math.floor(num * test_fraction + 0.5)), num - 1)
+    splits = {"train": names[: num - num_test], "test": names[num - num_test:]}
+    for split, members in splits.items():
+        (out / f"{split}.txt").write_text("".join(f"{n}\n" for n in members))
+    meta = {
+        "kind": spec.name,
+        "description": spec.description,
+        "num": num,
+        "size": [h, w],
+        "seed": int(seed),
+        "test_fraction": test_fraction,
+        "num_train": len(splits["train"]),
+        "num_test": len(splits["test"]),
+        "class_names": list(spec.classes),
+        "palette": [list(c) for c in spec.palette],
+        "ignore_index": IGNORE_INDEX,
+        "rgb_dir": "RGB",
+        "aux_dir": spec.aux_dir,
+        "label_dir": "Label",
+        "aux_unit": spec.aux_unit,
+        "aux_max": spec.aux_max,
+        "class_pixels": dict(zip(spec.classes, pixels.tolist())),
+    }
+    (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return {**meta, "out_dir": str(out), "seconds": round(time.perf_counter() - start, 2)}

@@ -1,0 +1,100 @@
+"""The supervised multi-modal contrastive loss module: sampling plus Eq. 3-6 terms."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Dict, Optional
+
+import torch
+from torch import Tensor, nn
+
+from .contrastive import contrastive_terms
+from .sampling import SAMPLING_MODES, sample_embeddings
+
+
+def _full_precision(device: torch.device) -> contextlib.AbstractContextManager:
+    """Autocast switched off on the inputs' device (a no-op where autocast does not exist)."""
+    if torch.amp.is_autocast_available(device.type):
+        return torch.autocast(device_type=device.type, enabled=False)
+    return contextlib.nullcontext()
+
+
+class SMMCLLoss(nn.Module):
+    """L_cm, L_vis, L_aux of Eq. 3-6 on projector outputs; Eq. 7 weighting is the trainer's job."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        temperature: float = 0.1,
+        cm_temperature: float = 0.1,
+        sampling: str = "paired",
+        min_views: int = 5,
+        max_views: int = 300,
+        max_total: int = 4800,
+        ignore_index: int = 255,
+    ) -> None:
+        super().__init__()
+        if sampling not in SAMPLING_MODES:
+            raise ValueError(f"unknown sampling mode {sampling!r}; expected one of {SAMPLING_MODES}")
+        self.num_classes = num_classes
+        self.temperature = temperature
+        self.cm_temperature = cm_temperature
+        self.sampling = sampling
+        self.min_views = min_views
+        self.max_views = max_views
+        self.max_total = max_total
+        self.ignore_index = ignore_index
+
+    @classmethod
+    def from_config(cls, loss_cfg, num_classes: int, ignore_index: int) -> "SMMCLLoss":
+        """Build from a `smmcl.config.LossConfig` (the weights there are applied by the trainer)."""
+        return cls(
+            num_classes=num_classes,
+            temperature=loss_cfg.temperature,
+            cm_temperature=loss_cfg.cm_temperature,
+            sampling=loss_cfg.sampling,
+            min_views=loss_cfg.min_views,
+            max_views=loss_cfg.max_views,
+            max_total=loss_cfg.max_total,
+            ignore_index=ignore_index,
+        )
+
+    def forward(
+        self,
+        vis_embed: Tensor,
+        aux_embed: Tensor,
+        labels: Tensor,
+        *,
+        generator: Optional[torch.Generator] = None,
+    ) -> Dict[str, Tensor]:
+        """L_cm, L_vis, L_aux (Eq. 3-6) of B x d x h x w embeddings against B x H x W labels."""
+        v, a, y, valid = sample_embeddings(
+            vis_embed,
+            aux_embed,
+            labels,
+            self.num_classes,
+            min_views=self.min_views,
+            max_views=self.max_views,
+            max_total=self.max_total,
+            mode=self.sampling,
+            ignore_index=self.ignore_index,
+            generator=generator,
+        )
+        # exp(s / tau) with tau = 0.1 and N x N sums are too coarse in half precision, so the
+        # terms run in float32 even when the network runs under autocast.
+        with _full_precision(vis_embed.device):
+            return contrastive_terms(
+                v.float(),
+                a.float(),
+                y,
+                temperature=self.temperature,
+                cm_temperature=self.cm_temperature,
+                valid=valid,
+            )
+
+    def extra_repr(self) -> str:
+        return (
+            f"num_classes={self.num_classes}, temperature={self.temperature}, "
+            f"cm_temperature={self.cm_temperature}, sampling={self.sampling!r}, "
+            f"min_views={self.min_views}, max_views={self.max_views}, max_total={self.max_total}"
+        )

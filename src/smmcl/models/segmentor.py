@@ -1,0 +1,38 @@
+"""Segmentation model: dual encoder with cross-modal modules, then a decoder on the fusion features."""
+
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class Segmentor(nn.Module):
+    """RGB + auxiliary image -> K-class logits at the input size; projector embeddings for training."""
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, num_classes: int) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.num_classes = num_classes
+
+    def encode(self, rgb: Tensor, aux: Tensor) -> Tuple[List[Tensor], Optional[Tensor], Optional[Tensor]]:
+        """Four fusion features and the projector outputs R_vis, R_aux (B x d x h x w)."""
+        return self.encoder(rgb, aux, with_embeddings=True)
+
+    def decode(self, fused: Sequence[Tensor], size: Sequence[int]) -> Tensor:
+        """Decoder logits upsampled bilinearly to `size`."""
+        logits = self.decoder(fused)
+        return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
+
+    def forward(self, rgb: Tensor, aux: Tensor) -> Tensor:
+        """Logits B x K x H x W; the projectors are skipped."""
+        fused, _, _ = self.encoder(rgb, aux, with_embeddings=False)
+        return self.decode(fused, rgb.shape[-2:])
+
+    def forward_train(self, rgb: Tensor, aux: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """Logits and both projector outputs in one pass (for the cross-entropy and contrastive losses)."""
+        fused, vis_embed, aux_embed = self.encode(rgb, aux)
+        assert vis_embed is not None and aux_embed is not None
+        return self.decode(fused, rgb.shape[-2:]), vis_embed, aux_embed

@@ -1,0 +1,22 @@
+import json
+from pathlib import Path
+
+import pytest
+
+TINY_CONFIG = Path(__file__).parent / "tiny.yaml"
+
+
+@pytest.fixture(scope="session")
+def indoor_data(tmp_path_factory) -> Path:
+    """A small built-in synthetic low-light RGB-D set shared by the training tests."""
+    from smmcl.data.synth import generate_dataset
+
+    root = tmp_path_factory.mktemp("synth") / "indoor"
+    generate_dataset("indoor-rgbd", root, num=48, size=(64, 80), seed=3)
+    assert json.loads((root / "meta.json").read_text())["kind"] == "indoor-rgbd"
+    return root
+
+
+@pytest.fixture()
+def tiny_overrides(indoor_data, tmp_path) -> list[str]:
+    return [f"data.root={indoor_data}", f"train.out_dir={tmp_path / 'run'}"]

@@ -1,0 +1,81 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from smmcl.config import load_config
+from smmcl.data.dataset import RGBXDataset
+from smmcl.engine.checkpoint import list_checkpoints
+from smmcl.engine.evaluate import evaluate
+from smmcl.engine.metrics import confusion_matrix, segmentation_scores
+from smmcl.engine.trainer import Trainer
+
+from conftest import TINY_CONFIG
+
+
+def read_log(trainer):
+    return [json.loads(line) for line in (trainer.out_dir / "log.jsonl").read_text().splitlines()]
+
+
+def test_short_training_lowers_loss_and_beats_chance(tiny_overrides):
+    cfg = load_config(TINY_CONFIG, [*tiny_overrides, "train.max_iters=80", "train.log_every=1"])
+    trainer = Trainer(cfg)
+    trainer.run()
+    log = read_log(trainer)
+    assert len(log) == 80 and {"ce", "cm", "vis", "aux", "lr"} <= set(log[0])
+    first = np.mean([r["ce"] for r in log[:8]])
+    last = np.mean([r["ce"] for r in log[-8:]])
+    assert last < 0.8 * first
+    test_set = RGBXDataset(cfg.data, "test", cfg.model.num_classes)
+    scores = evaluate(trainer.model, test_set, 14, exclude=[0], progress=False)
+    # chance: the same confusion-matrix scoring of uniformly random predictions
+    g = torch.Generator().manual_seed(0)
+    conf = sum(
+        confusion_matrix(torch.randint(0, 14, s["label"].shape, generator=g), s["label"], 14)
+        for s in (test_set[i] for i in range(len(test_set)))
+    )
+    chance = segmentation_scores(conf, exclude=[0])
+    assert scores["miou"] > 2 * chance["miou"]
+    assert scores["pixel_acc"] > 0.4
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(indoor_data, tmp_path):
+    common = [f"data.root={indoor_data}", "train.max_iters=6", "train.checkpoint_every=2", "train.keep_checkpoints=5"]
+    full = Trainer(load_config(TINY_CONFIG, [*common, f"train.out_dir={tmp_path / 'a'}"]))
+    full.run()
+    cfg_b = load_config(TINY_CONFIG, [*common, f"train.out_dir={tmp_path / 'b'}"])
+    killed = Trainer(cfg_b)
+    killed.run(stop_at=3)  # dies after iteration 3: the newest checkpoint is at 2
+    assert [s for s, _ in list_checkpoints(tmp_path / "b" / "checkpoints")] == [2]
+    resumed = Trainer(cfg_b, resume="auto")
+    assert resumed.step == 2
+    resumed.run()
+    assert resumed.step == full.step == 6
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    oa, ob = full.optimizer.state_dict()["state"], resumed.optimizer.state_dict()["state"]
+    for k in oa:
+        assert torch.equal(oa[k]["exp_avg"], ob[k]["exp_avg"])
+
+
+def test_base_run_has_no_contrastive_terms(tiny_overrides):
+    cfg = load_config(TINY_CONFIG, [*tiny_overrides, "train.max_iters=2", "train.log_every=1",
+                                    "loss.cm_weight=0", "loss.vis_weight=0", "loss.aux_weight=0"])
+    trainer = Trainer(cfg)
+    assert trainer.contrast is None
+    trainer.run()
+    assert set(read_log(trainer)[0]) == {"step", "loss", "ce", "lr"}
+
+
+def test_same_seed_same_weights(tiny_overrides, tmp_path):
+    runs = []
+    for name in ("x", "y"):
+        cfg = load_config(TINY_CONFIG, [*tiny_overrides, "train.max_iters=3", f"train.out_dir={tmp_path / name}"])
+        t = Trainer(cfg)
+        t.run()
+        runs.append(t.model.state_dict())
+    for k in runs[0]:
+        assert torch.equal(runs[0][k], runs[1][k]), k
