@@ -58,3 +58,24 @@ def test_demo_end_to_end_small(tmp_path):
     on_disk = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert on_disk["models"]["Base"]["miou"] == summary["models"]["Base"]["miou"]
     assert len(list((tmp_path / "demo" / "predictions").glob("scene_*.png"))) == 2
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_label_above_num_classes_is_named_during_training(indoor_data, tmp_path, capsys, workers):
+    import shutil
+
+    import numpy as np
+
+    from smmcl.data.io import read_image, write_image
+
+    data = tmp_path / "data"
+    shutil.copytree(indoor_data, data)
+    name = (data / "train.txt").read_text().split()[0]
+    label = read_image(data / "Label" / f"{name}.png")
+    label[0, 0] = 20
+    write_image(data / "Label" / f"{name}.png", label.astype(np.uint8))
+    code = main(["train", str(TINY_CONFIG), f"data.root={data}", f"train.out_dir={tmp_path / 'run'}",
+                 "train.epochs=1", f"data.num_workers={workers}"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"{name}.png has value 20" in err and "0..13" in err and "Traceback" not in err

@@ -26,7 +26,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     from smmcl.data.synth import generate_dataset
 
     summary = generate_dataset(args.kind, Path(args.out), args.num, size=args.size, seed=args.seed,
-                               test_fraction=args.test_fraction)
+                               test_fraction=args.test_fraction, progress=True)
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -105,6 +105,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _message(exc: BaseException) -> str:
+    """The error's own words; an error re-raised from a DataLoader worker carries a traceback: keep its last line."""
+    text = str(exc)
+    if "Original Traceback" in text:
+        last = [line for line in text.splitlines() if line.strip()][-1]
+        text = last.split(": ", 1)[-1] if last.split(": ", 1)[0].endswith("Error") else last
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -112,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SmmclError, ValueError, FileNotFoundError) as exc:
         if os.environ.get("SMMCL_DEBUG"):
             raise
-        print(f"smmcl: error: {exc}", file=sys.stderr)
+        print(f"smmcl: error: {_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("smmcl: interrupted (the last checkpoint is intact; resume with --resume auto)", file=sys.stderr)

@@ -43,7 +43,7 @@ def _ensure_data(root: Path, num: int, size: tuple[int, int], seed: int) -> dict
             return meta
         shutil.rmtree(root)
     t0 = time.perf_counter()
-    generate_dataset("indoor-rgbd", root, num, size=size, seed=seed)
+    generate_dataset("indoor-rgbd", root, num, size=size, seed=seed, progress=True)
     print(f"[demo] generated {num} indoor RGB-D scenes of {size[0]}x{size[1]} in {time.perf_counter() - t0:.1f} s -> {root}")
     return json.loads(meta_path.read_text())
 

@@ -1,5 +1,1 @@
-"""Datasets, augmentation and the built-in synthetic dark scenes."""
-
-from smmcl.data.dataset import RGBXDataset
-
-__all__ = ["RGBXDataset"]
+"""Datasets (`dataset`), paired augmentation (`transforms`), image IO, class tables and the built-in synthetic scenes (`synth`)."""

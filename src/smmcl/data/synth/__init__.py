@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+from tqdm import tqdm
 from PIL import Image
 
 from smmcl.data.classes import IGNORE_INDEX, LLRGBD_CLASSES, LLRGBD_PALETTE, MFNET_CLASSES, MFNET_PALETTE
@@ -85,7 +86,7 @@ def _check(num: int, size: Sequence[int], seed: int, test_fraction: float) -> tu
 
 
 def generate_dataset(kind: str, out_dir, num: int, size: tuple[int, int] = (120, 160), seed: int = 0,
-                     test_fraction: float = 0.25) -> dict:
+                     test_fraction: float = 0.25, progress: bool = False) -> dict:
     """Write `num` scenes of `kind` under `out_dir`; returns a summary (also written as meta.json,
     without the timing) with the split sizes, class names and per-class pixel counts."""
     spec = get_kind(kind)
@@ -94,10 +95,14 @@ def generate_dataset(kind: str, out_dir, num: int, size: tuple[int, int] = (120,
     folders = {"rgb": out / "RGB", "aux": out / spec.aux_dir, "label": out / "Label"}
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
+    # Scene files of an earlier, larger run would linger unlisted: start from empty folders.
+    for folder in folders.values():
+        for stale in folder.glob("scene_*.png"):
+            stale.unlink()
     start = time.perf_counter()
     pixels = np.zeros(len(spec.classes), np.int64)
     names = []
-    for i in range(num):
+    for i in tqdm(range(num), desc=f"synth {spec.name}", unit="scene", disable=not progress, leave=False):
         rgb, aux, label = spec.render(np.random.default_rng([seed, i]), (h, w))
         name = scene_name(i)
         for key, array in (("rgb", rgb), ("aux", aux), ("label", label)):

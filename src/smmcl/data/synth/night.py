@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from smmcl.data.classes import MFNET_CLASSES
-from smmcl.data.synth.raycast import (Camera, Primitive, blur, cast, dark_capture, point_light, rotation,
-                                      smooth_field, value_noise)
+from smmcl.data.synth.raycast import Camera, Primitive, cast, rotation
+from smmcl.data.synth.sensor import blur, dark_capture, smooth_field
+from smmcl.data.synth.shading import point_light, value_noise
 
 L = {name: i for i, name in enumerate(MFNET_CLASSES)}
 FOV_DEG = 55.0
