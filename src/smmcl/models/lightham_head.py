@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .mscan import init_weights
+
 
 class ConvGN(nn.Module):
     """1x1 conv, optionally GroupNorm(32) and ReLU; the conv has a bias only when there is no norm."""
@@ -156,15 +158,10 @@ class LightHamHead(nn.Module):
 
 
 def init_decoder_weights(m: nn.Module) -> None:
-    """Decoder initialisation of the released code: Kaiming-normal (fan_in, ReLU) convs, unit norms."""
+    """Decoder initialisation of the released code: Kaiming-normal (fan_in, ReLU) convs; the rest as the backbone."""
     if isinstance(m, nn.Conv2d):
         nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
         if m.bias is not None:
             nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.Linear):
-        nn.init.trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, (nn.GroupNorm, nn.modules.batchnorm._BatchNorm)):
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)
+    else:
+        init_weights(m)

@@ -218,7 +218,7 @@ class MSCAN(nn.Module):
 
 
 def init_weights(m: nn.Module) -> None:
-    """SegNeXt initialisation: conv ~ N(0, 2 / fan_out), LayerNorm 1/0, zero biases."""
+    """SegNeXt initialisation: conv ~ N(0, 2 / fan_out), linear ~ TN(0.02), norms 1/0, zero biases."""
     if isinstance(m, nn.Conv2d):
         fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
         nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / fan_out))
@@ -228,6 +228,6 @@ def init_weights(m: nn.Module) -> None:
         nn.init.trunc_normal_(m.weight, std=0.02)
         if m.bias is not None:
             nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.LayerNorm):
+    elif isinstance(m, (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm)) and m.weight is not None:
         nn.init.ones_(m.weight)
         nn.init.zeros_(m.bias)
