@@ -17,8 +17,6 @@ def _size(text: str) -> tuple[int, int]:
         h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"size '{text}': expected HxW, e.g. 120x160") from None
-    if h < 16 or w < 16:
-        raise argparse.ArgumentTypeError(f"size '{text}': height and width must be at least 16")
     return h, w
 
 

@@ -12,13 +12,13 @@ import numpy as np
 import torch
 
 from smmcl.config import Config, load_config, to_yaml
-from smmcl.data.classes import LLRGBD_PALETTE
+from smmcl.data.classes import LLRGBD_PALETTE, colorize
 from smmcl.data.dataset import RGBXDataset
 from smmcl.data.synth import generate_dataset
 from smmcl.engine.evaluate import evaluate, format_scores
 from smmcl.engine.trainer import Trainer
 from smmcl.errors import ConfigError
-from smmcl.visualize import brighten, colorize_label, colorize_scalar, legend, panel
+from smmcl.visualize import brighten, colorize_scalar, legend, panel
 
 # The two models differ only in the SMMCL weights (Eq. 7): 0 gives the paper's Base.
 RUNS = {
@@ -69,13 +69,13 @@ def _pictures(out: Path, dataset: RGBXDataset, models: dict, class_names: Sequen
     for i in range(min(count, len(dataset))):
         sample = dataset[i]
         rgb_raw, depth_raw, label = dataset.load_raw(i)
-        tiles = [rgb_raw, brighten(rgb_raw), colorize_scalar(depth_raw, depth_raw > 0), colorize_label(label, LLRGBD_PALETTE)]
+        tiles = [rgb_raw, brighten(rgb_raw), colorize_scalar(depth_raw, depth_raw > 0), colorize(label, LLRGBD_PALETTE)]
         titles = ["RGB (as captured)", "RGB (brightened)", "depth", "ground truth"]
         for name, model in models.items():
             device = next(model.parameters()).device
             with torch.no_grad():
                 logits = model.eval()(sample["rgb"][None].to(device), sample["aux"][None].to(device))
-            tiles.append(colorize_label(logits.argmax(1)[0].cpu().numpy().astype(np.uint8), LLRGBD_PALETTE))
+            tiles.append(colorize(logits.argmax(1)[0].cpu().numpy().astype(np.uint8), LLRGBD_PALETTE))
             titles.append(name)
         path = pred_dir / f"{sample['name']}.png"
         panel(tiles, titles).save(path)

@@ -34,13 +34,6 @@ def brighten(rgb: np.ndarray, percentile: float = 99.0) -> np.ndarray:
     return (np.clip(x / hi, 0, 1) ** (1 / 2.2) * 255).astype(np.uint8)
 
 
-def colorize_label(label: np.ndarray, palette: Sequence[Sequence[int]], ignore_index: int = 255) -> np.ndarray:
-    pal = np.zeros((256, 3), np.uint8)
-    pal[: len(palette)] = np.asarray(palette, np.uint8)
-    pal[ignore_index] = 0
-    return pal[label.astype(np.uint8)]
-
-
 def panel(images: Sequence[np.ndarray], titles: Sequence[str], scale: int = 2) -> Image.Image:
     """One row of equally sized H x W x 3 images with a title strip above each."""
     h, w = images[0].shape[:2]

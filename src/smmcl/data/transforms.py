@@ -47,12 +47,6 @@ def normalize(img: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Seq
     return (img - m) / s
 
 
-def denormalize(img: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> torch.Tensor:
-    m = torch.tensor(mean, dtype=img.dtype, device=img.device).view(-1, 1, 1)
-    s = torch.tensor(std, dtype=img.dtype, device=img.device).view(-1, 1, 1)
-    return img * s + m
-
-
 def resize_triplet(rgb: torch.Tensor, aux: torch.Tensor, label: torch.Tensor, size: tuple[int, int]):
     """Bilinear for the images, nearest for the label (labels must never be interpolated)."""
     rgb = F.interpolate(rgb[None], size=size, mode="bilinear", align_corners=False)[0]

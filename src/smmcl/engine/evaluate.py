@@ -13,12 +13,6 @@ from smmcl.engine.metrics import confusion_matrix, segmentation_scores
 
 
 @torch.no_grad()
-def predict_logits(model: torch.nn.Module, rgb: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:
-    model.eval()
-    return model(rgb, aux)
-
-
-@torch.no_grad()
 def evaluate(
     model: torch.nn.Module,
     dataset: Dataset,

@@ -21,9 +21,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 from tqdm import tqdm
-from PIL import Image
 
 from smmcl.data.classes import IGNORE_INDEX, LLRGBD_CLASSES, LLRGBD_PALETTE, MFNET_CLASSES, MFNET_PALETTE
+from smmcl.data.io import write_image
 from smmcl.data.synth import indoor, night
 
 __all__ = ["KINDS", "SceneKind", "generate_dataset", "get_kind", "render_scene", "scene_name"]
@@ -106,7 +106,7 @@ def generate_dataset(kind: str, out_dir, num: int, size: tuple[int, int] = (120,
         rgb, aux, label = spec.render(np.random.default_rng([seed, i]), (h, w))
         name = scene_name(i)
         for key, array in (("rgb", rgb), ("aux", aux), ("label", label)):
-            Image.fromarray(np.ascontiguousarray(array)).save(folders[key] / f"{name}.png")
+            write_image(folders[key] / f"{name}.png", array)
         pixels += np.bincount(label.reshape(-1), minlength=len(spec.classes))[: len(spec.classes)]
         names.append(name)
     num_test = min(int(math.floor(num * test_fraction + 0.5)), num - 1)
