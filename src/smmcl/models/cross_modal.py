@@ -7,7 +7,7 @@ from typing import Tuple
 import torch
 from torch import Tensor, nn
 
-from .mscan import init_weights
+from .layers import init_weights
 
 
 def _coefficient_mlp(in_channels: int, out_channels: int) -> nn.Sequential:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .mscan import init_weights
+from .layers import init_weights
 
 
 class ConvGN(nn.Module):

@@ -9,11 +9,12 @@ replacing `patch_embed{i}` / `block{i}` / `norm{i}` with `stages.{i-1}.patch_emb
 
 from __future__ import annotations
 
-import math
 from typing import Callable, Dict, List, Sequence
 
 import torch
 from torch import Tensor, nn
+
+from .layers import ChannelLayerNorm, DropPath, init_weights
 
 NormLayer = Callable[[int], nn.Module]
 
@@ -26,25 +27,6 @@ MSCAN_PRESETS: Dict[str, Dict[str, object]] = {
 }
 
 LAYER_SCALE_INIT = 1e-2
-
-
-class DropPath(nn.Module):
-    """Stochastic depth: drop the whole residual branch of a sample with probability `p`."""
-
-    def __init__(self, p: float = 0.0) -> None:
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.p == 0.0 or not self.training:
-            return x
-        keep = 1.0 - self.p
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
-        # Rescale so the expected output equals the input, as at test time.
-        return x * mask / keep
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
 
 
 class StemConv(nn.Module):
@@ -144,13 +126,6 @@ class Block(nn.Module):
         return x + self.drop_path(self.layer_scale_2[:, None, None] * self.mlp(self.norm2(x)))
 
 
-class ChannelLayerNorm(nn.LayerNorm):
-    """LayerNorm over the channels of a B x C x H x W map (the end-of-stage norm)."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).contiguous()
-
-
 class MSCANStage(nn.Module):
     """One encoder stage: patch embedding, `depth` blocks, LayerNorm."""
 
@@ -215,19 +190,3 @@ class MSCAN(nn.Module):
             x = stage(x)
             outs.append(x)
         return outs
-
-
-def init_weights(m: nn.Module) -> None:
-    """SegNeXt initialisation: conv ~ N(0, 2 / fan_out), linear ~ TN(0.02), norms 1/0, zero biases."""
-    if isinstance(m, nn.Conv2d):
-        fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
-        nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / fan_out))
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.Linear):
-        nn.init.trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm)) and m.weight is not None:
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)

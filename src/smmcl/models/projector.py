@@ -6,7 +6,7 @@ from typing import Callable
 
 from torch import Tensor, nn
 
-from .mscan import init_weights
+from .layers import init_weights
 
 
 class Projector(nn.Module):
