@@ -412,3 +412,51 @@ def test_no_cuda_calls_in_model_sources():
     root = Path(models.__file__).parent
     for path in root.glob("*.py"):
         assert ".cuda(" not in path.read_text(), path
+
+
+@pytest.mark.parametrize(
+    "backbone, decoder, channels",
+    [
+        ({"name": "mit", "preset": "B0"}, "mlp", [32, 64, 160, 256]),
+        ({"name": "resnet", "preset": "18"}, "mlp", [64, 128, 256, 512]),
+        ({"name": "resnet", "preset": "50", "depths": [1, 1, 1, 1]}, "mlp", [256, 512, 1024, 2048]),
+        ({"name": "mscan", "preset": "T"}, "lightham", [32, 64, 160, 256]),
+    ],
+)
+@pytest.mark.parametrize("size", [(64, 64), (72, 104)])
+def test_every_family_builds_with_its_paper_decoder(backbone, decoder, channels, size):
+    model = build_model({"num_classes": 6, "backbone": backbone, "decoder": {"channels": 32}, "projector": {"dim": 8}})
+    assert model.encoder.out_channels == channels
+    assert isinstance(model.decoder, MLPHead if decoder == "mlp" else LightHamHead)
+    # Cross-modal modules, fusions and projectors take their widths from the backbone.
+    assert [m.conv.out_channels for m in model.encoder.fusions] == channels
+    assert model.encoder.cross_modal[3].channel[4].out_channels == channels[3]
+    assert model.encoder.projector_vis.project[0].in_channels == channels[3]
+    model.eval()
+    with torch.no_grad():
+        fused, r_vis, r_aux = model.encode(torch.randn(2, 3, *size), torch.randn(2, 1, *size))
+        logits = model(torch.randn(2, 3, *size), torch.randn(2, 3, *size))
+    assert logits.shape == (2, 6, *size)
+    assert [f.shape[1] for f in fused] == channels
+    assert r_vis.shape[:2] == r_aux.shape[:2] == (2, 8)
+
+
+def test_any_backbone_with_any_decoder_and_injected_norm():
+    model = build_model({"num_classes": 4, "norm": "syncbn", "backbone": {"name": "resnet", "preset": "18"},
+                         "decoder": {"name": "lightham", "channels": 32, "ham_rank": 8}, "projector": {"dim": 8}})
+    assert isinstance(model.decoder, LightHamHead)
+    kinds = {type(m) for m in model.encoder.vis.modules()}
+    assert nn.SyncBatchNorm in kinds and nn.BatchNorm2d not in kinds
+    mit = build_model({"num_classes": 4, "backbone": {"name": "mit", "preset": "B0"},
+                       "decoder": {"name": "lightham", "channels": 32, "ham_rank": 8}})
+    assert isinstance(mit.decoder, LightHamHead)
+
+
+def test_auto_preset_is_the_papers_backbone():
+    assert resolve_backbone(BackboneConfig(name="mscan")) == MSCAN_PRESETS["B"]
+    assert resolve_backbone(BackboneConfig(name="mit"))["depths"] == [3, 4, 6, 3]
+    assert resolve_backbone(BackboneConfig(name="resnet"))["depths"] == [3, 4, 23, 3]
+    with pytest.raises(ValueError, match="B0, B1"):
+        resolve_backbone(BackboneConfig(name="mit", preset="T"))
+    with pytest.raises(ValueError, match="does not take 'num_heads'"):
+        resolve_backbone(BackboneConfig(name="resnet", preset="18", num_heads=[1, 2, 4, 8]))

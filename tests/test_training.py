@@ -79,3 +79,37 @@ def test_same_seed_same_weights(tiny_overrides, tmp_path):
         runs.append(t.model.state_dict())
     for k in runs[0]:
         assert torch.equal(runs[0][k], runs[1][k]), k
+
+
+def test_run_writes_weights_that_rebuild_the_model(tiny_overrides):
+    from smmcl.weights import load_pretrained, read_pretrained_config
+
+    cfg = load_config(TINY_CONFIG, [*tiny_overrides, "train.max_iters=2"])
+    trainer = Trainer(cfg)
+    trainer.run()
+    path = trainer.out_dir / "model.safetensors"
+    assert read_pretrained_config(path) == cfg
+    model = load_pretrained(path)
+    rgb, aux = torch.randn(1, 3, 64, 80), torch.randn(1, 3, 64, 80)
+    with torch.no_grad():
+        assert torch.equal(model(rgb, aux), trainer.model.eval()(rgb, aux))
+
+
+def test_pretrained_weights_load_at_start_but_not_on_resume(tiny_overrides, tmp_path):
+    from smmcl.weights import save_pretrained
+
+    cfg = load_config(TINY_CONFIG, tiny_overrides)
+    torch.manual_seed(123)
+    from smmcl.models import build_model
+
+    source = build_model(cfg.model)
+    weights = save_pretrained(source, cfg, tmp_path / "start.safetensors")
+    cfg = load_config(TINY_CONFIG, [*tiny_overrides, f"model.pretrained={weights}", "train.max_iters=2",
+                                    "train.checkpoint_every=1"])
+    trainer = Trainer(cfg)
+    assert trainer.pretrained_report is not None and trainer.pretrained_report.missing_keys == []
+    for k, v in source.state_dict().items():
+        assert torch.equal(trainer.model.state_dict()[k], v), k
+    trainer.run(stop_at=1)
+    resumed = Trainer(cfg, resume="auto")
+    assert resumed.pretrained_report is None and resumed.step == 1

@@ -1,6 +1,7 @@
 """smmcl: dark-scene semantic segmentation from RGB + depth/thermal with SMMCL (WACV 2024).
 
 Public API (see README): `build_model`, `load_config`, `train`, `evaluate_checkpoint`, `load_trained`,
+`load_pretrained`, `save_pretrained`, `smmcl.weights.load_official_smmcl`,
 and `smmcl.losses.contrastive_terms` / `smmcl.losses.SMMCLLoss`.
 """
 
@@ -19,6 +20,8 @@ _API = {
     "train": "smmcl.engine.trainer",
     "evaluate_checkpoint": "smmcl.api",
     "load_trained": "smmcl.api",
+    "load_pretrained": "smmcl.weights",
+    "save_pretrained": "smmcl.weights",
 }
 
 __all__ = [*_API, "__version__"]

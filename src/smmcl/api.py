@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Dict, Sequence, Tuple
 
 import torch
 
@@ -11,12 +12,22 @@ from smmcl.data.dataset import RGBXDataset
 from smmcl.engine.checkpoint import load_checkpoint, load_model_state
 from smmcl.engine.evaluate import evaluate
 from smmcl.engine.runtime import resolve_device
+from smmcl.errors import CheckpointError
 from smmcl.models import build_model
+from smmcl.weights import LoadReport, load_backbone_weights, load_official_smmcl, save_pretrained
+from smmcl.weights.pretrained import load_pretrained, read_pretrained_config
+
+# `smmcl convert --from` choices: released SMMCL checkpoints, ImageNet files of each backbone's release
+# (named after our backbone), and our own training checkpoints.
+CONVERT_FORMATS = ("official-smmcl", "mscan", "mit", "resnet", "checkpoint")
 
 
 def load_trained(cfg: Config, checkpoint: str | Path, device: str | torch.device | None = None) -> torch.nn.Module:
-    """A model built from `cfg` with the weights of a training checkpoint, in eval mode."""
+    """A model with trained weights, in eval mode: from smmcl weights (.safetensors, which carry their
+    own model config) or from a training checkpoint (model built from `cfg`)."""
     dev = resolve_device(cfg.train.device) if device is None else torch.device(device)
+    if Path(checkpoint).suffix == ".safetensors":
+        return load_pretrained(checkpoint, device=dev)
     model = build_model(cfg.model)
     ckpt = load_checkpoint(Path(checkpoint))
     load_model_state(model, ckpt["model"], checkpoint)
@@ -33,3 +44,45 @@ def evaluate_checkpoint(cfg: Config | str | Path, checkpoint: str | Path, split:
         model, dataset, cfg.model.num_classes, batch_size=cfg.eval.batch_size, ignore_index=cfg.data.ignore_index,
         exclude=cfg.eval.exclude_classes, progress=progress,
     )
+
+
+def convert(
+    source: str | Path, fmt: str, cfg: Config, out: str | Path, strict: bool | None = None
+) -> LoadReport:
+    """Load an outside checkpoint into the model of `cfg` and write it as smmcl weights (.safetensors)."""
+    if fmt not in CONVERT_FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; valid: {', '.join(CONVERT_FORMATS)}")
+    if fmt in ("mscan", "mit", "resnet") and fmt != cfg.model.backbone.name:
+        raise ValueError(
+            f"--from {fmt} holds {fmt} weights but the config builds a {cfg.model.backbone.name!r} backbone"
+        )
+    # Parts the file does not hold keep a reproducible initialisation.
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(cfg.model)
+    if fmt == "official-smmcl":
+        report = load_official_smmcl(model, source, strict=True if strict is None else strict)
+    elif fmt == "checkpoint":
+        load_model_state(model, load_checkpoint(Path(source))["model"], source)
+        report = LoadReport(str(source), "smmcl training checkpoint", loaded=len(model.state_dict()))
+    else:
+        report = load_backbone_weights(model, source, strict=bool(strict))
+    save_pretrained(model, cfg, out)
+    return report
+
+
+def model_info(cfg: Config, size: Sequence[int] = (480, 640)) -> Dict[str, Any]:
+    """Parameters per part and FLOPs at `size` (HxW), computed on the meta device (no memory, no weights)."""
+    from smmcl.models.summary import flop_counts, parameter_counts
+
+    with torch.device("meta"):
+        model = build_model(cfg.model)
+    return {"params": parameter_counts(model), "flops": flop_counts(model, size), "size": list(size)}
+
+
+def read_model_source(source: str | Path, overrides: Sequence[str] = ()) -> Tuple[Config, str]:
+    """A config from a YAML file or from the config embedded in smmcl weights."""
+    if Path(source).suffix == ".safetensors":
+        if overrides:
+            raise CheckpointError(f"{source}: a weights file fixes its config; overrides are not accepted")
+        return read_pretrained_config(source), str(source)
+    return load_config(source, overrides), str(source)

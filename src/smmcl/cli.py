@@ -35,11 +35,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides)
     trainer = Trainer(cfg, resume=args.resume)
+    if trainer.pretrained_report is not None:
+        print(trainer.pretrained_report.summary())
     p = trainer.plan
     print(f"[smmcl] {cfg.name}: {p.total_iters} iterations ({p.iters_per_epoch}/epoch), warm-up {p.warmup_iters}, "
           f"from step {trainer.step}, device {trainer.device}, output {trainer.out_dir}")
     last = trainer.run()
     print(f"[smmcl] done at step {last.get('step')}: " + ", ".join(f"{k}={v:.4g}" for k, v in last.items() if k != "step"))
+    if trainer.step == p.total_iters:
+        print(f"[smmcl] weights for deployment: {trainer.out_dir / 'model.safetensors'}")
     return 0
 
 
@@ -57,6 +61,43 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"checkpoint": str(args.checkpoint), "split": split, "class_names": names, **scores}, indent=2))
     print(f"[smmcl] scores written to {out}")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from smmcl.api import model_info, read_model_source
+    from smmcl.models.factory import decoder_name, resolve_backbone
+
+    cfg, origin = read_model_source(args.config, args.overrides)
+    info = model_info(cfg, args.size)
+    b = cfg.model.backbone
+    preset = resolve_backbone(b)
+    print(f"{origin}: {b.name} backbone (preset {b.preset}), {decoder_name(cfg.model)} decoder, "
+          f"{cfg.model.num_classes} classes, stage channels {preset.get('embed_dims') or '-'}")
+    h, w = args.size
+    print(f"{'part':<28}{'parameters':>14}{'GFLOPs @ %dx%d' % (h, w):>20}")
+    flops = info["flops"]
+    for part, n in info["params"].items():
+        f = flops.get(part)
+        if part == "total":
+            f = flops["inference total"]
+        shown = "" if f is None else f"{f / 1e9:.2f}"
+        print(f"{part:<28}{n:>14,}{shown:>20}")
+    print("FLOPs count multiply and add separately (2 per MAC; halve for the GMACs many papers call GFLOPs).")
+    print("Projector FLOPs are training-only; the total is one inference forward pass.")
+    if args.json:
+        Path(args.json).write_text(json.dumps(info, indent=2))
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from smmcl.api import convert
+    from smmcl.config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    report = convert(args.source, args.fmt, cfg, args.out, strict=False if args.no_strict else None)
+    print(report.summary())
+    print(f"[smmcl] wrote {args.out} (weights + config; load with smmcl.load_pretrained)")
     return 0
 
 
@@ -94,6 +135,24 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--split", default=None, help="split name (default: eval.split of the config)")
     ev.add_argument("--out", default=None, help="JSON file for the scores (default: beside the checkpoint)")
     ev.set_defaults(func=_cmd_eval)
+
+    info = sub.add_parser("info", help="parameters per part and GFLOPs of a model")
+    info.add_argument("config", help="YAML config, or smmcl weights (.safetensors)")
+    info.add_argument("overrides", nargs="*")
+    info.add_argument("--size", type=_size, default=(480, 640), help="input HxW (default 480x640)")
+    info.add_argument("--json", default=None, help="also write the numbers to this JSON file")
+    info.set_defaults(func=_cmd_info)
+
+    cv = sub.add_parser("convert", help="outside checkpoint -> smmcl weights (.safetensors with config)")
+    cv.add_argument("source", help="input file (.pth/.pt/.safetensors)")
+    cv.add_argument("--from", dest="fmt", required=True,
+                    help="official-smmcl (released SMMCL checkpoint) | mscan (SegNeXt ImageNet) | "
+                         "mit (SegFormer ImageNet) | resnet (torchvision) | checkpoint (smmcl training checkpoint)")
+    cv.add_argument("--config", required=True, help="YAML config of the model the weights belong to")
+    cv.add_argument("--out", required=True, help="output .safetensors file")
+    cv.add_argument("--no-strict", action="store_true", help="official-smmcl: allow missing/unexpected keys")
+    cv.add_argument("overrides", nargs="*")
+    cv.set_defaults(func=_cmd_convert)
 
     demo = sub.add_parser("demo", help="synthetic data -> train Base and SMMCL -> evaluate -> pictures")
     demo.add_argument("--out", default="runs/demo")

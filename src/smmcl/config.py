@@ -20,18 +20,26 @@ from smmcl.errors import ConfigError
 
 @dataclass
 class BackboneConfig:
-    name: str = "mscan"
-    # A named preset fills every field below that is left as None.
-    preset: Optional[str] = "T"
+    name: str = "mscan"  # mscan | mit | resnet
+    # A named preset fills every field below that is left as None: MSCAN T/S/B/L, MiT B0-B5,
+    # ResNet 18/34/50/101/152; "auto" is the paper's choice (MSCAN-B, MiT-B2, ResNet-101);
+    # null means no preset, every field set explicitly.
+    preset: Optional[str] = "auto"
     embed_dims: Optional[List[int]] = None
     depths: Optional[List[int]] = None
     mlp_ratios: Optional[List[float]] = None
     drop_path_rate: Optional[float] = None
+    # MiT only.
+    num_heads: Optional[List[int]] = None
+    sr_ratios: Optional[List[int]] = None
+    # ResNet only: basic | bottleneck.
+    block: Optional[str] = None
 
 
 @dataclass
 class DecoderConfig:
-    name: str = "lightham"  # lightham | mlp
+    # lightham | mlp; "auto" is the backbone's paper decoder (LightHam for MSCAN, MLP otherwise).
+    name: str = "auto"
     channels: int = 512
     dropout: float = 0.1
     # LightHam (Hamburger NMF) settings; ignored by the MLP head.
@@ -40,6 +48,9 @@ class DecoderConfig:
     ham_eval_steps: int = 7
     # Seed of the NMF bases drawn in eval mode, so evaluation is deterministic.
     ham_eval_seed: int = 0
+    # GroupNorm after the Hamburger output conv (SegNeXt); the released SMMCL code has a biased conv
+    # and no norm there, so its checkpoints need false.
+    ham_out_norm: bool = True
 
 
 @dataclass
@@ -62,6 +73,10 @@ class ModelConfig:
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     cross_modal: CrossModalConfig = field(default_factory=CrossModalConfig)
     projector: ProjectorConfig = field(default_factory=ProjectorConfig)
+    # Weights to start training from: an ImageNet backbone file of the backbone's own release
+    # (SegNeXt mscan_*.pth, SegFormer mit_b*.pth, torchvision resnet*.pth; loaded into both
+    # branches), a released SMMCL checkpoint, or smmcl weights (.safetensors).
+    pretrained: Optional[str] = None
 
 
 @dataclass

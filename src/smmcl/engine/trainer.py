@@ -29,6 +29,7 @@ from smmcl.engine.runtime import resolve_device, rng_state, seed_everything, set
 from smmcl.errors import CheckpointError
 from smmcl.losses import SMMCLLoss
 from smmcl.models import build_model
+from smmcl.weights import LoadReport, load_weights, save_pretrained
 
 
 @dataclass
@@ -77,14 +78,22 @@ class Trainer:
         self.out_dir = Path(cfg.train.out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"
         self.step = 0
-        if resume is not None:
-            self._resume(resume)
+        self.pretrained_report: Optional[LoadReport] = None
+        resume_path = self._resume_path(resume)
+        if resume_path is not None:
+            self._resume(resume_path)
+        elif cfg.model.pretrained:
+            # A resumed run already holds these weights (and trained them further).
+            self.pretrained_report = load_weights(self.model, cfg.model.pretrained)
 
     # --- checkpoints -------------------------------------------------------------------------
-    def _resume(self, resume: str | Path) -> None:
-        path = latest_checkpoint(self.ckpt_dir) if str(resume) == "auto" else Path(resume)
-        if path is None:
-            return  # `auto` with nothing saved yet: a fresh start
+    def _resume_path(self, resume: Optional[str | Path]) -> Optional[Path]:
+        if resume is None:
+            return None
+        # `auto` with nothing saved yet is a fresh start.
+        return latest_checkpoint(self.ckpt_dir) if str(resume) == "auto" else Path(resume)
+
+    def _resume(self, path: Path) -> None:
         ckpt = load_checkpoint(path, map_location=self.device)
         load_model_state(self.model, ckpt["model"], path)
         try:
@@ -170,6 +179,9 @@ class Trainer:
                     log.flush()
                 if self.step % self.plan.checkpoint_every == 0 or self.step == self.plan.total_iters:
                     self.save()
+        if self.step == self.plan.total_iters:
+            # Deployable weights with their config, apart from the resumable training checkpoints.
+            save_pretrained(self.model, self.cfg, self.out_dir / "model.safetensors")
         last["seconds"] = time.perf_counter() - t0
         last["step"] = self.step
         return last

@@ -13,8 +13,10 @@ from torch import nn
 from ..config import BackboneConfig, Config, DecoderConfig, ModelConfig, load_model_config
 from .dual_encoder import DualEncoder
 from .lightham_head import LightHamHead
+from .mit import MIT_PRESETS, MiT
 from .mlp_head import MLPHead
 from .mscan import MSCAN, MSCAN_PRESETS
+from .resnet import RESNET_PRESETS, ResNet
 from .segmentor import Segmentor
 
 NormLayer = Callable[[int], nn.Module]
@@ -23,15 +25,19 @@ ConfigSource = Union[ModelConfig, Config, str, Path, Mapping[str, Any]]
 
 @dataclass(frozen=True)
 class BackboneEntry:
-    """A backbone family: its constructor (taking `norm_layer`) and its named presets (constructor kwargs)."""
+    """A backbone family: constructor, named presets (constructor kwargs), the paper's preset and decoder."""
 
     build: Callable[..., nn.Module]
     presets: Mapping[str, Mapping[str, Any]]
+    paper_preset: str
+    paper_decoder: str
 
 
 # A backbone only needs `.stages` and `.out_channels` to slot into the dual encoder.
 BACKBONES: Dict[str, BackboneEntry] = {
-    "mscan": BackboneEntry(MSCAN, MSCAN_PRESETS),
+    "mscan": BackboneEntry(MSCAN, MSCAN_PRESETS, paper_preset="B", paper_decoder="lightham"),
+    "mit": BackboneEntry(MiT, MIT_PRESETS, paper_preset="B2", paper_decoder="mlp"),
+    "resnet": BackboneEntry(ResNet, RESNET_PRESETS, paper_preset="101", paper_decoder="mlp"),
 }
 
 NORMS: Dict[str, NormLayer] = {
@@ -40,7 +46,7 @@ NORMS: Dict[str, NormLayer] = {
 }
 
 # BackboneConfig fields that override a preset when set.
-_BACKBONE_FIELDS = ("embed_dims", "depths", "mlp_ratios", "drop_path_rate")
+_BACKBONE_FIELDS = ("embed_dims", "depths", "mlp_ratios", "drop_path_rate", "num_heads", "sr_ratios", "block")
 
 
 def _lightham(in_channels: Sequence[int], num_classes: int, cfg: DecoderConfig, norm_layer: NormLayer) -> nn.Module:
@@ -54,6 +60,7 @@ def _lightham(in_channels: Sequence[int], num_classes: int, cfg: DecoderConfig, 
         train_steps=cfg.ham_train_steps,
         eval_steps=cfg.ham_eval_steps,
         eval_seed=cfg.ham_eval_seed,
+        ham_out_norm=cfg.ham_out_norm,
     )
 
 
@@ -85,7 +92,8 @@ def resolve_backbone(cfg: Union[BackboneConfig, ConfigSource]) -> Dict[str, Any]
     entry: BackboneEntry = _lookup(BACKBONES, bcfg.name, "backbone")
     params: Dict[str, Any] = {}
     if bcfg.preset is not None:
-        params = copy.deepcopy(dict(_lookup(entry.presets, bcfg.preset, f"{bcfg.name} preset")))
+        preset = entry.paper_preset if bcfg.preset == "auto" else bcfg.preset
+        params = copy.deepcopy(dict(_lookup(entry.presets, preset, f"{bcfg.name} preset")))
     accepted = inspect.signature(entry.build).parameters
     for key in _BACKBONE_FIELDS:
         value = getattr(bcfg, key)
@@ -100,6 +108,7 @@ def resolve_backbone(cfg: Union[BackboneConfig, ConfigSource]) -> Dict[str, Any]
         if p.default is inspect.Parameter.empty
         and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
         and name not in params
+        and name != "norm_layer"
     ]
     if missing:
         raise ValueError(
@@ -109,16 +118,26 @@ def resolve_backbone(cfg: Union[BackboneConfig, ConfigSource]) -> Dict[str, Any]
     return params
 
 
+def decoder_name(cfg: ModelConfig) -> str:
+    """The configured decoder, with "auto" resolved to the backbone's paper decoder."""
+    if cfg.decoder.name != "auto":
+        return cfg.decoder.name
+    return _lookup(BACKBONES, cfg.backbone.name, "backbone").paper_decoder
+
+
 def build_model(config: ConfigSource) -> Segmentor:
     """Segmentor from a ModelConfig, a full Config, a YAML path or a nested dict."""
     cfg = load_model_config(config)
     norm_layer: NormLayer = _lookup(NORMS, cfg.norm, "norm")
     entry: BackboneEntry = _lookup(BACKBONES, cfg.backbone.name, "backbone")
-    make_decoder = _lookup(DECODERS, cfg.decoder.name, "decoder")
+    make_decoder = _lookup(DECODERS, decoder_name(cfg), "decoder")
     params = resolve_backbone(cfg.backbone)
+    # The norm is injected wherever the backbone has batch norms; MiT only uses LayerNorm.
+    if "norm_layer" in inspect.signature(entry.build).parameters:
+        params["norm_layer"] = norm_layer
 
     def make_backbone() -> nn.Module:
-        return entry.build(**params, norm_layer=norm_layer)
+        return entry.build(**params)
 
     encoder = DualEncoder(
         make_backbone,

@@ -7,6 +7,7 @@ released checkpoints load by stripping the `decode_head.` prefix.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -84,7 +85,7 @@ class NMF2D(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         b, c, h, w = x.shape
         # Multiplicative updates divide by small denominators: keep them out of half precision.
-        with torch.autocast(device_type=x.device.type, enabled=False):
+        with _no_autocast(x.device.type):
             flat = x.float().reshape(b, c, h * w)
             bases = self._initial_bases(flat)
             steps = self.train_steps if self.training else self.eval_steps
@@ -102,6 +103,13 @@ class NMF2D(nn.Module):
             f"rank={self.rank}, train_steps={self.train_steps}, eval_steps={self.eval_steps}, "
             f"eval_seed={self.eval_seed}, one_step_grad={self.one_step_grad}"
         )
+
+
+def _no_autocast(device_type: str) -> contextlib.AbstractContextManager:
+    # `meta` (used to count FLOPs without memory) has no autocast to disable.
+    if torch.amp.is_autocast_available(device_type):
+        return torch.autocast(device_type=device_type, enabled=False)
+    return contextlib.nullcontext()
 
 
 class Hamburger(nn.Module):

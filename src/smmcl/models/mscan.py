@@ -171,7 +171,7 @@ class MSCAN(nn.Module):
                 f"{list(embed_dims)}, {list(depths)}, {list(mlp_ratios)}"
             )
         # Stochastic depth grows linearly over all blocks of the network, not per stage.
-        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        rates = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").tolist()
         stages: List[nn.Module] = []
         prev, start = in_channels, 0
         for i, (dim, depth, ratio) in enumerate(zip(embed_dims, depths, mlp_ratios)):

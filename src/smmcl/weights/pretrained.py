@@ -1,0 +1,107 @@
+"""Our weights format: safetensors holding the model's tensors and the full resolved config.
+
+A weights file rebuilds its model alone (`load_pretrained`); training checkpoints, which add the
+optimizer and RNG state for resuming, are a separate pickle-free `torch.save` format.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+from torch import nn
+
+from smmcl.config import Config, ModelConfig, load_config, to_dict
+from smmcl.errors import CheckpointError, ConfigError
+
+from .reading import read_file
+
+FORMAT = "smmcl-weights"
+FORMAT_VERSION = "1"
+
+
+def save_pretrained(model: nn.Module, config: Union[Config, ModelConfig], path: Union[str, Path]) -> Path:
+    """Write `model`'s weights and its config to a .safetensors file, atomically."""
+    from safetensors.torch import save_file
+
+    from smmcl import __version__
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise CheckpointError(f"weights files end in .safetensors, got {path}")
+    cfg = config if isinstance(config, Config) else Config(model=config)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    metadata = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "smmcl_version": __version__,
+        "config": json.dumps(to_dict(cfg), sort_keys=True),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata=metadata)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_pretrained_config(path: Union[str, Path]) -> Config:
+    """The config embedded in an smmcl weights file."""
+    _, metadata = read_file(_checked(path))
+    return _config_from(metadata, path)
+
+
+def _checked(path: Union[str, Path]) -> Path:
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise CheckpointError(
+            f"{path}: smmcl weights are .safetensors files; convert other checkpoints with `smmcl convert`"
+        )
+    return path
+
+
+def _config_from(metadata: dict, path: Union[str, Path]) -> Config:
+    if metadata.get("format") != FORMAT or "config" not in metadata:
+        raise CheckpointError(
+            f"{path} is a safetensors file but not smmcl weights (no embedded smmcl config); "
+            f"convert it with `smmcl convert`"
+        )
+    if metadata.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: weights format version {metadata.get('format_version')!r}, this smmcl reads {FORMAT_VERSION!r}"
+        )
+    try:
+        return load_config(json.loads(metadata["config"]))
+    except (ConfigError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: the embedded config is not valid ({exc})") from None
+
+
+def load_pretrained(path: Union[str, Path], device: Optional[Union[str, torch.device]] = None) -> nn.Module:
+    """Rebuild the model of an smmcl weights file from the file alone; returned in eval mode."""
+    from smmcl.models import build_model
+
+    state, metadata = read_file(_checked(path))
+    cfg = _config_from(metadata, path)
+    model = build_model(cfg.model)
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        raise CheckpointError(f"{path}: tensors do not match the embedded config: {str(exc).splitlines()[-1].strip()}") from None
+    if result.missing_keys or result.unexpected_keys:
+        raise CheckpointError(
+            f"{path}: tensors do not match the embedded config ({len(result.missing_keys)} missing, e.g. "
+            f"{result.missing_keys[:3]}; {len(result.unexpected_keys)} unexpected, e.g. {result.unexpected_keys[:3]})"
+        )
+    if device is not None:
+        model = model.to(device)
+    return model.eval()

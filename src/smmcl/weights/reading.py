@@ -1,0 +1,75 @@
+"""Read weight files without executing pickled code: `torch.load(weights_only=True)` or safetensors."""
+
+from __future__ import annotations
+
+import pickle
+import re
+from pathlib import Path
+from typing import Any, Dict, Mapping, Tuple, Union
+
+import torch
+from torch import Tensor
+
+from smmcl.errors import CheckpointError
+
+StateDict = Dict[str, Tensor]
+WeightSource = Union[str, Path, Mapping[str, Any]]
+
+# Wrappers used by the releases we read: mmseg/SegNeXt (`state_dict`), released SMMCL and our
+# training checkpoints (`model`).
+_WRAPPERS = ("state_dict", "model")
+
+
+def read_file(path: Union[str, Path]) -> Tuple[Any, Dict[str, str]]:
+    """The raw object in a .pth/.pt/.safetensors file and, for safetensors, its metadata."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                metadata = dict(f.metadata() or {})
+            return load_file(str(path)), metadata
+        except Exception as exc:  # SafetensorError for truncated or malformed headers
+            raise CheckpointError(f"cannot read {path}: not a valid safetensors file ({exc})") from None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True), {}
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f"it references {found.group(1)}" if found else "it holds objects other than tensors and containers"
+        raise CheckpointError(
+            f"refusing to load {path}: {what}, and unpickling that could run code. Only tensors, numbers, "
+            f"strings and containers are read (torch.load weights_only=True)"
+        ) from None
+    except Exception as exc:  # truncated zip, not a torch file, ...
+        raise CheckpointError(f"cannot read {path}: not a PyTorch weights file or truncated ({exc})") from None
+
+
+def unwrap_state_dict(obj: Any, origin: str) -> StateDict:
+    """The flat name -> tensor mapping inside a checkpoint, without `module.` (DDP) prefixes."""
+    if isinstance(obj, Mapping):
+        for wrapper in _WRAPPERS:
+            inner = obj.get(wrapper)
+            if isinstance(inner, Mapping) and inner and all(isinstance(v, Tensor) for v in inner.values()):
+                obj = inner
+                break
+    if not isinstance(obj, Mapping) or not obj:
+        raise CheckpointError(f"{origin}: expected a state dict (names -> tensors), got {type(obj).__name__}")
+    state = {str(k): v for k, v in obj.items() if isinstance(v, Tensor)}
+    if not state:
+        keys = ", ".join(list(map(str, obj))[:5])
+        raise CheckpointError(f"{origin}: no tensors found (top-level entries: {keys})")
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def read_state_dict(source: WeightSource) -> Tuple[StateDict, str, Dict[str, str]]:
+    """(state dict, a name for messages, safetensors metadata) from a path or an in-memory mapping."""
+    if isinstance(source, (str, Path)):
+        obj, metadata = read_file(source)
+        return unwrap_state_dict(obj, str(source)), str(source), metadata
+    return unwrap_state_dict(source, "state dict"), "state dict", {}
