@@ -79,3 +79,19 @@ def test_label_above_num_classes_is_named_during_training(indoor_data, tmp_path,
     err = capsys.readouterr().err
     assert code == 2
     assert f"{name}.png has value 20" in err and "0..13" in err and "Traceback" not in err
+
+
+def test_eval_accepts_weights_file_and_checks_classes(tiny_overrides, tmp_path, capsys):
+    from smmcl.cli import main
+    from smmcl.config import load_config
+    from smmcl.engine.trainer import Trainer
+
+    cfg = load_config(TINY_CONFIG, [*tiny_overrides, "train.max_iters=1"])
+    trainer = Trainer(cfg)
+    trainer.run()
+    weights = trainer.out_dir / "model.safetensors"
+    out = tmp_path / "scores.json"
+    assert main(["eval", str(TINY_CONFIG), *tiny_overrides, "--checkpoint", str(weights), "--out", str(out)]) == 0
+    assert "miou" in json.loads(out.read_text())
+    assert main(["eval", str(TINY_CONFIG), *tiny_overrides, "model.num_classes=20", "--checkpoint", str(weights)]) == 2
+    assert "predicts 14 classes" in capsys.readouterr().err

@@ -38,6 +38,13 @@ def evaluate_checkpoint(cfg: Config | str | Path, checkpoint: str | Path, split:
     """Scores of a checkpoint on a split of the configured dataset (confusion matrix over the whole split)."""
     cfg = cfg if isinstance(cfg, Config) else load_config(cfg)
     split = split or cfg.eval.split
+    if Path(checkpoint).suffix == ".safetensors":
+        own = read_pretrained_config(checkpoint).model.num_classes
+        if own != cfg.model.num_classes:
+            raise CheckpointError(
+                f"{checkpoint} predicts {own} classes but the config's dataset has model.num_classes="
+                f"{cfg.model.num_classes}"
+            )
     model = load_trained(cfg, checkpoint)
     dataset = RGBXDataset(cfg.data, split, cfg.model.num_classes, train=False)
     return evaluate(
