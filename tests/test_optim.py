@@ -79,3 +79,16 @@ def test_atomic_save_leaves_old_file_when_writing_fails(tmp_path):
         atomic_save({"model": Unpicklable()}, path)
     assert torch.load(path, weights_only=True)["model"]["a"].item() == 1.0
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+@pytest.mark.parametrize("backbone", [{"name": "mit", "preset": "B0"}, {"name": "resnet", "preset": "18"}])
+def test_every_backbone_family_is_fully_optimised(backbone):
+    from smmcl.models import build_model
+
+    model = build_model({"num_classes": 4, "backbone": backbone, "decoder": {"channels": 32}, "projector": {"dim": 8}})
+    optimizer = build_optimizer(model, TrainConfig())
+    check_param_groups(model, optimizer.param_groups)
+    decay_ids = {id(p) for p in optimizer.param_groups[0]["params"]}
+    # Attention and conv weights decay; LayerNorm / BatchNorm parameters and biases do not.
+    for name, p in model.named_parameters():
+        assert (id(p) in decay_ids) == (p.ndim > 1), name
