@@ -86,7 +86,7 @@ class NMF2D(nn.Module):
         b, c, h, w = x.shape
         # Multiplicative updates divide by small denominators: keep them out of half precision.
         with _no_autocast(x.device.type):
-            flat = x.float().reshape(b, c, h * w)
+            flat = x.to(torch.promote_types(x.dtype, torch.float32)).reshape(b, c, h * w)
             bases = self._initial_bases(flat)
             steps = self.train_steps if self.training else self.eval_steps
             with torch.set_grad_enabled(torch.is_grad_enabled() and not self.one_step_grad):
