@@ -20,3 +20,14 @@ def indoor_data(tmp_path_factory) -> Path:
 @pytest.fixture()
 def tiny_overrides(indoor_data, tmp_path) -> list[str]:
     return [f"data.root={indoor_data}", f"train.out_dir={tmp_path / 'run'}"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """Tests use small tensors: threads gain nothing, and OpenMP spin-waits stall badly on a busy 2-core box."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

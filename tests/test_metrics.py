@@ -21,7 +21,10 @@ def slow_scores(pred, target, k, ignore, exclude):
         iou.append(tp / (tp + fp + fn) if tp + fp + fn else float("nan"))
     kept = [v for c, v in enumerate(iou) if c not in exclude and not math.isnan(v)]
     valid = [(p, t) for p, t in zip(pred.ravel().tolist(), target.ravel().tolist()) if t != ignore]
-    return iou, sum(kept) / len(kept), sum(p == t for p, t in valid) / len(valid)
+    # fwIoU: each kept class weighted by its share of the kept classes' ground-truth pixels.
+    gt_count = {c: sum(t == c for _, t in valid) for c in range(k) if c not in exclude}
+    fwiou = sum(n * iou[c] for c, n in gt_count.items() if n) / sum(gt_count.values())
+    return iou, sum(kept) / len(kept), sum(p == t for p, t in valid) / len(valid), fwiou
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -36,10 +39,11 @@ def test_scores_match_slow_reference(seed):
     conf = confusion_matrix(pred, target, k, 255)
     assert int(conf.sum()) == int((target != 255).sum())
     got = segmentation_scores(conf, exclude=[0])
-    iou, miou, acc = slow_scores(pred.numpy(), target.numpy(), k, 255, {0})
+    iou, miou, acc, fwiou = slow_scores(pred.numpy(), target.numpy(), k, 255, {0})
     np.testing.assert_allclose(got["iou"], iou, rtol=1e-12, equal_nan=True)
     assert got["miou"] == pytest.approx(miou, abs=1e-12)
     assert got["pixel_acc"] == pytest.approx(acc, abs=1e-12)
+    assert got["fwiou"] == pytest.approx(fwiou, abs=1e-12)
     assert got["iou"][3] == 0.0  # in ground truth, never predicted
 
 
@@ -55,3 +59,18 @@ def test_exclusion_changes_only_the_headline():
     s = segmentation_scores(conf, exclude=[0])
     assert s["miou"] == pytest.approx(10 / 19)
     assert s["miou_all"] == pytest.approx((0.1 + 10 / 19) / 2)
+
+
+def test_fwiou_by_hand_with_exclusion_and_absent_class():
+    # gt counts 6, 4, 0 (class 2 absent everywhere: IoU NaN); IoU0 = 5 / (6 + 6 - 5), IoU1 = 3 / (4 + 4 - 3).
+    conf = np.array([[5, 1, 0], [1, 3, 0], [0, 0, 0]])
+    s = segmentation_scores(conf)
+    assert math.isnan(s["iou"][2])
+    assert s["fwiou"] == pytest.approx(0.6 * 5 / 7 + 0.4 * 3 / 5)
+    # Excluding class 0 renormalises the frequencies over class 1 alone.
+    assert segmentation_scores(conf, exclude=[0])["fwiou"] == pytest.approx(3 / 5)
+
+
+def test_fwiou_nan_when_no_kept_ground_truth():
+    conf = np.array([[4, 1], [0, 0]])
+    assert math.isnan(segmentation_scores(conf, exclude=[0])["fwiou"])

@@ -7,7 +7,7 @@ from typing import Any, Dict, Sequence, Tuple
 
 import torch
 
-from smmcl.config import Config, load_config
+from smmcl.config import Config, load_config, to_dict
 from smmcl.data.dataset import RGBXDataset
 from smmcl.engine.checkpoint import load_checkpoint, load_model_state
 from smmcl.engine.evaluate import evaluate
@@ -31,13 +31,25 @@ def load_trained(cfg: Config, checkpoint: str | Path, device: str | torch.device
     model = build_model(cfg.model)
     ckpt = load_checkpoint(Path(checkpoint))
     load_model_state(model, ckpt["model"], checkpoint)
+    model.aux_max = cfg.data.aux_max
     return model.to(dev).eval()
 
 
-def evaluate_checkpoint(cfg: Config | str | Path, checkpoint: str | Path, split: str | None = None, progress: bool = True) -> dict:
-    """Scores of a checkpoint on a split of the configured dataset (confusion matrix over the whole split)."""
+def inference_protocol(cfg: Config):
+    """The evaluation protocol of `cfg.eval`: whole or sliding window, scales, flip."""
+    from smmcl.engine.inference import InferenceProtocol
+
+    e = cfg.eval
+    return InferenceProtocol(e.mode, tuple(e.crop_size), e.stride_rate, tuple(e.scales), e.flip)
+
+
+def evaluate_checkpoint(cfg: Config | str | Path, checkpoint: str | Path, split: str | None = None,
+                        subset: str | None = None, progress: bool = True) -> dict:
+    """Scores of a checkpoint on a split (or a named subset of it) with the protocol of `cfg.eval`,
+    from one confusion matrix over the whole split."""
     cfg = cfg if isinstance(cfg, Config) else load_config(cfg)
     split = split or cfg.eval.split
+    subset = subset if subset is not None else cfg.eval.subset
     if Path(checkpoint).suffix == ".safetensors":
         own = read_pretrained_config(checkpoint).model.num_classes
         if own != cfg.model.num_classes:
@@ -46,11 +58,40 @@ def evaluate_checkpoint(cfg: Config | str | Path, checkpoint: str | Path, split:
                 f"{cfg.model.num_classes}"
             )
     model = load_trained(cfg, checkpoint)
-    dataset = RGBXDataset(cfg.data, split, cfg.model.num_classes, train=False)
-    return evaluate(
+    dataset = RGBXDataset(cfg.data, split, cfg.model.num_classes, train=False, subset=subset)
+    scores = evaluate(
         model, dataset, cfg.model.num_classes, batch_size=cfg.eval.batch_size, ignore_index=cfg.data.ignore_index,
-        exclude=cfg.eval.exclude_classes, progress=progress,
+        exclude=cfg.eval.exclude_classes, progress=progress, protocol=inference_protocol(cfg),
     )
+    scores["protocol"] = {"mode": cfg.eval.mode, "crop_size": list(cfg.eval.crop_size), "stride_rate": cfg.eval.stride_rate,
+                          "scales": list(cfg.eval.scales), "flip": cfg.eval.flip}
+    scores["split"], scores["subset"] = split, subset
+    return scores
+
+
+def model_and_config(checkpoint: str | Path, config: str | Path | None = None, overrides: Sequence[str] = (),
+                     device: str | None = None) -> Tuple[torch.nn.Module, Config]:
+    """A trained model and its config: weights files and training checkpoints carry their config;
+    `config` (a YAML) replaces it."""
+    if config is not None:
+        cfg = load_config(config, overrides)
+    elif Path(checkpoint).suffix == ".safetensors":
+        cfg = load_config(to_dict(read_pretrained_config(checkpoint)), overrides)
+    else:
+        cfg = load_config(load_checkpoint(Path(checkpoint)).get("config") or {}, overrides)
+    return load_trained(cfg, checkpoint, device=device), cfg
+
+
+def predict(checkpoint: str | Path, rgb: str | Path | None, aux: str | Path | None, out: str | Path,
+            config: str | Path | None = None, list_file: str | Path | None = None, overrides: Sequence[str] = (),
+            device: str | None = None, progress: bool = True) -> list:
+    """Label PNGs and overlays for image files, folders (paired by name) or a list file; see `pair_inputs`."""
+    from smmcl.engine.predict import pair_inputs, predict_files
+
+    pairs = pair_inputs(Path(rgb) if rgb else None, Path(aux) if aux else None, Path(list_file) if list_file else None)
+    model, cfg = model_and_config(checkpoint, config, overrides, device)
+    return predict_files(model, pairs, Path(out), cfg.model.num_classes, cfg.data.palette, cfg.data.aux_max,
+                         inference_protocol(cfg), progress=progress)
 
 
 def convert(

@@ -37,6 +37,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     trainer = Trainer(cfg, resume=args.resume)
     if trainer.pretrained_report is not None:
         print(trainer.pretrained_report.summary())
+    if args.dry_run:
+        return _dry_run(trainer)
     p = trainer.plan
     print(f"[smmcl] {cfg.name}: {p.total_iters} iterations ({p.iters_per_epoch}/epoch), warm-up {p.warmup_iters}, "
           f"from step {trainer.step}, device {trainer.device}, output {trainer.out_dir}")
@@ -47,21 +49,91 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dry_run(trainer) -> int:
+    from smmcl.models.summary import parameter_counts
+
+    cfg, p = trainer.cfg, trainer.plan
+    print(f"[smmcl] dry run of {cfg.name}: nothing is written")
+    print(f"  data        {cfg.data.root} ({cfg.data.preset or 'no preset'}): {len(trainer.train_set)} training images, "
+          f"crop {cfg.data.crop_size[0]}x{cfg.data.crop_size[1]}, scales {list(cfg.data.scales)}")
+    print(f"  plan        {p.total_iters} iterations = {p.total_iters / p.iters_per_epoch:g} epochs x {p.iters_per_epoch}/epoch "
+          f"(batch {cfg.train.batch_size}), warm-up {p.warmup_iters}, checkpoint every {p.checkpoint_every}")
+    print("  lr          " + ", ".join(f"it {k}: {lr:.3g}" for k, lr in trainer.schedule()))
+    counts = parameter_counts(trainer.model)
+    print(f"  parameters  {counts['total']:,} (dual encoder {counts['dual encoder']:,}, decoder {counts['decoder']:,}); "
+          f"device {trainer.device}")
+    w = cfg.loss
+    print(f"  loss        CE + {w.cm_weight} L_cm + {w.vis_weight} L_vis + {w.aux_weight} L_aux, tau {w.temperature}")
+    stats = trainer.dry_run()
+    shown = ", ".join(f"{k}={v:.4g}" for k, v in stats.items() if isinstance(v, float))
+    print(f"  one step    batch {stats['batch_shape']}: {shown}")
+    return 0
+
+
+def _protocol_overrides(args: argparse.Namespace) -> list:
+    extra = []
+    if args.mode:
+        extra.append(f"eval.mode={args.mode}")
+    if args.scales:
+        extra.append(f"eval.scales=[{args.scales}]")
+    if args.flip:
+        extra.append("eval.flip=true")
+    return extra
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from smmcl.api import evaluate_checkpoint
     from smmcl.config import load_config
     from smmcl.engine.evaluate import format_scores
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = load_config(args.config, [*args.overrides, *_protocol_overrides(args)])
     split = args.split or cfg.eval.split
-    scores = evaluate_checkpoint(cfg, args.checkpoint, split=split)
+    subset = args.subset if args.subset is not None else cfg.eval.subset
+    scores = evaluate_checkpoint(cfg, args.checkpoint, split=split, subset=subset)
     names = cfg.data.class_names or [str(k) for k in range(cfg.model.num_classes)]
-    print(format_scores(names, {split: scores}))
-    out = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(f".{split}.json")
+    label = f"{split}/{subset}" if subset else split
+    print(f"[smmcl] {label}: {scores['num_images']} images, protocol {scores['protocol']}")
+    print(format_scores(names, {label: scores}))
+    tag = f"{split}_{subset}" if subset else split
+    out = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(f".{tag}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"checkpoint": str(args.checkpoint), "split": split, "class_names": names, **scores}, indent=2))
     print(f"[smmcl] scores written to {out}")
     return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from smmcl.config import load_config
+    from smmcl.data.check import check_dataset
+
+    cfg = load_config(None, [f"data.preset={args.preset}", f"data.root={args.dir}", *args.overrides])
+    report = check_dataset(cfg.data, cfg.model.num_classes, splits=args.split or None)
+    print(f"preset {args.preset}: {cfg.model.num_classes} classes, layout {cfg.data.layout}, auxiliary {cfg.data.aux_kind}")
+    print(report.format())
+    return 0 if report.ok else 1
+
+
+def _cmd_hha(args: argparse.Namespace) -> int:
+    from smmcl.data.hha import convert_folder, parse_intrinsics
+
+    n = convert_folder(Path(args.depth), Path(args.out), parse_intrinsics(args.intrinsics), depth_scale=args.depth_scale)
+    print(f"[smmcl] wrote {n} HHA images to {args.out}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from smmcl.api import predict
+
+    written = predict(args.checkpoint, args.rgb, args.aux, args.out, config=args.config, list_file=args.list,
+                      overrides=[*args.overrides, *_protocol_overrides(args)], device=args.device)
+    print(f"[smmcl] wrote {len(written) // 2} label PNGs and overlays to {args.out}")
+    return 0
+
+
+def _add_protocol_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mode", choices=["whole", "slide"], default=None, help="evaluation mode (default: eval.mode)")
+    p.add_argument("--scales", default=None, help="multi-scale testing, e.g. 0.75,1,1.25 (default: eval.scales)")
+    p.add_argument("--flip", action="store_true", help="add horizontally flipped passes")
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -122,10 +194,25 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--test-fraction", type=float, default=0.25)
     synth.set_defaults(func=_cmd_synth)
 
+    check = data.add_parser("check", help="read a whole dataset and report counts, sizes, labels and every problem")
+    check.add_argument("dir", help="dataset root folder")
+    check.add_argument("--preset", required=True, help="llrgbd | mfnet | mfnet-split | nyudv2 | generic")
+    check.add_argument("--split", action="append", help="only this split (repeatable; default: every list found)")
+    check.add_argument("overrides", nargs="*", help="dotted overrides, e.g. data.aux_dir=Thermal")
+    check.set_defaults(func=_cmd_check)
+
+    hha = data.add_parser("hha", help="encode depth images as HHA (disparity, height, angle with gravity)")
+    hha.add_argument("--depth", required=True, help="folder of depth images")
+    hha.add_argument("--intrinsics", required=True, help="fx,fy,cx,cy in pixels")
+    hha.add_argument("--out", required=True, help="output folder of HHA PNGs")
+    hha.add_argument("--depth-scale", type=float, default=0.001, help="metres per raw depth unit (default 0.001: mm)")
+    hha.set_defaults(func=_cmd_hha)
+
     tr = sub.add_parser("train", help="train a model from a YAML config")
     tr.add_argument("config", help="YAML config, e.g. configs/demo.yaml")
     tr.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.lr=0.001 loss.cm_weight=0")
     tr.add_argument("--resume", default=None, help="checkpoint path, or 'auto' for the newest in the run folder")
+    tr.add_argument("--dry-run", action="store_true", help="build everything, run one step on one batch, print the plan")
     tr.set_defaults(func=_cmd_train)
 
     ev = sub.add_parser("eval", help="evaluate a checkpoint on a split")
@@ -133,8 +220,22 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("overrides", nargs="*")
     ev.add_argument("--checkpoint", required=True)
     ev.add_argument("--split", default=None, help="split name (default: eval.split of the config)")
+    ev.add_argument("--subset", default=None, help="named subset of the split, e.g. night (default: eval.subset)")
+    _add_protocol_flags(ev)
     ev.add_argument("--out", default=None, help="JSON file for the scores (default: beside the checkpoint)")
     ev.set_defaults(func=_cmd_eval)
+
+    pr = sub.add_parser("predict", help="label PNGs and overlays for image files, folders or a list")
+    pr.add_argument("--checkpoint", required=True, help="weights (.safetensors) or a training checkpoint")
+    pr.add_argument("--config", default=None, help="YAML config (default: the one stored with the checkpoint)")
+    pr.add_argument("--rgb", default=None, help="RGB image or folder (paired with --aux by file name)")
+    pr.add_argument("--aux", default=None, help="auxiliary image or folder; omit for 4-channel RGB+X images")
+    pr.add_argument("--list", default=None, help="list file: 'RGB AUX' paths per line, or names in --rgb/--aux")
+    pr.add_argument("--out", required=True, help="output folder")
+    pr.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: train.device of the config)")
+    pr.add_argument("overrides", nargs="*")
+    _add_protocol_flags(pr)
+    pr.set_defaults(func=_cmd_predict)
 
     info = sub.add_parser("info", help="parameters per part and GFLOPs of a model")
     info.add_argument("config", help="YAML config, or smmcl weights (.safetensors)")

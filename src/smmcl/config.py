@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -81,7 +81,13 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
+    # llrgbd | mfnet | mfnet-split | nyudv2 | generic: a release's layout, label coding, classes and
+    # scoring, applied under this file's values (see smmcl/data/presets.py).
+    preset: Optional[str] = None
     root: str = "data/synth-indoor"
+    # split: separate RGB / auxiliary / label folders; packed: RGB and auxiliary as the channels of one
+    # image in `rgb_dir` (MFNet's 4-channel PNGs).
+    layout: str = "split"
     rgb_dir: str = "RGB"
     aux_dir: str = "Depth"
     label_dir: str = "Label"
@@ -93,6 +99,17 @@ class DataConfig:
     # Raw auxiliary value mapped to 1.0 before normalisation; None = the file's dtype maximum.
     aux_max: Optional[float] = None
     class_names: List[str] = field(default_factory=list)
+    # One RGB colour per class for pictures; empty: a generated palette.
+    palette: List[List[int]] = field(default_factory=list)
+    # depth | hha | thermal (how pictures and `data check` describe the auxiliary image).
+    aux_kind: str = "depth"
+    # Subtracted from stored label values; values that become negative are ignored (NYUDv2: 1).
+    label_shift: int = 0
+    # Per-split subfolder of `root` holding that split's folders and list (LLRGBD: train/, test/).
+    split_dirs: Dict[str, str] = field(default_factory=dict)
+    # Named subsets of a split chosen by the end of the sample name (MFNet: day -> D, night -> N);
+    # a list file `<split>_<subset>.txt` takes precedence when present.
+    subsets: Dict[str, str] = field(default_factory=dict)
     ignore_index: int = 255
     crop_size: List[int] = field(default_factory=lambda: [480, 640])
     scales: List[float] = field(default_factory=lambda: [0.5, 0.75, 1.0, 1.25, 1.5, 1.75])
@@ -139,7 +156,16 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     split: str = "test"
+    # A named subset of the split (data.subsets), e.g. MFNet's night images.
+    subset: Optional[str] = None
     batch_size: int = 4
+    # whole: one pass per image; slide: windows of crop_size moved by stride_rate x crop (released code).
+    mode: str = "whole"
+    crop_size: List[int] = field(default_factory=lambda: [480, 640])
+    stride_rate: float = 2 / 3
+    # Multi-scale and flip testing: softmax probabilities averaged over scales (x2 with flip).
+    scales: List[float] = field(default_factory=lambda: [1.0])
+    flip: bool = False
     # Classes left out of the headline mIoU (LLRGBD: void = 0).
     exclude_classes: List[int] = field(default_factory=list)
 
@@ -210,8 +236,20 @@ def load_config(
     schema = OmegaConf.structured(Config)
     layer, origin = _as_layer(source)
     merged = _merge(schema, layer, origin)
-    if overrides:
-        merged = _merge(merged, parse_overrides(overrides), "override")
+    override_layer = parse_overrides(overrides) if overrides else None
+    if override_layer is not None:
+        merged = _merge(merged, override_layer, "override")
+    if merged.data.preset is not None:
+        # The preset sits under the file and the overrides, so both can still change any of its values.
+        from smmcl.data.presets import preset_layer
+
+        try:
+            base = _merge(schema, preset_layer(merged.data.preset), f"preset {merged.data.preset}")
+        except ValueError as exc:
+            raise ConfigError(f"{origin}: data.preset: {exc}") from None
+        merged = _merge(base, layer, origin)
+        if override_layer is not None:
+            merged = _merge(merged, override_layer, "override")
     return OmegaConf.to_object(merged)  # type: ignore[return-value]
 
 

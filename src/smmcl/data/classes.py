@@ -50,6 +50,34 @@ MFNET_PALETTE = [
     (192, 64, 0),     # bump
 ]
 
+# NYUDv2 40-class labelling (Gupta et al. 2013), ids after the -1 shift of the released label PNGs.
+NYUDV2_CLASSES = [
+    "wall", "floor", "cabinet", "bed", "chair", "sofa", "table", "door", "window", "bookshelf",
+    "picture", "counter", "blinds", "desk", "shelves", "curtain", "dresser", "pillow", "mirror", "floor mat",
+    "clothes", "ceiling", "books", "refrigerator", "television", "paper", "towel", "shower curtain", "box",
+    "whiteboard", "person", "night stand", "toilet", "sink", "lamp", "bathtub", "bag", "otherstructure",
+    "otherfurniture", "otherprop",
+]
+
+
+def bit_palette(n: int) -> list[tuple[int, int, int]]:
+    """n distinct colours by spreading the bits of the class id over R, G and B (PASCAL VOC's scheme)."""
+    colours = []
+    for k in range(n):
+        r = g = b = 0
+        c = k
+        for shift in range(7, -1, -1):
+            r |= ((c >> 0) & 1) << shift
+            g |= ((c >> 1) & 1) << shift
+            b |= ((c >> 2) & 1) << shift
+            c >>= 3
+        colours.append((r, g, b))
+    return colours
+
+
+# Id 0 (wall) would be black in the VOC scheme, which reads as "ignored": start from id 1's colour.
+NYUDV2_PALETTE = bit_palette(len(NYUDV2_CLASSES) + 1)[1:]
+
 
 def colorize(label: np.ndarray, palette: Sequence[Sequence[int]]) -> np.ndarray:
     """(H, W) uint8 label ids -> (H, W, 3) uint8 colours; the ignore label 255 is drawn black.

@@ -1,9 +1,10 @@
-"""RGB-X folder dataset in the layout of the released datasets: RGB/, an auxiliary folder, Label/, name lists."""
+"""RGB-X folder dataset in the layouts of the released datasets (see `smmcl.data.presets`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, List, Optional
 
 import numpy as np
 import torch
@@ -15,21 +16,134 @@ from smmcl.data.transforms import TrainAugment, eval_transform, to_tensor_aux, t
 from smmcl.errors import DatasetError
 
 SPLIT_LISTS = {"train": "train_list", "test": "test_list"}
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
-def split_list_path(cfg: DataConfig, split: str) -> Path:
-    """The name list of a split: the configured train/test lists, or `<split>.txt` for any other name."""
+def split_root(cfg: DataConfig, split: str) -> Path:
+    """The folder holding a split's image folders: `root`, or `root/<split_dirs[split]>`."""
+    root = Path(cfg.root)
+    return root / cfg.split_dirs[split] if split in cfg.split_dirs else root
+
+
+def split_list_path(cfg: DataConfig, split: str, subset: Optional[str] = None) -> Path:
+    """The name list of a split (or of `<split>_<subset>.txt`): configured train/test lists, else `<split>.txt`."""
     name = getattr(cfg, SPLIT_LISTS[split]) if split in SPLIT_LISTS else f"{split}.txt"
-    return Path(cfg.root) / name
+    if subset is not None:
+        name = f"{Path(name).stem}_{subset}{Path(name).suffix}"
+    return split_root(cfg, split) / name
+
+
+def name_of(line: str) -> str:
+    """A sample name from a list line: the first field, without folders or extension.
+
+    Released lists hold bare names (`00012N`) or paths (`RGB/12.jpg Label/12.png`).
+    """
+    first = line.split()[0]
+    base = first.replace("\\", "/").rsplit("/", 1)[-1]
+    return base.rsplit(".", 1)[0] if Path(base).suffix.lower() in IMAGE_SUFFIXES + (".npy",) else base
 
 
 def read_name_list(path: Path) -> list[str]:
     if not path.is_file():
         raise DatasetError(f"split list not found: {path} (expected one sample name per line)")
-    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    names = [name_of(line) for line in path.read_text().splitlines() if line.strip()]
     if not names:
         raise DatasetError(f"split list {path} is empty")
-    return [n.rsplit(".", 1)[0] if "." in Path(n).name else n for n in names]
+    return names
+
+
+def split_names(cfg: DataConfig, split: str, subset: Optional[str] = None) -> list[str]:
+    """Sample names of a split (and subset), from its list file; a split folder without a list gives all its images."""
+    path = split_list_path(cfg, split)
+    if path.is_file():
+        names = read_name_list(path)
+    elif split in cfg.split_dirs and (split_root(cfg, split) / cfg.rgb_dir).is_dir():
+        folder = split_root(cfg, split) / cfg.rgb_dir
+        names = sorted(p.stem for p in folder.iterdir() if p.suffix == cfg.rgb_ext)
+        if not names:
+            raise DatasetError(f"split folder {folder} has no {cfg.rgb_ext} images and there is no list {path}")
+    else:
+        names = read_name_list(path)  # raises the "not found" error
+    if subset is None:
+        return names
+    subset_list = split_list_path(cfg, split, subset)
+    if subset_list.is_file():
+        return read_name_list(subset_list)
+    if subset not in cfg.subsets:
+        known = ", ".join(sorted(cfg.subsets)) or "none configured"
+        raise DatasetError(f"unknown subset {subset!r} of split {split!r} (no {subset_list}; data.subsets: {known})")
+    chosen = [n for n in names if n.endswith(cfg.subsets[subset])]
+    if not chosen:
+        raise DatasetError(f"no sample of split {split!r} ends in {cfg.subsets[subset]!r} (subset {subset!r})")
+    return chosen
+
+
+@dataclass(frozen=True)
+class SampleFiles:
+    """The files of one sample; `aux` is None in the packed layout (auxiliary channels inside `rgb`)."""
+
+    name: str
+    rgb: Path
+    aux: Optional[Path]
+    label: Path
+
+
+def sample_files(cfg: DataConfig, split: str, name: str) -> SampleFiles:
+    root = split_root(cfg, split)
+    aux = None if cfg.layout == "packed" else root / cfg.aux_dir / f"{name}{cfg.aux_ext}"
+    return SampleFiles(name, root / cfg.rgb_dir / f"{name}{cfg.rgb_ext}", aux, root / cfg.label_dir / f"{name}{cfg.label_ext}")
+
+
+def split_packed(image: np.ndarray, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """RGB and auxiliary channels of one packed image (MFNet: R, G, B, thermal)."""
+    if image.ndim != 3 or image.shape[2] < 4:
+        raise DatasetError(f"{path} has shape {image.shape}; the packed layout expects RGB + auxiliary channels (H x W x 4)")
+    aux = image[..., 3:]
+    return image[..., :3], aux[..., 0] if aux.shape[2] == 1 else aux
+
+
+def decode_label(label: np.ndarray, cfg: DataConfig) -> np.ndarray:
+    """Stored label image -> int64 class ids with `ignore_index`, applying `label_shift`."""
+    out = label.astype(np.int64)
+    if cfg.label_shift:
+        ignored = out == cfg.ignore_index
+        out = out - cfg.label_shift
+        out[(out < 0) | ignored] = cfg.ignore_index
+    return out
+
+
+def label_problem(label: np.ndarray, num_classes: int, cfg: DataConfig) -> Optional[str]:
+    """Why a decoded label map is invalid, or None."""
+    bad = (label >= num_classes) & (label != cfg.ignore_index)
+    if bad.any():
+        shift = f" after subtracting label_shift={cfg.label_shift}" if cfg.label_shift else ""
+        return f"has value {int(label[bad].max())}{shift}; expected 0..{num_classes - 1} or {cfg.ignore_index} (ignore)"
+    return None
+
+
+def load_sample(files: SampleFiles, cfg: DataConfig, num_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decoded, checked arrays: RGB H x W x 3 uint8, auxiliary H x W (x C), label H x W int64."""
+    rgb = read_image(files.rgb)
+    if files.aux is None:
+        rgb, aux = split_packed(rgb, files.rgb)
+    else:
+        aux = read_image(files.aux)
+    raw_label = read_image(files.label)
+    if rgb.ndim == 2:
+        rgb = np.repeat(rgb[..., None], 3, axis=2)
+    rgb = rgb[..., :3]
+    if raw_label.ndim != 2:
+        raise DatasetError(f"label {files.label} has shape {raw_label.shape}; expected a single-channel H x W image")
+    for path, arr in ((files.aux or files.rgb, aux), (files.label, raw_label)):
+        if arr.shape[:2] != rgb.shape[:2]:
+            raise DatasetError(
+                f"size mismatch: {path} is {arr.shape[1]}x{arr.shape[0]} but {files.rgb} is {rgb.shape[1]}x{rgb.shape[0]}"
+            )
+    label = decode_label(raw_label, cfg)
+    problem = label_problem(label, num_classes, cfg)
+    if problem:
+        raise DatasetError(f"label {files.label} {problem}")
+    return rgb, aux, label
 
 
 class RGBXDataset(Dataset):
@@ -39,17 +153,20 @@ class RGBXDataset(Dataset):
     same (epoch, position) always gives the same crop however many workers load it.
     """
 
-    def __init__(self, cfg: DataConfig, split: str, num_classes: int, train: bool = False):
+    def __init__(self, cfg: DataConfig, split: str, num_classes: int, train: bool = False, subset: Optional[str] = None):
         self.cfg = cfg
         self.split = split
+        self.subset = subset
         self.num_classes = num_classes
-        self.root = Path(cfg.root)
-        if not self.root.is_dir():
-            raise DatasetError(f"dataset folder not found: {self.root}")
-        for sub in (cfg.rgb_dir, cfg.aux_dir, cfg.label_dir):
+        self.root = split_root(cfg, split)
+        if not Path(cfg.root).is_dir():
+            raise DatasetError(f"dataset folder not found: {cfg.root}")
+        folders = (cfg.rgb_dir,) if cfg.layout == "packed" else (cfg.rgb_dir, cfg.aux_dir)
+        for sub in (*folders, cfg.label_dir):
             if not (self.root / sub).is_dir():
-                raise DatasetError(f"dataset folder {self.root} has no '{sub}' folder (expected RGB, auxiliary and label folders)")
-        self.names = read_name_list(split_list_path(cfg, split))
+                preset = f" (preset {cfg.preset})" if cfg.preset else ""
+                raise DatasetError(f"dataset folder {self.root} has no '{sub}' folder{preset}; expected {', '.join((*folders, cfg.label_dir))}")
+        self.names: List[str] = split_names(cfg, split, subset)
         self.augment = (
             TrainAugment(tuple(cfg.crop_size), tuple(cfg.scales), cfg.hflip, cfg.ignore_index) if train else None
         )
@@ -58,35 +175,14 @@ class RGBXDataset(Dataset):
     def __len__(self) -> int:
         return len(self.names)
 
-    def paths(self, i: int) -> tuple[Path, Path, Path]:
-        n, c = self.names[i], self.cfg
-        return (
-            self.root / c.rgb_dir / f"{n}{c.rgb_ext}",
-            self.root / c.aux_dir / f"{n}{c.aux_ext}",
-            self.root / c.label_dir / f"{n}{c.label_ext}",
-        )
+    def files(self, i: int) -> SampleFiles:
+        return sample_files(self.cfg, self.split, self.names[i])
 
     def load_raw(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Decoded, checked arrays of sample i: RGB H x W x 3 uint8, auxiliary, label H x W."""
+        """Decoded, checked arrays of sample i: RGB H x W x 3 uint8, auxiliary, label H x W int64."""
         if i in self._cache:
             return self._cache[i]
-        rgb_p, aux_p, lbl_p = self.paths(i)
-        rgb, aux, label = read_image(rgb_p), read_image(aux_p), read_image(lbl_p)
-        if rgb.ndim == 2:
-            rgb = np.repeat(rgb[..., None], 3, axis=2)
-        rgb = rgb[..., :3]
-        if label.ndim != 2:
-            raise DatasetError(f"label {lbl_p} has shape {label.shape}; expected a single-channel H x W image")
-        for path, arr in ((aux_p, aux), (lbl_p, label)):
-            if arr.shape[:2] != rgb.shape[:2]:
-                raise DatasetError(f"size mismatch: {path} is {arr.shape[1]}x{arr.shape[0]} but {rgb_p} is {rgb.shape[1]}x{rgb.shape[0]}")
-        bad = (label >= self.num_classes) & (label != self.cfg.ignore_index)
-        if bad.any():
-            raise DatasetError(
-                f"label {lbl_p} has value {int(label[bad].max())}; expected 0..{self.num_classes - 1} "
-                f"or {self.cfg.ignore_index} (ignore)"
-            )
-        out = (rgb, aux, label.astype(np.int64))
+        out = load_sample(self.files(i), self.cfg, self.num_classes)
         if self.cfg.cache:
             self._cache[i] = out
         return out

@@ -1,15 +1,34 @@
-"""Whole-image evaluation over a split: one confusion matrix for the whole split, then the scores."""
+"""Evaluation over a split under an inference protocol: one confusion matrix for the whole split, then the scores."""
 
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from dataclasses import asdict
+from typing import Iterator, Mapping, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from smmcl.engine.inference import InferenceProtocol
 from smmcl.engine.metrics import confusion_matrix, segmentation_scores
+
+
+def _as_list(samples: list) -> list:
+    """Collate that keeps samples apart, so images of different sizes can share a loader batch."""
+    return samples
+
+
+def _stacks(samples: list, max_batch: int) -> Iterator[list]:
+    """Consecutive runs of same-size samples, at most `max_batch` long, in dataset order."""
+    run: list = []
+    for sample in samples:
+        if run and (len(run) == max_batch or sample["rgb"].shape != run[0]["rgb"].shape):
+            yield run
+            run = []
+        run.append(sample)
+    if run:
+        yield run
 
 
 @torch.no_grad()
@@ -22,18 +41,31 @@ def evaluate(
     exclude: Sequence[int] = (),
     num_workers: int = 0,
     progress: bool = True,
+    protocol: InferenceProtocol | None = None,
 ) -> dict:
-    """Scores of `model` on every image of `dataset` (see `segmentation_scores`), plus the confusion matrix."""
-    device = next(model.parameters()).device
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    """Scores of `model` on every image of `dataset` (see `segmentation_scores`), plus the confusion matrix.
+
+    `protocol` decides how class probabilities are computed (None: whole image, single scale, no flip);
+    their argmax feeds the confusion matrix. Whole-image passes stack up to `batch_size` same-size images;
+    sliding windows take one image at a time, which bounds memory by the crop size.
+    """
+    protocol = protocol or InferenceProtocol()
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=_as_list)
     conf = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
     model.eval()
-    for batch in tqdm(loader, desc="eval", unit="batch", disable=not progress, leave=False):
-        logits = model(batch["rgb"].to(device), batch["aux"].to(device))
-        conf += confusion_matrix(logits.argmax(1), batch["label"].to(device), num_classes, ignore_index)
+    for samples in tqdm(loader, desc="eval", unit="batch", disable=not progress, leave=False):
+        for run in _stacks(samples, batch_size if protocol.batchable else 1):
+            rgb = torch.stack([s["rgb"] for s in run]).to(device)
+            aux = torch.stack([s["aux"] for s in run]).to(device)
+            label = torch.stack([torch.as_tensor(s["label"]) for s in run]).to(device)
+            pred = protocol.apply(model, rgb, aux).argmax(1)
+            conf += confusion_matrix(pred, label, num_classes, ignore_index)
     scores = segmentation_scores(conf, exclude)
     scores["confusion"] = conf.cpu().tolist()
     scores["num_images"] = len(dataset)  # type: ignore[arg-type]
+    scores["protocol"] = asdict(protocol)
     return scores
 
 
@@ -52,8 +84,11 @@ def format_scores(class_names: Sequence[str], runs: Mapping[str, dict]) -> str:
         mark = " (excluded)" if k in excluded else ""
         lines.append(f"{name:<{width}} " + " ".join(f"{_pct(runs[c]['iou'][k]):>10}" for c in cols) + mark)
     lines.append("-" * len(head))
-    for key, label in (("miou", "mIoU"), ("miou_all", "mIoU (all)"), ("mean_acc", "mean acc"), ("pixel_acc", "pixel acc")):
+    summary = (("miou", "mIoU"), ("miou_all", "mIoU (all)"), ("fwiou", "fwIoU"), ("mean_acc", "mean acc"),
+               ("pixel_acc", "pixel acc"))
+    for key, label in summary:
         if key == "miou_all" and not excluded:
-            continue
-        lines.append(f"{label:<{width}} " + " ".join(f"{_pct(runs[c][key]):>10}" for c in cols))
+            continue  # without exclusions it equals mIoU
+        # .get: scores saved before a key existed (e.g. fwIoU) still print, with a dash.
+        lines.append(f"{label:<{width}} " + " ".join(f"{_pct(runs[c].get(key)):>10}" for c in cols))
     return "\n".join(lines)

@@ -16,10 +16,14 @@ def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
 
 
 def segmentation_scores(conf: np.ndarray | torch.Tensor, exclude: Sequence[int] = ()) -> dict:
-    """Per-class IoU and accuracy, mIoU over all classes and without `exclude`, pixel accuracy.
+    """Per-class IoU and accuracy, mIoU over all classes and without `exclude`, fwIoU, pixel accuracy.
 
     A class with no ground truth and no prediction has IoU NaN and is left out of the means, as in
     mmsegmentation; a class with predictions but no ground truth scores 0.
+
+    `fwiou` (frequency-weighted IoU) is sum_c f_c * IoU_c over the classes not in `exclude`, with f_c the
+    class's share of the ground-truth pixels of those classes only (frequencies renormalised after the
+    exclusion). A class with NaN IoU has no ground truth, hence weight 0.
     """
     conf = np.asarray(conf.cpu() if isinstance(conf, torch.Tensor) else conf, dtype=np.float64)
     tp = np.diag(conf)
@@ -36,9 +40,14 @@ def segmentation_scores(conf: np.ndarray | torch.Tensor, exclude: Sequence[int] 
     def mean(x: np.ndarray) -> float:
         return float(np.nanmean(x)) if np.isfinite(x).any() else float("nan")
 
+    kept_gt = gt[keep].sum()
+    # A NaN IoU comes with gt = 0, so weight 0; nan_to_num stops 0 * NaN from turning the sum into NaN.
+    fwiou = float((gt[keep] * np.nan_to_num(iou[keep])).sum() / kept_gt) if kept_gt > 0 else float("nan")
+
     return {
         "miou": mean(iou[keep]),
         "miou_all": mean(iou),
+        "fwiou": fwiou,
         "pixel_acc": float(tp.sum() / total) if total > 0 else float("nan"),
         "mean_acc": mean(acc[keep]),
         "iou": iou.tolist(),

@@ -143,6 +143,22 @@ class Trainer:
         out["lr"] = lr
         return out
 
+    def dry_run(self) -> dict:
+        """One training step on the first batch, writing nothing: proves data, model, loss and optimizer fit."""
+        t0 = time.perf_counter()
+        batch = next(iter(self._loader(self.step + 1)))
+        stats = self.train_step(batch)
+        self.step -= 1  # nothing was trained for real
+        stats["seconds"] = time.perf_counter() - t0
+        stats["batch_shape"] = list(batch["rgb"].shape)
+        return stats
+
+    def schedule(self, points: int = 5) -> list[tuple[int, float]]:
+        """(iteration, learning rate) at the start, the end of warm-up and evenly after, for the plan printout."""
+        p, base = self.plan, self.cfg.train.lr
+        steps = sorted({0, p.warmup_iters, *(p.warmup_iters + k * (p.total_iters - p.warmup_iters) // points for k in range(1, points)), p.total_iters - 1})
+        return [(k, lr_at(k, base, p.total_iters, p.warmup_iters, self.cfg.train.poly_power)) for k in steps if 0 <= k < p.total_iters]
+
     # --- the loop ----------------------------------------------------------------------------
     def _loader(self, end: int) -> DataLoader:
         sampler = ResumableBatchSampler(len(self.train_set), self.cfg.train.batch_size, self.cfg.train.seed, self.step, end)

@@ -16,6 +16,9 @@ class Segmentor(nn.Module):
         self.encoder = encoder
         self.decoder = decoder
         self.num_classes = num_classes
+        # Raw auxiliary value mapped to 1.0 when `predict` gets raw images (the dataset's `data.aux_max`);
+        # set by the loaders from the training config. None: the image type's maximum.
+        self.aux_max: Optional[float] = None
 
     def encode(self, rgb: Tensor, aux: Tensor) -> Tuple[List[Tensor], Optional[Tensor], Optional[Tensor]]:
         """Four fusion features and the projector outputs R_vis, R_aux (B x d x h x w)."""
@@ -36,3 +39,13 @@ class Segmentor(nn.Module):
         fused, vis_embed, aux_embed = self.encode(rgb, aux)
         assert vis_embed is not None and aux_embed is not None
         return self.decode(fused, rgb.shape[-2:]), vis_embed, aux_embed
+
+    def predict(self, rgb, aux, protocol=None):
+        """Class ids from raw images (numpy: H x W x 3 uint8 RGB and an H x W [x C] auxiliary image of any
+        dtype -> H x W int64) or from normalised tensors (B x 3 x H x W -> B x H x W).
+
+        `protocol` is an `smmcl.engine.inference.InferenceProtocol` (default: one whole-image pass).
+        """
+        from smmcl.engine.predict import predict_labels
+
+        return predict_labels(self, rgb, aux, self.aux_max, protocol)

@@ -1,0 +1,157 @@
+"""`smmcl data check`: read a whole dataset once and report every problem, each naming its file."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from smmcl.config import DataConfig
+from smmcl.data.dataset import (
+    SPLIT_LISTS,
+    decode_label,
+    label_problem,
+    sample_files,
+    split_list_path,
+    split_names,
+    split_packed,
+    split_root,
+)
+from smmcl.data.io import read_image
+from smmcl.errors import DatasetError
+
+
+@dataclass
+class SplitSummary:
+    count: int = 0
+    sizes: Counter = field(default_factory=Counter)
+    aux_formats: Counter = field(default_factory=Counter)
+    subsets: Dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class CheckReport:
+    """What `check_dataset` found: per-split counts and sizes, a label histogram, and all problems."""
+
+    root: str
+    num_classes: int
+    class_names: List[str]
+    ignore_index: int
+    splits: Dict[str, SplitSummary] = field(default_factory=dict)
+    # Pixels per class id; the last entry counts the ignore label.
+    histogram: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    problems: List[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def format(self) -> str:
+        lines = [f"dataset {self.root}"]
+        lines.append(f"{'split':<12}{'images':>8}  sizes (WxH: count)      auxiliary")
+        for name, s in self.splits.items():
+            sizes = ", ".join(f"{w}x{h}: {n}" for (h, w), n in s.sizes.most_common(3)) or "-"
+            aux = ", ".join(f"{k}" for k in s.aux_formats) or "-"
+            lines.append(f"{name:<12}{s.count:>8}  {sizes:<24}{aux}")
+            for sub, n in s.subsets.items():
+                lines.append(f"  {name}/{sub:<8}{n:>8}")
+        total = int(self.histogram.sum())
+        if total:
+            lines.append("label histogram (pixels of the checked splits):")
+            names = list(self.class_names) + [str(k) for k in range(len(self.class_names), self.num_classes)]
+            for k in range(self.num_classes):
+                lines.append(f"  {k:>3} {names[k]:<16}{int(self.histogram[k]):>14,} {100 * self.histogram[k] / total:6.2f}%")
+            lines.append(f"  ignore ({self.ignore_index}){'':<9}{int(self.histogram[-1]):>14,} {100 * self.histogram[-1] / total:6.2f}%")
+        if self.problems:
+            lines.append(f"{len(self.problems)} problem(s):")
+            lines.extend(f"  {p}" for p in self.problems)
+        else:
+            lines.append("no problems found")
+        return "\n".join(lines)
+
+
+def discover_splits(cfg: DataConfig) -> List[str]:
+    """train and test, plus every other `<name>.txt` list beside them (val, test_day, ...)."""
+    found = ["train", "test"]
+    for root in {split_root(cfg, s) for s in ("train", "test")}:
+        if root.is_dir():
+            for path in sorted(root.glob("*.txt")):
+                taken = {Path(split_list_path(cfg, s)).name for s in found}
+                if path.name not in taken and not any(path.stem.startswith(f"{s}_") for s in found):
+                    found.append(path.stem)
+    return found
+
+
+def _check_sample(cfg: DataConfig, split: str, name: str, num_classes: int, summary: SplitSummary,
+                  histogram: np.ndarray, problems: List[str]) -> None:
+    files = sample_files(cfg, split, name)
+    arrays: Dict[str, np.ndarray] = {}
+    paths = {"rgb": files.rgb, "label": files.label} if files.aux is None else {"rgb": files.rgb, "aux": files.aux, "label": files.label}
+    for role, path in paths.items():
+        if not path.is_file():
+            problems.append(f"{path}: missing {role} file of sample {name!r}")
+            continue
+        try:
+            arrays[role] = read_image(path)
+        except DatasetError as exc:
+            problems.append(str(exc))
+    if "rgb" in arrays and files.aux is None:
+        try:
+            arrays["rgb"], arrays["aux"] = split_packed(arrays["rgb"], files.rgb)
+        except DatasetError as exc:
+            problems.append(str(exc))
+            del arrays["rgb"]
+    if "rgb" in arrays:
+        h, w = arrays["rgb"].shape[:2]
+        summary.sizes[(h, w)] += 1
+        for role in ("aux", "label"):
+            if role in arrays and arrays[role].shape[:2] != (h, w):
+                other = files.aux if role == "aux" and files.aux else files.label
+                problems.append(f"{other}: {arrays[role].shape[1]}x{arrays[role].shape[0]} but {files.rgb} is {w}x{h}")
+    if "aux" in arrays:
+        aux = arrays["aux"]
+        summary.aux_formats[f"{aux.dtype}x{1 if aux.ndim == 2 else aux.shape[2]}ch"] += 1
+    if "label" in arrays:
+        raw = arrays["label"]
+        if raw.ndim != 2:
+            problems.append(f"{files.label}: shape {raw.shape}; expected a single-channel label image")
+            return
+        label = decode_label(raw, cfg)
+        problem = label_problem(label, num_classes, cfg)
+        if problem:
+            problems.append(f"{files.label}: {problem}")
+        ids = np.where(label == cfg.ignore_index, num_classes, np.clip(label, 0, num_classes))
+        histogram += np.bincount(ids.ravel(), minlength=num_classes + 1)[: num_classes + 1]
+
+
+def check_dataset(cfg: DataConfig, num_classes: int, splits: Optional[Sequence[str]] = None,
+                  progress: bool = True) -> CheckReport:
+    """Read every sample of the splits (default: all lists found) and collect every problem."""
+    report = CheckReport(str(cfg.root), num_classes, list(cfg.class_names), cfg.ignore_index,
+                         histogram=np.zeros(num_classes + 1, np.int64))
+    if not Path(cfg.root).is_dir():
+        report.problems.append(f"{cfg.root}: dataset folder not found")
+        return report
+    for split in splits or discover_splits(cfg):
+        try:
+            names = split_names(cfg, split)
+        except DatasetError as exc:
+            if split in SPLIT_LISTS or splits:
+                report.problems.append(str(exc))
+            continue
+        summary = report.splits.setdefault(split, SplitSummary(count=len(names)))
+        for dup, n in Counter(names).items():
+            if n > 1:
+                report.problems.append(f"{split_list_path(cfg, split)}: {dup!r} listed {n} times")
+        for sub in cfg.subsets:
+            try:
+                summary.subsets[sub] = len(split_names(cfg, split, sub))
+            except DatasetError:
+                pass
+        for name in tqdm(names, desc=f"check {split}", unit="img", disable=not progress, leave=False):
+            _check_sample(cfg, split, name, num_classes, summary, report.histogram, report.problems)
+    return report

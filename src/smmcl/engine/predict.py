@@ -1,0 +1,170 @@
+"""Prediction on user images: pairing inputs, preprocessing as the dataset does, label and overlay PNGs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from smmcl.data.classes import bit_palette
+from smmcl.data.dataset import IMAGE_SUFFIXES, split_packed
+from smmcl.data.io import read_image
+from smmcl.data.transforms import normalize, to_tensor_aux, to_tensor_rgb
+from smmcl.errors import DatasetError
+
+Array = Union[np.ndarray, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class InputPair:
+    name: str
+    rgb: Path
+    aux: Optional[Path]  # None: the RGB file also holds the auxiliary channel (MFNet's 4-channel PNGs)
+
+
+def _images(folder: Path) -> dict:
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+
+
+def _find(folder: Path, name: str, role: str) -> Path:
+    for suffix in IMAGE_SUFFIXES:
+        path = folder / f"{name}{suffix}"
+        if path.is_file():
+            return path
+    raise DatasetError(f"no {role} image named {name!r} in {folder}")
+
+
+def pair_inputs(rgb: Optional[Path], aux: Optional[Path] = None, list_file: Optional[Path] = None) -> List[InputPair]:
+    """Inputs from two files, two folders paired by name, or a list file.
+
+    A list line holds `RGB_PATH AUX_PATH` (relative to the list's folder) or one sample name looked up in
+    the `rgb` / `aux` folders. Without `aux`, every RGB image must carry the auxiliary image as a 4th channel.
+    """
+    rgb = Path(rgb) if rgb is not None else None
+    aux = Path(aux) if aux is not None else None
+    if list_file is not None:
+        list_file = Path(list_file)
+        if not list_file.is_file():
+            raise DatasetError(f"list file not found: {list_file}")
+        pairs = []
+        for line in list_file.read_text().splitlines():
+            fields = line.split()
+            if len(fields) >= 2:
+                a, b = (list_file.parent / f for f in fields[:2])
+                pairs.append(InputPair(a.stem, a, b))
+            elif fields:
+                if rgb is None:
+                    raise DatasetError(f"{list_file}: a line with a bare name needs --rgb (and --aux) folders")
+                pairs.append(InputPair(fields[0], _find(rgb, fields[0], "RGB"), _find(aux, fields[0], "auxiliary") if aux else None))
+        if not pairs:
+            raise DatasetError(f"list file {list_file} names no inputs")
+        return pairs
+    if rgb is None:
+        raise DatasetError("no input: give an RGB file or folder, or a list file")
+    if rgb.is_dir():
+        rgb_files = _images(rgb)
+        if not rgb_files:
+            raise DatasetError(f"no images in {rgb}")
+        if aux is None:
+            return [InputPair(n, p, None) for n, p in rgb_files.items()]
+        if not aux.is_dir():
+            raise DatasetError(f"--rgb is a folder, so --aux must be one too: {aux}")
+        aux_files = _images(aux)
+        lonely = sorted(set(rgb_files) ^ set(aux_files))
+        if lonely:
+            where = ", ".join(f"{n} (only in {rgb if n in rgb_files else aux})" for n in lonely[:5])
+            more = f" and {len(lonely) - 5} more" if len(lonely) > 5 else ""
+            raise DatasetError(f"unpaired inputs: {where}{more}; RGB and auxiliary images are paired by file name")
+        return [InputPair(n, rgb_files[n], aux_files[n]) for n in rgb_files]
+    if not rgb.is_file():
+        raise DatasetError(f"RGB input not found: {rgb}")
+    if aux is not None and not aux.is_file():
+        raise DatasetError(f"auxiliary input not found: {aux}")
+    return [InputPair(rgb.stem, rgb, aux)]
+
+
+def load_pair(pair: InputPair) -> tuple[np.ndarray, np.ndarray]:
+    """RGB H x W x 3 uint8 and the auxiliary array of one input pair, sizes checked."""
+    rgb = read_image(pair.rgb)
+    if pair.aux is None:
+        rgb, aux = split_packed(rgb, pair.rgb)
+    else:
+        aux = read_image(pair.aux)
+    if rgb.ndim == 2:
+        rgb = np.repeat(rgb[..., None], 3, axis=2)
+    if aux.shape[:2] != rgb.shape[:2]:
+        raise DatasetError(f"size mismatch: {pair.aux} is {aux.shape[1]}x{aux.shape[0]} but {pair.rgb} is {rgb.shape[1]}x{rgb.shape[0]}")
+    return rgb[..., :3], aux
+
+
+def to_batch(rgb: np.ndarray, aux: np.ndarray, aux_max: Optional[float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw arrays -> normalised 1 x 3 x H x W tensors, exactly as the evaluation dataset prepares them."""
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"rgb must be an H x W x 3 uint8 image, got {rgb.dtype} {rgb.shape}")
+    if aux.shape[:2] != rgb.shape[:2]:
+        raise ValueError(f"aux is {aux.shape[:2]} but rgb is {rgb.shape[:2]} (H x W)")
+    return normalize(to_tensor_rgb(rgb))[None], normalize(to_tensor_aux(aux, aux_max))[None]
+
+
+@torch.no_grad()
+def predict_labels(model: torch.nn.Module, rgb: Array, aux: Array, aux_max: Optional[float] = None, protocol=None) -> Array:
+    """Class ids: raw numpy images -> H x W int64 array; normalised B x 3 x H x W tensors -> B x H x W tensor."""
+    from smmcl.engine.inference import predict_probs
+
+    raw = isinstance(rgb, np.ndarray)
+    if raw:
+        rgb_t, aux_t = to_batch(rgb, np.asarray(aux), aux_max)
+    else:
+        rgb_t, aux_t = rgb, aux
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        rgb_t, aux_t = rgb_t.to(device), aux_t.to(device)
+        probs = protocol.apply(model, rgb_t, aux_t) if protocol is not None else predict_probs(model, rgb_t, aux_t)
+    finally:
+        model.train(was_training)
+    labels = probs.argmax(1)
+    return labels[0].cpu().numpy() if raw else labels
+
+
+def palette_for(palette: Sequence[Sequence[int]], num_classes: int) -> np.ndarray:
+    colours = list(palette) if len(palette) >= num_classes else bit_palette(num_classes + 1)[1:]
+    return np.asarray(colours[:num_classes], np.uint8)
+
+
+def write_prediction(out: Path, name: str, rgb: np.ndarray, labels: np.ndarray, palette: np.ndarray, alpha: float = 0.5) -> List[Path]:
+    """`<name>.png`: palette PNG whose pixel values are the class ids; `<name>_overlay.png`: colours on the RGB."""
+    from smmcl.visualize import brighten
+
+    out.mkdir(parents=True, exist_ok=True)
+    label_img = Image.fromarray(labels.astype(np.uint8), mode="P")
+    flat = np.zeros((256, 3), np.uint8)
+    flat[: len(palette)] = palette
+    label_img.putpalette(flat.ravel().tolist())
+    label_path, overlay_path = out / f"{name}.png", out / f"{name}_overlay.png"
+    label_img.save(label_path)
+    # Dark scenes are near black as captured: blend onto a brightened copy so the scene stays readable.
+    base = brighten(rgb).astype(np.float32)
+    blend = (1 - alpha) * base + alpha * palette[labels].astype(np.float32)
+    Image.fromarray(np.clip(blend + 0.5, 0, 255).astype(np.uint8)).save(overlay_path)
+    return [label_path, overlay_path]
+
+
+def predict_files(model: torch.nn.Module, pairs: Iterable[InputPair], out: Path, num_classes: int,
+                  palette: Sequence[Sequence[int]] = (), aux_max: Optional[float] = None, protocol=None,
+                  progress: bool = True) -> List[Path]:
+    """Predict every input pair and write its label PNG and overlay into `out`; returns the written files."""
+    pairs = list(pairs)
+    colours = palette_for(palette, num_classes)
+    written: List[Path] = []
+    for pair in tqdm(pairs, desc="predict", unit="img", disable=not progress):
+        rgb, aux = load_pair(pair)
+        labels = predict_labels(model, rgb, aux, aux_max, protocol)
+        written += write_prediction(Path(out), pair.name, rgb, labels, colours)
+    return written
