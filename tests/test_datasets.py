@@ -247,3 +247,29 @@ def test_dry_run_prints_the_plan_and_writes_nothing(releases, tmp_path, capsys):
     assert "1200 iterations = 300 epochs x 4/epoch" in text and "warm-up 40" in text
     assert "it 0:" in text and "parameters" in text and "one step" in text and "cm=" in text
     assert not out.exists()
+
+
+def test_eval_cli_subset_and_protocol(releases, mfnet_weights, tmp_path, capsys):
+    out = tmp_path / "scores.json"
+    assert main(["eval", str(PAPER / "mfnet_mscanb_smmcl.yaml"), f"data.root={releases / 'mfnet'}", "model.pretrained=null",
+                 "eval.crop_size=[48,64]", "--checkpoint", str(mfnet_weights), "--mode", "slide", "--flip",
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "test/night: 4 images" in text and "fwIoU" in text
+    scores = json.loads(out.read_text())
+    assert scores["subset"] == "night" and scores["num_images"] == 4
+    assert scores["protocol"]["mode"] == "slide" and scores["protocol"]["flip"] is True
+    assert 0.0 <= scores["fwiou"] <= 1.0
+
+
+def test_hha_cli_writes_three_channel_images(tmp_path, capsys):
+    depth = tmp_path / "depth"
+    depth.mkdir()
+    d = np.full((60, 80), 2500, np.uint16)
+    d[40:] = 1500
+    Image.fromarray(d).save(depth / "frame.png")
+    assert main(["data", "hha", "--depth", str(depth), "--intrinsics", "65,65,40,30", "--out", str(tmp_path / "hha")]) == 0
+    hha = np.array(Image.open(tmp_path / "hha" / "frame.png"))
+    assert hha.shape == (60, 80, 3) and hha.dtype == np.uint8
+    assert main(["data", "hha", "--depth", str(depth), "--intrinsics", "65,65", "--out", str(tmp_path / "x")]) == 2
+    assert "fx,fy,cx,cy" in capsys.readouterr().err
