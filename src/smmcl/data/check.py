@@ -58,7 +58,7 @@ class CheckReport:
             aux = ", ".join(f"{k}" for k in s.aux_formats) or "-"
             lines.append(f"{name:<12}{s.count:>8}  {sizes:<24}{aux}")
             for sub, n in s.subsets.items():
-                lines.append(f"  {name + '/' + sub:<10}{n:>8}")
+                lines.append(f"{'  ' + name + '/' + sub:<14}{n:>6}")
         total = int(self.histogram.sum())
         if total:
             lines.append("label histogram (pixels of the checked splits):")
