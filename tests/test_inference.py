@@ -288,3 +288,19 @@ def test_format_scores_shows_fwiou_and_both_mious():
     assert "wall" in table and "(excluded)" in table
     table = format_scores(["wall", "floor", "bed"], {"run": segmentation_scores(conf)})
     assert "mIoU (all)" not in table and "fwIoU" in table
+
+
+def test_bf16_and_channels_last_inference_agree_with_fp32():
+    from smmcl.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model({"num_classes": 5, "backbone": {"name": "mscan", "preset": "T", "embed_dims": [8, 16, 32, 64],
+                         "depths": [1, 1, 1, 1]}, "decoder": {"name": "mlp", "channels": 16}, "projector": {"dim": 8}}).eval()
+    rgb, aux = torch.randn(1, 3, 64, 96), torch.randn(1, 3, 64, 96)
+    ref = predict_probs(model, rgb, aux)
+    fast = InferenceProtocol(precision="bf16", channels_last=True).apply(model, rgb, aux)
+    assert fast.dtype == torch.float32 and fast.shape == ref.shape
+    assert (fast - ref).abs().max() < 0.05
+    assert (fast.argmax(1) == ref.argmax(1)).float().mean() > 0.95
+    with pytest.raises(ValueError, match="precision"):
+        InferenceProtocol(precision="fp8")

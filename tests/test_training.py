@@ -67,7 +67,7 @@ def test_base_run_has_no_contrastive_terms(tiny_overrides):
     trainer = Trainer(cfg)
     assert trainer.contrast is None
     trainer.run()
-    assert set(read_log(trainer)[0]) == {"step", "loss", "ce", "lr"}
+    assert set(read_log(trainer)[0]) == {"step", "loss", "ce", "lr", "images_per_s"}
 
 
 def test_same_seed_same_weights(tiny_overrides, tmp_path):
@@ -113,3 +113,59 @@ def test_pretrained_weights_load_at_start_but_not_on_resume(tiny_overrides, tmp_
     trainer.run(stop_at=1)
     resumed = Trainer(cfg, resume="auto")
     assert resumed.pretrained_report is None and resumed.step == 1
+
+
+def test_resumed_run_reproduces_losses_step_for_step(indoor_data, tmp_path):
+    common = [f"data.root={indoor_data}", "train.max_iters=6", "train.checkpoint_every=2", "train.log_every=1",
+              "train.keep_checkpoints=5", "train.tensorboard=false"]
+    full = Trainer(load_config(TINY_CONFIG, [*common, f"train.out_dir={tmp_path / 'a'}"]))
+    full.run()
+    cfg_b = load_config(TINY_CONFIG, [*common, f"train.out_dir={tmp_path / 'b'}"])
+    Trainer(cfg_b).run(stop_at=3)  # killed after step 3; the newest checkpoint is step 2
+    resumed = Trainer(cfg_b, resume="auto")
+    resumed.run()
+    a, b = read_log(full), read_log(resumed)
+    assert [r["step"] for r in b] == [1, 2, 3, 4, 5, 6]  # the killed run's step 3 was dropped on resume
+    for ra, rb in zip(a, b):
+        for key in ("loss", "ce", "cm", "vis", "aux", "lr"):
+            assert ra[key] == rb[key], (ra["step"], key)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_and_channels_last_train(tiny_overrides, precision):
+    cfg = load_config(TINY_CONFIG, [*tiny_overrides, "train.max_iters=3", "train.log_every=1",
+                                    f"train.precision={precision}", "train.channels_last=true", "train.tensorboard=false"])
+    trainer = Trainer(cfg)
+    assert (trainer.scaler is not None) == (precision == "fp16")
+    trainer.run()
+    log = read_log(trainer)
+    assert len(log) == 3 and all(np.isfinite(r["loss"]) and np.isfinite(r["cm"]) for r in log)
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+
+
+def test_channels_last_matches_contiguous_fp32(tiny_overrides, tmp_path):
+    losses = []
+    for cl in ("false", "true"):
+        cfg = load_config(TINY_CONFIG, [*tiny_overrides, "train.max_iters=2", "train.log_every=1", "train.tensorboard=false",
+                                        f"train.channels_last={cl}", f"train.out_dir={tmp_path / cl}"])
+        trainer = Trainer(cfg)
+        trainer.run()
+        losses.append([r["loss"] for r in read_log(trainer)])
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4)
+
+
+def test_tensorboard_and_validation(tiny_overrides):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = load_config(TINY_CONFIG, [*tiny_overrides, "train.max_iters=4", "train.log_every=2", "train.val_every=2",
+                                    "train.val_split=test"])
+    trainer = Trainer(cfg)
+    last = trainer.run()
+    assert 0.0 <= last["val_miou"] <= 1.0
+    rows = read_log(trainer)
+    assert [r["step"] for r in rows if "val_miou" in r] == [2, 4]
+    events = EventAccumulator(str(trainer.out_dir / "tb"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss", "train/ce", "train/cm", "train/vis", "train/aux", "train/lr", "train/images_per_s", "val/miou"} <= tags
+    assert [e.step for e in events.Scalars("val/miou")] == [2, 4]

@@ -27,11 +27,13 @@ def load_trained(cfg: Config, checkpoint: str | Path, device: str | torch.device
     own model config) or from a training checkpoint (model built from `cfg`)."""
     dev = resolve_device(cfg.train.device) if device is None else torch.device(device)
     if Path(checkpoint).suffix == ".safetensors":
-        return load_pretrained(checkpoint, device=dev)
-    model = build_model(cfg.model)
-    ckpt = load_checkpoint(Path(checkpoint))
-    load_model_state(model, ckpt["model"], checkpoint)
-    model.aux_max = cfg.data.aux_max
+        model = load_pretrained(checkpoint, device=dev)
+    else:
+        model = build_model(cfg.model)
+        load_model_state(model, load_checkpoint(Path(checkpoint))["model"], checkpoint)
+        model.aux_max = cfg.data.aux_max
+    if cfg.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     return model.to(dev).eval()
 
 
@@ -39,8 +41,8 @@ def inference_protocol(cfg: Config):
     """The evaluation protocol of `cfg.eval`: whole or sliding window, scales, flip."""
     from smmcl.engine.inference import InferenceProtocol
 
-    e = cfg.eval
-    return InferenceProtocol(e.mode, tuple(e.crop_size), e.stride_rate, tuple(e.scales), e.flip)
+    e, t = cfg.eval, cfg.train
+    return InferenceProtocol(e.mode, tuple(e.crop_size), e.stride_rate, tuple(e.scales), e.flip, t.precision, t.channels_last)
 
 
 def evaluate_checkpoint(cfg: Config | str | Path, checkpoint: str | Path, split: str | None = None,
@@ -63,8 +65,6 @@ def evaluate_checkpoint(cfg: Config | str | Path, checkpoint: str | Path, split:
         model, dataset, cfg.model.num_classes, batch_size=cfg.eval.batch_size, ignore_index=cfg.data.ignore_index,
         exclude=cfg.eval.exclude_classes, progress=progress, protocol=inference_protocol(cfg),
     )
-    scores["protocol"] = {"mode": cfg.eval.mode, "crop_size": list(cfg.eval.crop_size), "stride_rate": cfg.eval.stride_rate,
-                          "scales": list(cfg.eval.scales), "flip": cfg.eval.flip}
     scores["split"], scores["subset"] = split, subset
     return scores
 

@@ -151,6 +151,17 @@ class TrainConfig:
     keep_checkpoints: int = 2
     log_every: int = 10
     progress: bool = True
+    # fp32 | bf16 | fp16 autocast (fp16 with loss scaling); the contrastive terms always run in fp32.
+    # Evaluation and prediction use the same switches.
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    # Validate every N iterations (0: never) on `val_split` with the eval protocol; it is only monitored,
+    # never used to pick a checkpoint (the last one is the result).
+    val_every: int = 0
+    val_split: str = "val"
+    # TensorBoard event files in <out_dir>/tb: every loss term, lr, throughput, validation mIoU.
+    tensorboard: bool = True
 
 
 @dataclass

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from smmcl.engine.precision import autocast, check_precision, to_channels_last
+
 MODES = ("whole", "slide")
 
 
@@ -29,8 +31,12 @@ class InferenceProtocol:
     stride_rate: float = 2 / 3
     scales: tuple[float, ...] = (1.0,)
     flip: bool = False
+    # The training switches, reused at test time: autocast precision and NHWC inputs.
+    precision: str = "fp32"
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
+        check_precision(self.precision)
         if self.mode not in MODES:
             raise ValueError(f"inference mode must be one of {', '.join(MODES)}; got mode={self.mode!r}")
         crop = self.crop_size
@@ -146,16 +152,25 @@ def predict_probs(
     stride_rate: float = 2 / 3,
     scales: Sequence[float] = (1.0,),
     flip: bool = False,
+    precision: str = "fp32",
+    channels_last: bool = False,
 ) -> Tensor:
-    """Softmax probabilities B x K x H x W of `model` on normalised rgb/aux (B x 3 x H x W).
+    """Softmax probabilities B x K x H x W (fp32) of `model` on normalised rgb/aux (B x 3 x H x W).
 
     `mode` "whole" runs one forward pass per scale and flip; "slide" runs crop_size (h, w) windows with
     strides ceil(h * stride_rate), ceil(w * stride_rate), the last window in each direction at the image
     border, zero padding images smaller than the crop. Each scale s resizes the inputs bilinearly to
     round(H * s) x round(W * s) and its probabilities back to H x W; `flip` adds the mirrored input.
-    All passes are averaged. The model's train/eval mode is left as it is: call `model.eval()` first.
+    All passes are averaged. `precision` runs the model under autocast and `channels_last` feeds it NHWC
+    inputs. The model's train/eval mode is left as it is: call `model.eval()` first.
     """
-    p = InferenceProtocol(mode, crop_size, stride_rate, scales, flip)  # type: ignore[arg-type]  # validates
+    p = InferenceProtocol(mode, crop_size, stride_rate, scales, flip, precision, channels_last)  # type: ignore[arg-type]  # validates
+    rgb, aux = to_channels_last(rgb, channels_last), to_channels_last(aux, channels_last)
+    with autocast(rgb.device, precision):
+        return _multi_scale(model, rgb, aux, p)
+
+
+def _multi_scale(model: nn.Module, rgb: Tensor, aux: Tensor, p: InferenceProtocol) -> Tensor:
     height, width = rgb.shape[-2:]
     total: Tensor | None = None
     passes = 0
@@ -168,7 +183,7 @@ def predict_probs(
             aux_s = F.interpolate(aux, size=size, mode="bilinear", align_corners=False)
         views = [(rgb_s, aux_s, False)] + ([(rgb_s.flip(-1), aux_s.flip(-1), True)] if p.flip else [])
         for r, a, flipped in views:
-            probs = _single_scale(model, r, a, p.mode, p.crop_size, p.stride_rate)
+            probs = _single_scale(model, r, a, p.mode, p.crop_size, p.stride_rate).float()
             if flipped:
                 probs = probs.flip(-1)
             if probs.shape[-2:] != (height, width):

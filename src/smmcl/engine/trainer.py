@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,10 @@ from smmcl.engine.checkpoint import (
     load_model_state,
     prune_checkpoints,
 )
+from smmcl.engine.evaluate import evaluate
 from smmcl.engine.optim import build_optimizer, lr_at, set_lr
+from smmcl.engine.precision import autocast, grad_scaler, prepare_model, to_channels_last
+from smmcl.engine.run_log import RunLog
 from smmcl.engine.runtime import resolve_device, rng_state, seed_everything, set_rng_state
 from smmcl.errors import CheckpointError
 from smmcl.losses import SMMCLLoss
@@ -70,7 +72,9 @@ class Trainer:
         self.train_set = RGBXDataset(cfg.data, "train", self.num_classes, train=True)
         self.plan = make_plan(cfg, len(self.train_set))
         self.model = build_model(cfg.model).to(self.device)
+        self.model.aux_max = cfg.data.aux_max
         self.optimizer = build_optimizer(self.model, cfg.train)
+        self.scaler = grad_scaler(self.device, cfg.train.precision)
         weights = (cfg.loss.cm_weight, cfg.loss.vis_weight, cfg.loss.aux_weight)
         self.contrast = (
             SMMCLLoss.from_config(cfg.loss, self.num_classes, cfg.data.ignore_index) if any(w > 0 for w in weights) else None
@@ -85,6 +89,9 @@ class Trainer:
         elif cfg.model.pretrained:
             # A resumed run already holds these weights (and trained them further).
             self.pretrained_report = load_weights(self.model, cfg.model.pretrained)
+        # What the step calls: the same parameters, maybe NHWC and compiled (checkpoints use self.model).
+        self.net = prepare_model(self.model, cfg.train.channels_last, cfg.train.compile)
+        self._val_set: Optional[RGBXDataset] = None
 
     # --- checkpoints -------------------------------------------------------------------------
     def _resume_path(self, resume: Optional[str | Path]) -> Optional[Path]:
@@ -102,6 +109,8 @@ class Trainer:
             raise CheckpointError(f"{path}: optimizer state does not match this model ({exc})") from None
         self.step = int(ckpt["step"])
         set_rng_state(ckpt["rng"])
+        if self.scaler is not None and ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
 
     def save(self) -> Path:
         path = checkpoint_path(self.ckpt_dir, self.step)
@@ -111,6 +120,7 @@ class Trainer:
             "step": self.step,
             "epoch": self.step // self.plan.iters_per_epoch,
             "rng": rng_state(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "config": to_dict(self.cfg),
         }
         atomic_save(state, path)
@@ -118,36 +128,59 @@ class Trainer:
         return path
 
     # --- one iteration -----------------------------------------------------------------------
-    def train_step(self, batch: dict) -> dict[str, float]:
-        rgb = batch["rgb"].to(self.device, non_blocking=True)
-        aux = batch["aux"].to(self.device, non_blocking=True)
-        label = batch["label"].to(self.device, non_blocking=True)
+    def _batch(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        cl = self.cfg.train.channels_last
+        rgb = to_channels_last(batch["rgb"].to(self.device, non_blocking=True), cl)
+        aux = to_channels_last(batch["aux"].to(self.device, non_blocking=True), cl)
+        return rgb, aux, batch["label"].to(self.device, non_blocking=True)
+
+    def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
+        """One optimisation step; returns the detached loss terms (tensors, no host sync) and the lr."""
+        rgb, aux, label = self._batch(batch)
         lr = lr_at(self.step, self.cfg.train.lr, self.plan.total_iters, self.plan.warmup_iters, self.cfg.train.poly_power)
         set_lr(self.optimizer, lr)
         self.model.train()
-        if self.contrast is None:
-            logits, terms = self.model(rgb, aux), None
-        else:
-            logits, vis_embed, aux_embed = self.model.forward_train(rgb, aux)
-            terms = self.contrast(vis_embed, aux_embed, label)
-        ce = F.cross_entropy(logits, label, ignore_index=self.cfg.data.ignore_index)
+        with autocast(self.device, self.cfg.train.precision):
+            if self.contrast is None:
+                logits, terms = self.net(rgb, aux), None
+            else:
+                logits, vis_embed, aux_embed = self.net(rgb, aux, return_embeddings=True)
+            ce = F.cross_entropy(logits.float(), label, ignore_index=self.cfg.data.ignore_index)
+        if self.contrast is not None:
+            terms = self.contrast(vis_embed, aux_embed, label)  # fp32 inside, whatever the autocast
         loss = combine_losses(ce, terms, self.cfg.loss)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
         self.step += 1
         stats = {"loss": loss.detach(), "ce": ce.detach()}
         if terms:
             stats.update({k: v.detach() for k, v in terms.items()})
-        out = {k: float(v) for k, v in stats.items()}
-        out["lr"] = lr
-        return out
+        return {**stats, "lr": torch.tensor(lr)}
+
+    def validate(self) -> dict:
+        """Scores on `train.val_split` with the eval protocol (monitoring only; no checkpoint is chosen by it)."""
+        from smmcl.api import inference_protocol
+
+        if self._val_set is None:
+            self._val_set = RGBXDataset(self.cfg.data, self.cfg.train.val_split, self.num_classes)
+        scores = evaluate(
+            self.model, self._val_set, self.num_classes, batch_size=self.cfg.eval.batch_size,
+            ignore_index=self.cfg.data.ignore_index, exclude=self.cfg.eval.exclude_classes, progress=False,
+            protocol=inference_protocol(self.cfg),
+        )
+        return {"val_miou": scores["miou"], "val_pixel_acc": scores["pixel_acc"]}
 
     def dry_run(self) -> dict:
         """One training step on the first batch, writing nothing: proves data, model, loss and optimizer fit."""
         t0 = time.perf_counter()
         batch = next(iter(self._loader(self.step + 1)))
-        stats = self.train_step(batch)
+        stats = {k: float(v) for k, v in self.train_step(batch).items()}
         self.step -= 1  # nothing was trained for real
         stats["seconds"] = time.perf_counter() - t0
         stats["batch_shape"] = list(batch["rgb"].shape)
@@ -178,23 +211,32 @@ class Trainer:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         (self.out_dir / "config.yaml").write_text(to_yaml(self.cfg))
         end = self.plan.total_iters if stop_at is None else min(stop_at, self.plan.total_iters)
-        log_path = self.out_dir / "log.jsonl"
+        log = RunLog(self.out_dir, self.step, self.cfg.train.log_every, self.cfg.train.tensorboard)
         last: dict[str, float] = {}
         t0 = time.perf_counter()
         bar = tqdm(
             total=self.plan.total_iters, initial=self.step, desc=self.cfg.name, unit="it",
             disable=not self.cfg.train.progress, dynamic_ncols=True,
         )
-        with bar, log_path.open("a") as log:
-            for batch in self._loader(end):
-                last = self.train_step(batch)
-                bar.update(1)
-                bar.set_postfix({k: f"{v:.3g}" for k, v in last.items()}, refresh=False)
-                if self.step % self.cfg.train.log_every == 0 or self.step == end:
-                    log.write(json.dumps({"step": self.step, **last}) + "\n")
-                    log.flush()
-                if self.step % self.plan.checkpoint_every == 0 or self.step == self.plan.total_iters:
-                    self.save()
+        val_every = self.cfg.train.val_every
+        try:
+            with bar:
+                for batch in self._loader(end):
+                    stats = self.train_step(batch)
+                    lr = float(stats.pop("lr"))
+                    row = log.step(self.step, stats, lr, len(batch["name"]), force=self.step == end)
+                    bar.update(1)
+                    if row is not None:
+                        last = row
+                        bar.set_postfix({k: f"{v:.3g}" for k, v in row.items()}, refresh=False)
+                    if val_every and (self.step % val_every == 0 or self.step == self.plan.total_iters):
+                        scores = self.validate()
+                        log.write(self.step, scores)
+                        last.update(scores)
+                    if self.step % self.plan.checkpoint_every == 0 or self.step == self.plan.total_iters:
+                        self.save()
+        finally:
+            log.close()
         if self.step == self.plan.total_iters:
             # Deployable weights with their config, apart from the resumable training checkpoints.
             save_pretrained(self.model, self.cfg, self.out_dir / "model.safetensors")

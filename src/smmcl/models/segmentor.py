@@ -29,16 +29,18 @@ class Segmentor(nn.Module):
         logits = self.decoder(fused)
         return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
 
-    def forward(self, rgb: Tensor, aux: Tensor) -> Tensor:
-        """Logits B x K x H x W; the projectors are skipped."""
-        fused, _, _ = self.encoder(rgb, aux, with_embeddings=False)
-        return self.decode(fused, rgb.shape[-2:])
+    def forward(self, rgb: Tensor, aux: Tensor, return_embeddings: bool = False):
+        """Logits B x K x H x W; with `return_embeddings`, also the projector outputs R_vis, R_aux.
+
+        One entry point for both, so that DistributedDataParallel (which hooks `forward`) sees every call.
+        """
+        fused, vis_embed, aux_embed = self.encoder(rgb, aux, with_embeddings=return_embeddings)
+        logits = self.decode(fused, rgb.shape[-2:])
+        return (logits, vis_embed, aux_embed) if return_embeddings else logits
 
     def forward_train(self, rgb: Tensor, aux: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """Logits and both projector outputs in one pass (for the cross-entropy and contrastive losses)."""
-        fused, vis_embed, aux_embed = self.encode(rgb, aux)
-        assert vis_embed is not None and aux_embed is not None
-        return self.decode(fused, rgb.shape[-2:]), vis_embed, aux_embed
+        return self(rgb, aux, return_embeddings=True)
 
     def predict(self, rgb, aux, protocol=None):
         """Class ids from raw images (numpy: H x W x 3 uint8 RGB and an H x W [x C] auxiliary image of any

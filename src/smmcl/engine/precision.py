@@ -1,0 +1,53 @@
+"""Fast paths shared by training, evaluation and prediction: autocast precision, channels_last, torch.compile."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Optional
+
+import torch
+from torch import nn
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+    return precision
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """Mixed-precision region for `precision` on `device` (a no-op for fp32).
+
+    The contrastive terms and the NMF updates disable autocast themselves and run in fp32.
+    """
+    dtype = PRECISIONS[check_precision(precision)]
+    if dtype is None:
+        return contextlib.nullcontext()
+    if not torch.amp.is_autocast_available(device.type):
+        raise ValueError(f"precision {precision} needs autocast, which device {device} does not support")
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def grad_scaler(device: torch.device, precision: str) -> Optional[torch.amp.GradScaler]:
+    """A loss scaler for fp16 (its small exponent range underflows gradients); None otherwise."""
+    if check_precision(precision) != "fp16":
+        return None
+    return torch.amp.GradScaler(device.type)
+
+
+def prepare_model(model: nn.Module, channels_last: bool = False, compile: bool = False) -> nn.Module:
+    """Move parameters to channels_last (NHWC kernels) and optionally wrap in `torch.compile`.
+
+    Returns the module to call; the original keeps its parameters, state dict and checkpoint names.
+    """
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if compile:
+        return torch.compile(model)  # type: ignore[return-value]
+    return model
+
+
+def to_channels_last(x: torch.Tensor, enabled: bool) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if enabled and x.dim() == 4 else x
