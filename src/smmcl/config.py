@@ -130,6 +130,9 @@ class LossConfig:
     min_views: int = 5
     max_views: int = 300
     max_total: int = 4800
+    # Multi-GPU: sample per rank and contrast locally (the released code), or gather every rank's sampled
+    # embeddings first (more negatives; gradients flow back to each rank's own embeddings).
+    gather_embeddings: bool = False
 
 
 @dataclass
