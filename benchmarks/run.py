@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -92,6 +93,49 @@ def worker_main(case_file: str, result_file: str) -> None:
     Path(result_file).write_text(json.dumps(run_case(case)))
 
 
+# --- other processes' CPU use (this machine is shared; 2 threads on 2 busy cores are many times slower) ----
+
+
+def busy_cpu_seconds() -> float:
+    """CPU seconds all processes have spent busy since boot (from /proc/stat)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds of this process and its waited-for children."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+class ForeignLoad:
+    """Average number of cores other processes kept busy between start() and stop()."""
+
+    def start(self) -> None:
+        self.t, self.busy, self.own = time.perf_counter(), busy_cpu_seconds(), own_cpu_seconds()
+
+    def stop(self) -> float:
+        wall = time.perf_counter() - self.t
+        foreign = (busy_cpu_seconds() - self.busy) - (own_cpu_seconds() - self.own)
+        return max(0.0, foreign / wall) if wall > 0 else 0.0
+
+
+def wait_for_idle(max_wait: float, threshold: float = 0.25, window: float = 2.0) -> tuple[float, float]:
+    """Wait (up to max_wait s) until other processes use < threshold cores over `window` s.
+
+    Returns (seconds waited, the last window's foreign load)."""
+    t0, load = time.perf_counter(), 0.0
+    probe = ForeignLoad()
+    while True:
+        probe.start()
+        time.sleep(window)
+        load = probe.stop()
+        waited = time.perf_counter() - t0
+        if load < threshold or waited >= max_wait:
+            return waited, load
+
+
 def run_isolated(case: Case, timeout: float) -> dict:
     """Run `case` in a fresh interpreter; returns its measurements, or {"error": ...}."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -137,6 +181,11 @@ class Runner:
             return self.results[case.name]
         if not force and not self.selected(case.name):
             return None
+        waited, idle_load = (0.0, 0.0) if self.args.quick else wait_for_idle(self.args.idle_wait)
+        if waited >= self.args.idle_wait > 0:
+            print(f"  (machine still busy after {waited:.0f} s: other processes use {idle_load:.1f} cores; measuring anyway)", flush=True)
+        load = ForeignLoad()
+        load.start()
         t0 = time.perf_counter()
         out = run_inline(case) if self.args.quick else run_isolated(case, timeout)
         entry = {k: v for k, v in case.to_json().items() if k not in ("model_spec", "profile", "demo", "paths", "threads", "seed")}
@@ -145,6 +194,9 @@ class Runner:
         if case.compile and out.get("compile_s", 0.0) > self.args.compile_timeout:
             entry["excluded"] = f"compiled in {out['compile_s']:.0f} s, over --compile-timeout {self.args.compile_timeout:.0f} s"
         entry["wall_s"] = round(time.perf_counter() - t0, 2)
+        # Cores other processes kept busy while this case ran; above CONTENDED its timings are suspect.
+        entry["foreign_load_cores"] = round(load.stop(), 3)
+        entry["waited_for_idle_s"] = round(waited, 1)
         self.results[case.name] = entry
         self.order.append(case.name)
         print(progress_line(entry), flush=True)
@@ -158,7 +210,15 @@ def progress_line(e: dict) -> str:
         return f"  {e['name']:<46} " + ", ".join(f"{p} {v['pixel_agreement']:.5f}" for p, v in e["paths"].items())
     extra = f"  compile {e['compile_s']:.0f} s" if "compile_s" in e else ""
     rss = f"  peak RSS {e['peak_rss_mb']:.0f} MB" if "peak_rss_mb" in e else ""
-    return f"  {e['name']:<46} {e['median_s']:8.3f} s{rss}{extra}  ({e['wall_s']:.0f} s wall)"
+    busy = f"  CONTENDED: other processes used {e['foreign_load_cores']:.2f} cores" if contended(e) else ""
+    return f"  {e['name']:<46} {e['median_s']:8.3f} s{rss}{extra}  ({e['wall_s']:.0f} s wall){busy}"
+
+
+CONTENDED = 0.2  # cores used by other processes during a case above which its timings are flagged
+
+
+def contended(e: dict) -> bool:
+    return e.get("foreign_load_cores", 0.0) > CONTENDED
 
 
 def ok(entry: Optional[dict]) -> bool:
@@ -214,6 +274,8 @@ def main() -> None:
                         help="add torch.compile candidates (fp32, bf16-cl) for no model, MSCAN-B only, or all models")
     parser.add_argument("--compile-timeout", type=float, default=180.0, help="seconds a compiled case may spend compiling")
     parser.add_argument("--demo", default=str(ROOT / "runs" / "demo"), help="demo output folder with the trained model")
+    parser.add_argument("--idle-wait", type=float, default=300.0,
+                        help="before each case wait up to this many seconds for other processes to leave the CPU idle")
     parser.add_argument("--no-profiles", action="store_true", help="do not profile the cases of missed goals")
     parser.add_argument("--out", default=str(HERE / "results.json"))
     args = parser.parse_args()
@@ -336,6 +398,7 @@ def main() -> None:
         "scaling": scaling,
         "agreement": agreement,
         "profiles": profiles,
+        "contended_cases": [n for n in runner.order if contended(runner.results[n])],
         "cases": [runner.results[n] for n in runner.order],
     }
     print()
@@ -490,6 +553,10 @@ def format_report(results: dict, runner: Runner) -> str:
                 lines.append(f"{e['name']:<46} {'-':>9}  ERROR: {e['error'][:120]}")
                 continue
             note = f"compile {e['compile_s']:.0f} s" if "compile_s" in e else ""
+            if "excluded" in e:
+                note += f" (not a candidate: {e['excluded']})"
+            if contended(e):
+                note += f" CONTENDED ({e['foreign_load_cores']:.2f} other cores)"
             rss = f"{e['peak_rss_mb']:>11.0f} {e['rss_growth_mb']:>8.0f}" if "peak_rss_mb" in e else f"{'-':>11} {'-':>8}"
             lines.append(f"{e['name']:<46} {e['median_s']:>9.3f} {e['min_s']:>8.3f} {e['max_s']:>8.3f} {e['images_per_s']:>7.2f} {rss}  {note}")
         lines.append("")

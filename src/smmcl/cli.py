@@ -30,18 +30,37 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    """Train; under `torchrun --nproc-per-node N -m smmcl train ...` this is one rank of a DDP job."""
+    import contextlib
+    import io
+
     from smmcl.config import load_config
+    from smmcl.engine import distributed
     from smmcl.engine.trainer import Trainer
 
     cfg = load_config(args.config, args.overrides)
-    trainer = Trainer(cfg, resume=args.resume)
+    try:
+        trainer = Trainer(cfg, resume=args.resume)
+        # Rank 0 speaks for the job; the other ranks' output (identical or empty) is dropped. Errors still
+        # reach stderr from every rank, since each may fail for its own reason.
+        quiet = contextlib.nullcontext() if trainer.ctx.is_main else contextlib.redirect_stdout(io.StringIO())
+        with quiet:
+            return _train(trainer, args)
+    finally:
+        distributed.cleanup()
+
+
+def _train(trainer, args: argparse.Namespace) -> int:
+    cfg = trainer.cfg
     if trainer.pretrained_report is not None:
         print(trainer.pretrained_report.summary())
     if args.dry_run:
         return _dry_run(trainer)
     p = trainer.plan
+    world = trainer.ctx.world_size
+    ranks = f", {world} processes x batch {trainer.local_batch_size}" if world > 1 else ""
     print(f"[smmcl] {cfg.name}: {p.total_iters} iterations ({p.iters_per_epoch}/epoch), warm-up {p.warmup_iters}, "
-          f"from step {trainer.step}, device {trainer.device}, output {trainer.out_dir}")
+          f"from step {trainer.step}, device {trainer.device}{ranks}, output {trainer.out_dir}")
     last = trainer.run()
     print(f"[smmcl] done at step {last.get('step')}: " + ", ".join(f"{k}={v:.4g}" for k, v in last.items() if k != "step"))
     if trainer.step == p.total_iters:

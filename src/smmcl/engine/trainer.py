@@ -1,4 +1,8 @@
-"""Single-process training: CE + weighted SMMCL terms (Eq. 7), AdamW, warm-up + poly, exact resume."""
+"""Training: CE + weighted SMMCL terms (Eq. 7), AdamW, warm-up + poly, exact resume; one process or DDP.
+
+Under `torchrun` every rank builds the same Trainer: `train.batch_size` is the global batch, split evenly
+across the ranks, and the model is wrapped in DistributedDataParallel (see `smmcl.engine.distributed`).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,15 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from smmcl.config import Config, to_dict, to_yaml
 from smmcl.data.dataset import RGBXDataset
 from smmcl.data.sampler import ResumableBatchSampler
+from smmcl.engine import distributed
 from smmcl.engine.checkpoint import (
     atomic_save,
     checkpoint_path,
@@ -23,11 +30,12 @@ from smmcl.engine.checkpoint import (
     load_model_state,
     prune_checkpoints,
 )
+from smmcl.engine.distributed import RankSlice
 from smmcl.engine.evaluate import evaluate
 from smmcl.engine.optim import build_optimizer, lr_at, set_lr
 from smmcl.engine.precision import autocast, grad_scaler, prepare_model, to_channels_last
 from smmcl.engine.run_log import RunLog
-from smmcl.engine.runtime import resolve_device, rng_state, seed_everything, set_rng_state
+from smmcl.engine.runtime import rng_state, seed_everything, set_rng_state
 from smmcl.errors import CheckpointError
 from smmcl.losses import SMMCLLoss
 from smmcl.models import build_model
@@ -62,17 +70,38 @@ def combine_losses(ce: torch.Tensor, terms: dict[str, torch.Tensor] | None, cfg)
 
 
 class Trainer:
-    """Owns model, optimizer, data order and RNG; `run()` trains to the end or to `stop_at`."""
+    """Owns model, optimizer, data order and RNG; `run()` trains to the end or to `stop_at`.
+
+    Under torchrun (WORLD_SIZE > 1) it is one rank of a DDP job: `self.model` stays the plain module
+    (optimizer groups, checkpoints, validation) and `self.net`, what the step calls, is its
+    DistributedDataParallel wrapper. Only rank 0 (`self.ctx.is_main`) writes files.
+    """
 
     def __init__(self, cfg: Config, resume: Optional[str | Path] = None):
         self.cfg = cfg
+        # Checked before any rendezvous too, so a bad batch size fails at once on every rank instead of hanging.
+        distributed.split_batch_size(cfg.train.batch_size, distributed.env_world_size())
+        self.ctx = distributed.setup(cfg.train.device)
+        world = self.ctx.world_size
+        self.local_batch_size = distributed.split_batch_size(cfg.train.batch_size, world)
+        if world > 1 and cfg.model.norm == "syncbn" and self.ctx.device.type != "cuda":
+            raise ValueError("model.norm=syncbn needs CUDA devices: SyncBatchNorm does not run on CPU (gloo); use model.norm=bn")
         seed_everything(cfg.train.seed)
-        self.device = resolve_device(cfg.train.device)
+        self.device = self.ctx.device
         self.num_classes = cfg.model.num_classes
         self.train_set = RGBXDataset(cfg.data, "train", self.num_classes, train=True)
         self.plan = make_plan(cfg, len(self.train_set))
-        self.model = build_model(cfg.model).to(self.device)
+        # Every rank builds the same initial weights from the same seed (DDP also broadcasts rank 0's).
+        model = build_model(cfg.model)
+        if world > 1 and self.ctx.device.type == "cuda":
+            # Batch statistics over the global batch; the parameters are the same objects, so the
+            # optimizer below and the checkpoint names are unaffected.
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        self.model = model.to(self.device)
         self.model.aux_max = cfg.data.aux_max
+        if world > 1:
+            # From here on each rank draws its own dropout / drop-path masks, NMF bases and SMMCL samples.
+            torch.manual_seed(distributed.rank_seed(cfg.train.seed, self.ctx.rank))
         self.optimizer = build_optimizer(self.model, cfg.train)
         self.scaler = grad_scaler(self.device, cfg.train.precision)
         weights = (cfg.loss.cm_weight, cfg.loss.vis_weight, cfg.loss.aux_weight)
@@ -89,9 +118,43 @@ class Trainer:
         elif cfg.model.pretrained:
             # A resumed run already holds these weights (and trained them further).
             self.pretrained_report = load_weights(self.model, cfg.model.pretrained)
-        # What the step calls: the same parameters, maybe NHWC and compiled (checkpoints use self.model).
-        self.net = prepare_model(self.model, cfg.train.channels_last, cfg.train.compile)
+        # What the step calls: the same parameters, maybe NHWC, DDP-wrapped and compiled (checkpoints use self.model).
+        net = prepare_model(self.model, cfg.train.channels_last, compile=False)
+        if world > 1:
+            net = self._wrap_ddp(net)
+        self.net = prepare_model(net, compile=cfg.train.compile)
         self._val_set: Optional[RGBXDataset] = None
+
+    def _wrap_ddp(self, model: nn.Module) -> DistributedDataParallel:
+        """DistributedDataParallel around the (NHWC) model; told about parameters the step never uses.
+
+        LightHam reads stages 2-4 only, so the stage-1 fusion conv gets no gradient; without the SMMCL
+        terms neither do the projectors. DDP must then search for unused parameters after each forward
+        (find_unused_parameters), which costs a graph traversal, so it is switched on only when a probe
+        forward/backward of the step's own call finds such parameters.
+        """
+        with_embeddings = self.contrast is not None
+        channels = getattr(getattr(model, "encoder", None), "in_channels", 3)
+
+        def probe_loss(m: nn.Module) -> torch.Tensor:
+            # Eval mode: no running-statistics update, and no draw from the global RNG (its own generator).
+            was_training = m.training
+            m.eval()
+            try:
+                x = torch.randn(2, channels, 64, 64, generator=torch.Generator().manual_seed(0)).to(self.device)
+                out = m(x, x, return_embeddings=True) if with_embeddings else (m(x, x),)
+                return sum(t.float().sum() for t in out)
+            finally:
+                m.train(was_training)
+
+        unused = distributed.parameters_without_grad(model, probe_loss)
+        cuda = self.device.type == "cuda"
+        return DistributedDataParallel(
+            model,
+            device_ids=[self.device.index] if cuda else None,
+            output_device=self.device.index if cuda else None,
+            find_unused_parameters=bool(unused),
+        )
 
     # --- checkpoints -------------------------------------------------------------------------
     def _resume_path(self, resume: Optional[str | Path]) -> Optional[Path]:
@@ -101,6 +164,7 @@ class Trainer:
         return latest_checkpoint(self.ckpt_dir) if str(resume) == "auto" else Path(resume)
 
     def _resume(self, path: Path) -> None:
+        # Every rank reads the same file onto its own device (and so starts from the same weights).
         ckpt = load_checkpoint(path, map_location=self.device)
         load_model_state(self.model, ckpt["model"], path)
         try:
@@ -108,18 +172,31 @@ class Trainer:
         except (ValueError, KeyError) as exc:
             raise CheckpointError(f"{path}: optimizer state does not match this model ({exc})") from None
         self.step = int(ckpt["step"])
-        set_rng_state(ckpt["rng"])
+        ranks = ckpt.get("rng_ranks")
+        if self.ctx.world_size == 1:
+            set_rng_state(_on_cpu(ckpt["rng"]))
+        elif ranks is not None and len(ranks) == self.ctx.world_size:
+            set_rng_state(_on_cpu(ranks[self.ctx.rank]))
+        else:
+            # Another number of ranks than the run had: no exact continuation exists; fresh per-rank streams.
+            torch.manual_seed(distributed.rank_seed(self.cfg.train.seed, self.ctx.rank, self.step))
         if self.scaler is not None and ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
 
     def save(self) -> Path:
+        """Write a checkpoint of the current step (rank 0); under DDP every rank must call it (it gathers RNG states)."""
         path = checkpoint_path(self.ckpt_dir, self.step)
+        rngs = distributed.all_gather_objects(rng_state())
+        if not self.ctx.is_main:
+            return path
         state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "step": self.step,
             "epoch": self.step // self.plan.iters_per_epoch,
-            "rng": rng_state(),
+            # Rank 0's state (what a single process resumes with) and, under DDP, every rank's in rank order.
+            "rng": rngs[0],
+            "rng_ranks": rngs if self.ctx.world_size > 1 else None,
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "config": to_dict(self.cfg),
         }
@@ -139,7 +216,7 @@ class Trainer:
         rgb, aux, label = self._batch(batch)
         lr = lr_at(self.step, self.cfg.train.lr, self.plan.total_iters, self.plan.warmup_iters, self.cfg.train.poly_power)
         set_lr(self.optimizer, lr)
-        self.model.train()
+        self.net.train()
         with autocast(self.device, self.cfg.train.precision):
             if self.contrast is None:
                 logits, terms = self.net(rgb, aux), None
@@ -164,7 +241,10 @@ class Trainer:
         return {**stats, "lr": torch.tensor(lr)}
 
     def validate(self) -> dict:
-        """Scores on `train.val_split` with the eval protocol (monitoring only; no checkpoint is chosen by it)."""
+        """Scores on `train.val_split` with the eval protocol (monitoring only; no checkpoint is chosen by it).
+
+        Runs on the plain model in this process only; under DDP the loop calls it on rank 0 alone.
+        """
         from smmcl.api import inference_protocol
 
         if self._val_set is None:
@@ -194,7 +274,10 @@ class Trainer:
 
     # --- the loop ----------------------------------------------------------------------------
     def _loader(self, end: int) -> DataLoader:
+        # Global batches in the same order whatever the number of ranks; each rank loads its own slice.
         sampler = ResumableBatchSampler(len(self.train_set), self.cfg.train.batch_size, self.cfg.train.seed, self.step, end)
+        if self.ctx.world_size > 1:
+            sampler = RankSlice(sampler, self.ctx.rank, self.ctx.world_size)
         workers = self.cfg.data.num_workers
         return DataLoader(
             self.train_set,
@@ -207,16 +290,22 @@ class Trainer:
         )
 
     def run(self, stop_at: Optional[int] = None) -> dict:
-        """Train until the planned end (or until iteration `stop_at`, as if killed there)."""
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        (self.out_dir / "config.yaml").write_text(to_yaml(self.cfg))
+        """Train until the planned end (or until iteration `stop_at`, as if killed there).
+
+        Under DDP every rank runs this loop; rank 0 alone writes config, logs, checkpoints and weights,
+        shows the progress bar and validates, and the logged losses are means over the ranks.
+        """
+        main = self.ctx.is_main
+        if main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            (self.out_dir / "config.yaml").write_text(to_yaml(self.cfg))
         end = self.plan.total_iters if stop_at is None else min(stop_at, self.plan.total_iters)
-        log = RunLog(self.out_dir, self.step, self.cfg.train.log_every, self.cfg.train.tensorboard)
+        log = _RankMeanLog(RunLog(self.out_dir, self.step, self.cfg.train.log_every, self.cfg.train.tensorboard, enabled=main))
         last: dict[str, float] = {}
         t0 = time.perf_counter()
         bar = tqdm(
             total=self.plan.total_iters, initial=self.step, desc=self.cfg.name, unit="it",
-            disable=not self.cfg.train.progress, dynamic_ncols=True,
+            disable=not (self.cfg.train.progress and main), dynamic_ncols=True,
         )
         val_every = self.cfg.train.val_every
         try:
@@ -224,25 +313,68 @@ class Trainer:
                 for batch in self._loader(end):
                     stats = self.train_step(batch)
                     lr = float(stats.pop("lr"))
-                    row = log.step(self.step, stats, lr, len(batch["name"]), force=self.step == end)
+                    images = len(batch["name"]) * self.ctx.world_size
+                    row = log.step(self.step, stats, lr, images, force=self.step == end)
                     bar.update(1)
                     if row is not None:
                         last = row
                         bar.set_postfix({k: f"{v:.3g}" for k, v in row.items()}, refresh=False)
                     if val_every and (self.step % val_every == 0 or self.step == self.plan.total_iters):
-                        scores = self.validate()
+                        # Rank 0 validates; the others wait for its scores (the broadcast is the barrier).
+                        scores = self.validate() if main else None
+                        scores = distributed.broadcast_object(scores)
                         log.write(self.step, scores)
                         last.update(scores)
                     if self.step % self.plan.checkpoint_every == 0 or self.step == self.plan.total_iters:
                         self.save()
         finally:
             log.close()
-        if self.step == self.plan.total_iters:
+        if self.step == self.plan.total_iters and main:
             # Deployable weights with their config, apart from the resumable training checkpoints.
             save_pretrained(self.model, self.cfg, self.out_dir / "model.safetensors")
+        # No rank returns before rank 0 has written everything.
+        distributed.barrier()
         last["seconds"] = time.perf_counter() - t0
         last["step"] = self.step
         return last
+
+
+def _on_cpu(state: dict) -> dict:
+    """An RNG state with its byte tensors back on the CPU (checkpoints are loaded onto the training device)."""
+    return {k: [t.cpu() for t in v] if isinstance(v, (list, tuple)) else v.cpu() for k, v in state.items()}
+
+
+class _RankMeanLog:
+    """A RunLog whose rows are means over the ranks of the per-rank window means.
+
+    Loss tensors are summed on the device every step; only on a logging step are the window sums
+    reduced across the ranks (one collective, one host sync per window, as in a single process) and
+    handed to the RunLog as a single step. In one process the rows equal the RunLog's own.
+    """
+
+    def __init__(self, log: RunLog):
+        self.log = log
+        self._sums: dict[str, torch.Tensor] = {}
+        self._count = 0
+        self._images = 0
+
+    def step(self, step: int, terms: dict[str, torch.Tensor], lr: float, images: int, force: bool = False) -> Optional[dict]:
+        for k, v in terms.items():
+            self._sums[k] = self._sums[k] + v.detach() if k in self._sums else v.detach().clone()
+        self._count += 1
+        self._images += images
+        if step % self.log.every and not force:
+            return None
+        # float64 so that sum / count rounds exactly as RunLog's float(sum) / count would.
+        means = {k: v.to(torch.float64) / self._count for k, v in distributed.all_reduce_mean(self._sums).items()}
+        images, self._sums, self._count, self._images = self._images, {}, 0, 0
+        return self.log.step(step, means, lr, images, force=True)
+
+    def write(self, step: int, row: dict) -> None:
+        self.log.write(step, row)
+
+    def close(self) -> None:
+        self.log.close()
 
 
 def train(cfg: Config, resume: Optional[str | Path] = None) -> Trainer:

@@ -8,6 +8,8 @@ from typing import Dict, Optional
 import torch
 from torch import Tensor, nn
 
+from smmcl.engine import distributed
+
 from .contrastive import contrastive_terms
 from .sampling import SAMPLING_MODES, sample_embeddings
 
@@ -20,7 +22,15 @@ def _full_precision(device: torch.device) -> contextlib.AbstractContextManager:
 
 
 class SMMCLLoss(nn.Module):
-    """L_cm, L_vis, L_aux of Eq. 3-6 on projector outputs; Eq. 7 weighting is the trainer's job."""
+    """L_cm, L_vis, L_aux of Eq. 3-6 on projector outputs; Eq. 7 weighting is the trainer's job.
+
+    Under DDP each rank samples embeddings from its own images. With `gather=False` (the released
+    code) it contrasts them among themselves. With `gather=True` every rank all-gathers the sampled
+    rows of all ranks and computes the terms on their concatenation: the same loss on every rank,
+    with W times the negatives; gradients reach each rank's own rows, and DDP's averaging then gives
+    exactly the gradient of that one global loss (see `smmcl.engine.distributed.gather_with_grad`).
+    Outside a process group of several ranks the option changes nothing.
+    """
 
     def __init__(
         self,
@@ -32,6 +42,7 @@ class SMMCLLoss(nn.Module):
         max_views: int = 300,
         max_total: int = 4800,
         ignore_index: int = 255,
+        gather: bool = False,
     ) -> None:
         super().__init__()
         if sampling not in SAMPLING_MODES:
@@ -44,6 +55,7 @@ class SMMCLLoss(nn.Module):
         self.max_views = max_views
         self.max_total = max_total
         self.ignore_index = ignore_index
+        self.gather = gather
 
     @classmethod
     def from_config(cls, loss_cfg, num_classes: int, ignore_index: int) -> "SMMCLLoss":
@@ -57,6 +69,7 @@ class SMMCLLoss(nn.Module):
             max_views=loss_cfg.max_views,
             max_total=loss_cfg.max_total,
             ignore_index=ignore_index,
+            gather=loss_cfg.gather_embeddings,
         )
 
     def forward(
@@ -80,12 +93,19 @@ class SMMCLLoss(nn.Module):
             ignore_index=self.ignore_index,
             generator=generator,
         )
+        v, a = v.float(), a.float()
+        if self.gather and distributed.is_distributed():
+            # The padded layout has min(max_total, B*h*w) rows on every rank (same per-rank batch and
+            # crop), so the shapes the collectives need agree; padding rows stay masked by `valid`.
+            # Memory: the terms are (W*rows)^2, W^2 times the per-rank ones.
+            v, a = distributed.gather_with_grad(v), distributed.gather_with_grad(a)
+            y, valid = distributed.gather(y), distributed.gather(valid)
         # exp(s / tau) with tau = 0.1 and N x N sums are too coarse in half precision, so the
         # terms run in float32 even when the network runs under autocast.
         with _full_precision(vis_embed.device):
             return contrastive_terms(
-                v.float(),
-                a.float(),
+                v,
+                a,
                 y,
                 temperature=self.temperature,
                 cm_temperature=self.cm_temperature,
@@ -96,5 +116,6 @@ class SMMCLLoss(nn.Module):
         return (
             f"num_classes={self.num_classes}, temperature={self.temperature}, "
             f"cm_temperature={self.cm_temperature}, sampling={self.sampling!r}, "
-            f"min_views={self.min_views}, max_views={self.max_views}, max_total={self.max_total}"
+            f"min_views={self.min_views}, max_views={self.max_views}, max_total={self.max_total}, "
+            f"gather={self.gather}"
         )

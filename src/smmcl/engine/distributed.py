@@ -1,0 +1,255 @@
+"""Data-parallel training across processes started by `torchrun` (PyTorch's own DDP engine).
+
+`torchrun --nproc-per-node N -m smmcl train CONFIG` starts N processes and gives each one RANK, WORLD_SIZE and
+LOCAL_RANK (and the rendezvous address) in its environment; multi-node runs get the same variables through
+torchrun's rendezvous. Without them, everything here describes a single process and does nothing.
+
+Backend: NCCL when the ranks train on CUDA devices (device cuda:LOCAL_RANK), gloo on CPU.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+from typing import Any, Dict, Iterator, List, Sequence
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor
+from torch.utils.data import Sampler
+
+from smmcl.engine.runtime import resolve_device
+
+# Rank 0 alone validates and writes checkpoints while the other ranks wait at their next collective;
+# the default NCCL timeout (10 minutes) could cut a long validation short.
+TIMEOUT = datetime.timedelta(minutes=30)
+
+
+def env_world_size() -> int:
+    """Processes in the job according to torchrun's environment (1 when not launched by it)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_distributed() -> bool:
+    """True inside an initialised process group of more than one process."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Where this process sits in the job: its rank, the number of ranks, and the device it trains on."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the only one that prints, logs and writes files."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def setup(device: str = "auto") -> DistContext:
+    """The context of this process; joins (or, under torchrun, creates) the default process group.
+
+    `device` is `train.device`. When it resolves to CUDA every rank trains on cuda:LOCAL_RANK (an explicit
+    index such as cuda:1 is replaced: torchrun assigns devices by local rank); CPU ranks use gloo.
+    """
+    resolved = resolve_device(device)
+    if dist.is_available() and dist.is_initialized():
+        # A group created by the caller (e.g. torch.multiprocessing.spawn + init_process_group).
+        world, rk = dist.get_world_size(), dist.get_rank()
+        local = int(os.environ.get("LOCAL_RANK", rk))
+    else:
+        world = env_world_size()
+        if world == 1:
+            return DistContext(device=resolved)
+        if not dist.is_available():
+            raise ValueError("WORLD_SIZE > 1 but this PyTorch build has no torch.distributed")
+        rk, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if world > 1 and resolved.type not in ("cuda", "cpu"):
+        raise ValueError(f"distributed training runs on CUDA (nccl) or CPU (gloo), not on train.device={device!r}")
+    if resolved.type == "cuda":
+        if local >= torch.cuda.device_count():
+            raise ValueError(f"local rank {local} has no CUDA device ({torch.cuda.device_count()} visible)")
+        resolved = torch.device("cuda", local)
+        # Before the group exists, so NCCL and the object collectives use this rank's own device.
+        torch.cuda.set_device(resolved)
+    if not dist.is_initialized():
+        backend = "nccl" if resolved.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, init_method="env://", timeout=TIMEOUT)
+    return DistContext(rank=rk, world_size=world, local_rank=local, device=resolved)
+
+
+def cleanup() -> None:
+    """Leave the process group (if one exists); call once at the very end of the program.
+
+    Every rank first meets at a barrier issued outside autograd. Collectives launched during backward
+    (DDP's bucket all-reduces, the gathered-embedding all-reduce) carry a Python object in their
+    captured thread-local state, and gloo's worker threads release them just after completion; one
+    still pending when the interpreter shuts down needs the GIL and aborts the process ("terminate
+    called without an active exception", a PyTorch race). Waiting on the barrier releases the GIL so
+    those workers can finish first; `destroy_process_group` alone does not stop them, because DDP
+    keeps the group object alive.
+    """
+    if dist.is_available() and dist.is_initialized():
+        barrier()
+        dist.destroy_process_group()
+
+
+def barrier() -> None:
+    """Wait until every rank gets here (a no-op in a single process)."""
+    if not is_distributed():
+        return
+    if dist.get_backend() == "nccl":
+        # Naming the device avoids NCCL guessing it (and warning) from the rank.
+        dist.barrier(device_ids=[torch.cuda.current_device()])
+    else:
+        dist.barrier()
+
+
+def rank_seed(seed: int, rank_: int, step: int = 0) -> int:
+    """A seed of its own for each rank's model randomness (dropout, drop path, NMF bases, SMMCL sampling)."""
+    return int(np.random.SeedSequence([seed, rank_, step]).generate_state(1)[0])
+
+
+def all_reduce_mean(tensors: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    """Mean over ranks of every (scalar) tensor of the dict, in one float64 collective.
+
+    In a single process the dict comes back unchanged.
+    """
+    if not is_distributed() or not tensors:
+        return dict(tensors)
+    keys = list(tensors)
+    flat = torch.stack([tensors[k].detach().reshape(()).to(torch.float64) for k in keys])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= dist.get_world_size()
+    return {k: flat[i] for i, k in enumerate(keys)}
+
+
+def all_gather_objects(obj: Any) -> List[Any]:
+    """Every rank's `obj` (picklable), in rank order; [obj] in a single process."""
+    if not is_distributed():
+        return [obj]
+    out: List[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def broadcast_object(obj: Any, src: int = 0) -> Any:
+    """Rank `src`'s `obj` on every rank (and a synchronisation point)."""
+    if not is_distributed():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def _gather_rows(tensor: Tensor) -> Tensor:
+    # A list all_gather plus cat: the most portable form across backends and torch versions.
+    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, tensor.contiguous())
+    return torch.cat(parts, dim=0)
+
+
+def gather(tensor: Tensor) -> Tensor:
+    """Every rank's `tensor` concatenated along dim 0 in rank order, without gradient.
+
+    All ranks must pass the same shape (collectives move fixed-size buffers).
+    """
+    if not is_distributed():
+        return tensor
+    return _gather_rows(tensor.detach())
+
+
+class _GatherWithGrad(torch.autograd.Function):
+    """All-gather along dim 0 whose backward returns, to each rank, the summed gradient of its own rows.
+
+    Why this yields the exact gradient of one global loss (the SMMCL `gather` option): every rank
+    computes the same loss L over the gathered rows e = [e_0, ..., e_{W-1}]. On rank s, autograd
+    gives dL/de for all rows; rows of rank r only live on rank r, so the backward sums the W
+    identical copies of dL/de_r (all-reduce with SUM, then rank r keeps its slice): W * dL/de_r.
+    Rank r then backpropagates that into theta through its own forward, giving W * dL/de_r * de_r/dtheta,
+    and DDP averages parameter gradients over the W ranks: (1/W) * sum_r W * dL/de_r * de_r/dtheta
+    = dL/dtheta, the gradient a single process would get on the concatenated batch.
+
+    With an identical loss on every rank the sum equals W times the local gradient; summing across
+    ranks keeps the function correct for losses that differ per rank as well.
+    """
+
+    @staticmethod
+    def forward(ctx, tensor: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.rows = tensor.shape[0]
+        return _gather_rows(tensor)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+        # All-reduce then slice rather than reduce-scatter: supported by every backend, and the sampled
+        # embeddings are small next to the model's own gradients. A copy: autograd owns `grad`.
+        grad = grad.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        start = dist.get_rank() * ctx.rows
+        return grad[start:start + ctx.rows]
+
+
+def gather_with_grad(tensor: Tensor) -> Tensor:
+    """Every rank's `tensor` concatenated along dim 0, differentiable back to each rank's own rows.
+
+    See `_GatherWithGrad` for the gradient argument. Same shape on every rank; identity in one process.
+    """
+    if not is_distributed():
+        return tensor
+    return _GatherWithGrad.apply(tensor)
+
+
+class RankSlice(Sampler[List[Any]]):
+    """This rank's contiguous share of every global batch of a batch sampler.
+
+    The wrapped sampler yields the global batch (the same on every rank: one permutation per epoch,
+    one augmentation seed per sample); rank r takes elements [r * b, (r + 1) * b) with b = batch / W.
+    So which samples form a global step, and how each is augmented, does not depend on W.
+    """
+
+    def __init__(self, batches: Sampler[List[Any]], rank_: int, world: int):
+        self.batches = batches
+        self.rank = rank_
+        self.world = world
+
+    def __len__(self) -> int:
+        return len(self.batches)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[List[Any]]:
+        for batch in self.batches:
+            if len(batch) % self.world:
+                raise ValueError(f"a batch of {len(batch)} cannot be split evenly across {self.world} ranks")
+            share = len(batch) // self.world
+            yield list(batch[self.rank * share:(self.rank + 1) * share])
+
+
+def split_batch_size(batch_size: int, world: int) -> int:
+    """Per-rank batch of a global `train.batch_size`; a clear error when the ranks cannot share it evenly."""
+    if batch_size % world:
+        raise ValueError(
+            f"train.batch_size={batch_size} (the global batch) must be divisible by the number of processes "
+            f"({world}); choose e.g. train.batch_size={max(world, batch_size // world * world)}"
+        )
+    return batch_size // world
+
+
+def parameters_without_grad(model: torch.nn.Module, loss_of_model) -> Sequence[str]:
+    """Names of trainable parameters that `loss_of_model(model)` does not reach (their grad stays None).
+
+    Used once before wrapping in DDP, which must be told about parameters that never get a gradient.
+    Gradients are cleared again afterwards.
+    """
+    loss_of_model(model).backward()
+    names = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    model.zero_grad(set_to_none=True)
+    return names
