@@ -138,6 +138,7 @@ def main() -> None:
     finally:
         distributed.cleanup()
     print(f"[rank {rank}] left the process group", flush=True)
+    distributed.exit_process(0)  # as the CLI does: no interpreter shutdown racing gloo's threads
 
 
 if __name__ == "__main__":

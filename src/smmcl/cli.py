@@ -45,9 +45,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
         # reach stderr from every rank, since each may fail for its own reason.
         quiet = contextlib.nullcontext() if trainer.ctx.is_main else contextlib.redirect_stdout(io.StringIO())
         with quiet:
-            return _train(trainer, args)
+            code = _train(trainer, args)
     finally:
         distributed.cleanup()
+    if trainer.ctx.distributed:
+        # Past the interpreter's shutdown, which can abort a process that used DDP with gloo (see there).
+        distributed.exit_process(code)
+    return code
 
 
 def _train(trainer, args: argparse.Namespace) -> int:

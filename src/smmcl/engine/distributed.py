@@ -10,9 +10,11 @@ Backend: NCCL when the ranks train on CUDA devices (device cuda:LOCAL_RANK), glo
 from __future__ import annotations
 
 import datetime
+import logging
 import os
+import sys
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Sequence
+from typing import Any, Dict, Iterator, List, NoReturn, Sequence
 
 import numpy as np
 import torch
@@ -89,19 +91,33 @@ def setup(device: str = "auto") -> DistContext:
 
 
 def cleanup() -> None:
-    """Leave the process group (if one exists); call once at the very end of the program.
+    """Leave the process group (if one exists), after every rank has got here.
 
-    Every rank first meets at a barrier issued outside autograd. Collectives launched during backward
-    (DDP's bucket all-reduces, the gathered-embedding all-reduce) carry a Python object in their
-    captured thread-local state, and gloo's worker threads release them just after completion; one
-    still pending when the interpreter shuts down needs the GIL and aborts the process ("terminate
-    called without an active exception", a PyTorch race). Waiting on the barrier releases the GIL so
-    those workers can finish first; `destroy_process_group` alone does not stop them, because DDP
-    keeps the group object alive.
+    Note that a process that has used DDP with gloo should then end through `exit_process`: see there.
     """
     if dist.is_available() and dist.is_initialized():
         barrier()
         dist.destroy_process_group()
+
+
+def exit_process(code: int) -> NoReturn:
+    """End this rank at once with `code`, flushing its output but skipping the interpreter's shutdown.
+
+    Collectives launched during backward (DDP's bucket all-reduces, the gathered-embedding all-reduce)
+    capture thread-local state that holds a Python object, and gloo's worker threads drop that state
+    only after the collective completes. A worker that gets to it while the interpreter is shutting
+    down needs the GIL, is refused it, and aborts the process ("terminate called without an active
+    exception"; seen here on loaded CPUs, a PyTorch race). Those threads are never joined before
+    shutdown because DDP keeps the process group alive after `destroy_process_group`, so the only sure
+    way out is not to run the shutdown at all. Call after `cleanup()`, from the program's entry point.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    logging.shutdown()
+    os._exit(code)
 
 
 def barrier() -> None:
