@@ -17,6 +17,7 @@ benchmarks/results.json.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import os
 import platform
@@ -90,6 +91,10 @@ def worker_main(case_file: str, result_file: str) -> None:
     from cases import run_case
 
     case = Case.from_json(json.loads(Path(case_file).read_text()))
+    deadline = float(os.environ.get("BENCH_DEADLINE_S", "0"))
+    if deadline > 10:
+        # Print every thread's stack shortly before the parent gives up on this case, so a hang says where.
+        faulthandler.dump_traceback_later(deadline - 5, exit=True)
     Path(result_file).write_text(json.dumps(run_case(case)))
 
 
@@ -142,14 +147,16 @@ def run_isolated(case: Case, timeout: float) -> dict:
         case_file, result_file = Path(tmp) / "case.json", Path(tmp) / "result.json"
         case_file.write_text(json.dumps(case.to_json()))
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(case_file), str(result_file)]
-        env = dict(os.environ, OMP_NUM_THREADS=str(case.threads), PYTHONUNBUFFERED="1")
+        env = dict(os.environ, OMP_NUM_THREADS=str(case.threads), PYTHONUNBUFFERED="1", BENCH_DEADLINE_S=str(timeout))
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 30, cwd=ROOT, env=env)
         except subprocess.TimeoutExpired:
             return {"error": f"timed out after {timeout:.0f} s"}
         if proc.returncode != 0 or not result_file.is_file():
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-6:]
-            return {"error": f"exit status {proc.returncode}: " + " | ".join(tail)}
+            log = (proc.stderr or proc.stdout).strip().splitlines()
+            if any(line.startswith("Timeout (") for line in log):
+                return {"error": f"timed out after {timeout:.0f} s (hung; stack in 'log')", "log": log[-80:]}
+            return {"error": f"exit status {proc.returncode}: " + " | ".join(log[-6:]), "log": log[-80:]}
         return json.loads(result_file.read_text())
 
 
@@ -187,7 +194,9 @@ class Runner:
         load = ForeignLoad()
         load.start()
         t0 = time.perf_counter()
-        out = run_inline(case) if self.args.quick else run_isolated(case, timeout)
+        # Agreement cases always get their own process: a path can hang on the demo model and needs a timeout.
+        inline = self.args.quick and case.kind != "agreement"
+        out = run_inline(case) if inline else run_isolated(case, timeout)
         entry = {k: v for k, v in case.to_json().items() if k not in ("model_spec", "profile", "demo", "paths", "threads", "seed")}
         entry["size"] = list(case.size)
         entry.update(out)
@@ -207,7 +216,7 @@ def progress_line(e: dict) -> str:
     if "error" in e:
         return f"  {e['name']:<46} ERROR {e['error'][:200]}"
     if e["kind"] == "agreement":
-        return f"  {e['name']:<46} " + ", ".join(f"{p} {v['pixel_agreement']:.5f}" for p, v in e["paths"].items())
+        return f"  {e['name']:<46} " + ", ".join(f"agreement {v['pixel_agreement']:.5f}" for v in e["paths"].values()) + f"  ({e['wall_s']:.0f} s wall)"
     extra = f"  compile {e['compile_s']:.0f} s" if "compile_s" in e else ""
     rss = f"  peak RSS {e['peak_rss_mb']:.0f} MB" if "peak_rss_mb" in e else ""
     busy = f"  CONTENDED: other processes used {e['foreign_load_cores']:.2f} cores" if contended(e) else ""
@@ -273,6 +282,8 @@ def main() -> None:
     parser.add_argument("--compile", choices=("none", "lead", "all"), default="none",
                         help="add torch.compile candidates (fp32, bf16-cl) for no model, MSCAN-B only, or all models")
     parser.add_argument("--compile-timeout", type=float, default=180.0, help="seconds a compiled case may spend compiling")
+    parser.add_argument("--agreement-timeout", type=float,
+                        help="seconds one path may take to predict the demo test split (default 300, --quick 15); a hang is reported, not waited for")
     parser.add_argument("--demo", default=str(ROOT / "runs" / "demo"), help="demo output folder with the trained model")
     parser.add_argument("--idle-wait", type=float, default=300.0,
                         help="before each case wait up to this many seconds for other processes to leave the CPU idle")
@@ -281,6 +292,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick and args.compile != "none":
         parser.error("--quick does not compile")
+    if args.agreement_timeout is None:
+        args.agreement_timeout = 15.0 if args.quick else 300.0
 
     import torch
 
@@ -360,9 +373,21 @@ def main() -> None:
         agreement_note = f"no trained demo model in {demo}: run `make demo` first (pixel_agreement is null)"
         print(f"  demo/agreement: {agreement_note}")
     else:
-        c = Case(name="demo/agreement", kind="agreement", model="demo", demo=str(demo.resolve()), paths=lead_paths,
-                 threads=args.threads, group="agreement", warmup=0, reps=1)
-        agreement = runner.run(c, timeout=args.compile_timeout * len(lead_paths) + 600)
+        # One subprocess per path, so a path that hangs on this model (see the timeout) costs only its own case.
+        agreement = {"paths": {}}
+        for path in lead_paths:
+            c = Case(name=f"demo/agreement/{path}", kind="agreement", model="demo", demo=str(demo.resolve()), paths=[path],
+                     threads=args.threads, group="agreement", warmup=0, reps=1)
+            e = runner.run(c, timeout=args.agreement_timeout + (args.compile_timeout if c.compile else 0))
+            if e is None:
+                continue
+            if "error" in e:
+                agreement["paths"][path] = {"error": e["error"], "log": e.get("log", [])}
+                continue
+            agreement.update({k: v for k, v in e.items() if k in ("weights", "test_images", "image_size", "pixels", "fp32_pixel_accuracy")})
+            agreement["paths"].update(e["paths"])
+        if not agreement["paths"]:
+            agreement = None
 
     top = top_level(summary.get(lead, {}), agreement, agreement_note)
     goals = evaluate_goals(top)
@@ -448,6 +473,8 @@ def top_level(lead: dict, agreement: Optional[dict], agreement_note: Optional[st
     if agreement is not None and "paths" in agreement:
         if path == "fp32":
             value = 1.0  # the fastest path is the reference itself
+        elif "error" in agreement["paths"].get(path, {}):
+            agreement_note = f"the fastest inference path {path} failed on the demo model: {agreement['paths'][path]['error']}"
         elif path in agreement["paths"]:
             value = agreement["paths"][path]["pixel_agreement"]
     if agreement_note is None and value is None:
@@ -467,7 +494,9 @@ def evaluate_goals(top: dict) -> dict:
     goals = {}
     for key, op, target, what in GOALS:
         value = top.get(key)
-        if value is None:
+        if key == "pixel_agreement" and value is None and "failed" in (top.get("pixel_agreement_note") or ""):
+            status = "MISS"  # the fast path did not produce a prediction at all
+        elif value is None:
             status = "N/A"
         else:
             met = value <= target if op == "<=" else value >= target
@@ -506,7 +535,11 @@ def write_profiles(goals: dict, top: dict, lead_summary: dict, agreement: Option
         elif key == "pixel_agreement" and agreement is not None:
             path = HERE / "profiles" / "pixel_agreement.txt"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(agreement, indent=2) + "\n")
+            text = json.dumps({p: {k: v for k, v in d.items() if k != "log"} for p, d in agreement["paths"].items()}, indent=2)
+            for p, d in agreement["paths"].items():
+                if d.get("log"):
+                    text += f"\n\n--- {p}: end of the worker's stderr ---\n" + "\n".join(d["log"])
+            path.write_text(text + "\n")
             wanted[key] = [(str(path), None)]  # type: ignore[list-item]
             continue
         wanted[key] = items
@@ -568,11 +601,14 @@ def format_report(results: dict, runner: Runner) -> str:
             f"(x{_f(t['speedup'], 2)}); SMMCL/Base {_f(t['smmcl_overhead'])} fp32, {_f(t['smmcl_overhead_fastest'])} {t['fastest_path']} | "
             f"infer: fp32 {_f(i['fp32_s'])} s, fastest {i['fastest_path']} {_f(i['fastest_s'])} s (x{_f(i['speedup'], 2)})"
         )
-    if results["agreement"] and "paths" in results["agreement"]:
+    if results["agreement"] and "test_images" in results["agreement"]:
         a = results["agreement"]
         lines.append(f"Pixel agreement with fp32 eager ({a['test_images']} demo test images {a['image_size'][0]}x{a['image_size'][1]}, "
                      f"{Path(a['weights']).name}; fp32 pixel accuracy {a['fp32_pixel_accuracy']:.4f})")
         for p, v in a["paths"].items():
+            if "error" in v:
+                lines.append(f"  {p:<14} ERROR {v['error'][:150]}")
+                continue
             lines.append(f"  {p:<14} {v['pixel_agreement']:.5f} ({v['differing_pixels']} pixels differ; accuracy {v['pixel_accuracy']:.4f})")
     elif results.get("pixel_agreement_note"):
         lines.append(f"Pixel agreement: {results['pixel_agreement_note']}")
@@ -581,6 +617,8 @@ def format_report(results: dict, runner: Runner) -> str:
     lines.append(f"Goals ({lead}; fastest train path {results['fastest_train_path']}, fastest inference path {results['fastest_infer_path']})")
     for key, g in results["goals"].items():
         lines.append(f"  {key:<16} {_f(g['value']):>8}  target {g['target']:<8} {g['status']:<5} {g['what']}")
+        if key == "pixel_agreement" and results.get("pixel_agreement_note"):
+            lines.append(f"      {results['pixel_agreement_note'][:200]}")
         for p in results["profiles"].get(key, []):
             lines.append(f"      profile: {p}")
     c = results["compile"]

@@ -11,6 +11,7 @@ from smmcl.config import Config, load_config, to_dict
 from smmcl.data.dataset import RGBXDataset
 from smmcl.engine.checkpoint import load_checkpoint, load_model_state
 from smmcl.engine.evaluate import evaluate
+from smmcl.engine.precision import prepare_model
 from smmcl.engine.runtime import resolve_device
 from smmcl.errors import CheckpointError
 from smmcl.models import build_model
@@ -32,8 +33,7 @@ def load_trained(cfg: Config, checkpoint: str | Path, device: str | torch.device
         model = build_model(cfg.model)
         load_model_state(model, load_checkpoint(Path(checkpoint))["model"], checkpoint)
         model.aux_max = cfg.data.aux_max
-    if cfg.train.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = prepare_model(model, channels_last=cfg.train.channels_last)
     return model.to(dev).eval()
 
 

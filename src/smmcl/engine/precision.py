@@ -8,6 +8,8 @@ from typing import Optional
 import torch
 from torch import nn
 
+from smmcl.models.cpu_guard import guard_cpu_depthwise
+
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -44,6 +46,7 @@ def prepare_model(model: nn.Module, channels_last: bool = False, compile: bool =
     """
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+        guard_cpu_depthwise(model)  # models not made by build_model
     if compile:
         return torch.compile(model)  # type: ignore[return-value]
     return model

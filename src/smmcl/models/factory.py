@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, Mapping, Sequence, Union
 from torch import nn
 
 from ..config import BackboneConfig, Config, DecoderConfig, ModelConfig, load_model_config
+from .cpu_guard import guard_cpu_depthwise
 from .dual_encoder import DualEncoder
 from .lightham_head import LightHamHead
 from .mit import MIT_PRESETS, MiT
@@ -146,4 +147,6 @@ def build_model(config: ConfigSource) -> Segmentor:
         norm_layer=norm_layer,
     )
     decoder = make_decoder(encoder.out_channels, cfg.num_classes, cfg.decoder, norm_layer)
-    return Segmentor(encoder, decoder, cfg.num_classes)
+    model = Segmentor(encoder, decoder, cfg.num_classes)
+    guard_cpu_depthwise(model)
+    return model

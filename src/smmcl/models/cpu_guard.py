@@ -1,0 +1,54 @@
+"""A guard around a CPU kernel hang: slim depth-wise strip convs in bf16 with NHWC tensors.
+
+With torch 2.13's oneDNN on CPU, a depth-wise conv of 2 to 16 channels with a kernel at least 15 wide never
+returns under bf16 when its input or weight is channels_last and the feature map is a few dozen pixels wide
+(MSCAN's 1x21 strips in a slim MSCAN hit it; 17+ channels, tall kernels, fp32 and fp16 do not). The paper's
+models (64+ channels) are unaffected; custom slim ones, like the demo's, are. `benchmarks/onednn_hang.py`
+maps the conditions. The guard runs those layers in NCHW on CPU; they are tiny, and the rest of the model
+keeps its layout.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def hang_prone(module: nn.Module) -> bool:
+    """Whether `module` is a depth-wise conv of the shape that hangs (see the module docstring)."""
+    if not isinstance(module, nn.Conv2d):
+        return False
+    c = module.in_channels
+    return module.groups == c == module.out_channels and 2 <= c <= 16 and module.kernel_size[1] >= 15
+
+
+def _nchw(t: torch.Tensor) -> torch.Tensor:
+    # Not `.contiguous()`: a 1 x k depth-wise weight counts as contiguous with NHWC strides, while the conv
+    # reads the strides themselves; so rebuild the layout whenever they differ from row-major ones.
+    if t.stride() == torch.empty(t.shape, device="meta").stride():
+        return t
+    return t.clone(memory_format=torch.contiguous_format)
+
+
+def _nchw_on_cpu(module: nn.Module, args: tuple) -> tuple:
+    x = args[0]
+    if x.device.type != "cpu":
+        return args
+    weight = _nchw(module.weight.data)
+    if weight is not module.weight.data:  # e.g. after model.to(memory_format=torch.channels_last)
+        module.weight.data = weight
+    return (_nchw(x),) + args[1:]
+
+
+def guard_cpu_depthwise(model: nn.Module) -> int:
+    """Run every hang-prone conv in `model` in NCHW on CPU (idempotent); returns how many are guarded."""
+    guarded = 0
+    for module in model.modules():
+        if hang_prone(module):
+            if module.weight.device.type == "cpu":  # now, not at the first call: DDP records layouts when wrapping
+                module.weight.data = _nchw(module.weight.data)
+            if not getattr(module, "_smmcl_nchw_guard", False):
+                module.register_forward_pre_hook(_nchw_on_cpu)
+                module._smmcl_nchw_guard = True
+            guarded += 1
+    return guarded
