@@ -48,7 +48,7 @@ PATHS: dict[str, tuple[str, bool]] = {
 
 @dataclass
 class Case:
-    """One measurement. `kind`: train | infer | agreement. `path`: a PATHS key, optionally + "+compile"."""
+    """One measurement. `kind`: train | overhead | infer | agreement. `path`: a PATHS key, optionally + "+compile"."""
 
     name: str
     kind: str
@@ -182,8 +182,9 @@ def _model(case: Case) -> torch.nn.Module:
     return build_model(case.model_spec)
 
 
-def run_train(case: Case) -> dict:
-    """Median seconds of one training step: forward, CE (+ 0.2 x SMMCL terms), backward, AdamW step."""
+def train_step(case: Case) -> tuple[Callable[[str], None], float]:
+    """`step(loss)` for loss "base" | "smmcl": forward, CE (+ 0.2 x SMMCL terms), backward, AdamW step; and
+    the setup seconds. Both losses share one model and optimizer, so they can be timed side by side."""
     from smmcl.config import TrainConfig
     from smmcl.engine.optim import build_optimizer
     from smmcl.engine.precision import autocast, prepare_model, to_channels_last
@@ -198,39 +199,70 @@ def run_train(case: Case) -> dict:
     if case.compile:
         forward_train = torch.compile(model.forward_train)
         forward = torch.compile(model)
-    loss_fn = SMMCLLoss(num_classes=NUM_CLASSES, ignore_index=IGNORE_INDEX) if case.loss == "smmcl" else None
+    loss_fn = SMMCLLoss(num_classes=NUM_CLASSES, ignore_index=IGNORE_INDEX)
     rgb, aux, labels = make_inputs(case.batch, case.size, case.seed)
     rgb, aux = to_channels_last(rgb, case.channels_last), to_channels_last(aux, case.channels_last)
-    setup_s = time.perf_counter() - t_setup
     record = torch.profiler.record_function
 
-    def step() -> None:
+    def step(loss_kind: str) -> None:
         with autocast(cpu, case.precision):
             with record("bench::forward"):
-                if loss_fn is None:
-                    logits, terms = forward(rgb, aux), None
+                if loss_kind == "base":
+                    logits = forward(rgb, aux)  # Base never runs the projectors
                 else:
                     logits, vis_embed, aux_embed = forward_train(rgb, aux)
             with record("bench::loss"):
-                ce = F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_INDEX)
-                if loss_fn is not None:
+                loss = F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_INDEX)
+                if loss_kind != "base":
                     with record("bench::smmcl_loss"):
                         terms = loss_fn(vis_embed, aux_embed, labels)
-                    loss = ce + SMMCL_WEIGHT * (terms["cm"] + terms["vis"] + terms["aux"])
-                else:
-                    loss = ce
+                    loss = loss + SMMCL_WEIGHT * (terms["cm"] + terms["vis"] + terms["aux"])
         with record("bench::backward"):
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
         with record("bench::optimizer_step"):
             optimizer.step()
 
+    return step, time.perf_counter() - t_setup
+
+
+def run_train(case: Case) -> dict:
+    """Median seconds of one training step of `case.loss`."""
+    step, setup_s = train_step(case)
+
+    def call() -> None:
+        step(case.loss)
+
     rss_before = current_rss_mb()
-    warm, times = time_calls(step, case.warmup, case.reps)
+    warm, times = time_calls(call, case.warmup, case.reps)
     out = _summary(case, warm, times, setup_s, rss_before)
     if case.profile:
-        write_profile(step, case.profile, f"case {case.name}: training step")
+        write_profile(call, case.profile, f"case {case.name}: training step")
     return out
+
+
+def run_overhead(case: Case) -> dict:
+    """SMMCL step / Base step from alternating steps of one model in one process.
+
+    Separate processes differ by up to ~10% on this shared machine (allocator and cache luck), more than the
+    few percent the SMMCL terms cost; alternating the two steps on the same model cancels that out.
+    """
+    step, setup_s = train_step(case)
+    times: dict[str, list[float]] = {"base": [], "smmcl": []}
+    for _ in range(case.warmup):
+        step("smmcl")
+        step("base")
+    for _ in range(case.reps):
+        for kind in ("smmcl", "base"):
+            t0 = time.perf_counter()
+            step(kind)
+            times[kind].append(time.perf_counter() - t0)
+    base, smmcl = statistics.median(times["base"]), statistics.median(times["smmcl"])
+    return {
+        "median_s": smmcl, "base_median_s": base, "smmcl_median_s": smmcl, "overhead": smmcl / base,
+        "times_s": times["smmcl"], "base_times_s": times["base"], "setup_s": setup_s,
+        "images_per_s": case.batch / smmcl, "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def run_infer(case: Case) -> dict:
@@ -240,7 +272,7 @@ def run_infer(case: Case) -> dict:
     cpu = torch.device("cpu")
     t_setup = time.perf_counter()
     model = _model(case).eval()
-    model = prepare_model(model, channels_last=case.channels_last, compile=case.compile)
+    model = prepare_model(model, channels_last=case.channels_last, compile=case.compile, freeze=True)
     rgb, aux, _ = make_inputs(case.batch, case.size, case.seed)
     rgb, aux = to_channels_last(rgb, case.channels_last), to_channels_last(aux, case.channels_last)
     setup_s = time.perf_counter() - t_setup
@@ -308,7 +340,7 @@ def run_agreement(case: Case) -> dict:
 
     def predict(path: str) -> list[torch.Tensor]:
         precision, channels_last = PATHS[path.replace("+compile", "")]
-        model = prepare_model(load_trained(cfg, weights, device=cpu), channels_last, path.endswith("+compile"))
+        model = prepare_model(load_trained(cfg, weights, device=cpu), channels_last, path.endswith("+compile"), freeze=True)
         preds = []
         with torch.no_grad(), autocast(cpu, precision):
             for b in batches:
@@ -346,7 +378,9 @@ def run_agreement(case: Case) -> dict:
     return out
 
 
-RUNNERS: dict[str, Callable[[Case], dict]] = {"train": run_train, "infer": run_infer, "agreement": run_agreement}
+RUNNERS: dict[str, Callable[[Case], dict]] = {
+    "train": run_train, "overhead": run_overhead, "infer": run_infer, "agreement": run_agreement,
+}
 
 
 def run_case(case: Case) -> dict:

@@ -39,11 +39,12 @@ from cases import MODELS, PATHS, QUICK_MODELS, Case, demo_weights  # noqa: E402
 
 GOALS = [
     # (key, comparison, target, what it measures)
-    ("smmcl_overhead", "<=", 1.05, "SMMCL step / Base step (fp32 eager)"),
+    ("smmcl_overhead", "<=", 1.05, "SMMCL step / Base step (fp32 eager, alternating in one process)"),
     ("train_speedup", ">=", 1.5, "fp32 eager train step / fastest train step"),
     ("infer_speedup", ">=", 2.0, "fp32 eager inference / fastest inference"),
     ("pixel_agreement", ">=", 0.995, "share of test pixels where the fastest inference path = fp32 eager"),
 ]
+PIXEL_AGREEMENT_TARGET = 0.995
 
 
 # --- settings ------------------------------------------------------------------------------------------
@@ -68,7 +69,7 @@ def settings(args: argparse.Namespace) -> dict:
 def candidate_paths(model: str, args: argparse.Namespace, lead: str) -> list[str]:
     paths = list(PATHS)
     if args.compile == "all" or (args.compile == "lead" and model == lead):
-        paths += [f"{p}+compile" for p in ("fp32", "bf16-cl")]
+        paths += [f"{p}+compile" for p in ("fp32-cl", "bf16-cl")]
     return paths
 
 
@@ -215,6 +216,8 @@ class Runner:
 def progress_line(e: dict) -> str:
     if "error" in e:
         return f"  {e['name']:<46} ERROR {e['error'][:200]}"
+    if e["kind"] == "overhead":
+        return f"  {e['name']:<46} Base {e['base_median_s']:.3f} s, SMMCL {e['smmcl_median_s']:.3f} s: x{e['overhead']:.3f}  ({e['wall_s']:.0f} s wall)"
     if e["kind"] == "agreement":
         return f"  {e['name']:<46} " + ", ".join(f"agreement {v['pixel_agreement']:.5f}" for v in e["paths"].values()) + f"  ({e['wall_s']:.0f} s wall)"
     extra = f"  compile {e['compile_s']:.0f} s" if "compile_s" in e else ""
@@ -334,6 +337,10 @@ def main() -> None:
                      size=tsize, batch=tb, warmup=tw, reps=tr, group="train")
             limit = compile_timeout(smmcl.get("fp32"), tw, tr) if c.compile else 1800.0
             base[path] = runner.run(c, timeout=limit)
+        # The overhead itself: Base and SMMCL steps alternating on one model (fp32 eager).
+        c = case(f"{model}/train/overhead/fp32/{tsize[0]}x{tsize[1]}/b{tb}", "overhead", model, path="fp32",
+                 size=tsize, batch=tb, warmup=1, reps=tr + 2, group="overhead")
+        paired = runner.run(c)
         # Inference under every candidate.
         infer: dict[str, Optional[dict]] = {}
         for path in paths:
@@ -351,6 +358,7 @@ def main() -> None:
                 elif path.endswith("+compile") and ok(e):
                     compile_notes[f"{model}/{kind}/{path}"] = f"measured: compiled in {e.get('compile_s', 0):.0f} s"
         summary[model] = model_summary(smmcl, base, infer, best_train, best_infer)
+        summary[model]["train"]["smmcl_overhead_paired"] = paired["overhead"] if ok(paired) else None
 
     # Scaling of the lead model's SMMCL step (fp32 eager); the 240x320 batch-2 point is the training case above.
     scaling = []
@@ -390,6 +398,9 @@ def main() -> None:
             agreement = None
 
     top = top_level(summary.get(lead, {}), agreement, agreement_note)
+    if lead in summary and top["fastest_infer_path"] != summary[lead]["infer"]["fastest_path"]:
+        summary[lead]["infer"].update(top["lead_infer"])
+    top.pop("lead_infer")
     goals = evaluate_goals(top)
 
     # Profiles of the cases behind every missed goal.
@@ -467,26 +478,47 @@ def model_summary(smmcl: dict, base: dict, infer: dict, best_train: Optional[str
 
 
 def top_level(lead: dict, agreement: Optional[dict], agreement_note: Optional[str]) -> dict:
+    """The goal figures of the lead model.
+
+    The fastest inference path is the fastest candidate that keeps >= 99.5% of the demo model's pixels
+    (fp32 eager itself counts as 1.0): a faster path that changes the predictions is reported, not chosen.
+    The overhead is the paired measurement (both steps alternating in one process) where it ran.
+    """
     train, infer = lead.get("train", {}), lead.get("infer", {})
-    path = infer.get("fastest_path")
-    value = None
-    if agreement is not None and "paths" in agreement:
+    by_path = {p: t for p, t in infer.get("by_path_s", {}).items() if t is not None}
+    measured = agreement is not None and bool(agreement.get("paths"))
+
+    def agreement_of(path: str) -> Optional[float]:
         if path == "fp32":
-            value = 1.0  # the fastest path is the reference itself
-        elif "error" in agreement["paths"].get(path, {}):
-            agreement_note = f"the fastest inference path {path} failed on the demo model: {agreement['paths'][path]['error']}"
-        elif path in agreement["paths"]:
-            value = agreement["paths"][path]["pixel_agreement"]
+            return 1.0
+        entry = agreement["paths"].get(path, {}) if measured else {}
+        return entry.get("pixel_agreement")
+
+    raw = min(by_path, key=by_path.__getitem__) if by_path else None
+    path, value = raw, None
+    if measured and by_path:
+        keeping = {p: t for p, t in by_path.items() if (agreement_of(p) or 0.0) >= PIXEL_AGREEMENT_TARGET}
+        path = min(keeping, key=keeping.__getitem__)
+        value = agreement_of(path)
+        if raw != path:
+            agreement_note = (f"fastest path overall: {raw} (x{by_path['fp32'] / by_path[raw]:.2f}) agrees on only "
+                              f"{agreement_of(raw) if agreement_of(raw) is not None else 'no'} of the pixels; "
+                              f"the fastest path that keeps the predictions is {path}")
     if agreement_note is None and value is None:
         agreement_note = "not measured (the agreement case or the lead model's inference cases did not run)"
+    fp32_s = by_path.get("fp32")
+    speedup = fp32_s / by_path[path] if path and fp32_s else None
+    overhead = train.get("smmcl_overhead_paired") or train.get("smmcl_overhead")
     return {
-        "smmcl_overhead": train.get("smmcl_overhead"),
+        "smmcl_overhead": overhead,
         "train_speedup": train.get("speedup"),
-        "infer_speedup": infer.get("speedup"),
+        "infer_speedup": speedup,
         "pixel_agreement": value,
         "fastest_train_path": train.get("fastest_path"),
         "fastest_infer_path": path,
+        "fastest_infer_path_any_agreement": raw,
         "pixel_agreement_note": agreement_note,
+        "lead_infer": {"fastest_path": path, "fastest_s": by_path.get(path) if path else None, "speedup": speedup},
     }
 
 
@@ -573,10 +605,25 @@ def compile_status(args: argparse.Namespace, notes: dict[str, str]) -> dict:
 # --- the printed report ----------------------------------------------------------------------------------
 
 
+def overhead_lines(runner: Runner) -> list[str]:
+    entries = [runner.results[n] for n in runner.order if runner.results[n].get("group") == "overhead"]
+    if not entries:
+        return []
+    lines = ["SMMCL overhead (Base and SMMCL steps alternating on one model, fp32 eager)"]
+    for e in entries:
+        if "error" in e:
+            lines.append(f"  {e['name']:<46} ERROR: {e['error'][:120]}")
+        else:
+            lines.append(f"  {e['name']:<46} Base {e['base_median_s']:.3f} s, SMMCL {e['smmcl_median_s']:.3f} s: x{e['overhead']:.3f}")
+    return lines + [""]
+
+
 def format_report(results: dict, runner: Runner) -> str:
     lines = []
     header = f"{'case':<46} {'median s':>9} {'min s':>8} {'max s':>8} {'img/s':>7} {'peak RSS MB':>11} {'RSS +MB':>8}  note"
     for group, title in (("train", "Training step"), ("infer", "Inference"), ("scale", "Scaling (lead model, SMMCL, fp32 eager)")):
+        if group == "infer":
+            lines += overhead_lines(runner)
         entries = [runner.results[n] for n in runner.order if runner.results[n].get("group") == group]
         if not entries:
             continue

@@ -304,3 +304,20 @@ def test_bf16_and_channels_last_inference_agree_with_fp32():
     assert (fast.argmax(1) == ref.argmax(1)).float().mean() > 0.95
     with pytest.raises(ValueError, match="precision"):
         InferenceProtocol(precision="fp8")
+
+
+def test_compiled_frozen_inference_matches_eager():
+    """`train.compile` at inference: Inductor with frozen weights (BN folded into convs) computes the same."""
+    from smmcl.engine.precision import prepare_model
+    from smmcl.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model({"num_classes": 4, "backbone": {"name": "mscan", "preset": "T", "embed_dims": [8, 16, 32, 64],
+                         "depths": [1, 1, 1, 1]}, "decoder": {"name": "mlp", "channels": 16}, "projector": {"dim": 8}}).eval()
+    model.aux_max = 1000.0
+    rgb, aux = torch.randn(1, 3, 64, 96), torch.randn(1, 3, 64, 96)
+    ref = predict_probs(model, rgb, aux)
+    compiled = prepare_model(model, compile=True, freeze=True)
+    assert compiled.aux_max == 1000.0  # the wrapper forwards attributes evaluation and prediction read
+    out = predict_probs(compiled, rgb, aux)
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)

@@ -25,7 +25,8 @@ CONVERT_FORMATS = ("official-smmcl", "mscan", "mit", "resnet", "checkpoint")
 
 def load_trained(cfg: Config, checkpoint: str | Path, device: str | torch.device | None = None) -> torch.nn.Module:
     """A model with trained weights, in eval mode: from smmcl weights (.safetensors, which carry their
-    own model config) or from a training checkpoint (model built from `cfg`)."""
+    own model config) or from a training checkpoint (model built from `cfg`). `cfg.train.channels_last`
+    and `cfg.train.compile` apply as in training (compiled with frozen weights, for no_grad inference)."""
     dev = resolve_device(cfg.train.device) if device is None else torch.device(device)
     if Path(checkpoint).suffix == ".safetensors":
         model = load_pretrained(checkpoint, device=dev)
@@ -33,8 +34,11 @@ def load_trained(cfg: Config, checkpoint: str | Path, device: str | torch.device
         model = build_model(cfg.model)
         load_model_state(model, load_checkpoint(Path(checkpoint))["model"], checkpoint)
         model.aux_max = cfg.data.aux_max
-    model = prepare_model(model, channels_last=cfg.train.channels_last)
-    return model.to(dev).eval()
+    model = prepare_model(model.to(dev).eval(), channels_last=cfg.train.channels_last)
+    if cfg.train.compile:
+        # Compiled for inference: weights frozen into the graph; the wrapper forwards attribute access.
+        model = prepare_model(model, compile=True, freeze=True)
+    return model
 
 
 def inference_protocol(cfg: Config):

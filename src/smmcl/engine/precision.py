@@ -39,16 +39,18 @@ def grad_scaler(device: torch.device, precision: str) -> Optional[torch.amp.Grad
     return torch.amp.GradScaler(device.type)
 
 
-def prepare_model(model: nn.Module, channels_last: bool = False, compile: bool = False) -> nn.Module:
+def prepare_model(model: nn.Module, channels_last: bool = False, compile: bool = False, freeze: bool = False) -> nn.Module:
     """Move parameters to channels_last (NHWC kernels) and optionally wrap in `torch.compile`.
 
+    `freeze` (inference only, under no_grad) lets Inductor treat the weights as constants: batch norms fold
+    into convolutions and weights are pre-packed for oneDNN, which roughly halves MSCAN-B's CPU latency.
     Returns the module to call; the original keeps its parameters, state dict and checkpoint names.
     """
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
         guard_cpu_depthwise(model)  # models not made by build_model
     if compile:
-        return torch.compile(model)  # type: ignore[return-value]
+        return torch.compile(model, options={"freezing": True} if freeze else None)  # type: ignore[return-value]
     return model
 
 
