@@ -48,7 +48,7 @@ PATHS: dict[str, tuple[str, bool]] = {
 
 @dataclass
 class Case:
-    """One measurement. `kind`: train | overhead | infer | agreement. `path`: a PATHS key, optionally + "+compile"."""
+    """One measurement. `kind`: train | overhead | train_speedup | infer | infer_speedup | agreement. `path`: a PATHS key, optionally + "+compile"."""
 
     name: str
     kind: str
@@ -265,8 +265,8 @@ def run_overhead(case: Case) -> dict:
     }
 
 
-def run_infer(case: Case) -> dict:
-    """Median seconds of one inference pass `model(rgb, aux)` in eval mode under no_grad."""
+def infer_call(case: Case) -> tuple[Callable[[], None], float]:
+    """One inference pass `model(rgb, aux)` in eval mode under no_grad, and the setup seconds."""
     from smmcl.engine.precision import autocast, prepare_model, to_channels_last
 
     cpu = torch.device("cpu")
@@ -275,18 +275,58 @@ def run_infer(case: Case) -> dict:
     model = prepare_model(model, channels_last=case.channels_last, compile=case.compile, freeze=True)
     rgb, aux, _ = make_inputs(case.batch, case.size, case.seed)
     rgb, aux = to_channels_last(rgb, case.channels_last), to_channels_last(aux, case.channels_last)
-    setup_s = time.perf_counter() - t_setup
 
     def call() -> None:
         with torch.no_grad(), autocast(cpu, case.precision), torch.profiler.record_function("bench::forward"):
             model(rgb, aux)
 
+    return call, time.perf_counter() - t_setup
+
+
+def run_infer(case: Case) -> dict:
+    """Median seconds of one inference pass."""
+    call, setup_s = infer_call(case)
     rss_before = current_rss_mb()
     warm, times = time_calls(call, case.warmup, case.reps)
     out = _summary(case, warm, times, setup_s, rss_before)
     if case.profile:
         write_profile(call, case.profile, f"case {case.name}: inference", iters=2)
     return out
+
+
+def run_speedup(case: Case) -> dict:
+    """fp32 eager / `case.path` from alternating calls of both in one process (kind train_speedup: SMMCL
+    training steps; infer_speedup: inference passes); both models start from the same seeded weights.
+
+    As for the overhead, alternating cancels the process-to-process spread of this shared machine.
+    """
+    train = case.kind == "train_speedup"
+    fns: dict[str, Callable[[], None]] = {}
+    for path in ("fp32", case.path):
+        c = Case(**{**case.to_json(), "path": path, "size": case.size})
+        if train:
+            step, _ = train_step(c)
+            fns[path] = (lambda step=step: step("smmcl"))
+        else:
+            fns[path], _ = infer_call(c)
+    warm: dict[str, list[float]] = {p: [] for p in fns}
+    times: dict[str, list[float]] = {p: [] for p in fns}
+    for _ in range(case.warmup):
+        for p, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            warm[p].append(time.perf_counter() - t0)
+    for _ in range(case.reps):
+        for p, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[p].append(time.perf_counter() - t0)
+    ref, fast = statistics.median(times["fp32"]), statistics.median(times[case.path])
+    return {
+        "median_s": fast, "fp32_median_s": ref, "speedup": ref / fast, "times_s": times[case.path],
+        "fp32_times_s": times["fp32"], "warmup_s": warm[case.path], "images_per_s": case.batch / fast,
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def _summary(case: Case, warm: list[float], times: list[float], setup_s: float, rss_before: float) -> dict:
@@ -380,6 +420,7 @@ def run_agreement(case: Case) -> dict:
 
 RUNNERS: dict[str, Callable[[Case], dict]] = {
     "train": run_train, "overhead": run_overhead, "infer": run_infer, "agreement": run_agreement,
+    "train_speedup": run_speedup, "infer_speedup": run_speedup,
 }
 
 

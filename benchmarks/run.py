@@ -216,6 +216,8 @@ class Runner:
 def progress_line(e: dict) -> str:
     if "error" in e:
         return f"  {e['name']:<46} ERROR {e['error'][:200]}"
+    if e["kind"].endswith("_speedup"):
+        return f"  {e['name']:<46} fp32 {e['fp32_median_s']:.3f} s, {e['path']} {e['median_s']:.3f} s: x{e['speedup']:.2f}  ({e['wall_s']:.0f} s wall)"
     if e["kind"] == "overhead":
         return f"  {e['name']:<46} Base {e['base_median_s']:.3f} s, SMMCL {e['smmcl_median_s']:.3f} s: x{e['overhead']:.3f}  ({e['wall_s']:.0f} s wall)"
     if e["kind"] == "agreement":
@@ -321,6 +323,33 @@ def main() -> None:
         step = fp32["median_s"] if ok(fp32) else 60.0
         return args.compile_timeout + 120 + (warmup + reps + 2) * 3 * step
 
+    # Pixel agreement of every candidate with fp32 eager, on the trained demo model; first, because it decides
+    # which inference paths of the lead model may count as its fastest.
+    demo = Path(args.demo)
+    agreement: Optional[dict] = None
+    agreement_note = None
+    lead_paths = [p for p in candidate_paths(lead, args, lead) if p != "fp32"]
+    if demo_weights(demo) is None or not (demo / "smmcl" / "config.yaml").is_file() or not (demo / "data").is_dir():
+        agreement_note = f"no trained demo model in {demo}: run `make demo` first (pixel_agreement is null)"
+        print(f"  demo/agreement: {agreement_note}")
+    else:
+        # One subprocess per path, so a path that hangs on this model (see the timeout) costs only its own case.
+        agreement = {"paths": {}}
+        for path in lead_paths:
+            c = Case(name=f"demo/agreement/{path}", kind="agreement", model="demo", demo=str(demo.resolve()), paths=[path],
+                     threads=args.threads, group="agreement", warmup=0, reps=1)
+            e = runner.run(c, timeout=args.agreement_timeout + (args.compile_timeout if c.compile else 0))
+            if e is None:
+                continue
+            if "error" in e:
+                agreement["paths"][path] = {"error": e["error"], "log": e.get("log", [])}
+                continue
+            agreement.update({k: v for k, v in e.items() if k in ("weights", "test_images", "image_size", "pixels", "fp32_pixel_accuracy")})
+            agreement["paths"].update(e["paths"])
+        if not agreement["paths"]:
+            agreement = None
+
+
     for model in models:
         paths = candidate_paths(model, args, lead)
         # Training: SMMCL under every candidate, then Base under fp32 eager and the fastest SMMCL path.
@@ -349,6 +378,17 @@ def main() -> None:
             limit = compile_timeout(infer.get("fp32"), iw, ir) if c.compile else 1800.0
             infer[path] = runner.run(c, timeout=limit)
         best_infer = fastest(infer)
+        if model == lead and agreement is not None:
+            best_infer = fastest({p: e for p, e in infer.items() if p == "fp32" or keeps_predictions(agreement, p)})
+        # The speedups themselves: fp32 eager and the fastest path alternating in one process.
+        pairs: dict[str, Optional[dict]] = {}
+        for kind, best, size, batch, warm, reps, fp32 in (("train", best_train, tsize, tb, tw, tr + 2, smmcl.get("fp32")),
+                                                           ("infer", best_infer, isize, ib, iw, ir, infer.get("fp32"))):
+            if best is None or best == "fp32":
+                continue
+            c = case(f"{model}/{kind}/speedup/{best}/{size[0]}x{size[1]}/b{batch}", f"{kind}_speedup", model, path=best,
+                     size=size, batch=batch, warmup=warm, reps=reps, group="pairs")
+            pairs[kind] = runner.run(c, timeout=compile_timeout(fp32, warm, 2 * reps) if c.compile else 1800.0)
         for kind, entries in (("train", smmcl), ("infer", infer)):
             for path, e in entries.items():
                 if path.endswith("+compile") and e is not None and not ok(e):
@@ -359,6 +399,9 @@ def main() -> None:
                     compile_notes[f"{model}/{kind}/{path}"] = f"measured: compiled in {e.get('compile_s', 0):.0f} s"
         summary[model] = model_summary(smmcl, base, infer, best_train, best_infer)
         summary[model]["train"]["smmcl_overhead_paired"] = paired["overhead"] if ok(paired) else None
+        for kind in ("train", "infer"):
+            e = pairs.get(kind)
+            summary[model][kind]["speedup_paired"] = e["speedup"] if ok(e) else (1.0 if summary[model][kind]["fastest_path"] == "fp32" else None)
 
     # Scaling of the lead model's SMMCL step (fp32 eager); the 240x320 batch-2 point is the training case above.
     scaling = []
@@ -372,35 +415,7 @@ def main() -> None:
                             "peak_rss_mb": e.get("peak_rss_mb")})
     scaling.sort(key=lambda s: (s["size"][0] * s["size"][1], s["batch"]))
 
-    # Pixel agreement of every candidate with fp32 eager, on the trained demo model.
-    demo = Path(args.demo)
-    agreement: Optional[dict] = None
-    agreement_note = None
-    lead_paths = [p for p in candidate_paths(lead, args, lead) if p != "fp32"]
-    if demo_weights(demo) is None or not (demo / "smmcl" / "config.yaml").is_file() or not (demo / "data").is_dir():
-        agreement_note = f"no trained demo model in {demo}: run `make demo` first (pixel_agreement is null)"
-        print(f"  demo/agreement: {agreement_note}")
-    else:
-        # One subprocess per path, so a path that hangs on this model (see the timeout) costs only its own case.
-        agreement = {"paths": {}}
-        for path in lead_paths:
-            c = Case(name=f"demo/agreement/{path}", kind="agreement", model="demo", demo=str(demo.resolve()), paths=[path],
-                     threads=args.threads, group="agreement", warmup=0, reps=1)
-            e = runner.run(c, timeout=args.agreement_timeout + (args.compile_timeout if c.compile else 0))
-            if e is None:
-                continue
-            if "error" in e:
-                agreement["paths"][path] = {"error": e["error"], "log": e.get("log", [])}
-                continue
-            agreement.update({k: v for k, v in e.items() if k in ("weights", "test_images", "image_size", "pixels", "fp32_pixel_accuracy")})
-            agreement["paths"].update(e["paths"])
-        if not agreement["paths"]:
-            agreement = None
-
     top = top_level(summary.get(lead, {}), agreement, agreement_note)
-    if lead in summary and top["fastest_infer_path"] != summary[lead]["infer"]["fastest_path"]:
-        summary[lead]["infer"].update(top["lead_infer"])
-    top.pop("lead_infer")
     goals = evaluate_goals(top)
 
     # Profiles of the cases behind every missed goal.
@@ -477,48 +492,43 @@ def model_summary(smmcl: dict, base: dict, infer: dict, best_train: Optional[str
     }
 
 
+def keeps_predictions(agreement: Optional[dict], path: str) -> bool:
+    entry = (agreement or {}).get("paths", {}).get(path, {})
+    return entry.get("pixel_agreement", 0.0) >= PIXEL_AGREEMENT_TARGET
+
+
 def top_level(lead: dict, agreement: Optional[dict], agreement_note: Optional[str]) -> dict:
     """The goal figures of the lead model.
 
-    The fastest inference path is the fastest candidate that keeps >= 99.5% of the demo model's pixels
+    Its fastest inference path is the fastest candidate that keeps >= 99.5% of the demo model's pixels
     (fp32 eager itself counts as 1.0): a faster path that changes the predictions is reported, not chosen.
-    The overhead is the paired measurement (both steps alternating in one process) where it ran.
+    Speedups and the overhead come from the paired cases (both sides alternating in one process) where
+    they ran, else from the separate cases.
     """
     train, infer = lead.get("train", {}), lead.get("infer", {})
     by_path = {p: t for p, t in infer.get("by_path_s", {}).items() if t is not None}
-    measured = agreement is not None and bool(agreement.get("paths"))
-
-    def agreement_of(path: str) -> Optional[float]:
-        if path == "fp32":
-            return 1.0
-        entry = agreement["paths"].get(path, {}) if measured else {}
-        return entry.get("pixel_agreement")
-
+    path = infer.get("fastest_path")
     raw = min(by_path, key=by_path.__getitem__) if by_path else None
-    path, value = raw, None
-    if measured and by_path:
-        keeping = {p: t for p, t in by_path.items() if (agreement_of(p) or 0.0) >= PIXEL_AGREEMENT_TARGET}
-        path = min(keeping, key=keeping.__getitem__)
-        value = agreement_of(path)
+    value = None
+    if agreement is not None and agreement.get("paths") and path is not None:
+        value = 1.0 if path == "fp32" else agreement["paths"].get(path, {}).get("pixel_agreement")
         if raw != path:
-            agreement_note = (f"fastest path overall: {raw} (x{by_path['fp32'] / by_path[raw]:.2f}) agrees on only "
-                              f"{agreement_of(raw) if agreement_of(raw) is not None else 'no'} of the pixels; "
+            other = agreement["paths"].get(raw, {})
+            agreement_note = (f"fastest path overall: {raw} (x{by_path['fp32'] / by_path[raw]:.2f} in the separate cases), "
+                              f"which agrees on {other.get('pixel_agreement', float('nan')):.4f} of the pixels"
+                              f"{' (' + other['error'][:80] + ')' if 'error' in other else ''}; "
                               f"the fastest path that keeps the predictions is {path}")
     if agreement_note is None and value is None:
         agreement_note = "not measured (the agreement case or the lead model's inference cases did not run)"
-    fp32_s = by_path.get("fp32")
-    speedup = fp32_s / by_path[path] if path and fp32_s else None
-    overhead = train.get("smmcl_overhead_paired") or train.get("smmcl_overhead")
     return {
-        "smmcl_overhead": overhead,
-        "train_speedup": train.get("speedup"),
-        "infer_speedup": speedup,
+        "smmcl_overhead": train.get("smmcl_overhead_paired") or train.get("smmcl_overhead"),
+        "train_speedup": train.get("speedup_paired") or train.get("speedup"),
+        "infer_speedup": infer.get("speedup_paired") or infer.get("speedup"),
         "pixel_agreement": value,
         "fastest_train_path": train.get("fastest_path"),
         "fastest_infer_path": path,
         "fastest_infer_path_any_agreement": raw,
         "pixel_agreement_note": agreement_note,
-        "lead_infer": {"fastest_path": path, "fastest_s": by_path.get(path) if path else None, "speedup": speedup},
     }
 
 
@@ -618,12 +628,25 @@ def overhead_lines(runner: Runner) -> list[str]:
     return lines + [""]
 
 
+def pair_lines(runner: Runner) -> list[str]:
+    entries = [runner.results[n] for n in runner.order if runner.results[n].get("group") == "pairs"]
+    if not entries:
+        return []
+    lines = ["Speedups (fp32 eager and the fastest path alternating in one process)"]
+    for e in entries:
+        if "error" in e:
+            lines.append(f"  {e['name']:<46} ERROR: {e['error'][:120]}")
+        else:
+            lines.append(f"  {e['name']:<46} fp32 {e['fp32_median_s']:.3f} s, {e['path']} {e['median_s']:.3f} s: x{e['speedup']:.2f}")
+    return lines + [""]
+
+
 def format_report(results: dict, runner: Runner) -> str:
     lines = []
     header = f"{'case':<46} {'median s':>9} {'min s':>8} {'max s':>8} {'img/s':>7} {'peak RSS MB':>11} {'RSS +MB':>8}  note"
     for group, title in (("train", "Training step"), ("infer", "Inference"), ("scale", "Scaling (lead model, SMMCL, fp32 eager)")):
         if group == "infer":
-            lines += overhead_lines(runner)
+            lines += overhead_lines(runner) + pair_lines(runner)
         entries = [runner.results[n] for n in runner.order if runner.results[n].get("group") == group]
         if not entries:
             continue
@@ -645,8 +668,8 @@ def format_report(results: dict, runner: Runner) -> str:
         t, i = s["train"], s["infer"]
         lines.append(
             f"  {model:<11} train: fp32 {_f(t['smmcl_fp32_s'])} s, fastest {t['fastest_path']} {_f(t['smmcl_fastest_s'])} s "
-            f"(x{_f(t['speedup'], 2)}); SMMCL/Base {_f(t['smmcl_overhead'])} fp32, {_f(t['smmcl_overhead_fastest'])} {t['fastest_path']} | "
-            f"infer: fp32 {_f(i['fp32_s'])} s, fastest {i['fastest_path']} {_f(i['fastest_s'])} s (x{_f(i['speedup'], 2)})"
+            f"(x{_f(t['speedup'], 2)}; paired x{_f(t.get('speedup_paired'), 2)}); SMMCL/Base {_f(t.get('smmcl_overhead_paired'))} paired | "
+            f"infer: fp32 {_f(i['fp32_s'])} s, fastest {i['fastest_path']} {_f(i['fastest_s'])} s (x{_f(i['speedup'], 2)}; paired x{_f(i.get('speedup_paired'), 2)})"
         )
     if results["agreement"] and "test_images" in results["agreement"]:
         a = results["agreement"]
