@@ -567,11 +567,11 @@ def write_profiles(goals: dict, top: dict, lead_summary: dict, agreement: Option
                 name = train_name(lead, loss, "fp32", tsize, tb)
                 items.append((name, case(name, "train", lead, path="fp32", loss=loss, size=tsize, batch=tb, warmup=1, reps=1)))
         elif key == "train_speedup":
-            for path in dict.fromkeys(["fp32", runner_up(train.get("by_path_s", {})) or "fp32"]):
+            for path in dict.fromkeys(["fp32", top.get("fastest_train_path") or runner_up(train.get("by_path_s", {})) or "fp32"]):
                 name = train_name(lead, "smmcl", path, tsize, tb)
                 items.append((name, case(name, "train", lead, path=path, loss="smmcl", size=tsize, batch=tb, warmup=1, reps=1)))
         elif key == "infer_speedup":
-            for path in dict.fromkeys(["fp32", runner_up(infer.get("by_path_s", {})) or "fp32"]):
+            for path in dict.fromkeys(["fp32", top.get("fastest_infer_path") or runner_up(infer.get("by_path_s", {})) or "fp32"]):
                 name = infer_name(lead, path, isize, ib)
                 items.append((name, case(name, "infer", lead, path=path, size=isize, batch=ib, warmup=1, reps=1)))
         elif key == "pixel_agreement" and agreement is not None:

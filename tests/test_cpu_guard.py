@@ -13,7 +13,7 @@ from torch import nn
 
 from smmcl.engine.precision import prepare_model
 from smmcl.models import build_model
-from smmcl.models.cpu_guard import guard_cpu_depthwise, hang_prone
+from smmcl.models.cpu_guard import GuardedConv2d, guard_cpu_depthwise, hang_prone
 
 SLIM = {"num_classes": 4, "backbone": {"name": "mscan", "preset": "T", "embed_dims": [16, 32, 64, 128], "depths": [1, 1, 1, 1]},
         "decoder": {"name": "mlp", "channels": 16}, "projector": {"dim": 8}}
@@ -47,6 +47,8 @@ def test_guarded_layers_compute_the_same_in_nchw():
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
     guarded = [m for m in model.modules() if hang_prone(m)]
     assert guarded and all(m.weight.stride() == (21, 21, 21, 1) for m in guarded)
+    assert all(isinstance(m, GuardedConv2d) for m in guarded)
+    assert set(model.state_dict()) == set(build_model(SLIM).state_dict())  # checkpoint names unchanged
 
 
 def test_slim_mscan_bf16_channels_last_returns():

@@ -4,8 +4,8 @@ With torch 2.13's oneDNN on CPU, a depth-wise conv of 2 to 16 channels with a ke
 returns under bf16 when its input or weight is channels_last and the feature map is a few dozen pixels wide
 (MSCAN's 1x21 strips in a slim MSCAN hit it; 17+ channels, tall kernels, fp32 and fp16 do not). The paper's
 models (64+ channels) are unaffected; custom slim ones, like the demo's, are. `benchmarks/onednn_hang.py`
-maps the conditions. The guard runs those layers in NCHW on CPU; they are tiny, and the rest of the model
-keeps its layout.
+maps the conditions. The guard runs those layers in NCHW on CPU, also inside compiled models; they are
+tiny, and the rest of the model keeps its layout.
 """
 
 from __future__ import annotations
@@ -30,25 +30,30 @@ def _nchw(t: torch.Tensor) -> torch.Tensor:
     return t.clone(memory_format=torch.contiguous_format)
 
 
-def _nchw_on_cpu(module: nn.Module, args: tuple) -> tuple:
-    x = args[0]
-    if x.device.type != "cpu":
-        return args
-    weight = _nchw(module.weight.data)
-    if weight is not module.weight.data:  # e.g. after model.to(memory_format=torch.channels_last)
-        module.weight.data = weight
-    return (_nchw(x),) + args[1:]
+class GuardedConv2d(nn.Conv2d):
+    """A hang-prone depth-wise conv that runs in NCHW on CPU; same parameters and state-dict keys.
+
+    Kept out of `torch.compile` graphs: Inductor picks conv layouts itself (NHWC under bf16), which would
+    bring the hang back, so the graph breaks around these few small layers and they run eagerly.
+    """
+
+    @torch.compiler.disable
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu":
+            return super().forward(x)
+        weight = _nchw(self.weight.data)
+        if weight is not self.weight.data:  # e.g. after model.to(memory_format=torch.channels_last)
+            self.weight.data = weight
+        return super().forward(_nchw(x))
 
 
 def guard_cpu_depthwise(model: nn.Module) -> int:
-    """Run every hang-prone conv in `model` in NCHW on CPU (idempotent); returns how many are guarded."""
+    """Turn every hang-prone conv in `model` into a `GuardedConv2d` (idempotent); returns how many there are."""
     guarded = 0
     for module in model.modules():
         if hang_prone(module):
             if module.weight.device.type == "cpu":  # now, not at the first call: DDP records layouts when wrapping
                 module.weight.data = _nchw(module.weight.data)
-            if not getattr(module, "_smmcl_nchw_guard", False):
-                module.register_forward_pre_hook(_nchw_on_cpu)
-                module._smmcl_nchw_guard = True
+            module.__class__ = GuardedConv2d
             guarded += 1
     return guarded
