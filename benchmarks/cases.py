@@ -11,7 +11,7 @@ import os
 import resource
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -303,7 +303,7 @@ def run_speedup(case: Case) -> dict:
     train = case.kind == "train_speedup"
     fns: dict[str, Callable[[], None]] = {}
     for path in ("fp32", case.path):
-        c = Case(**{**case.to_json(), "path": path, "size": case.size})
+        c = replace(case, path=path)
         if train:
             step, _ = train_step(c)
             fns[path] = (lambda step=step: step("smmcl"))

@@ -216,10 +216,8 @@ class Runner:
 def progress_line(e: dict) -> str:
     if "error" in e:
         return f"  {e['name']:<46} ERROR {e['error'][:200]}"
-    if e["kind"].endswith("_speedup"):
-        return f"  {e['name']:<46} fp32 {e['fp32_median_s']:.3f} s, {e['path']} {e['median_s']:.3f} s: x{e['speedup']:.2f}  ({e['wall_s']:.0f} s wall)"
-    if e["kind"] == "overhead":
-        return f"  {e['name']:<46} Base {e['base_median_s']:.3f} s, SMMCL {e['smmcl_median_s']:.3f} s: x{e['overhead']:.3f}  ({e['wall_s']:.0f} s wall)"
+    if e["kind"] == "overhead" or e["kind"].endswith("_speedup"):
+        return f"  {e['name']:<46} {paired_result(e)}  ({e['wall_s']:.0f} s wall)"
     if e["kind"] == "agreement":
         return f"  {e['name']:<46} " + ", ".join(f"agreement {v['pixel_agreement']:.5f}" for v in e["paths"].values()) + f"  ({e['wall_s']:.0f} s wall)"
     extra = f"  compile {e['compile_s']:.0f} s" if "compile_s" in e else ""
@@ -615,30 +613,31 @@ def compile_status(args: argparse.Namespace, notes: dict[str, str]) -> dict:
 # --- the printed report ----------------------------------------------------------------------------------
 
 
-def overhead_lines(runner: Runner) -> list[str]:
-    entries = [runner.results[n] for n in runner.order if runner.results[n].get("group") == "overhead"]
-    if not entries:
-        return []
-    lines = ["SMMCL overhead (Base and SMMCL steps alternating on one model, fp32 eager)"]
-    for e in entries:
-        if "error" in e:
-            lines.append(f"  {e['name']:<46} ERROR: {e['error'][:120]}")
-        else:
-            lines.append(f"  {e['name']:<46} Base {e['base_median_s']:.3f} s, SMMCL {e['smmcl_median_s']:.3f} s: x{e['overhead']:.3f}")
-    return lines + [""]
+PAIRED_SECTIONS = (
+    ("overhead", "SMMCL overhead (Base and SMMCL steps alternating on one model, fp32 eager)"),
+    ("pairs", "Speedups (fp32 eager and the fastest path alternating in one process)"),
+)
 
 
-def pair_lines(runner: Runner) -> list[str]:
-    entries = [runner.results[n] for n in runner.order if runner.results[n].get("group") == "pairs"]
-    if not entries:
-        return []
-    lines = ["Speedups (fp32 eager and the fastest path alternating in one process)"]
-    for e in entries:
-        if "error" in e:
-            lines.append(f"  {e['name']:<46} ERROR: {e['error'][:120]}")
-        else:
-            lines.append(f"  {e['name']:<46} fp32 {e['fp32_median_s']:.3f} s, {e['path']} {e['median_s']:.3f} s: x{e['speedup']:.2f}")
-    return lines + [""]
+def paired_result(e: dict) -> str:
+    """The two medians and their ratio of an overhead or speedup case."""
+    if e["kind"] == "overhead":
+        return f"Base {e['base_median_s']:.3f} s, SMMCL {e['smmcl_median_s']:.3f} s: x{e['overhead']:.3f}"
+    return f"fp32 {e['fp32_median_s']:.3f} s, {e['path']} {e['median_s']:.3f} s: x{e['speedup']:.2f}"
+
+
+def paired_lines(runner: Runner) -> list[str]:
+    lines = []
+    for group, title in PAIRED_SECTIONS:
+        entries = [runner.results[n] for n in runner.order if runner.results[n].get("group") == group]
+        if not entries:
+            continue
+        lines.append(title)
+        for e in entries:
+            result = f"ERROR: {e['error'][:120]}" if "error" in e else paired_result(e)
+            lines.append(f"  {e['name']:<46} {result}")
+        lines.append("")
+    return lines
 
 
 def format_report(results: dict, runner: Runner) -> str:
@@ -646,7 +645,7 @@ def format_report(results: dict, runner: Runner) -> str:
     header = f"{'case':<46} {'median s':>9} {'min s':>8} {'max s':>8} {'img/s':>7} {'peak RSS MB':>11} {'RSS +MB':>8}  note"
     for group, title in (("train", "Training step"), ("infer", "Inference"), ("scale", "Scaling (lead model, SMMCL, fp32 eager)")):
         if group == "infer":
-            lines += overhead_lines(runner) + pair_lines(runner)
+            lines += paired_lines(runner)
         entries = [runner.results[n] for n in runner.order if runner.results[n].get("group") == group]
         if not entries:
             continue

@@ -34,11 +34,8 @@ def load_trained(cfg: Config, checkpoint: str | Path, device: str | torch.device
         model = build_model(cfg.model)
         load_model_state(model, load_checkpoint(Path(checkpoint))["model"], checkpoint)
         model.aux_max = cfg.data.aux_max
-    model = prepare_model(model.to(dev).eval(), channels_last=cfg.train.channels_last)
-    if cfg.train.compile:
-        # Compiled for inference: weights frozen into the graph; the wrapper forwards attribute access.
-        model = prepare_model(model, compile=True, freeze=True)
-    return model
+    # Compiled for inference: weights frozen into the graph; the wrapper forwards attribute access.
+    return prepare_model(model.to(dev).eval(), channels_last=cfg.train.channels_last, compile=cfg.train.compile, freeze=True)
 
 
 def inference_protocol(cfg: Config):

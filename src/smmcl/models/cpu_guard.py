@@ -37,13 +37,16 @@ class GuardedConv2d(nn.Conv2d):
     bring the hang back, so the graph breaks around these few small layers and they run eagerly.
     """
 
+    def weight_to_nchw(self) -> None:
+        weight = _nchw(self.weight.data)
+        if weight is not self.weight.data:
+            self.weight.data = weight
+
     @torch.compiler.disable
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.device.type != "cpu":
             return super().forward(x)
-        weight = _nchw(self.weight.data)
-        if weight is not self.weight.data:  # e.g. after model.to(memory_format=torch.channels_last)
-            self.weight.data = weight
+        self.weight_to_nchw()  # again: e.g. after model.to(memory_format=torch.channels_last)
         return super().forward(_nchw(x))
 
 
@@ -52,8 +55,8 @@ def guard_cpu_depthwise(model: nn.Module) -> int:
     guarded = 0
     for module in model.modules():
         if hang_prone(module):
-            if module.weight.device.type == "cpu":  # now, not at the first call: DDP records layouts when wrapping
-                module.weight.data = _nchw(module.weight.data)
             module.__class__ = GuardedConv2d
+            if module.weight.device.type == "cpu":  # now, not at the first call: DDP records layouts when wrapping
+                module.weight_to_nchw()
             guarded += 1
     return guarded
