@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import torch
-import torch.nn.functional as F
 
 NUM_CLASSES = 14
 IGNORE_INDEX = 255
@@ -183,45 +182,32 @@ def _model(case: Case) -> torch.nn.Module:
 
 
 def train_step(case: Case) -> tuple[Callable[[str], None], float]:
-    """`step(loss)` for loss "base" | "smmcl": forward, CE (+ 0.2 x SMMCL terms), backward, AdamW step; and
-    the setup seconds. Both losses share one model and optimizer, so they can be timed side by side."""
-    from smmcl.config import TrainConfig
+    """`step(loss)` for loss "base" | "smmcl": one call of `smmcl.engine.step.train_step` (forward, Eq. 7
+    with CE [+ 0.2 x each SMMCL term], backward, AdamW step); and the setup seconds. Both losses share
+    one model and optimizer, so they can be timed side by side."""
+    from smmcl.config import LossConfig, TrainConfig
     from smmcl.engine.optim import build_optimizer
-    from smmcl.engine.precision import autocast, prepare_model, to_channels_last
-    from smmcl.losses import SMMCLLoss
+    from smmcl.engine.precision import prepare_model, to_channels_last
+    from smmcl.engine.step import train_step as one_step
+    from smmcl.losses import Objective, build_objective
 
-    cpu = torch.device("cpu")
     t_setup = time.perf_counter()
     model = prepare_model(_model(case).train(), channels_last=case.channels_last, compile=False)
     optimizer = build_optimizer(model, TrainConfig())  # the paper's AdamW groups (6e-5, wd 0.01 on weights)
-    forward_train = model.forward_train
-    forward = model
-    if case.compile:
-        forward_train = torch.compile(model.forward_train)
-        forward = torch.compile(model)
-    loss_fn = SMMCLLoss(num_classes=NUM_CLASSES, ignore_index=IGNORE_INDEX)
+    net = torch.compile(model) if case.compile else model
+    weights = LossConfig(cm_weight=SMMCL_WEIGHT, vis_weight=SMMCL_WEIGHT, aux_weight=SMMCL_WEIGHT)
+    objectives = {
+        "base": Objective(None, {}, IGNORE_INDEX),  # Base never runs the projectors
+        "smmcl": build_objective(weights, NUM_CLASSES, IGNORE_INDEX, model.encoder.projector_vis.project[-1].out_channels),
+    }
+    generator = torch.Generator().manual_seed(case.seed)
     rgb, aux, labels = make_inputs(case.batch, case.size, case.seed)
     rgb, aux = to_channels_last(rgb, case.channels_last), to_channels_last(aux, case.channels_last)
-    record = torch.profiler.record_function
 
     def step(loss_kind: str) -> None:
-        with autocast(cpu, case.precision):
-            with record("bench::forward"):
-                if loss_kind == "base":
-                    logits = forward(rgb, aux)  # Base never runs the projectors
-                else:
-                    logits, vis_embed, aux_embed = forward_train(rgb, aux)
-            with record("bench::loss"):
-                loss = F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_INDEX)
-                if loss_kind != "base":
-                    with record("bench::smmcl_loss"):
-                        terms = loss_fn(vis_embed, aux_embed, labels)
-                    loss = loss + SMMCL_WEIGHT * (terms["cm"] + terms["vis"] + terms["aux"])
-        with record("bench::backward"):
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-        with record("bench::optimizer_step"):
-            optimizer.step()
+        with torch.profiler.record_function(f"bench::step_{loss_kind}"):
+            one_step(net, objectives[loss_kind], optimizer, rgb, aux, labels, lr=TrainConfig().lr,
+                     precision=case.precision, generator=generator)
 
     return step, time.perf_counter() - t_setup
 

@@ -103,7 +103,7 @@ def gather_check(out: Path, rank: int, world: int) -> None:
     vis, aux = net(feats[mine])
     vis.retain_grad()
     aux.retain_grad()
-    terms = SMMCLLoss(**LOSS_ARGS, gather=True)(vis, aux, labels[mine], generator=torch.Generator().manual_seed(100 + rank))
+    terms, _ = SMMCLLoss(**LOSS_ARGS, gather=True)(vis, aux, labels[mine], generator=torch.Generator().manual_seed(100 + rank))
     loss = terms["cm"] + terms["vis"] + terms["aux"]
     loss.backward()
     # A different loss on every rank: rank s weighs the gathered rows by (s + 1) * position, so rank r's rows

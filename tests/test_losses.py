@@ -330,8 +330,9 @@ def test_all_ignore_gives_no_rows_and_zero_loss():
     labels = torch.full((B, H * 2, W * 2), IGNORE, dtype=torch.long)
     v, a, y, valid = sample_embeddings(enc, enc, labels, K)
     assert v.shape == (B * H * W, 8) and not valid.any()
-    loss = SMMCLLoss(K)(enc, enc, labels)
+    loss, stats = SMMCLLoss(K)(enc, enc, labels)
     assert all(float(t.detach()) == 0.0 for t in loss.values())
+    assert (int(stats["rows"]), int(stats["pairs"]), int(stats["classes"])) == (0, 0, 0)
     sum(loss.values()).backward()
     assert torch.equal(enc.grad, torch.zeros_like(enc))
 
@@ -363,7 +364,7 @@ def test_no_host_sync_on_meta_tensors():
     for mode in ("paired", "independent"):
         v, a, y, valid = sample_embeddings(vis, aux, labels, 6, max_total=50, mode=mode)
         assert v.shape == a.shape == (50, 16) and y.shape == valid.shape == (50,)
-        out = SMMCLLoss(6, sampling=mode, max_total=200)(vis, aux, labels)
+        out, _ = SMMCLLoss(6, sampling=mode, max_total=200)(vis, aux, labels)
         sum(out.values()).backward()
         assert vis.grad.shape == vis.shape and aux.grad.shape == aux.shape
 
@@ -380,7 +381,7 @@ def test_module_backward_reaches_both_embeddings(mode):
     aux = torch.randn(2, 16, 8, 10, generator=g, requires_grad=True)
     labels = torch.randint(0, 3, (2, 32, 40), generator=g)
     labels[:, :8] = IGNORE
-    loss = SMMCLLoss(3, sampling=mode)(vis, aux, labels, generator=g)
+    loss, _ = SMMCLLoss(3, sampling=mode)(vis, aux, labels, generator=g)
     assert set(loss) == {"cm", "vis", "aux"}
     sum(loss.values()).backward()
     for emb in (vis, aux):
@@ -397,7 +398,7 @@ def test_module_matches_terms_on_its_own_samples():
     aux = torch.randn(2, 8, 6, 8, generator=g)
     labels = torch.randint(0, 4, (2, 6, 8), generator=g)
     module = SMMCLLoss(4, temperature=0.2, cm_temperature=0.05)
-    got = module(vis, aux, labels, generator=torch.Generator().manual_seed(9))
+    got, _ = module(vis, aux, labels, generator=torch.Generator().manual_seed(9))
     v, a, y, valid = sample_embeddings(vis, aux, labels, 4, generator=torch.Generator().manual_seed(9))
     _assert_matches(got, _reference(v[valid], a[valid], y[valid], 0.2, 0.05))
 
@@ -408,7 +409,7 @@ def test_module_runs_in_float32_under_autocast():
     aux = torch.randn(2, 8, 6, 8, generator=g).bfloat16().requires_grad_(True)
     labels = torch.randint(0, 3, (2, 6, 8), generator=g)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = SMMCLLoss(3)(vis, aux, labels)
+        out, _ = SMMCLLoss(3)(vis, aux, labels)
     assert all(t.dtype == torch.float32 for t in out.values())
     sum(out.values()).backward()
     assert vis.grad.dtype == torch.bfloat16 and torch.isfinite(vis.grad.float()).all()

@@ -13,9 +13,11 @@ from smmcl.data.synth.raycast import Camera, box, cast, frustum, rotation, spher
 
 SIZE = (60, 80)
 AUX = {"indoor-rgbd": ("Depth", "I;16", np.uint16), "night-rgbt": ("Thermal", "L", np.uint8)}
+# The dark-scene kinds; indoor-rgbd-lit is the same rooms normally exposed (tested on its own below).
+DARK = sorted(AUX)
 
 
-@pytest.fixture(scope="module", params=sorted(KINDS))
+@pytest.fixture(scope="module", params=DARK)
 def dataset(request, tmp_path_factory):
     out = tmp_path_factory.mktemp(request.param)
     summary = generate_dataset(request.param, out, 8, size=SIZE, seed=3)
@@ -25,7 +27,7 @@ def dataset(request, tmp_path_factory):
 @pytest.fixture(scope="module")
 def scenes():
     """30 scenes of each kind as arrays, for statistics over many scenes."""
-    return {kind: [render_scene(kind, 0, i, (90, 120)) for i in range(30)] for kind in sorted(KINDS)}
+    return {kind: [render_scene(kind, 0, i, (90, 120)) for i in range(30)] for kind in DARK}
 
 
 def _files(out):
@@ -84,21 +86,21 @@ def test_same_seed_same_bytes_and_scenes_independent_of_num(dataset, tmp_path):
 
 
 def test_invalid_arguments_raise():
-    with pytest.raises(ValueError, match="underwater.*indoor-rgbd, night-rgbt"):
+    with pytest.raises(ValueError, match="underwater.*indoor-rgbd, indoor-rgbd-lit, night-rgbt"):
         generate_dataset("underwater", "unused", 1)
     for bad in ({"num": 0}, {"num": 2, "test_fraction": 1.0}, {"num": 2, "seed": -1}, {"num": 2, "size": (8, 8)}):
         with pytest.raises(ValueError):
             generate_dataset("indoor-rgbd", "unused", **bad)
 
 
-@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("kind", DARK)
 def test_every_class_appears(scenes, kind):
     k = len(KINDS[kind].classes)
     counts = sum(np.bincount(label.reshape(-1), minlength=k) for _, _, label in scenes[kind])
     assert len(counts) == k and (counts > 0).all(), dict(zip(KINDS[kind].classes, counts.tolist()))
 
 
-@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("kind", DARK)
 def test_rgb_is_dark_and_noisy(scenes, kind):
     flat = 12 if kind == "indoor-rgbd" else 0  # wall, or the unlabelled road and buildings
     means, noise = [], []
@@ -191,3 +193,10 @@ def test_raycast_screen_culling_matches_testing_every_ray():
     full = cast(cam, prims)
     assert np.array_equal(culled.index, full.index) and np.allclose(culled.depth, full.depth)
     assert len(np.unique(culled.index)) > 10
+
+
+def test_lit_kind_is_the_same_room_normally_exposed(scenes):
+    for i, (dark_rgb, _, dark_label) in enumerate(scenes["indoor-rgbd"][:6]):
+        rgb, depth, label = render_scene("indoor-rgbd-lit", 0, i, (90, 120))
+        assert np.array_equal(label, dark_label) and depth.dtype == np.uint16
+        assert rgb.mean() > 3 * dark_rgb.mean()

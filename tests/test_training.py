@@ -40,8 +40,11 @@ def test_short_training_lowers_loss_and_beats_chance(tiny_overrides):
     assert scores["pixel_acc"] > 0.4
 
 
-def test_resume_after_interruption_matches_uninterrupted_run(indoor_data, tmp_path):
-    common = [f"data.root={indoor_data}", "train.max_iters=6", "train.checkpoint_every=2", "train.keep_checkpoints=5"]
+@pytest.mark.parametrize("contrast", ["smmcl", "region"])
+def test_resume_after_interruption_matches_uninterrupted_run(indoor_data, tmp_path, contrast):
+    """Weights, optimizer, the contrast's own sampling generator and (region contrast) its memory."""
+    common = [f"data.root={indoor_data}", "train.max_iters=6", "train.checkpoint_every=2", "train.keep_checkpoints=5",
+              f"loss.contrast={contrast}", "loss.region_memory=8", "train.tensorboard=false"]
     full = Trainer(load_config(TINY_CONFIG, [*common, f"train.out_dir={tmp_path / 'a'}"]))
     full.run()
     cfg_b = load_config(TINY_CONFIG, [*common, f"train.out_dir={tmp_path / 'b'}"])
@@ -59,13 +62,16 @@ def test_resume_after_interruption_matches_uninterrupted_run(indoor_data, tmp_pa
     oa, ob = full.optimizer.state_dict()["state"], resumed.optimizer.state_dict()["state"]
     for k in oa:
         assert torch.equal(oa[k]["exp_avg"], ob[k]["exp_avg"])
+    for k, v in full.objective.state_dict().items():
+        assert torch.equal(v, resumed.objective.state_dict()[k]), k
+    assert torch.equal(full.contrast_generator.get_state(), resumed.contrast_generator.get_state())
 
 
 def test_base_run_has_no_contrastive_terms(tiny_overrides):
     cfg = load_config(TINY_CONFIG, [*tiny_overrides, "train.max_iters=2", "train.log_every=1",
                                     "loss.cm_weight=0", "loss.vis_weight=0", "loss.aux_weight=0"])
     trainer = Trainer(cfg)
-    assert trainer.contrast is None
+    assert trainer.objective.contrast is None
     trainer.run()
     assert set(read_log(trainer)[0]) == {"step", "loss", "ce", "lr", "images_per_s"}
 

@@ -1,8 +1,8 @@
 """smmcl: dark-scene semantic segmentation from RGB + depth/thermal with SMMCL (WACV 2024).
 
 Public API (see README): `build_model`, `load_config`, `train`, `evaluate_checkpoint`, `load_trained`,
-`load_pretrained`, `save_pretrained`, `smmcl.weights.load_official_smmcl`,
-and `smmcl.losses.contrastive_terms` / `smmcl.losses.SMMCLLoss`.
+`load_pretrained`, `save_pretrained`, `run_study`, `analyze_features`, `smmcl.weights.load_official_smmcl`,
+and `smmcl.losses` (`contrastive_terms`, `SMMCLLoss`, `build_objective`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ _API = {
     "load_trained": "smmcl.api",
     "load_pretrained": "smmcl.weights",
     "save_pretrained": "smmcl.weights",
+    "run_study": "smmcl.api",
+    "analyze_features": "smmcl.api",
 }
 
 __all__ = [*_API, "__version__"]

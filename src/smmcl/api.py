@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Dict, Sequence, Tuple
 
@@ -42,8 +43,7 @@ def inference_protocol(cfg: Config):
     """The evaluation protocol of `cfg.eval`: whole or sliding window, scales, flip."""
     from smmcl.engine.inference import InferenceProtocol
 
-    e, t = cfg.eval, cfg.train
-    return InferenceProtocol(e.mode, tuple(e.crop_size), e.stride_rate, tuple(e.scales), e.flip, t.precision, t.channels_last)
+    return InferenceProtocol.from_config(cfg)
 
 
 def evaluate_checkpoint(cfg: Config | str | Path, checkpoint: str | Path, split: str | None = None,
@@ -135,3 +135,51 @@ def read_model_source(source: str | Path, overrides: Sequence[str] = ()) -> Tupl
             raise CheckpointError(f"{source}: a weights file fixes its config; overrides are not accepted")
         return read_pretrained_config(source), str(source)
     return load_config(source, overrides), str(source)
+
+
+def class_palette(cfg: Config) -> list:
+    """Colours per class: `data.palette`, else the built-in palette of the dataset's classes, else a generated one."""
+    from smmcl.data.classes import LLRGBD_CLASSES, LLRGBD_PALETTE, MFNET_CLASSES, MFNET_PALETTE, bit_palette
+
+    if cfg.data.palette:
+        return [tuple(c) for c in cfg.data.palette]
+    names = list(cfg.data.class_names)
+    if names == list(LLRGBD_CLASSES):
+        return list(LLRGBD_PALETTE)
+    if names == list(MFNET_CLASSES):
+        return list(MFNET_PALETTE)
+    return bit_palette(cfg.model.num_classes)
+
+
+def analyze_features(cfg: Config, checkpoints: Dict[str, str | Path], out: str | Path, split: str | None = None,
+                     stage: int = 4, per_class: int = 200, max_images: int | None = None, seed: int = 0) -> dict:
+    """The paper's Fig. 8 for one or more trained models (name -> weights or checkpoint): t-SNE of the
+    stage-`stage` encoder features of both modalities on held-out images, with k-NN accuracy and
+    silhouette per modality; writes `out/tsne.png` and `out/features.json`. Classes in
+    `eval.exclude_classes` (and ignored pixels) are left out."""
+    from smmcl.analysis import analyze_models
+
+    models = {name: load_trained(cfg, path) for name, path in checkpoints.items()}
+    dataset = RGBXDataset(cfg.data, split or cfg.eval.split, cfg.model.num_classes, train=False)
+    names = list(cfg.data.class_names) or [str(k) for k in range(cfg.model.num_classes)]
+    keep = [k for k in range(cfg.model.num_classes) if k not in set(cfg.eval.exclude_classes)]
+    result = analyze_models(models, dataset, names, class_palette(cfg), keep, out, stage=stage, per_class=per_class,
+                            max_images=max_images, seed=seed)
+    result["checkpoints"] = {name: str(path) for name, path in checkpoints.items()}
+    result["split"] = split or cfg.eval.split
+    (Path(out) / "features.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def run_study(path: str | Path, out: str | Path | None = None, jobs: int = 1) -> dict:
+    """Run or continue a study file (variants x seeds, see `smmcl.study`); returns its results."""
+    from smmcl.study import run_study as _run
+
+    return _run(path, out, jobs)
+
+
+def study_plan(path: str | Path, out: str | Path | None = None) -> list[str]:
+    """What a study would run, in lines of text; every config is resolved, nothing is trained or written."""
+    from smmcl.study.runner import describe_plan
+
+    return describe_plan(path, out)

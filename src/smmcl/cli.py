@@ -24,7 +24,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     from smmcl.data.synth import generate_dataset
 
     summary = generate_dataset(args.kind, Path(args.out), args.num, size=args.size, seed=args.seed,
-                               test_fraction=args.test_fraction, progress=True)
+                               test_fraction=args.test_fraction, val_fraction=args.val_fraction, progress=True)
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -67,6 +67,8 @@ def _train(trainer, args: argparse.Namespace) -> int:
           f"from step {trainer.step}, device {trainer.device}{ranks}, output {trainer.out_dir}")
     last = trainer.run()
     print(f"[smmcl] done at step {last.get('step')}: " + ", ".join(f"{k}={v:.4g}" for k, v in last.items() if k != "step"))
+    for warning in trainer.summary.get("warnings", []):
+        print(f"[smmcl] warning: {warning}")
     if trainer.step == p.total_iters:
         print(f"[smmcl] weights for deployment: {trainer.out_dir / 'model.safetensors'}")
     return 0
@@ -86,7 +88,8 @@ def _dry_run(trainer) -> int:
     print(f"  parameters  {counts['total']:,} (dual encoder {counts['dual encoder']:,}, decoder {counts['decoder']:,}); "
           f"device {trainer.device}")
     w = cfg.loss
-    print(f"  loss        CE + {w.cm_weight} L_cm + {w.vis_weight} L_vis + {w.aux_weight} L_aux, tau {w.temperature}")
+    contrast = f"contrast {w.contrast}" if trainer.objective.needs_embeddings else "Base: no contrastive term"
+    print(f"  loss        {trainer.objective.formula()} ({contrast}), tau {w.temperature}")
     stats = trainer.dry_run()
     shown = ", ".join(f"{k}={v:.4g}" for k, v in stats.items() if isinstance(v, float))
     print(f"  one step    batch {stats['batch_shape']}: {shown}")
@@ -203,18 +206,67 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_study(args: argparse.Namespace) -> int:
+    from smmcl.api import run_study, study_plan
+
+    if args.dry_run:
+        print("\n".join(study_plan(args.study, out=args.out)))
+        return 0
+    results = run_study(args.study, out=args.out, jobs=args.jobs)
+    ref = results["reference"]
+    for name, v in results["variants"].items():
+        if not v["runs"]:
+            continue
+        line = f"  {name:<16} mIoU {100 * v['miou_mean']:6.2f} +- {100 * v['miou_std']:.2f} ({v['n']} seeds)"
+        if name != ref and v.get("delta_mean") is not None:
+            ci = v.get("delta_ci95")
+            shown = f"[{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}]" if ci else "-"
+            line += f"   delta {100 * v['delta_mean']:+.2f}, 95% CI {shown}: {v['verdict']}"
+        print(line)
+    return 0
+
+
+def _cmd_features(args: argparse.Namespace) -> int:
+    from smmcl.api import analyze_features
+    from smmcl.config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    paths = [args.checkpoint, *args.compare]
+    names = args.names.split(",") if args.names else [_run_name(p) for p in paths]
+    if len(names) != len(paths) or len(set(names)) != len(names):
+        raise ValueError(f"--names needs {len(paths)} distinct names, one per checkpoint; got {names}")
+    result = analyze_features(cfg, dict(zip(names, paths)), args.out, split=args.split, stage=args.stage,
+                              per_class=args.per_class, max_images=args.images, seed=args.seed)
+    print(f"[smmcl] stage-{result['stage']} features of {result['images']} {result['split']} images, "
+          f"{sum(result['points_per_class'].values())} points; k-NN accuracy (k={result['k']}) and silhouette, cosine:")
+    for name, per in result["scores"].items():
+        print(f"  {name:<16} " + "   ".join(
+            f"{m}: k-NN {100 * s['knn_accuracy']:.1f}%, silhouette {s['silhouette']:+.3f}" for m, s in per.items()))
+    print(f"[smmcl] {result['figure']} and {Path(args.out) / 'features.json'}")
+    return 0
+
+
+def _run_name(path: str) -> str:
+    """A short label for a checkpoint: its run folder (runs/demo/base/model.safetensors -> base)."""
+    p = Path(path)
+    parent = p.parent.parent if p.parent.name == "checkpoints" else p.parent
+    return parent.name or p.stem
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="smmcl", description="Dark-scene RGB-X segmentation with SMMCL.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="dataset tools").add_subparsers(dest="data_command", required=True)
     synth = data.add_parser("synth", help="generate built-in synthetic dark scenes")
-    synth.add_argument("--kind", required=True, help="indoor-rgbd | night-rgbt")
+    synth.add_argument("--kind", required=True, help="indoor-rgbd | indoor-rgbd-lit (normal exposure) | night-rgbt")
     synth.add_argument("--out", required=True, help="output folder")
     synth.add_argument("--num", type=int, default=200, help="number of scenes")
     synth.add_argument("--size", type=_size, default=(120, 160), help="HxW (default 120x160)")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--test-fraction", type=float, default=0.25)
+    synth.add_argument("--val-fraction", type=float, default=0.0,
+                       help="scenes held out as a validation split (val.txt), before the test scenes (default 0)")
     synth.set_defaults(func=_cmd_synth)
 
     check = data.add_parser("check", help="read a whole dataset and report counts, sizes, labels and every problem")
@@ -277,6 +329,32 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--no-strict", action="store_true", help="official-smmcl: allow missing/unexpected keys")
     cv.add_argument("overrides", nargs="*")
     cv.set_defaults(func=_cmd_convert)
+
+    st = sub.add_parser("study", help="variants x seeds of training runs, compared seed by seed (resumable)",
+                        description="Run a study file: every variant with every seed, each trained and evaluated; "
+                                    "a killed study continues where it stopped. Example: smmcl study studies/table5_synthetic.yaml")
+    st.add_argument("study", help="study YAML (base config, reference, seeds, overrides, variants)")
+    st.add_argument("--out", default=None, help="output folder (default: runs/studies/<study file name>)")
+    st.add_argument("--jobs", type=int, default=1, help="runs trained at once, the CPU threads split among them (default 1)")
+    st.add_argument("--dry-run", action="store_true", help="resolve every run's config and print the plan; run nothing")
+    st.set_defaults(func=_cmd_study)
+
+    an = sub.add_parser("analyze", help="analyses of trained models").add_subparsers(dest="analyze_command", required=True)
+    fe = an.add_parser("features", help="t-SNE of the final encoder features (paper Fig. 8), k-NN accuracy, silhouette",
+                       description="Example: smmcl analyze features configs/demo.yaml --checkpoint runs/demo/base/model.safetensors "
+                                   "--compare runs/demo/smmcl/model.safetensors --out runs/demo/features")
+    fe.add_argument("config", help="YAML config of the data (and of the model, for training checkpoints)")
+    fe.add_argument("overrides", nargs="*", help="dotted overrides, e.g. data.root=runs/demo/data")
+    fe.add_argument("--checkpoint", required=True, help="weights (.safetensors) or training checkpoint")
+    fe.add_argument("--compare", action="append", default=[], help="another model to set beside it (repeatable)")
+    fe.add_argument("--names", default=None, help="comma-separated labels, one per model (default: run folder names)")
+    fe.add_argument("--out", required=True, help="output folder for tsne.png and features.json")
+    fe.add_argument("--split", default=None, help="held-out split (default: eval.split)")
+    fe.add_argument("--stage", type=int, default=4, help="encoder stage whose features are shown (default 4, as Fig. 8)")
+    fe.add_argument("--per-class", type=int, default=200, help="points drawn per class (default 200)")
+    fe.add_argument("--images", type=int, default=None, help="use only the first N images of the split")
+    fe.add_argument("--seed", type=int, default=0, help="seed of the point draw and of t-SNE")
+    fe.set_defaults(func=_cmd_features)
 
     demo = sub.add_parser("demo", help="synthetic data -> train Base and SMMCL -> evaluate -> pictures")
     demo.add_argument("--out", default="runs/demo")

@@ -62,6 +62,10 @@ class CrossModalConfig:
 @dataclass
 class ProjectorConfig:
     dim: int = 256
+    # Encoder stage (1-4) whose output the projectors read, before that stage's cross-modal module.
+    # The paper projects stage 4; an earlier stage gives a larger map (more classes per batch) and
+    # is not the paper's method: report it as its own row.
+    stage: int = 4
 
 
 @dataclass
@@ -121,6 +125,9 @@ class DataConfig:
 
 @dataclass
 class LossConfig:
+    # The auxiliary objective the weights apply to (smmcl.losses.CONTRASTS): smmcl (the paper; terms
+    # cm, vis, aux) | cross_modal_pixel (Meyer et al. [36]; term cm) | region (Hu et al. [26]; vis, aux).
+    contrast: str = "smmcl"
     cm_weight: float = 0.2
     vis_weight: float = 0.2
     aux_weight: float = 0.2
@@ -133,6 +140,12 @@ class LossConfig:
     # Multi-GPU: sample per rank and contrast locally (the released code), or gather every rank's sampled
     # embeddings first (more negatives; gradients flow back to each rank's own embeddings).
     gather_embeddings: bool = False
+    # region contrast [26]: regions kept per class in its memory (FIFO).
+    region_memory: int = 256
+    # Not in the paper (default off): the contrastive weights are 0 before iteration `contrast_start`,
+    # then ramp linearly to their value over `contrast_ramp` iterations.
+    contrast_start: int = 0
+    contrast_ramp: int = 0
 
 
 @dataclass
@@ -153,6 +166,9 @@ class TrainConfig:
     checkpoint_every: int = 0
     keep_checkpoints: int = 2
     log_every: int = 10
+    # Every N iterations (0: never) also log the gradient norm that CE and the weighted contrastive
+    # terms each put on the shared encoder, and their cosine (two extra backward passes on that step).
+    grad_probe_every: int = 0
     progress: bool = True
     # fp32 | bf16 | fp16 autocast (fp16 with loss scaling); the contrastive terms always run in fp32.
     # Evaluation and prediction use the same switches.

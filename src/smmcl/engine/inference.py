@@ -35,6 +35,12 @@ class InferenceProtocol:
     precision: str = "fp32"
     channels_last: bool = False
 
+    @classmethod
+    def from_config(cls, cfg) -> "InferenceProtocol":
+        """The protocol of a `Config`: `eval.*` (mode, crop, stride, scales, flip) and the training switches."""
+        e, t = cfg.eval, cfg.train
+        return cls(e.mode, tuple(e.crop_size), e.stride_rate, tuple(e.scales), e.flip, t.precision, t.channels_last)
+
     def __post_init__(self) -> None:
         check_precision(self.precision)
         if self.mode not in MODES:

@@ -22,7 +22,9 @@ class RunLog:
         self.enabled = enabled
         self.path = out_dir / "log.jsonl"
         self._sums: Dict[str, torch.Tensor] = {}
-        self._count = 0
+        # Per key: a term that only some steps have (a probe, a contrast switched on later) is averaged
+        # over the steps that have it.
+        self._counts: Dict[str, int] = {}
         self._images = 0
         self._t0 = time.perf_counter()
         self.writer = None
@@ -38,23 +40,21 @@ class RunLog:
     def _truncate(self, step: int) -> None:
         if not self.path.is_file():
             return
-        kept = [line for line in self.path.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
-        self.path.write_text("".join(line + "\n" for line in kept))
+        kept = [row for row in read_log(self.path) if row.get("step", 0) <= step]
+        self.path.write_text("".join(json.dumps(row) + "\n" for row in kept))
 
     def step(self, step: int, terms: Dict[str, torch.Tensor], lr: float, images: int, force: bool = False) -> Optional[dict]:
         """Record one iteration; returns the logged means (floats) on a logging step (or when `force`)."""
-        for k, v in terms.items():
-            self._sums[k] = self._sums[k] + v.detach() if k in self._sums else v.detach().clone()
-        self._count += 1
+        accumulate(self._sums, self._counts, terms)
         self._images += images
         if step % self.every and not force:
             return None
         # The only host sync of the loop: once per logging window.
-        row = {k: float(v) / self._count for k, v in self._sums.items()}
+        row = {k: float(v) / self._counts[k] for k, v in self._sums.items()}
         elapsed = time.perf_counter() - self._t0
         row["lr"] = lr
         row["images_per_s"] = self._images / elapsed if elapsed > 0 else float("nan")
-        self._sums, self._count, self._images, self._t0 = {}, 0, 0, time.perf_counter()
+        self._sums, self._counts, self._images, self._t0 = {}, {}, 0, time.perf_counter()
         self.write(step, row)
         return row
 
@@ -72,3 +72,63 @@ class RunLog:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def accumulate(sums: Dict[str, torch.Tensor], counts: Dict[str, int], terms: Dict[str, torch.Tensor]) -> None:
+    """Add one step's detached 0-dim tensors to running sums on their device (no host sync)."""
+    for k, v in terms.items():
+        v = v.detach()
+        sums[k] = sums[k] + v if k in sums else v.clone()
+        counts[k] = counts.get(k, 0) + 1
+
+
+def read_log(path: Path) -> list[dict]:
+    """The rows of a `log.jsonl`; a last line cut short by a kill is dropped."""
+    rows = []
+    lines = Path(path).read_text().splitlines()
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                break
+            raise ValueError(f"{path}: line {i + 1} is not JSON") from None
+    return rows
+
+
+# What the summary says about a contrast that is switched off by its batches more often than not.
+ZERO_WARNING = 0.5
+
+
+def run_summary(path: Path) -> dict:
+    """Whole-run figures from a `log.jsonl`: window means weighted by window length (in steps).
+
+    `contrast_zero_fraction`: the share of contrastive steps whose weighted terms were exactly 0;
+    `rows`, `pairs`, `classes`: mean sampled rows, qualifying (image, class) pairs and classes per step;
+    the probe's mean gradient figures; `warnings` in words.
+    """
+    path = Path(path)
+    rows = read_log(path) if path.is_file() else []
+    weighted: Dict[str, float] = {}
+    steps: Dict[str, int] = {}
+    previous = 0
+    for row in rows:
+        if "loss" not in row:  # a validation row
+            continue
+        span = row["step"] - previous
+        previous = row["step"]
+        for key in ("contrast_zero", "rows", "pairs", "classes", "grad_ce", "grad_contrast", "grad_cos", "grad_ratio"):
+            if key in row:
+                weighted[key] = weighted.get(key, 0.0) + row[key] * span
+                steps[key] = steps.get(key, 0) + span
+    summary = {("contrast_zero_fraction" if k == "contrast_zero" else k): v / steps[k] for k, v in weighted.items()}
+    warnings = []
+    zero = summary.get("contrast_zero_fraction")
+    if zero is not None and zero > ZERO_WARNING:
+        warnings.append(f"the contrastive terms were exactly 0 on {100 * zero:.0f}% of steps "
+                        f"(batches with fewer than two qualifying classes have no negatives): "
+                        f"a larger projector map (model.projector.stage, bigger crops) or batch admits more classes")
+    summary["warnings"] = warnings
+    return summary

@@ -1,4 +1,4 @@
-"""Training: CE + weighted SMMCL terms (Eq. 7), AdamW, warm-up + poly, exact resume; one process or DDP.
+"""Training on Eq. 7 (`smmcl.losses.Objective`): AdamW, warm-up + poly, exact resume; one process or DDP.
 
 Under `torchrun` every rank builds the same Trainer: `train.batch_size` is the global batch, split evenly
 across the ranks, and the model is wrapped in DistributedDataParallel (see `smmcl.engine.distributed`).
@@ -6,13 +6,14 @@ across the ranks, and the model is wrapped in DistributedDataParallel (see `smmc
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
@@ -32,12 +33,14 @@ from smmcl.engine.checkpoint import (
 )
 from smmcl.engine.distributed import RankSlice
 from smmcl.engine.evaluate import evaluate
-from smmcl.engine.optim import build_optimizer, lr_at, set_lr
-from smmcl.engine.precision import autocast, grad_scaler, prepare_model, to_channels_last
-from smmcl.engine.run_log import RunLog
+from smmcl.engine.inference import InferenceProtocol
+from smmcl.engine.optim import build_optimizer, lr_at
+from smmcl.engine.precision import grad_scaler, prepare_model, to_channels_last
+from smmcl.engine.run_log import RunLog, accumulate, run_summary
 from smmcl.engine.runtime import rng_state, seed_everything, set_rng_state
+from smmcl.engine.step import shared_encoder_parameters, train_step
 from smmcl.errors import CheckpointError
-from smmcl.losses import SMMCLLoss
+from smmcl.losses import build_objective, contrast_scale
 from smmcl.models import build_model
 from smmcl.weights import LoadReport, load_weights, save_pretrained
 
@@ -62,11 +65,9 @@ def make_plan(cfg: Config, num_train: int) -> Plan:
     return Plan(ipe, total, warmup, every)
 
 
-def combine_losses(ce: torch.Tensor, terms: dict[str, torch.Tensor] | None, cfg) -> torch.Tensor:
-    """Eq. 7: L = L_ce + l_cm L_cm + l_vis L_vis + l_aux L_aux."""
-    if not terms:
-        return ce
-    return ce + cfg.cm_weight * terms["cm"] + cfg.vis_weight * terms["vis"] + cfg.aux_weight * terms["aux"]
+def contrast_seed(seed: int, rank: int = 0) -> int:
+    """Seed of the contrast's own sampling generator, apart from the stream dropout and augmentation use."""
+    return int(np.random.SeedSequence([seed, 0x534D4D43, rank]).generate_state(1)[0])
 
 
 class Trainer:
@@ -104,10 +105,10 @@ class Trainer:
             torch.manual_seed(distributed.rank_seed(cfg.train.seed, self.ctx.rank))
         self.optimizer = build_optimizer(self.model, cfg.train)
         self.scaler = grad_scaler(self.device, cfg.train.precision)
-        weights = (cfg.loss.cm_weight, cfg.loss.vis_weight, cfg.loss.aux_weight)
-        self.contrast = (
-            SMMCLLoss.from_config(cfg.loss, self.num_classes, cfg.data.ignore_index) if any(w > 0 for w in weights) else None
-        )
+        self.objective = build_objective(cfg.loss, self.num_classes, cfg.data.ignore_index, cfg.model.projector.dim).to(self.device)
+        # The contrast samples from its own generator: the global stream (dropout, drop path, NMF bases)
+        # is then the same for Base and for any contrast under one seed.
+        self.contrast_generator = torch.Generator(device=self.device).manual_seed(contrast_seed(cfg.train.seed, self.ctx.rank))
         self.out_dir = Path(cfg.train.out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"
         self.step = 0
@@ -124,6 +125,8 @@ class Trainer:
             net = self._wrap_ddp(net)
         self.net = prepare_model(net, compile=cfg.train.compile)
         self._val_set: Optional[RGBXDataset] = None
+        # Filled at the end of a finished run (`run_summary` of its log; also <out_dir>/summary.json).
+        self.summary: dict = {}
 
     def _wrap_ddp(self, model: nn.Module) -> DistributedDataParallel:
         """DistributedDataParallel around the (NHWC) model; told about parameters the step never uses.
@@ -133,7 +136,8 @@ class Trainer:
         (find_unused_parameters), which costs a graph traversal, so it is switched on only when a probe
         forward/backward of the step's own call finds such parameters.
         """
-        with_embeddings = self.contrast is not None
+        # A delayed contrast (loss.contrast_start) leaves the projectors idle on its first steps.
+        with_embeddings = self.objective.needs_embeddings and self.cfg.loss.contrast_start == 0
         channels = getattr(getattr(model, "encoder", None), "in_channels", 3)
 
         def probe_loss(m: nn.Module) -> torch.Tensor:
@@ -182,11 +186,21 @@ class Trainer:
             torch.manual_seed(distributed.rank_seed(self.cfg.train.seed, self.ctx.rank, self.step))
         if self.scaler is not None and ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
+        objective = ckpt.get("objective_ranks") or [ckpt.get("objective")]
+        own = objective[self.ctx.rank] if len(objective) == self.ctx.world_size else objective[0]
+        if own:
+            self.objective.load_state_dict(own)
+        generators = ckpt.get("contrast_rng_ranks") or [ckpt.get("contrast_rng")]
+        if generators[0] is not None and len(generators) == self.ctx.world_size:
+            self.contrast_generator.set_state(generators[self.ctx.rank].cpu())
 
     def save(self) -> Path:
         """Write a checkpoint of the current step (rank 0); under DDP every rank must call it (it gathers RNG states)."""
         path = checkpoint_path(self.ckpt_dir, self.step)
         rngs = distributed.all_gather_objects(rng_state())
+        # Per rank too: each rank's contrast samples its own stream and (region contrast) keeps its own memory.
+        generators = distributed.all_gather_objects(self.contrast_generator.get_state())
+        objectives = distributed.all_gather_objects({k: v.cpu() for k, v in self.objective.state_dict().items()})
         if not self.ctx.is_main:
             return path
         state = {
@@ -198,6 +212,10 @@ class Trainer:
             "rng": rngs[0],
             "rng_ranks": rngs if self.ctx.world_size > 1 else None,
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "objective": objectives[0],
+            "objective_ranks": objectives if self.ctx.world_size > 1 else None,
+            "contrast_rng": generators[0],
+            "contrast_rng_ranks": generators if self.ctx.world_size > 1 else None,
             "config": to_dict(self.cfg),
         }
         atomic_save(state, path)
@@ -212,32 +230,18 @@ class Trainer:
         return rgb, aux, batch["label"].to(self.device, non_blocking=True)
 
     def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
-        """One optimisation step; returns the detached loss terms (tensors, no host sync) and the lr."""
+        """One optimisation step; returns the detached loss terms and stats (tensors, no host sync) and the lr."""
         rgb, aux, label = self._batch(batch)
-        lr = lr_at(self.step, self.cfg.train.lr, self.plan.total_iters, self.plan.warmup_iters, self.cfg.train.poly_power)
-        set_lr(self.optimizer, lr)
-        self.net.train()
-        with autocast(self.device, self.cfg.train.precision):
-            if self.contrast is None:
-                logits, terms = self.net(rgb, aux), None
-            else:
-                logits, vis_embed, aux_embed = self.net(rgb, aux, return_embeddings=True)
-            ce = F.cross_entropy(logits.float(), label, ignore_index=self.cfg.data.ignore_index)
-        if self.contrast is not None:
-            terms = self.contrast(vis_embed, aux_embed, label)  # fp32 inside, whatever the autocast
-        loss = combine_losses(ce, terms, self.cfg.loss)
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            loss.backward()
-            self.optimizer.step()
+        t = self.cfg.train
+        lr = lr_at(self.step, t.lr, self.plan.total_iters, self.plan.warmup_iters, t.poly_power)
+        probe = t.grad_probe_every and (self.step + 1) % t.grad_probe_every == 0
+        stats = train_step(
+            self.net, self.objective, self.optimizer, rgb, aux, label, lr=lr, precision=t.precision,
+            scaler=self.scaler, generator=self.contrast_generator,
+            contrast_scale=contrast_scale(self.step, self.cfg.loss.contrast_start, self.cfg.loss.contrast_ramp),
+            probe_params=shared_encoder_parameters(self.model) if probe else None,
+        )
         self.step += 1
-        stats = {"loss": loss.detach(), "ce": ce.detach()}
-        if terms:
-            stats.update({k: v.detach() for k, v in terms.items()})
         return {**stats, "lr": torch.tensor(lr)}
 
     def validate(self) -> dict:
@@ -245,14 +249,12 @@ class Trainer:
 
         Runs on the plain model in this process only; under DDP the loop calls it on rank 0 alone.
         """
-        from smmcl.api import inference_protocol
-
         if self._val_set is None:
             self._val_set = RGBXDataset(self.cfg.data, self.cfg.train.val_split, self.num_classes)
         scores = evaluate(
             self.model, self._val_set, self.num_classes, batch_size=self.cfg.eval.batch_size,
             ignore_index=self.cfg.data.ignore_index, exclude=self.cfg.eval.exclude_classes, progress=False,
-            protocol=inference_protocol(self.cfg),
+            protocol=InferenceProtocol.from_config(self.cfg),
         )
         return {"val_miou": scores["miou"], "val_pixel_acc": scores["pixel_acc"]}
 
@@ -332,6 +334,9 @@ class Trainer:
         if self.step == self.plan.total_iters and main:
             # Deployable weights with their config, apart from the resumable training checkpoints.
             save_pretrained(self.model, self.cfg, self.out_dir / "model.safetensors")
+            # Whole-run figures of the contrast (zero-step fraction, sampled rows, classes, gradients).
+            self.summary = run_summary(self.out_dir / "log.jsonl")
+            (self.out_dir / "summary.json").write_text(json.dumps(self.summary, indent=2) + "\n")
         # No rank returns before rank 0 has written everything.
         distributed.barrier()
         last["seconds"] = time.perf_counter() - t0
@@ -355,19 +360,18 @@ class _RankMeanLog:
     def __init__(self, log: RunLog):
         self.log = log
         self._sums: dict[str, torch.Tensor] = {}
-        self._count = 0
+        self._counts: dict[str, int] = {}
         self._images = 0
 
     def step(self, step: int, terms: dict[str, torch.Tensor], lr: float, images: int, force: bool = False) -> Optional[dict]:
-        for k, v in terms.items():
-            self._sums[k] = self._sums[k] + v.detach() if k in self._sums else v.detach().clone()
-        self._count += 1
+        accumulate(self._sums, self._counts, terms)
         self._images += images
         if step % self.log.every and not force:
             return None
         # float64 so that sum / count rounds exactly as RunLog's float(sum) / count would.
-        means = {k: v.to(torch.float64) / self._count for k, v in distributed.all_reduce_mean(self._sums).items()}
-        images, self._sums, self._count, self._images = self._images, {}, 0, 0
+        # Every rank has the same keys on the same steps, so the collective sees the same dict everywhere.
+        means = {k: v.to(torch.float64) / self._counts[k] for k, v in distributed.all_reduce_mean(self._sums).items()}
+        images, self._sums, self._counts, self._images = self._images, {}, {}, 0
         return self.log.step(step, means, lr, images, force=True)
 
     def write(self, step: int, row: dict) -> None:

@@ -9,30 +9,37 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def _pair_masks(y: Tensor, valid: Tensor) -> Tuple[Tensor, Tensor]:
-    """Positive and negative sets P', N' of Eq. 3-6 as N x N masks (row = anchor)."""
-    n = y.shape[0]
-    both_valid = valid[:, None] & valid[None, :]
-    same = y[:, None] == y[None, :]
-    not_self = ~torch.eye(n, dtype=torch.bool, device=y.device)
-    positives = same & not_self & both_valid
-    # The anchor always shares its own label, so "j != i" needs no extra term here.
-    negatives = ~same & both_valid
-    return positives, negatives
+def label_masks(
+    anchor_labels: Tensor,
+    key_labels: Tensor,
+    anchor_valid: Tensor,
+    key_valid: Tensor,
+    exclude_diagonal: bool,
+) -> Tuple[Tensor, Tensor]:
+    """Positive and negative sets as N x M masks (row = anchor): same label / other label, both rows valid.
+
+    With `exclude_diagonal` the key at the anchor's own index is no positive (the "j != i" of Eq. 3-6,
+    where anchors and keys are the same N sampled positions).
+    """
+    both_valid = anchor_valid[:, None] & key_valid[None, :]
+    same = anchor_labels[:, None] == key_labels[None, :]
+    positives = same & both_valid
+    if exclude_diagonal:
+        n, m = positives.shape
+        positives = positives & ~torch.eye(n, m, dtype=torch.bool, device=positives.device)
+    # Row i's own key shares its label, so "j != i" needs no extra term for the negatives.
+    return positives, ~same & both_valid
 
 
-def _info_nce(
-    anchors: Tensor,
-    others: Tensor,
-    positives: Tensor,
-    negatives: Tensor,
-    anchor_weight: Tensor,
-    anchor_count: Tensor,
-    tau: float,
-) -> Tensor:
-    """Eq. 3-4 (or 5-6): InfoNCE averaged over each anchor's positives, then over anchors."""
-    # Scaling the N x d anchors rather than the N x N product saves a full pass over the matrix.
-    logits = (anchors / tau) @ others.T
+def info_nce(anchors: Tensor, keys: Tensor, positives: Tensor, negatives: Tensor, anchor_valid: Tensor, tau: float) -> Tensor:
+    """Eq. 4 summed over each anchor's positives and averaged over them (Eq. 3 / 5), then over valid anchors.
+
+    `anchors` N x d and `keys` M x d are L2-normalised rows, `positives` / `negatives` N x M masks. An
+    anchor without positives contributes 0 and still counts in the 1/|V| of Eq. 3; with no valid
+    anchor the result is 0, still attached to the graph.
+    """
+    # Scaling the N x d anchors rather than the N x M product saves a full pass over the matrix.
+    logits = (anchors / tau) @ keys.T
     # A finite floor rather than -inf: an anchor without negatives then gets a finite
     # log-sum-exp, so neither the value nor its gradient can become inf - inf = NaN.
     floor = torch.finfo(logits.dtype).min
@@ -43,9 +50,10 @@ def _info_nce(
     num_pos = positives.sum(dim=1)
     # where() rather than a product keeps the masked entries out of the gradient altogether.
     pos_sum = torch.where(positives, per_pair, per_pair.new_zeros(())).sum(dim=1)
-    # An anchor without positives contributes 0 but still counts in |V| (Eq. 3).
     per_anchor = pos_sum / num_pos.clamp(min=1).to(per_pair.dtype)
-    return (per_anchor * anchor_weight).sum() / anchor_count
+    weight = anchor_valid.to(per_pair.dtype)
+    # Kept as a tensor so the mean needs no host sync; clamped so "no valid anchor" gives 0.
+    return (per_anchor * weight).sum() / weight.sum().clamp(min=1)
 
 
 def contrastive_terms(
@@ -69,13 +77,10 @@ def contrastive_terms(
 
     vn = F.normalize(v, dim=1)
     an = F.normalize(a, dim=1)
-    positives, negatives = _pair_masks(y, valid)
-    weight = valid.to(vn.dtype)
-    # Kept as a tensor so the mean needs no host sync; clamped so "no valid anchor" gives 0,
-    # still attached to the graph through the (zero-weighted) anchors.
-    count = weight.sum().clamp(min=1)
+    # One label set for V and A: row i of both is sampled for the same (image, class) pair.
+    positives, negatives = label_masks(y, y, valid, valid, exclude_diagonal=True)
     return {
-        "cm": _info_nce(vn, an, positives, negatives, weight, count, cm_temperature),
-        "vis": _info_nce(vn, vn, positives, negatives, weight, count, temperature),
-        "aux": _info_nce(an, an, positives, negatives, weight, count, temperature),
+        "cm": info_nce(vn, an, positives, negatives, valid, cm_temperature),
+        "vis": info_nce(vn, vn, positives, negatives, valid, temperature),
+        "aux": info_nce(an, an, positives, negatives, valid, temperature),
     }

@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 SAMPLING_MODES = ("paired", "independent")
+
+
+class SampleStats(NamedTuple):
+    """What one draw admitted (0-dim long tensors, no host sync): sampled rows, qualifying
+    (image, class) pairs, and distinct classes among them."""
+
+    rows: Tensor
+    pairs: Tensor
+    classes: Tensor
+
+
+def downscale_labels(labels: Tensor, size: Tuple[int, int], device: torch.device) -> Tensor:
+    """B x H x W labels to B x h x w by nearest neighbour (paper Sec. 3.2), on `device`."""
+    # Float round trip is exact for label values (< 2^24); interpolate has no integer kernel.
+    return F.interpolate(labels[:, None].to(device).float(), size=size, mode="nearest")[:, 0].long()
+
+
+def pair_groups(flat_labels: Tensor, batch: int, num_classes: int, ignore_index: int) -> Tensor:
+    """Per pixel of B*h*w flat labels, the id image * K + class of its (image, class) pair; ignored
+    pixels (and labels outside 0..K-1) get the sentinel id B*K."""
+    # Out-of-range labels are treated like ignore_index: rejecting them would need a host sync.
+    known = (flat_labels != ignore_index) & (flat_labels >= 0) & (flat_labels < num_classes)
+    image = torch.arange(batch, device=flat_labels.device).repeat_interleave(flat_labels.numel() // batch)
+    return torch.where(known, image * num_classes + flat_labels, torch.full_like(flat_labels, batch * num_classes))
 
 
 def _grouped_order(group: Tensor, generator: Optional[torch.Generator]) -> Tensor:
@@ -29,8 +53,10 @@ def sample_embeddings(
     mode: str = "paired",
     ignore_index: int = 255,
     generator: Optional[torch.Generator] = None,
-) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Sample n embeddings per present (image, class) pair for Eq. 3-6; returns (v, a, y, valid)."""
+    return_stats: bool = False,
+):
+    """Sample n embeddings per present (image, class) pair for Eq. 3-6; returns (v, a, y, valid), and
+    a `SampleStats` fifth when `return_stats`."""
     if mode not in SAMPLING_MODES:
         raise ValueError(f"unknown sampling mode {mode!r}; expected one of {SAMPLING_MODES}")
     if vis.shape != aux.shape or vis.dim() != 4:
@@ -47,14 +73,8 @@ def sample_embeddings(
     # arbitrary (unsampled) embedding, which the masked loss never reads.
     m = min(max_total, num_pixels)
 
-    # Float round trip is exact for label values (< 2^24); interpolate has no integer kernel.
-    small = F.interpolate(labels[:, None].to(device).float(), size=(h, w), mode="nearest")[:, 0].long()
-    flat_labels = small.reshape(num_pixels)
-    # Labels outside 0..K-1 are treated like ignore_index: rejecting them would need a host sync.
-    known = (flat_labels != ignore_index) & (flat_labels >= 0) & (flat_labels < num_classes)
-    image = torch.arange(b, device=device).repeat_interleave(h * w)
-    # One id per (image, class); ignored pixels share the sentinel id num_groups, sorted last.
-    group = torch.where(known, image * num_classes + flat_labels, torch.full_like(flat_labels, num_groups))
+    flat_labels = downscale_labels(labels, (h, w), device).reshape(num_pixels)
+    group = pair_groups(flat_labels, b, num_classes, ignore_index)
 
     counts = torch.zeros(num_groups + 1, dtype=torch.long, device=device)
     counts.scatter_add_(0, group, torch.ones_like(group))
@@ -88,4 +108,8 @@ def sample_embeddings(
     v = flat_vis.index_select(0, rows_v)
     a = flat_aux.index_select(0, rows_a)
     y = torch.where(valid, flat_labels[rows_v], torch.full_like(rows_v, ignore_index))
-    return v, a, y, valid
+    if not return_stats:
+        return v, a, y, valid
+    # A class qualifies when any image holds a qualifying pair of it.
+    classes = present[:num_groups].view(b, num_classes).any(dim=0).sum()
+    return v, a, y, valid, SampleStats(valid.sum(), num_present, classes)

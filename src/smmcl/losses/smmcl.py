@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
-from typing import Dict, Optional
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
 
 from smmcl.engine import distributed
 
+from .autocast import full_precision
 from .contrastive import contrastive_terms
+from .result import ContrastResult
 from .sampling import SAMPLING_MODES, sample_embeddings
 
 
-def _full_precision(device: torch.device) -> contextlib.AbstractContextManager:
-    """Autocast switched off on the inputs' device (a no-op where autocast does not exist)."""
-    if torch.amp.is_autocast_available(device.type):
-        return torch.autocast(device_type=device.type, enabled=False)
-    return contextlib.nullcontext()
-
-
 class SMMCLLoss(nn.Module):
-    """L_cm, L_vis, L_aux of Eq. 3-6 on projector outputs; Eq. 7 weighting is the trainer's job.
+    """L_cm, L_vis, L_aux of Eq. 3-6 on projector outputs; Eq. 7 weighting is `smmcl.losses.Objective`'s.
 
     Under DDP each rank samples embeddings from its own images. With `gather=False` (the released
     code) it contrasts them among themselves. With `gather=True` every rank all-gathers the sampled
@@ -31,6 +25,8 @@ class SMMCLLoss(nn.Module):
     exactly the gradient of that one global loss (see `smmcl.engine.distributed.gather_with_grad`).
     Outside a process group of several ranks the option changes nothing.
     """
+
+    terms = ("cm", "vis", "aux")
 
     def __init__(
         self,
@@ -58,8 +54,8 @@ class SMMCLLoss(nn.Module):
         self.gather = gather
 
     @classmethod
-    def from_config(cls, loss_cfg, num_classes: int, ignore_index: int) -> "SMMCLLoss":
-        """Build from a `smmcl.config.LossConfig` (the weights there are applied by the trainer)."""
+    def from_config(cls, loss_cfg, num_classes: int, ignore_index: int, embed_dim: int = 0) -> "SMMCLLoss":
+        """Build from a `smmcl.config.LossConfig` (its weights are applied by the objective)."""
         return cls(
             num_classes=num_classes,
             temperature=loss_cfg.temperature,
@@ -79,9 +75,10 @@ class SMMCLLoss(nn.Module):
         labels: Tensor,
         *,
         generator: Optional[torch.Generator] = None,
-    ) -> Dict[str, Tensor]:
-        """L_cm, L_vis, L_aux (Eq. 3-6) of B x d x h x w embeddings against B x H x W labels."""
-        v, a, y, valid = sample_embeddings(
+    ) -> ContrastResult:
+        """L_cm, L_vis, L_aux (Eq. 3-6) of B x d x h x w embeddings against B x H x W labels, and the
+        sampling's row, pair and class counts (per rank, before any gathering)."""
+        v, a, y, valid, stats = sample_embeddings(
             vis_embed,
             aux_embed,
             labels,
@@ -92,6 +89,7 @@ class SMMCLLoss(nn.Module):
             mode=self.sampling,
             ignore_index=self.ignore_index,
             generator=generator,
+            return_stats=True,
         )
         v, a = v.float(), a.float()
         if self.gather and distributed.is_distributed():
@@ -102,8 +100,8 @@ class SMMCLLoss(nn.Module):
             y, valid = distributed.gather(y), distributed.gather(valid)
         # exp(s / tau) with tau = 0.1 and N x N sums are too coarse in half precision, so the
         # terms run in float32 even when the network runs under autocast.
-        with _full_precision(vis_embed.device):
-            return contrastive_terms(
+        with full_precision(vis_embed.device):
+            terms = contrastive_terms(
                 v,
                 a,
                 y,
@@ -111,6 +109,7 @@ class SMMCLLoss(nn.Module):
                 cm_temperature=self.cm_temperature,
                 valid=valid,
             )
+        return ContrastResult(terms, stats._asdict())
 
     def extra_repr(self) -> str:
         return (

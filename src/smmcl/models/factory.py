@@ -145,6 +145,7 @@ def build_model(config: ConfigSource) -> Segmentor:
         scale=cfg.cross_modal.scale,
         projector_dim=cfg.projector.dim,
         norm_layer=norm_layer,
+        projector_stage=cfg.projector.stage,
     )
     decoder = make_decoder(encoder.out_channels, cfg.num_classes, cfg.decoder, norm_layer)
     model = Segmentor(encoder, decoder, cfg.num_classes)

@@ -4,6 +4,7 @@
     OUT/<aux>/<name>.png      Depth: 16-bit millimetres (0 = no return), or Thermal: 8-bit
     OUT/Label/<name>.png      8-bit class ids (LLRGBD-synthetic or MFNet classes)
     OUT/train.txt, test.txt   one name per line; the test split is the last `test_fraction` of the scenes
+    OUT/val.txt               with `val_fraction` > 0: the scenes just before the test split
     OUT/meta.json             kind, size, seed, classes, palette, auxiliary folder and unit
 
 Scene i is drawn from `np.random.default_rng([seed, i])` alone, so it does not depend on how many
@@ -47,6 +48,9 @@ KINDS = {
     "indoor-rgbd": SceneKind(
         "indoor-rgbd", "low-light rooms, RGB + Kinect-like depth (LLRGBD-synthetic classes)",
         LLRGBD_CLASSES, LLRGBD_PALETTE, "Depth", "mm", indoor.MAX_RANGE_MM, indoor.render_scene),
+    "indoor-rgbd-lit": SceneKind(
+        "indoor-rgbd-lit", "the same rooms with a normal exposure, RGB + Kinect-like depth (LLRGBD-synthetic classes)",
+        LLRGBD_CLASSES, LLRGBD_PALETTE, "Depth", "mm", indoor.MAX_RANGE_MM, indoor.render_lit_scene),
     "night-rgbt": SceneKind(
         "night-rgbt", "night streets, RGB + thermal (MFNet classes)",
         MFNET_CLASSES, MFNET_PALETTE, "Thermal", "8-bit", 255, night.render_scene),
@@ -69,13 +73,16 @@ def render_scene(kind: str, seed: int, index: int, size: tuple[int, int] = (120,
     return get_kind(kind).render(np.random.default_rng([seed, index]), tuple(size))
 
 
-def _check(num: int, size: Sequence[int], seed: int, test_fraction: float) -> tuple[int, int]:
+def _check(num: int, size: Sequence[int], seed: int, test_fraction: float, val_fraction: float) -> tuple[int, int]:
     if not isinstance(num, (int, np.integer)) or num < 1:
         raise ValueError(f"num must be a positive number of scenes, got {num!r}")
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if not 0.0 <= test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction!r}")
+    if not 0.0 <= val_fraction < 1.0 or test_fraction + val_fraction >= 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1) and leave training scenes beside test_fraction="
+                         f"{test_fraction}, got {val_fraction!r}")
     try:
         h, w = (int(v) for v in size)
     except (TypeError, ValueError):
@@ -86,11 +93,14 @@ def _check(num: int, size: Sequence[int], seed: int, test_fraction: float) -> tu
 
 
 def generate_dataset(kind: str, out_dir, num: int, size: tuple[int, int] = (120, 160), seed: int = 0,
-                     test_fraction: float = 0.25, progress: bool = False) -> dict:
+                     test_fraction: float = 0.25, progress: bool = False, val_fraction: float = 0.0) -> dict:
     """Write `num` scenes of `kind` under `out_dir`; returns a summary (also written as meta.json,
-    without the timing) with the split sizes, class names and per-class pixel counts."""
+    without the timing) with the split sizes, class names and per-class pixel counts.
+
+    The scenes are split in order: train, then validation (`val_fraction`, none by default), then test.
+    """
     spec = get_kind(kind)
-    h, w = _check(num, size, seed, test_fraction)
+    h, w = _check(num, size, seed, test_fraction, val_fraction)
     out = Path(out_dir)
     folders = {"rgb": out / "RGB", "aux": out / spec.aux_dir, "label": out / "Label"}
     for folder in folders.values():
@@ -110,7 +120,13 @@ def generate_dataset(kind: str, out_dir, num: int, size: tuple[int, int] = (120,
         pixels += np.bincount(label.reshape(-1), minlength=len(spec.classes))[: len(spec.classes)]
         names.append(name)
     num_test = min(int(math.floor(num * test_fraction + 0.5)), num - 1)
-    splits = {"train": names[: num - num_test], "test": names[num - num_test:]}
+    num_val = min(int(math.floor(num * val_fraction + 0.5)), num - num_test - 1)
+    num_train = num - num_test - num_val
+    splits = {"train": names[:num_train], "test": names[num - num_test:]}
+    if num_val:
+        splits["val"] = names[num_train: num_train + num_val]
+    for stale in ("val.txt",):
+        (out / stale).unlink(missing_ok=True)
     for split, members in splits.items():
         (out / f"{split}.txt").write_text("".join(f"{n}\n" for n in members))
     meta = {
@@ -122,6 +138,8 @@ def generate_dataset(kind: str, out_dir, num: int, size: tuple[int, int] = (120,
         "test_fraction": test_fraction,
         "num_train": len(splits["train"]),
         "num_test": len(splits["test"]),
+        "num_val": num_val,
+        "val_fraction": val_fraction,
         "class_names": list(spec.classes),
         "palette": [list(c) for c in spec.palette],
         "ignore_index": IGNORE_INDEX,

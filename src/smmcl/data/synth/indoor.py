@@ -27,8 +27,13 @@ DISPARITY_FB = 580 * 0.075
 DISPARITY_STEP = 1 / 8
 
 
-def render(room: Room, lamp: np.ndarray, rng: np.random.Generator):
-    """Ray-cast the room; returns the dark 8-bit RGB, depth in millimetres (uint16) and the labels."""
+# Share of a normal, average-metered exposure the capture gets: a dark capture (the default) or a lit one.
+DARK_EXPOSURE = (0.015, 0.045)
+LIT_EXPOSURE = (0.8, 1.2)
+
+
+def render(room: Room, lamp: np.ndarray, rng: np.random.Generator, exposure: tuple[float, float] = DARK_EXPOSURE):
+    """Ray-cast the room; returns the 8-bit RGB (dark by default), depth in millimetres (uint16) and the labels."""
     hits = cast(room.camera, room.prims)
     h, w = hits.depth.shape
     albedo, emission = np.zeros((h, w, 3)), np.zeros((h, w, 3))
@@ -44,7 +49,7 @@ def render(room: Room, lamp: np.ndarray, rng: np.random.Generator):
     # A normal, average-metered shot puts the log-average radiance at mid-grey (0.18, lamps saturate);
     # the dark capture then gets only a few percent of that exposure.
     reference = np.exp(np.log(radiance.mean(-1) + 1e-6).mean()) / 0.18
-    rgb = dark_capture(radiance / reference, rng, exposure=rng.uniform(0.015, 0.045),
+    rgb = dark_capture(radiance / reference, rng, exposure=rng.uniform(*exposure),
                        full_well=rng.uniform(600, 1500), read_noise=rng.uniform(1.0, 3.0))
     # Dark, absorbing surfaces (black screens, dark fabric) send little of the pattern back.
     drop = np.maximum(drop, 0.6 * np.clip(1.0 - albedo.mean(-1) / 0.08, 0.0, 1.0))
@@ -91,3 +96,10 @@ def render_scene(rng: np.random.Generator, size: tuple[int, int]):
     room = Room(rng, size)
     lamp = furnish(room)
     return render(room, lamp, rng)
+
+
+def render_lit_scene(rng: np.random.Generator, size: tuple[int, int]):
+    """The same kind of room captured with a normal exposure (e.g. for pretraining on well-lit scenes)."""
+    room = Room(rng, size)
+    lamp = furnish(room)
+    return render(room, lamp, rng, exposure=LIT_EXPOSURE)

@@ -1,0 +1,167 @@
+"""A study's results: `results.json` (every run, mean / std, paired deltas with 95% CIs), `results.md`
+(a table like the paper's Tables 5-6, per-class deltas) and `results.png` (scores and paired deltas)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional
+
+from smmcl.config import Config
+from smmcl.study.spec import StudySpec
+from smmcl.study.stats import mean_std, paired_difference, verdict
+
+
+def _finite(x) -> Optional[float]:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def _run_entry(record: dict) -> dict:
+    summary = record.get("summary") or {}
+    return {
+        "miou": record["miou"], "miou_all": record.get("miou_all"), "pixel_acc": record.get("pixel_acc"),
+        "mean_acc": record.get("mean_acc"), "iou": [_finite(v) for v in record.get("iou", [])],
+        "iterations": record.get("iterations"), "train_seconds": record.get("train_seconds"),
+        "contrast_zero_fraction": summary.get("contrast_zero_fraction"),
+        "classes_per_step": summary.get("classes"), "rows_per_step": summary.get("rows"),
+        "grad_ratio": summary.get("grad_ratio"), "grad_cos": summary.get("grad_cos"),
+        "warnings": summary.get("warnings", []),
+    }
+
+
+def summarize_study(spec: StudySpec, records: Mapping[str, Mapping[int, dict]], class_names: List[str]) -> dict:
+    """Per variant: every run's scores, mean and std of mIoU; against the reference, the paired mIoU
+    difference (mean, std, 95% CI) and the mean paired difference of every class's IoU."""
+    ref = {s: r["miou"] for s, r in records.get(spec.reference, {}).items()}
+    variants: Dict[str, dict] = {}
+    for name, overrides in spec.variants.items():
+        runs = {s: _run_entry(r) for s, r in sorted(records.get(name, {}).items())}
+        entry: dict = {"overrides": list(overrides), "runs": runs, "n": len(runs)}
+        if runs:
+            mean, std = mean_std([r["miou"] for r in runs.values()])
+            entry.update(miou_mean=mean, miou_std=std)
+            zeros = [r["contrast_zero_fraction"] for r in runs.values() if r["contrast_zero_fraction"] is not None]
+            entry["contrast_zero_fraction"] = sum(zeros) / len(zeros) if zeros else None
+            classes = [r["classes_per_step"] for r in runs.values() if r["classes_per_step"] is not None]
+            entry["classes_per_step"] = sum(classes) / len(classes) if classes else None
+        if name != spec.reference and runs:
+            paired = paired_difference({s: r["miou"] for s, r in runs.items()}, ref)
+            entry.update({k: paired[k] for k in ("delta_mean", "delta_std", "delta_ci95")})
+            entry["paired_seeds"] = paired["seeds"]
+            entry["verdict"] = verdict(paired["delta_ci95"])
+            per_class = {}
+            for k, cls in enumerate(class_names):
+                mine = {s: r["iou"][k] for s, r in runs.items() if k < len(r["iou"]) and r["iou"][k] is not None}
+                theirs = {s: records[spec.reference][s]["iou"][k] for s in mine
+                          if s in records.get(spec.reference, {}) and _finite(records[spec.reference][s]["iou"][k]) is not None}
+                d = paired_difference(mine, theirs)
+                per_class[cls] = d["delta_mean"]
+            entry["per_class_delta"] = per_class
+        variants[name] = entry
+    return {"reference": spec.reference, "seeds": list(spec.seeds), "metric": "miou", "variants": variants}
+
+
+def _pct(x: Optional[float], signed: bool = False) -> str:
+    if x is None:
+        return "-"
+    return f"{100 * x:+.2f}" if signed else f"{100 * x:.2f}"
+
+
+def format_markdown(results: dict, spec: StudySpec, study_path: str, cfg: Config) -> str:
+    """The results page: setup, the main table, per-class deltas."""
+    ref = results["reference"]
+    excluded = [cfg.data.class_names[k] for k in cfg.eval.exclude_classes if k < len(cfg.data.class_names)]
+    lines = [f"# Study `{study_path}`", ""]
+    if spec.description:
+        lines += [spec.description.strip(), ""]
+    lines += [
+        f"- base config `{spec.base}`; overrides for every variant: `{' '.join(spec.overrides) or '-'}`",
+        f"- seeds {', '.join(map(str, spec.seeds))}; scores on the `{results['split']}` split "
+        f"({results['num_images']} images), mIoU in %{' without ' + ', '.join(excluded) if excluded else ''}, "
+        f"the last checkpoint of every run (none is picked on a score)",
+        f"- delta: the paired (same-seed) difference from `{ref}`; CI: 95% t interval of its mean over the seeds",
+        "",
+        "| variant | overrides | mIoU mean ± std | per seed | delta vs " + ref + " | 95% CI | verdict | zero-contrast steps | classes / step |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, v in results["variants"].items():
+        if not v["runs"]:
+            lines.append(f"| {name} | `{' '.join(v['overrides']) or '-'}` | not run yet | | | | | | |")
+            continue
+        seeds = " / ".join(_pct(r["miou"]) for r in v["runs"].values())
+        ci = v.get("delta_ci95")
+        zero = v.get("contrast_zero_fraction")
+        classes = v.get("classes_per_step")
+        lines.append(
+            f"| {name} | `{' '.join(v['overrides']) or '-'}` | {_pct(v['miou_mean'])} ± {_pct(v['miou_std'])} | {seeds} | "
+            f"{_pct(v.get('delta_mean'), True) if name != ref else 'reference'} | "
+            f"{'[' + _pct(ci[0], True) + ', ' + _pct(ci[1], True) + ']' if ci else '-'} | {v.get('verdict', '-')} | "
+            f"{'-' if zero is None else f'{100 * zero:.0f}%'} | {'-' if classes is None else f'{classes:.1f}'} |"
+        )
+    others = [n for n, v in results["variants"].items() if n != ref and v.get("per_class_delta")]
+    if others:
+        lines += ["", f"Per-class IoU, mean paired difference from `{ref}` (points):", "",
+                  "| class | " + " | ".join(others) + " |", "|---|" + "---|" * len(others)]
+        for k, cls in enumerate(cfg.data.class_names):
+            if k in cfg.eval.exclude_classes:
+                continue
+            lines.append(f"| {cls} | " + " | ".join(_pct(results['variants'][n]['per_class_delta'].get(cls), True) for n in others) + " |")
+    warned = sorted({w for v in results["variants"].values() for r in v["runs"].values() for w in r["warnings"]})
+    if warned:
+        lines += ["", "Warnings from the runs:", ""] + [f"- {w}" for w in warned]
+    lines += ["", "![scores and paired deltas](results.png)", ""]
+    return "\n".join(lines)
+
+
+def plot_results(results: dict, path: Path) -> None:
+    """Two panels: mIoU per variant (mean ± std bars, one dot per seed) and the paired deltas with their CIs."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise ImportError("the study chart needs matplotlib: pip install 'smmcl[analysis]'") from None
+    ref = results["reference"]
+    names = [n for n, v in results["variants"].items() if v["runs"]]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1, 1]})
+    for i, name in enumerate(names):
+        v = results["variants"][name]
+        left.bar(i, 100 * v["miou_mean"], yerr=100 * v["miou_std"], color="#9ab" if name != ref else "#ccc",
+                 edgecolor="#345", capsize=4)
+        seeds = [100 * r["miou"] for r in v["runs"].values()]
+        left.scatter([i] * len(seeds), seeds, color="#123", s=14, zorder=3)
+    left.set_xticks(range(len(names)), names, rotation=20, ha="right")
+    left.set_ylabel("mIoU (%)")
+    lows = [100 * results["variants"][n]["miou_mean"] for n in names]
+    left.set_ylim(max(0.0, min(lows) - 10), min(100.0, max(lows) + 6))
+    left.set_title("mIoU: mean ± std, dots = seeds")
+    deltas = [n for n in names if n != ref and results["variants"][n].get("delta_mean") is not None]
+    for i, name in enumerate(deltas):
+        v = results["variants"][name]
+        ci = v.get("delta_ci95")
+        err = None if ci is None else [[100 * (v["delta_mean"] - ci[0])], [100 * (ci[1] - v["delta_mean"])]]
+        right.errorbar(i, 100 * v["delta_mean"], yerr=err, fmt="o", color="#a33" if v["delta_mean"] < 0 else "#3a3", capsize=5)
+    right.axhline(0.0, color="#555", lw=1)
+    right.set_xlim(-0.5, max(len(deltas), 1) - 0.5)
+    right.set_xticks(range(len(deltas)), deltas, rotation=20, ha="right")
+    right.set_ylabel(f"mIoU - {ref} (points)")
+    right.set_title("paired difference, 95% CI")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_results(spec: StudySpec, study_path: str, records: Mapping[str, Mapping[int, dict]], cfg: Config, out: Path) -> dict:
+    """Write results.json, results.md and results.png under `out`; returns the results."""
+    results = summarize_study(spec, records, list(cfg.data.class_names) or [str(k) for k in range(cfg.model.num_classes)])
+    first = next((r for runs in records.values() for r in runs.values()), {})
+    results.update(study=study_path, base=spec.base, overrides=list(spec.overrides), description=spec.description,
+                   split=first.get("split"), num_images=first.get("num_images"), class_names=list(cfg.data.class_names),
+                   excluded=list(cfg.eval.exclude_classes))
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "results.md").write_text(format_markdown(results, spec, study_path, cfg))
+    if any(v["runs"] for v in results["variants"].values()):
+        plot_results(results, out / "results.png")
+    return results

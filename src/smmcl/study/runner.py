@@ -1,0 +1,254 @@
+"""`smmcl study`: variants x seeds, each a resumable training run plus an evaluation; a killed study continues.
+
+    OUT/runs/<variant>/seed<k>/   train.out_dir of one run (config, log, checkpoints, weights) + scores.json
+    OUT/runs/_pretrain/           the pretraining run, when the study has one
+    OUT/results.json, results.md, results.png
+
+A run whose `scores.json` holds the same config is done; one with checkpoints resumes from the newest; a
+folder holding another config is refused, never overwritten. Runs go in seed order, so a stopped study
+has whole seeds (complete pairs) first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import torch
+
+from smmcl.config import Config, load_config, to_dict, to_yaml
+from smmcl.data.dataset import RGBXDataset
+from smmcl.data.synth import generate_dataset
+from smmcl.engine.evaluate import evaluate
+from smmcl.engine.inference import InferenceProtocol
+from smmcl.engine.trainer import Trainer
+from smmcl.errors import ConfigError
+from smmcl.losses import CONTRASTS
+from smmcl.study.report import write_results
+from smmcl.study.spec import StudySpec, SynthSpec, pretrain_config, read_study, variant_config
+
+
+@dataclass
+class RunTask:
+    """One run of the study: what it is and its fully resolved config (a plain dict, to cross processes)."""
+
+    variant: str
+    seed: int
+    run_dir: str
+    config: dict
+    split: str
+    evaluate: bool = True
+
+
+def _flat(d: dict, prefix: str = "") -> Dict[str, object]:
+    out: Dict[str, object] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        out.update(_flat(v, key + ".") if isinstance(v, dict) else {key: v})
+    return out
+
+
+def config_difference(old: dict, new: dict) -> List[str]:
+    """Dotted keys whose values differ between two config dicts."""
+    a, b = _flat(old), _flat(new)
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
+def ensure_synth(synth: SynthSpec, log: Callable[[str], None] = print) -> None:
+    """Generate the study's synthetic data unless `root` already holds exactly that dataset."""
+    root = Path(synth.root)
+    wanted = {"kind": synth.kind, "num": synth.num, "size": list(synth.size), "seed": synth.seed,
+              "test_fraction": synth.test_fraction, "val_fraction": synth.val_fraction}
+    meta_path = root / "meta.json"
+    if meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        have = {k: meta.get(k, 0.0 if k == "val_fraction" else None) for k in wanted}
+        if have == wanted:
+            return
+        raise ConfigError(f"{root} holds another dataset ({', '.join(k for k in wanted if have[k] != wanted[k])} differ); "
+                          f"point synth.root elsewhere or remove the folder")
+    log(f"[study] generating {synth.num} {synth.kind} scenes of {synth.size[0]}x{synth.size[1]} in {root}")
+    generate_dataset(synth.kind, root, synth.num, size=tuple(synth.size), seed=synth.seed,
+                     test_fraction=synth.test_fraction, val_fraction=synth.val_fraction)
+
+
+def _scores_path(run_dir: Path) -> Path:
+    return run_dir / "scores.json"
+
+
+def finished_scores(task: RunTask) -> Optional[dict]:
+    """The saved scores of a run that already finished with this config, else None."""
+    path = _scores_path(Path(task.run_dir))
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        if saved.get("config") == task.config:
+            return saved
+    return None
+
+
+def check_run_dir(task: RunTask) -> None:
+    """Refuse a run folder that holds a run of another config (nothing of it is touched)."""
+    run_dir = Path(task.run_dir)
+    saved = run_dir / "config.yaml"
+    if not saved.is_file():
+        return
+    cfg = load_config(task.config)
+    if saved.read_text() == to_yaml(cfg):
+        return
+    old = to_dict(load_config(saved))
+    keys = config_difference(old, task.config)
+    raise ConfigError(f"{run_dir} holds a run of another config ({', '.join(keys[:6]) or 'formatting'} differ); "
+                      f"use another --out, or delete that folder to retrain it")
+
+
+def execute(task: RunTask) -> dict:
+    """Train (or resume, or skip when finished) one run, evaluate it and write its scores.json."""
+    done = finished_scores(task)
+    if done is not None:
+        return done
+    check_run_dir(task)
+    cfg: Config = load_config(task.config)
+    t0 = time.perf_counter()
+    trainer = Trainer(cfg, resume="auto")
+    start = trainer.step
+    trainer.run()
+    record = {"variant": task.variant, "seed": task.seed, "iterations": trainer.plan.total_iters,
+              "resumed_from": start, "train_seconds": round(time.perf_counter() - t0, 1),
+              "summary": trainer.summary}
+    if task.evaluate:
+        dataset = RGBXDataset(cfg.data, task.split, cfg.model.num_classes, train=False, subset=cfg.eval.subset)
+        record.update(evaluate(trainer.model, dataset, cfg.model.num_classes, batch_size=cfg.eval.batch_size,
+                               ignore_index=cfg.data.ignore_index, exclude=cfg.eval.exclude_classes,
+                               progress=False, protocol=InferenceProtocol.from_config(cfg)))
+        record["split"] = f"{task.split}/{cfg.eval.subset}" if cfg.eval.subset else task.split
+    record["config"] = task.config
+    path = _scores_path(Path(task.run_dir))
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, path)
+    return record
+
+
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def plan_study(spec: StudySpec, out: Path, origin: str = "study") -> tuple[Optional[RunTask], List[RunTask]]:
+    """The pretraining task (or None) and every variant x seed task, seed by seed; all configs resolved now."""
+    try:
+        return _plan(spec, out)
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
+
+
+def _plan(spec: StudySpec, out: Path) -> tuple[Optional[RunTask], List[RunTask]]:
+    pre: Optional[RunTask] = None
+    extra: List[str] = []
+    if spec.pretrain is not None:
+        pre_dir = out / "runs" / "_pretrain"
+        pre_cfg = pretrain_config(spec, pre_dir)
+        pre = RunTask("_pretrain", spec.pretrain.seed, str(pre_dir), to_dict(pre_cfg), pre_cfg.eval.split, evaluate=False)
+        extra = [f"model.pretrained={pre_dir / 'model.safetensors'}"]
+    tasks = []
+    for seed in spec.seeds:
+        for variant in spec.variants:
+            run_dir = out / "runs" / variant / f"seed{seed}"
+            try:
+                cfg = variant_config(spec, variant, seed, run_dir, extra)
+            except ConfigError as exc:
+                raise ConfigError(f"variant {variant}: {exc}") from None
+            if cfg.loss.contrast not in CONTRASTS:
+                raise ConfigError(f"variant {variant}: loss.contrast={cfg.loss.contrast!r}: unknown; valid: {', '.join(CONTRASTS)}")
+            tasks.append(RunTask(variant, seed, str(run_dir), to_dict(cfg), spec.split or cfg.eval.split))
+    return pre, tasks
+
+
+def _describe(record: dict) -> str:
+    score = f"mIoU {100 * record['miou']:.2f}%" if "miou" in record else "trained"
+    return f"{record['variant']} seed {record['seed']}: {score}"
+
+
+def default_out(path: str | Path) -> Path:
+    return Path("runs") / "studies" / Path(path).stem
+
+
+def describe_plan(path: str | Path, out: str | Path | None = None) -> List[str]:
+    """The runs a study would make, with their lengths and what each variant changes (nothing is run or written)."""
+    spec = read_study(path)
+    out = Path(out) if out is not None else default_out(path)
+    pre, tasks = plan_study(spec, out, str(path))
+    lines = [f"study {path}: {len(spec.variants)} variants x {len(spec.seeds)} seeds = {len(tasks)} runs -> {out}"]
+    if pre is not None:
+        lines.append(f"  pretraining: {pre.config['train']['max_iters'] or pre.config['train']['epochs']} "
+                     f"{'iterations' if pre.config['train']['max_iters'] else 'epochs'} on {pre.config['data']['root']}")
+    ref = next(t for t in tasks if t.variant == spec.reference)
+    for t in tasks[: len(spec.variants)]:
+        length = f"{t.config['train']['max_iters']} iterations" if t.config["train"]["max_iters"] else f"{t.config['train']['epochs']} epochs"
+        subset = t.config["eval"]["subset"]
+        values = _flat(t.config)
+        changed = [f"{k}={values.get(k)}" for k in config_difference(ref.config, t.config) if k not in ("name", "train.out_dir")]
+        lines.append(f"  {t.variant:<16} {length}, scored on {t.split}{'/' + subset if subset else ''}; "
+                     f"{'reference' if t.variant == spec.reference else 'vs reference: ' + (', '.join(changed) or 'nothing')}")
+    cfg = load_config(ref.config)
+    lines.append(f"  data {cfg.data.root} ({cfg.data.preset or 'no preset'}), model {cfg.model.backbone.name} "
+                 f"{cfg.model.backbone.preset}, projector stage {cfg.model.projector.stage}, batch {cfg.train.batch_size}, "
+                 f"crop {cfg.data.crop_size[0]}x{cfg.data.crop_size[1]}")
+    return lines
+
+
+def run_study(path: str | Path, out: str | Path | None = None, jobs: int = 1,
+              log: Callable[[str], None] = print) -> dict:
+    """Run (or continue) a study; returns the results also written to OUT/results.json."""
+    spec = read_study(path)
+    out = Path(out) if out is not None else default_out(path)
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+    pre, tasks = plan_study(spec, out, str(path))
+    if spec.synth is not None:
+        ensure_synth(spec.synth, log)
+    if spec.pretrain is not None and spec.pretrain.synth is not None:
+        ensure_synth(spec.pretrain.synth, log)
+    out.mkdir(parents=True, exist_ok=True)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    log(f"[study] {Path(path)}: {len(spec.variants)} variants x {len(spec.seeds)} seeds = {len(tasks)} runs"
+        f"{' after a pretraining run' if pre else ''}, {jobs} at a time x {threads} threads -> {out}")
+    if pre is not None:
+        _init_worker(threads * jobs)
+        log(f"[study] pretraining ({pre.run_dir})")
+        execute(pre)
+    records: Dict[str, Dict[int, dict]] = {v: {} for v in spec.variants}
+    todo = [t for t in tasks if finished_scores(t) is None]
+    for t in tasks:
+        if (done := finished_scores(t)) is not None:
+            records[t.variant][t.seed] = done
+    if len(todo) < len(tasks):
+        log(f"[study] {len(tasks) - len(todo)} runs already finished")
+    for t in todo:  # before any training: a foreign run folder stops the study at once
+        check_run_dir(t)
+    count = len(tasks) - len(todo)
+    if jobs == 1:
+        _init_worker(threads)
+        for t in todo:
+            record = execute(t)
+            records[t.variant][t.seed] = record
+            count += 1
+            log(f"[study] {count}/{len(tasks)} {_describe(record)}")
+    else:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
+                                 initializer=_init_worker, initargs=(threads,)) as pool:
+            futures = {pool.submit(execute, t): t for t in todo}
+            for future in as_completed(futures):
+                record = future.result()
+                records[record["variant"]][record["seed"]] = record
+                count += 1
+                log(f"[study] {count}/{len(tasks)} {_describe(record)}")
+    cfg = load_config(tasks[0].config)
+    results = write_results(spec, str(path), records, cfg, out)
+    log(f"[study] results: {out / 'results.md'}, {out / 'results.json'}, {out / 'results.png'}")
+    return results

@@ -1,0 +1,134 @@
+"""`smmcl study`: a tiny study end to end, resuming a killed one, refusing foreign runs; the statistics."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from smmcl.cli import main
+from smmcl.errors import ConfigError
+from smmcl.study import mean_std, paired_difference, read_study, run_study
+from smmcl.study.stats import verdict
+
+from conftest import TINY_CONFIG
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _write_study(path: Path, data_root: Path, **changes) -> Path:
+    study = {
+        "description": "two variants, two seeds",
+        "base": str(TINY_CONFIG),
+        "reference": "base",
+        "seeds": [0, 1],
+        "overrides": ["train.max_iters=4", "train.checkpoint_every=2", "train.keep_checkpoints=3",
+                      "train.tensorboard=false", "model.projector.stage=2"],
+        "variants": {"base": ["loss.cm_weight=0", "loss.vis_weight=0", "loss.aux_weight=0"], "smmcl": []},
+        "synth": {"kind": "indoor-rgbd", "root": str(data_root), "num": 16, "size": [64, 80], "seed": 2,
+                  "test_fraction": 0.25, "val_fraction": 0.0},
+    }
+    study.update(changes)
+    path.write_text(yaml.safe_dump(study))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory):
+    root = tmp_path_factory.mktemp("study")
+    path = _write_study(root / "tiny.yaml", root / "data")
+    results = run_study(path, out=root / "out", log=lambda _: None)
+    return path, root / "out", results
+
+
+def test_study_writes_scores_per_run_and_paired_results(tiny_study):
+    _, out, results = tiny_study
+    scores = {(v, s): json.loads((out / "runs" / v / f"seed{s}" / "scores.json").read_text())
+              for v in ("base", "smmcl") for s in (0, 1)}
+    assert all(r["iterations"] == 4 and r["split"] == "test" for r in scores.values())
+    saved = json.loads((out / "results.json").read_text())
+    assert saved == json.loads(json.dumps(results))
+    smmcl = saved["variants"]["smmcl"]
+    deltas = [scores["smmcl", s]["miou"] - scores["base", s]["miou"] for s in (0, 1)]
+    assert smmcl["delta_mean"] == pytest.approx(sum(deltas) / 2)
+    assert smmcl["miou_mean"] == pytest.approx((scores["smmcl", 0]["miou"] + scores["smmcl", 1]["miou"]) / 2)
+    lo, hi = smmcl["delta_ci95"]
+    assert lo <= smmcl["delta_mean"] <= hi
+    assert set(smmcl["per_class_delta"]) == set(saved["class_names"])
+    assert smmcl["runs"]["0"]["contrast_zero_fraction"] is not None
+    assert "delta_mean" not in saved["variants"]["base"]
+    page = (out / "results.md").read_text()
+    assert "| smmcl |" in page and "95% CI" in page and "results.png" in page
+    assert (out / "results.png").stat().st_size > 10_000
+
+
+def test_a_killed_study_continues_where_it_stopped(tiny_study):
+    path, out, results = tiny_study
+    run = out / "runs" / "smmcl" / "seed1"
+    before = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/seed*/scores.json") if p.parent != run}
+    # As if killed after the checkpoint at step 2 of its 4 steps.
+    for p in (run / "scores.json", run / "model.safetensors", run / "checkpoints" / "ckpt_00000004.pt"):
+        p.unlink()
+    again = run_study(path, out=out, log=lambda _: None)
+    record = json.loads((run / "scores.json").read_text())
+    assert record["resumed_from"] == 2
+    # Exact resume: the same final scores as the uninterrupted run; the other runs were not touched.
+    assert again["variants"]["smmcl"]["runs"][1]["miou"] == results["variants"]["smmcl"]["runs"][1]["miou"]
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+
+
+def test_a_changed_study_refuses_to_touch_the_old_runs(tiny_study, tmp_path):
+    path, out, _ = tiny_study
+    study = yaml.safe_load(path.read_text())
+    changed = _write_study(tmp_path / "changed.yaml", Path(study["synth"]["root"]),
+                           overrides=[*study["overrides"], "train.lr=0.01"])
+    with pytest.raises(ConfigError, match=r"another config \(train.lr differ\)"):
+        run_study(changed, out=out, log=lambda _: None)
+
+
+def test_dry_run_prints_the_plan_and_trains_nothing(tiny_study, tmp_path, capsys):
+    path, _, _ = tiny_study
+    assert main(["study", str(path), "--out", str(tmp_path / "x"), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "2 variants x 2 seeds = 4 runs" in text and "loss.cm_weight=0.2" in text
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("study", sorted((ROOT / "studies").rglob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_study_files_resolve(study, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    spec = read_study(study)
+    assert spec.reference in spec.variants and len(spec.seeds) >= 3
+    assert main(["study", str(study.relative_to(ROOT)), "--dry-run"]) == 0
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"reference": "nope"}, "reference 'nope' is not one of the variants"),
+    ({"seeds": []}, "seeds must be distinct"),
+    ({"variants": {"base": [], "bad name": []}}, "variant name 'bad name'"),
+    ({"overrides": ["train.seed=3"]}, "sets train.seed"),
+    ({"variants": {"base": [], "x": ["loss.bogus=1"]}}, "variant x: .*bogus"),
+    ({"variants": {"base": [], "x": ["loss.contrast=simclr"]}}, "valid: smmcl, cross_modal_pixel, region"),
+    ({"colour": "red"}, "colour"),
+])
+def test_bad_study_files_are_named_errors(tmp_path, change, message):
+    path = _write_study(tmp_path / "bad.yaml", tmp_path / "data", **change)
+    with pytest.raises(ConfigError, match=message):
+        run_study(path, out=tmp_path / "out", log=lambda _: None)
+
+
+def test_mean_std_and_paired_difference_against_hand_computation():
+    mean, std = mean_std([1.0, 2.0, 4.0])
+    assert mean == pytest.approx(7 / 3) and std == pytest.approx(math.sqrt(((1 - 7 / 3) ** 2 + (2 - 7 / 3) ** 2 + (4 - 7 / 3) ** 2) / 2))
+    d = paired_difference({0: 3.0, 1: 5.0, 2: 7.0, 9: 100.0}, {0: 2.0, 1: 3.0, 2: 4.0, 5: 0.0})
+    assert d["seeds"] == [0, 1, 2] and d["deltas"] == [1.0, 2.0, 3.0]
+    assert d["delta_mean"] == pytest.approx(2.0) and d["delta_std"] == pytest.approx(1.0)
+    # t(0.975, 2) = 4.302653 (tables): half width 4.302653 * 1 / sqrt(3)
+    lo, hi = d["delta_ci95"]
+    assert (hi - lo) / 2 == pytest.approx(4.302653 / math.sqrt(3), rel=1e-6)
+    assert paired_difference({0: 1.0}, {0: 0.5})["delta_ci95"] is None
+    assert [verdict(c) for c in ([0.1, 0.5], [-0.5, -0.1], [-0.1, 0.1], None)] == [
+        "better", "worse", "no clear difference", "too few seeds"]
