@@ -129,11 +129,17 @@ def model_info(cfg: Config, size: Sequence[int] = (480, 640)) -> Dict[str, Any]:
 
 
 def read_model_source(source: str | Path, overrides: Sequence[str] = ()) -> Tuple[Config, str]:
-    """A config from a YAML file or from the config embedded in smmcl weights."""
-    if Path(source).suffix == ".safetensors":
+    """A config from a YAML file, from the config embedded in smmcl weights, or from a training checkpoint."""
+    suffix = Path(source).suffix
+    if suffix in (".safetensors", ".pt", ".pth"):
         if overrides:
-            raise CheckpointError(f"{source}: a weights file fixes its config; overrides are not accepted")
-        return read_pretrained_config(source), str(source)
+            raise CheckpointError(f"{source}: a weights file or checkpoint fixes its config; overrides are not accepted")
+        if suffix == ".safetensors":
+            return read_pretrained_config(source), str(source)
+        config = load_checkpoint(Path(source)).get("config")
+        if not config:
+            raise CheckpointError(f"{source}: this checkpoint holds no config (not written by smmcl train?)")
+        return load_config(config), str(source)
     return load_config(source, overrides), str(source)
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
-from smmcl.errors import SmmclError
+from smmcl.errors import NonFiniteWarning, SmmclError
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -40,7 +42,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides)
     try:
-        trainer = Trainer(cfg, resume=args.resume)
+        trainer = Trainer(cfg, resume=args.resume, overwrite=args.overwrite, allow_config_change=args.allow_config_change)
         # Rank 0 speaks for the job; the other ranks' output (identical or empty) is dropped. Errors still
         # reach stderr from every rank, since each may fail for its own reason.
         quiet = contextlib.nullcontext() if trainer.ctx.is_main else contextlib.redirect_stdout(io.StringIO())
@@ -131,10 +133,22 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_check(args: argparse.Namespace) -> int:
     from smmcl.config import load_config
     from smmcl.data.check import check_dataset
+    from smmcl.data.meta import meta_layer, read_meta
+    from smmcl.data.presets import DATASET_PRESETS
 
-    cfg = load_config(None, [f"data.preset={args.preset}", f"data.root={args.dir}", *args.overrides])
+    meta = read_meta(args.dir)
+    preset = (args.preset or ("generic" if meta else "")).lower()
+    if not preset:
+        raise ValueError(f"{args.dir} has no meta.json: say how it is laid out with --preset ({', '.join(DATASET_PRESETS)})")
+    layer = {"data": {"preset": preset, "root": args.dir}}
+    if meta and preset == "generic":
+        # The dataset describes itself (classes, folders, auxiliary range): that beats the generic defaults.
+        described = meta_layer(meta)
+        layer = {"model": described.get("model", {}), "data": {**described["data"], **layer["data"]}}
+    cfg = load_config(layer, args.overrides)
     report = check_dataset(cfg.data, cfg.model.num_classes, splits=args.split or None)
-    print(f"preset {args.preset}: {cfg.model.num_classes} classes, layout {cfg.data.layout}, auxiliary {cfg.data.aux_kind}")
+    source = " (from meta.json)" if meta and preset == "generic" else ""
+    print(f"preset {preset}{source}: {cfg.model.num_classes} classes, layout {cfg.data.layout}, auxiliary {cfg.data.aux_kind}")
     print(report.format())
     return 0 if report.ok else 1
 
@@ -142,7 +156,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _cmd_hha(args: argparse.Namespace) -> int:
     from smmcl.data.hha import convert_folder, parse_intrinsics
 
-    n = convert_folder(Path(args.depth), Path(args.out), parse_intrinsics(args.intrinsics), depth_scale=args.depth_scale)
+    n = convert_folder(Path(args.depth), Path(args.out), parse_intrinsics(args.intrinsics), depth_scale=args.depth_scale,
+                       normal_radius=args.normal_radius, camera_height=args.camera_height)
     print(f"[smmcl] wrote {n} HHA images to {args.out}")
     return 0
 
@@ -271,7 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = data.add_parser("check", help="read a whole dataset and report counts, sizes, labels and every problem")
     check.add_argument("dir", help="dataset root folder")
-    check.add_argument("--preset", required=True, help="llrgbd | mfnet | mfnet-split | nyudv2 | generic")
+    check.add_argument("--preset", default=None,
+                       help="llrgbd | mfnet | mfnet-split | nyudv2 | generic (default: the folder's meta.json, read as generic)")
     check.add_argument("--split", action="append", help="only this split (repeatable; default: every list found)")
     check.add_argument("overrides", nargs="*", help="dotted overrides, e.g. data.aux_dir=Thermal")
     check.set_defaults(func=_cmd_check)
@@ -281,6 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
     hha.add_argument("--intrinsics", required=True, help="fx,fy,cx,cy in pixels")
     hha.add_argument("--out", required=True, help="output folder of HHA PNGs")
     hha.add_argument("--depth-scale", type=float, default=0.001, help="metres per raw depth unit (default 0.001: mm)")
+    hha.add_argument("--normal-radius", type=int, default=None,
+                     help="smoothing radius of the angle channel's normals (default 1 + min(H, W) / 160: 4 at 480x640)")
+    hha.add_argument("--camera-height", type=float, default=None,
+                     help="camera height above the floor in cm (default: the floor in view, else 130 cm below the camera)")
     hha.set_defaults(func=_cmd_hha)
 
     tr = sub.add_parser("train", help="train a model from a YAML config")
@@ -288,6 +308,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.lr=0.001 loss.cm_weight=0")
     tr.add_argument("--resume", default=None, help="checkpoint path, or 'auto' for the newest in the run folder")
     tr.add_argument("--dry-run", action="store_true", help="build everything, run one step on one batch, print the plan")
+    tr.add_argument("--overwrite", action="store_true",
+                    help="replace a run already in train.out_dir (without it, such a folder is refused)")
+    tr.add_argument("--allow-config-change", action="store_true",
+                    help="resume although training keys differ from the checkpoint's config (the change is logged)")
     tr.set_defaults(func=_cmd_train)
 
     ev = sub.add_parser("eval", help="evaluate a checkpoint on a split")
@@ -373,8 +397,35 @@ def _message(exc: BaseException) -> str:
     return text
 
 
+# A dotted override (`train.lr=0.001`), accepted anywhere on the command line.
+_OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)+=")
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse, then take overrides found after the options too (`eval CONFIG --checkpoint X data.root=Y`)."""
+    args, extra = parser.parse_known_args(argv)
+    overrides = [a for a in extra if _OVERRIDE.match(a)]
+    rest = [a for a in extra if not _OVERRIDE.match(a)]
+    if overrides and not hasattr(args, "overrides"):
+        rest = extra
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if overrides:
+        args.overrides = [*args.overrides, *overrides]
+    return args
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Our own warnings read like our errors; others keep Python's format."""
+    if issubclass(category, NonFiniteWarning):
+        print(f"smmcl: warning: {message}", file=sys.stderr)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line), file=sys.stderr, end="")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv)
+    warnings.showwarning = _show_warning
     try:
         return args.func(args)
     except (SmmclError, ValueError, FileNotFoundError) as exc:

@@ -10,17 +10,18 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Union
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from smmcl.config_rules import check_values
 from smmcl.errors import ConfigError
 
 
 @dataclass
 class BackboneConfig:
-    name: str = "mscan"  # mscan | mit | resnet
+    name: Literal["mscan", "mit", "resnet"] = "mscan"
     # A named preset fills every field below that is left as None: MSCAN T/S/B/L, MiT B0-B5,
     # ResNet 18/34/50/101/152; "auto" is the paper's choice (MSCAN-B, MiT-B2, ResNet-101);
     # null means no preset, every field set explicitly.
@@ -32,14 +33,14 @@ class BackboneConfig:
     # MiT only.
     num_heads: Optional[List[int]] = None
     sr_ratios: Optional[List[int]] = None
-    # ResNet only: basic | bottleneck.
-    block: Optional[str] = None
+    # ResNet only.
+    block: Optional[Literal["basic", "bottleneck"]] = None
 
 
 @dataclass
 class DecoderConfig:
-    # lightham | mlp; "auto" is the backbone's paper decoder (LightHam for MSCAN, MLP otherwise).
-    name: str = "auto"
+    # "auto" is the backbone's paper decoder (LightHam for MSCAN, MLP otherwise).
+    name: Literal["auto", "lightham", "mlp"] = "auto"
     channels: int = 512
     dropout: float = 0.1
     # LightHam (Hamburger NMF) settings; ignored by the MLP head.
@@ -71,8 +72,8 @@ class ProjectorConfig:
 @dataclass
 class ModelConfig:
     num_classes: int = 14
-    # Normalisation layer injected into backbone, projectors and MLP decoder: bn | syncbn.
-    norm: str = "bn"
+    # Normalisation layer injected into backbone, projectors and MLP decoder.
+    norm: Literal["bn", "syncbn"] = "bn"
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     cross_modal: CrossModalConfig = field(default_factory=CrossModalConfig)
@@ -91,7 +92,7 @@ class DataConfig:
     root: str = "data/synth-indoor"
     # split: separate RGB / auxiliary / label folders; packed: RGB and auxiliary as the channels of one
     # image in `rgb_dir` (MFNet's 4-channel PNGs).
-    layout: str = "split"
+    layout: Literal["split", "packed"] = "split"
     rgb_dir: str = "RGB"
     aux_dir: str = "Depth"
     label_dir: str = "Label"
@@ -105,8 +106,8 @@ class DataConfig:
     class_names: List[str] = field(default_factory=list)
     # One RGB colour per class for pictures; empty: a generated palette.
     palette: List[List[int]] = field(default_factory=list)
-    # depth | hha | thermal (how pictures and `data check` describe the auxiliary image).
-    aux_kind: str = "depth"
+    # How pictures and `data check` describe the auxiliary image.
+    aux_kind: Literal["depth", "hha", "thermal"] = "depth"
     # Subtracted from stored label values; values that become negative are ignored (NYUDv2: 1).
     label_shift: int = 0
     # Per-split subfolder of `root` holding that split's folders and list (LLRGBD: train/, test/).
@@ -127,13 +128,13 @@ class DataConfig:
 class LossConfig:
     # The auxiliary objective the weights apply to (smmcl.losses.CONTRASTS): smmcl (the paper; terms
     # cm, vis, aux) | cross_modal_pixel (Meyer et al. [36]; term cm) | region (Hu et al. [26]; vis, aux).
-    contrast: str = "smmcl"
+    contrast: Literal["smmcl", "cross_modal_pixel", "region"] = "smmcl"
     cm_weight: float = 0.2
     vis_weight: float = 0.2
     aux_weight: float = 0.2
     temperature: float = 0.1
     cm_temperature: float = 0.1
-    sampling: str = "paired"  # paired | independent
+    sampling: Literal["paired", "independent"] = "paired"
     min_views: int = 5
     max_views: int = 300
     max_total: int = 4800
@@ -172,7 +173,7 @@ class TrainConfig:
     progress: bool = True
     # fp32 | bf16 | fp16 autocast (fp16 with loss scaling); the contrastive terms always run in fp32.
     # Evaluation and prediction use the same switches.
-    precision: str = "fp32"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     channels_last: bool = False
     compile: bool = False
     # Validate every N iterations (0: never) on `val_split` with the eval protocol; it is only monitored,
@@ -190,7 +191,7 @@ class EvalConfig:
     subset: Optional[str] = None
     batch_size: int = 4
     # whole: one pass per image; slide: windows of crop_size moved by stride_rate x crop (released code).
-    mode: str = "whole"
+    mode: Literal["whole", "slide"] = "whole"
     crop_size: List[int] = field(default_factory=lambda: [480, 640])
     stride_rate: float = 2 / 3
     # Multi-scale and flip testing: softmax probabilities averaged over scales (x2 with flip).
@@ -232,6 +233,9 @@ def _read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(data, DictConfig):
         raise ConfigError(f"{path}: expected a mapping at the top level")
+    if len(data) == 0:
+        # All defaults would be the paper's full model at 480x640, batch 16: never what an empty file meant.
+        raise ConfigError(f"{path}: the config is empty; start from one under configs/ (e.g. configs/demo.yaml)")
     return data
 
 
@@ -269,6 +273,12 @@ def load_config(
     override_layer = parse_overrides(overrides) if overrides else None
     if override_layer is not None:
         merged = _merge(merged, override_layer, "override")
+    if isinstance(merged.data.preset, str) and merged.data.preset != merged.data.preset.lower():
+        merged.data.preset = merged.data.preset.lower()  # preset names in any case
+        if "data" in layer and layer.data.get("preset"):
+            layer.data.preset = merged.data.preset
+        if override_layer is not None and "data" in override_layer and override_layer.data.get("preset"):
+            override_layer.data.preset = merged.data.preset
     if merged.data.preset is not None:
         # The preset sits under the file and the overrides, so both can still change any of its values.
         from smmcl.data.presets import preset_layer
@@ -280,7 +290,9 @@ def load_config(
         merged = _merge(base, layer, origin)
         if override_layer is not None:
             merged = _merge(merged, override_layer, "override")
-    return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    cfg: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    check_values(cfg, origin if override_layer is None else f"{origin} with overrides")
+    return cfg
 
 
 def load_model_config(source: Union[str, Path, Mapping[str, Any], ModelConfig, Config]) -> ModelConfig:

@@ -15,3 +15,7 @@ class DatasetError(SmmclError, ValueError):
 
 class CheckpointError(SmmclError, ValueError):
     """A checkpoint that is missing, unreadable or does not match the model."""
+
+
+class NonFiniteWarning(UserWarning):
+    """An auxiliary image held NaN or infinite values; they were read as "no measurement" (0)."""

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 from smmcl.config import DataConfig
 from smmcl.data.io import read_image
-from smmcl.data.transforms import TrainAugment, eval_transform, to_tensor_aux, to_tensor_rgb
+from smmcl.data.transforms import TrainAugment, eval_transform, finite_aux, to_tensor_aux, to_tensor_rgb
 from smmcl.errors import DatasetError
 
 SPLIT_LISTS = {"train": "train_list", "test": "test_list"}
@@ -46,7 +46,14 @@ def name_of(line: str) -> str:
 def read_name_list(path: Path) -> list[str]:
     if not path.is_file():
         raise DatasetError(f"split list not found: {path} (expected one sample name per line)")
-    names = [name_of(line) for line in path.read_text().splitlines() if line.strip()]
+    names = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        fields = line.split()
+        if len(fields) > 1 and not all(Path(f).suffix.lower() in IMAGE_SUFFIXES + (".npy",) for f in fields):
+            raise DatasetError(f"{path}, line {number}: {line.strip()!r} has a space in it; a line holds one sample "
+                               f"name, or paths (RGB LABEL) separated by spaces, so names with spaces must be renamed")
+        if fields:
+            names.append(name_of(line))
     if not names:
         raise DatasetError(f"split list {path} is empty")
     return names
@@ -128,6 +135,7 @@ def load_sample(files: SampleFiles, cfg: DataConfig, num_classes: int) -> tuple[
         rgb, aux = split_packed(rgb, files.rgb)
     else:
         aux = read_image(files.aux)
+    aux = finite_aux(aux, files.aux or files.rgb)
     raw_label = read_image(files.label)
     if rgb.ndim == 2:
         rgb = np.repeat(rgb[..., None], 3, axis=2)

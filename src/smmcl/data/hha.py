@@ -4,18 +4,35 @@ Three 8-bit channels per pixel, in RGB order:
 
 - R, horizontal disparity: ``31000 / max(Z, 100)`` with Z the depth in centimetres;
 - G, height above the floor in centimetres: the point projected on the estimated up direction, minus
-  the 1st percentile of those projections over the valid pixels (taken as the floor level);
+  the floor level (see "floor" below);
 - B, angle between the surface normal and up, in degrees, stored as ``angle + 128 - 90`` (horizontal
   floor 38, vertical wall 128, ceiling 218).
 
 Values are rounded to nearest and clipped to 0..255; pixels without depth are 0 in all three channels.
-The constants, the channel order and the gravity estimate (the iterative normal voting of Gupta's
-release, thresholds 45 then 15 degrees) follow the encoding behind the HHA images shipped with NYUDv2
-releases. Differences from that release: normals come from a box-smoothed point cloud rather than a
-least-squares plane per window, only locally planar normals vote on gravity, the floor is a low
-percentile rather than the minimum of the heights, and missing depth is left at 0 instead of being
-inpainted first. Camera coordinates are X right, Y down (image rows), Z forward; everything is
-vectorised numpy (0.1-0.2 s per 480 x 640 frame on one core).
+The constants, the channel order and the gravity estimate (iterative normal voting, thresholds 45 then 15
+degrees, 5 rounds each) follow the encoding behind the HHA images shipped with NYUDv2 releases (Gupta's
+MATLAB release, and its Python port Depth2HHA-python). Every convention that differs from those:
+
+- normals: the cloud is averaged over a box (only the points with depth; a box needs depth at half its
+  pixels) and the normal is the cross product of the differences of those averages, where the release
+  fits a least-squares plane per window; exact on planes either way;
+- the angle channel's support: a box of radius 1 + round(min(H, W) / 160) (4 at 480 x 640, a 9 x 9 box),
+  chosen by measured error on noisy depth (NORMAL_PIXELS_PER_RADIUS); the release uses a 7 x 7 window at
+  every size. `normal_radius` sets it;
+- gravity: normals of a wider box (radius min(H, W) / 120, 4 at 480 x 640; the release: 21 x 21), and
+  only locally planar normals vote, which keeps crease normals from tilting the estimate;
+- floor: the 1st percentile of the heights (the release: the minimum), so a few outliers below the floor
+  do not lift every height; when even that is less than 90 cm below the camera, no floor is in view and
+  the floor is taken 130 cm below the camera, as the release does. `camera_height` (cm) replaces both
+  with the camera's known height;
+- pixel coordinates: pixel centres at integer coordinates (0-based, the OpenCV / NYUDv2-toolbox
+  intrinsics convention); the Python port uses 1-based pixel indices with the same intrinsics;
+- missing depth: left at 0 in every channel; the release fills holes (colorization inpainting) before
+  encoding, and the port sets undefined angles to 180;
+- normals near holes and image borders, where no support fits, are grown from their neighbours.
+
+Camera coordinates are X right, Y down (image rows), Z forward; everything is vectorised numpy
+(0.1-0.3 s per 480 x 640 frame on one core, `benchmarks/hha.py`).
 """
 
 from __future__ import annotations
@@ -46,6 +63,16 @@ CAMERA_UP = (0.0, -1.0, 0.0)
 # Half-width of the box filter applied to the point cloud before differentiating, for the angle channel:
 # a 3 x 3 box keeps fine detail and leaves at most a 2-pixel border around holes.
 ANGLE_RADIUS = 1
+# The angle channel smooths the cloud over a box of radius 1 + round(min(H, W) / 160): 2 at 120 x 160, 3 at
+# 240 x 320, 4 at 480 x 640. Chosen by the error against exact normals on a noisy room frame with 2%
+# dropouts (`python benchmarks/hha.py --accuracy`; mean degrees at 0.3% depth noise / Kinect-like noise):
+#   480 x 640: radius 1: 11.2 / 19.2, 2: 4.6 / 8.5, 3: 3.2 / 5.2, 4: 2.9 / 4.1, 5: 2.9 / 3.7
+#   240 x 320: radius 1: 6.5 / 11.8, 2: 3.7 / 5.7, 3: 3.6 / 4.6, 4: 3.9 / 4.5
+#   120 x 160: radius 1: 4.7 / 7.7, 2: 4.4 / 5.4, 3: 5.3 / 5.8
+# Wider boxes trade noise for blurred creases; on clean depth radius 1 is best (0.8 degrees at 480 x 640).
+NORMAL_PIXELS_PER_RADIUS = 160
+# Share of a box's pixels that must have depth for its average to count.
+MIN_SUPPORT = 0.5
 # Rounds of growing normals into pixels with depth but no full support (near holes and image borders).
 FILL_STEPS = 4 * (ANGLE_RADIUS + 1)
 # The normals that vote on gravity use a box growing with the image (1 at 120 x 160, 4 at 480 x 640), so
@@ -59,6 +86,10 @@ PLANAR_MIN_FRACTION = 0.05
 # Percentile of the heights taken as the floor level; a low percentile rather than the minimum, so a few
 # outlier points below the floor do not lift every height.
 FLOOR_PERCENTILE = 1.0
+# No floor in view: if even the lowest points are less than NO_FLOOR_BELOW cm below the camera, the floor
+# is taken NO_FLOOR_CAMERA_HEIGHT cm below it (Gupta's release makes the same assumption, 90 and 130 cm).
+NO_FLOOR_BELOW = 90.0
+NO_FLOOR_CAMERA_HEIGHT = 130.0
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
 
@@ -130,8 +161,11 @@ def _normals(points: np.ndarray, valid: np.ndarray, radius: int) -> tuple[np.nda
     if h <= 2 * s or w <= 2 * s:
         return normals, ok
     area = (2 * radius + 1) ** 2
-    full = _box_sum(valid.astype(np.int32), radius) == area
-    smooth = _box_sum(points, radius) / area
+    # Each box averages the points it has: dropouts inside it only thin the average (a plane's points
+    # still average onto the plane), so a wide box survives the scattered holes of real sensors.
+    count = _box_sum(valid.astype(np.float64), radius)
+    enough = count >= MIN_SUPPORT * area
+    smooth = _box_sum(points, radius) / np.maximum(count, 1.0)
     du = smooth[:, s:-s, 2 * s :] - smooth[:, s:-s, : -2 * s]
     dv = smooth[:, 2 * s :, s:-s] - smooth[:, : -2 * s, s:-s]
     n = np.stack(
@@ -142,7 +176,8 @@ def _normals(points: np.ndarray, valid: np.ndarray, radius: int) -> tuple[np.nda
         ]
     )
     norm = np.sqrt(_dot(n, n))
-    inner = full[s:-s, 2 * s :] & full[s:-s, : -2 * s] & full[2 * s :, s:-s] & full[: -2 * s, s:-s] & (norm > 0)
+    inner = (enough[s:-s, 2 * s :] & enough[s:-s, : -2 * s] & enough[2 * s :, s:-s] & enough[: -2 * s, s:-s]
+             & valid[s:-s, s:-s] & (norm > 0))
     # Face the camera (at the origin): the normal must point against the viewing ray to the point.
     sign = np.where(_dot(n, smooth[:, s:-s, s:-s]) > 0, -1.0, 1.0)
     normals[:, s:-s, s:-s] = n * np.where(inner, sign / np.where(inner, norm, 1.0), 0.0)
@@ -155,11 +190,11 @@ def surface_normals(
 ) -> tuple[np.ndarray, np.ndarray]:
     """H x W x 3 unit normals facing the camera, and the H x W mask where they are defined.
 
-    The points are averaged over a (2r+1) x (2r+1) box, then the normal is the cross product of the
-    differences of those averages `r` pixels right and left, and `r` pixels below and above (1 for
-    r = 0). Averages and differences of points of a plane lie in that plane, so the normal is exact on
-    planar regions. A normal is defined only where the whole support (the four boxes) has depth and
-    lies inside the image.
+    The points with depth are averaged over a (2r+1) x (2r+1) box, then the normal is the cross product
+    of the differences of those averages `r` pixels right and left, and `r` pixels below and above (1
+    for r = 0). Averages and differences of points of a plane lie in that plane, so the normal is exact
+    on planar regions. A normal is defined where the pixel has depth, each of the four boxes has depth
+    at MIN_SUPPORT of its pixels at least, and the support lies inside the image.
     """
     valid = np.asarray(valid, dtype=bool)
     chw = np.where(valid, np.moveaxis(np.asarray(points, dtype=np.float64), -1, 0), 0.0)
@@ -263,28 +298,45 @@ def _to_uint8(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return out.astype(np.uint8)
 
 
-def depth_to_hha(depth: np.ndarray, intrinsics: Sequence[float], depth_scale: float = 0.001) -> np.ndarray:
-    """H x W x 3 uint8 HHA image of a raw depth map (`depth` * `depth_scale` = metres; 0 = no depth)."""
+def default_normal_radius(shape: Sequence[int]) -> int:
+    """The angle channel's smoothing radius for an image of `shape` (see NORMAL_PIXELS_PER_RADIUS)."""
+    return 1 + round(min(shape[:2]) / NORMAL_PIXELS_PER_RADIUS)
+
+
+def depth_to_hha(depth: np.ndarray, intrinsics: Sequence[float], depth_scale: float = 0.001,
+                 normal_radius: int | None = None, camera_height: float | None = None) -> np.ndarray:
+    """H x W x 3 uint8 HHA image of a raw depth map (`depth` * `depth_scale` = metres; 0 = no depth).
+
+    `normal_radius`: half-width of the box over which the cloud is smoothed for the angle channel
+    (default `default_normal_radius`). `camera_height`: the camera's height above the floor in cm; when
+    given, heights are measured from that floor; by default from the floor seen in the image, or, when
+    no floor is in view, from one `NO_FLOOR_CAMERA_HEIGHT` cm below the camera (see the module docstring).
+    """
     depth = np.asarray(depth)
     if depth.ndim != 2:
         raise ValueError(f"depth must be a single-channel H x W array, got shape {depth.shape}")
     if not (math.isfinite(depth_scale) and depth_scale > 0):
         raise ValueError(f"depth_scale must be a positive number, got {depth_scale!r}")
+    radius = default_normal_radius(depth.shape) if normal_radius is None else normal_radius
+    if not (isinstance(radius, (int, np.integer)) and radius >= 1):
+        raise ValueError(f"normal_radius must be an integer >= 1, got {normal_radius!r}")
+    if camera_height is not None and not (math.isfinite(camera_height) and camera_height > 0):
+        raise ValueError(f"camera_height must be a positive number of centimetres, got {camera_height!r}")
     points, valid = _cloud(depth.astype(np.float64) * (depth_scale * 100.0), intrinsics)  # centimetres
     hha = np.zeros((*depth.shape, 3), dtype=np.uint8)
     if not valid.any():
         return hha
 
     up = _gravity(points, valid)
-    normals, has_normal = _normals(points, valid, ANGLE_RADIUS)
+    normals, has_normal = _normals(points, valid, radius)
     # Pixels with depth near holes or the image border lack a full support; their neighbours' normals
     # are the best guess. Clustered holes can leave pockets wider than one support, hence a few rounds;
     # only pixels still without a normal after those (isolated specks of depth) keep angle 0.
-    normals, has_normal = _fill_normals(normals, has_normal, valid, FILL_STEPS)
+    normals, has_normal = _fill_normals(normals, has_normal, valid, 4 * (radius + 1))
 
     disparity = 31000.0 / np.maximum(points[2], 100.0)
-    lift = up[0] * points[0] + up[1] * points[1] + up[2] * points[2]
-    height = lift - np.percentile(lift[valid], FLOOR_PERCENTILE)
+    lift = up[0] * points[0] + up[1] * points[1] + up[2] * points[2]  # cm above the camera
+    height = lift + floor_depth(lift[valid], camera_height)
     cos_up = up[0] * normals[0] + up[1] * normals[1] + up[2] * normals[2]
     angle = np.degrees(np.arccos(np.clip(cos_up, -1.0, 1.0))) + (128.0 - 90.0)
 
@@ -292,6 +344,16 @@ def depth_to_hha(depth: np.ndarray, intrinsics: Sequence[float], depth_scale: fl
     hha[..., 1] = _to_uint8(height, valid)
     hha[..., 2] = _to_uint8(angle, valid & has_normal)
     return hha
+
+
+def floor_depth(lift: np.ndarray, camera_height: float | None = None) -> float:
+    """How far below the camera the floor lies (cm), from the heights `lift` of the valid points relative
+    to the camera: `camera_height` when given; else the FLOOR_PERCENTILE-th percentile of the points, unless
+    even that is less than NO_FLOOR_BELOW cm below the camera (no floor in view), then NO_FLOOR_CAMERA_HEIGHT."""
+    if camera_height is not None:
+        return float(camera_height)
+    lowest = float(np.percentile(lift, FLOOR_PERCENTILE))
+    return -lowest if lowest <= -NO_FLOOR_BELOW else NO_FLOOR_CAMERA_HEIGHT
 
 
 def parse_intrinsics(text: str) -> Intrinsics:
@@ -315,8 +377,11 @@ def convert_folder(
     intrinsics: Sequence[float],
     depth_scale: float = 0.001,
     progress: bool = True,
+    normal_radius: int | None = None,
+    camera_height: float | None = None,
 ) -> int:
-    """Write the HHA of every depth image (png/jpg/tif) in `depth_dir` as `out_dir`/<name>.png; returns the count."""
+    """Write the HHA of every depth image (png/jpg/tif) in `depth_dir` as `out_dir`/<name>.png; returns the count.
+    `normal_radius` and `camera_height` as in `depth_to_hha`."""
     depth_dir, out_dir = Path(depth_dir), Path(out_dir)
     intrinsics = _check_intrinsics(intrinsics)
     if not depth_dir.is_dir():
@@ -336,5 +401,5 @@ def convert_folder(
         depth = read_image(path)
         if depth.ndim != 2:
             raise DatasetError(f"{path}: expected a single-channel depth image, got shape {depth.shape}")
-        write_image(out_dir / f"{path.stem}.png", depth_to_hha(depth, intrinsics, depth_scale))
+        write_image(out_dir / f"{path.stem}.png", depth_to_hha(depth, intrinsics, depth_scale, normal_radius, camera_height))
     return len(files)

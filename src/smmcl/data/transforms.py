@@ -10,9 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+import warnings
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from smmcl.errors import NonFiniteWarning
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -21,6 +25,23 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 def to_tensor_rgb(rgb: np.ndarray) -> torch.Tensor:
     """H x W x 3 uint8 -> 3 x H x W float in [0, 1]."""
     return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
+
+
+def finite_aux(aux: np.ndarray, source: object) -> np.ndarray:
+    """`aux` with NaN and infinite values set to 0, the value a depth sensor writes for "no return".
+
+    Float depth (TIFF, EXR, .npy from stereo or ToF pipelines) marks invalid pixels as NaN or inf; left
+    in, one of them spreads through every convolution and the whole prediction becomes one class.
+    A `NonFiniteWarning` names `source` and counts them.
+    """
+    if not np.issubdtype(aux.dtype, np.floating):
+        return aux
+    bad = ~np.isfinite(aux)
+    if not bad.any():
+        return aux
+    warnings.warn(f"{source}: {int(bad.sum())} non-finite auxiliary values (NaN / inf) read as no measurement (0)",
+                  NonFiniteWarning, stacklevel=2)
+    return np.where(bad, 0, aux).astype(aux.dtype, copy=False)
 
 
 def to_tensor_aux(aux: np.ndarray, aux_max: float | None) -> torch.Tensor:

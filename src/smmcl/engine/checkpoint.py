@@ -10,24 +10,38 @@ from typing import Any
 
 import torch
 
+from smmcl.engine.run_dir import writing
 from smmcl.errors import CheckpointError
+from smmcl.weights.reading import load_pickle_free
 
 _NAME = re.compile(r"^ckpt_(\d+)\.pt$")
 
 
 def atomic_save(obj: Any, path: Path) -> None:
     """Write to a temporary file in the same folder, fsync, then rename: a kill leaves the old file intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(obj, f)
+                f.flush()
+                os.fsync(f.fileno())
+            _fault_delay()
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def _fault_delay() -> None:
+    """Fault-injection tests widen the window between a checkpoint's write and its rename, so that a kill
+    lands inside it for sure (SMMCL_TEST_SAVE_DELAY seconds; unset in normal use)."""
+    delay = os.environ.get("SMMCL_TEST_SAVE_DELAY")
+    if delay:
+        import time
+
+        time.sleep(float(delay))
 
 
 def checkpoint_path(ckpt_dir: Path, step: int) -> Path:
@@ -59,10 +73,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
+    ckpt = load_pickle_free(path, map_location)
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise CheckpointError(f"{path} is not an smmcl checkpoint (expected a dict with a 'model' entry)")
     return ckpt

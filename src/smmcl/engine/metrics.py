@@ -9,9 +9,21 @@ import torch
 
 
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int = 255) -> torch.Tensor:
-    """K x K int64 counts, rows = ground truth, columns = prediction; ignored pixels are skipped."""
+    """K x K int64 counts, rows = ground truth, columns = prediction; ignored pixels are skipped.
+
+    A label or a prediction outside 0..K-1 (other than the ignore label) is an error: counted, it would
+    land in another class's cell.
+    """
+    if pred.shape != target.shape:
+        raise ValueError(f"prediction shape {tuple(pred.shape)} differs from the label shape {tuple(target.shape)}")
     keep = target != ignore_index
-    idx = target[keep].long() * num_classes + pred[keep].long()
+    t, p = target[keep].long(), pred[keep].long()
+    for name, values in (("label", t), ("prediction", p)):
+        if values.numel() and (int(values.min()) < 0 or int(values.max()) >= num_classes):
+            bad = int(values.max()) if int(values.max()) >= num_classes else int(values.min())
+            raise ValueError(f"{name} value {bad} is outside 0..{num_classes - 1}"
+                             f"{f' and is not the ignore label {ignore_index}' if name == 'label' else ''}")
+    idx = t * num_classes + p
     return torch.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 

@@ -14,7 +14,7 @@ from tqdm import tqdm
 from smmcl.data.classes import bit_palette
 from smmcl.data.dataset import IMAGE_SUFFIXES, split_packed
 from smmcl.data.io import read_image
-from smmcl.data.transforms import normalize, to_tensor_aux, to_tensor_rgb
+from smmcl.data.transforms import finite_aux, normalize, to_tensor_aux, to_tensor_rgb
 from smmcl.errors import DatasetError
 
 Array = Union[np.ndarray, torch.Tensor]
@@ -102,25 +102,32 @@ def load_pair(pair: InputPair) -> tuple[np.ndarray, np.ndarray]:
     return rgb[..., :3], aux
 
 
-def to_batch(rgb: np.ndarray, aux: np.ndarray, aux_max: Optional[float]) -> tuple[torch.Tensor, torch.Tensor]:
+def to_batch(rgb: np.ndarray, aux: np.ndarray, aux_max: Optional[float], source: object = "the auxiliary image") -> tuple[torch.Tensor, torch.Tensor]:
     """Raw arrays -> normalised 1 x 3 x H x W tensors, exactly as the evaluation dataset prepares them."""
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"rgb must be an H x W x 3 uint8 image, got {rgb.dtype} {rgb.shape}")
     if aux.shape[:2] != rgb.shape[:2]:
         raise ValueError(f"aux is {aux.shape[:2]} but rgb is {rgb.shape[:2]} (H x W)")
+    aux = finite_aux(aux, source)
     return normalize(to_tensor_rgb(rgb))[None], normalize(to_tensor_aux(aux, aux_max))[None]
 
 
 @torch.no_grad()
-def predict_labels(model: torch.nn.Module, rgb: Array, aux: Array, aux_max: Optional[float] = None, protocol=None) -> Array:
+def predict_labels(model: torch.nn.Module, rgb: Array, aux: Array, aux_max: Optional[float] = None, protocol=None,
+                   source: object = "the auxiliary image") -> Array:
     """Class ids: raw numpy images -> H x W int64 array; normalised B x 3 x H x W tensors -> B x H x W tensor."""
     from smmcl.engine.inference import predict_probs
 
     raw = isinstance(rgb, np.ndarray)
     if raw:
-        rgb_t, aux_t = to_batch(rgb, np.asarray(aux), aux_max)
+        rgb_t, aux_t = to_batch(rgb, np.asarray(aux), aux_max, source)
     else:
         rgb_t, aux_t = rgb, aux
+        # Normalised tensors have no "no measurement" value to put in their place.
+        for name, t in (("rgb", rgb_t), ("aux", aux_t)):
+            if not torch.isfinite(t).all():
+                raise ValueError(f"{name} holds {int((~torch.isfinite(t)).sum())} NaN / infinite values; "
+                                 f"pass raw numpy images (non-finite depth is then read as no measurement)")
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -165,6 +172,6 @@ def predict_files(model: torch.nn.Module, pairs: Iterable[InputPair], out: Path,
     written: List[Path] = []
     for pair in tqdm(pairs, desc="predict", unit="img", disable=not progress):
         rgb, aux = load_pair(pair)
-        labels = predict_labels(model, rgb, aux, aux_max, protocol)
+        labels = predict_labels(model, rgb, aux, aux_max, protocol, source=pair.aux or pair.rgb)
         written += write_prediction(Path(out), pair.name, rgb, labels, colours)
     return written

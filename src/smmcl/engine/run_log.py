@@ -65,6 +65,8 @@ class RunLog:
             f.write(json.dumps({"step": step, **row}) + "\n")
         if self.writer is not None:
             for k, v in row.items():
+                if not isinstance(v, (int, float)):
+                    continue  # e.g. a recorded config change: in the JSON log only
                 group = "val" if k.startswith("val_") else "train"
                 self.writer.add_scalar(f"{group}/{k.removeprefix('val_')}", v, step)
             self.writer.flush()

@@ -36,10 +36,11 @@ from smmcl.engine.evaluate import evaluate
 from smmcl.engine.inference import InferenceProtocol
 from smmcl.engine.optim import build_optimizer, lr_at
 from smmcl.engine.precision import grad_scaler, prepare_model, to_channels_last
+from smmcl.engine.run_dir import check_writable, claim_run_dir, config_changes, remove_partial_saves, writing
 from smmcl.engine.run_log import RunLog, accumulate, run_summary
 from smmcl.engine.runtime import rng_state, seed_everything, set_rng_state
 from smmcl.engine.step import shared_encoder_parameters, train_step
-from smmcl.errors import CheckpointError
+from smmcl.errors import CheckpointError, ConfigError
 from smmcl.losses import build_objective, contrast_scale
 from smmcl.models import build_model
 from smmcl.weights import LoadReport, load_weights, save_pretrained
@@ -78,8 +79,17 @@ class Trainer:
     DistributedDataParallel wrapper. Only rank 0 (`self.ctx.is_main`) writes files.
     """
 
-    def __init__(self, cfg: Config, resume: Optional[str | Path] = None):
+    def __init__(self, cfg: Config, resume: Optional[str | Path] = None, overwrite: bool = False,
+                 allow_config_change: bool = False):
+        """`resume`: a checkpoint path or `auto`. `overwrite`: replace another run found in `train.out_dir`
+        (refused otherwise). `allow_config_change`: resume although training keys of the config differ from
+        the checkpoint's (refused otherwise; the change is then recorded in the log)."""
         self.cfg = cfg
+        self.overwrite = overwrite
+        self.allow_config_change = allow_config_change
+        # Training keys that differ from the resumed checkpoint's config: key -> (old, new).
+        self.config_changes: dict = {}
+        self.resumed_from: Optional[Path] = None
         # Checked before any rendezvous too, so a bad batch size fails at once on every rank instead of hanging.
         distributed.split_batch_size(cfg.train.batch_size, distributed.env_world_size())
         self.ctx = distributed.setup(cfg.train.device)
@@ -128,6 +138,19 @@ class Trainer:
         # Filled at the end of a finished run (`run_summary` of its log; also <out_dir>/summary.json).
         self.summary: dict = {}
 
+    def _prepare_out_dir(self) -> None:
+        """Rank 0, before the first step: the folder is ours to write, writable, and free of a kill's leftovers."""
+        saved = self.out_dir / "config.yaml"
+        same = saved.is_file() and saved.read_text() == to_yaml(self.cfg)
+        claim_run_dir(self.out_dir, self.resumed_from is not None, same, self.overwrite)
+        check_writable(self.ckpt_dir)
+        remove_partial_saves(self.ckpt_dir)
+        if saved.is_file() and not same:
+            # An allowed config change on resume: the old config stays beside the new one.
+            saved.replace(self.out_dir / f"config.before_step{self.step}.yaml")
+        with writing(saved, "config"):
+            saved.write_text(to_yaml(self.cfg))
+
     def _wrap_ddp(self, model: nn.Module) -> DistributedDataParallel:
         """DistributedDataParallel around the (NHWC) model; told about parameters the step never uses.
 
@@ -170,6 +193,13 @@ class Trainer:
     def _resume(self, path: Path) -> None:
         # Every rank reads the same file onto its own device (and so starts from the same weights).
         ckpt = load_checkpoint(path, map_location=self.device)
+        changes = config_changes(ckpt.get("config") or {}, to_dict(self.cfg)) if ckpt.get("config") else {}
+        if changes and not self.allow_config_change:
+            shown = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in list(changes.items())[:8])
+            raise ConfigError(f"{path} was trained with another config ({shown}); resume with the same config, "
+                              f"or pass --allow-config-change to continue with the new values (recorded in log.jsonl)")
+        self.config_changes = changes
+        self.resumed_from = path
         load_model_state(self.model, ckpt["model"], path)
         try:
             self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -299,10 +329,12 @@ class Trainer:
         """
         main = self.ctx.is_main
         if main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            (self.out_dir / "config.yaml").write_text(to_yaml(self.cfg))
+            self._prepare_out_dir()
         end = self.plan.total_iters if stop_at is None else min(stop_at, self.plan.total_iters)
         log = _RankMeanLog(RunLog(self.out_dir, self.step, self.cfg.train.log_every, self.cfg.train.tensorboard, enabled=main))
+        if self.config_changes:
+            log.write(self.step, {"config_change": {k: list(v) for k, v in self.config_changes.items()}})
+            self.config_changes = {}
         last: dict[str, float] = {}
         t0 = time.perf_counter()
         bar = tqdm(
@@ -333,7 +365,8 @@ class Trainer:
             log.close()
         if self.step == self.plan.total_iters and main:
             # Deployable weights with their config, apart from the resumable training checkpoints.
-            save_pretrained(self.model, self.cfg, self.out_dir / "model.safetensors")
+            with writing(self.out_dir / "model.safetensors", "weights"):
+                save_pretrained(self.model, self.cfg, self.out_dir / "model.safetensors")
             # Whole-run figures of the contrast (zero-step fraction, sampled rows, classes, gradients).
             self.summary = run_summary(self.out_dir / "log.jsonl")
             (self.out_dir / "summary.json").write_text(json.dumps(self.summary, indent=2) + "\n")

@@ -27,6 +27,7 @@ from smmcl.data.dataset import RGBXDataset
 from smmcl.data.synth import generate_dataset
 from smmcl.engine.evaluate import evaluate
 from smmcl.engine.inference import InferenceProtocol
+from smmcl.engine.run_dir import flatten
 from smmcl.engine.trainer import Trainer
 from smmcl.errors import ConfigError
 from smmcl.losses import CONTRASTS
@@ -46,17 +47,9 @@ class RunTask:
     evaluate: bool = True
 
 
-def _flat(d: dict, prefix: str = "") -> Dict[str, object]:
-    out: Dict[str, object] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        out.update(_flat(v, key + ".") if isinstance(v, dict) else {key: v})
-    return out
-
-
 def config_difference(old: dict, new: dict) -> List[str]:
     """Dotted keys whose values differ between two config dicts."""
-    a, b = _flat(old), _flat(new)
+    a, b = flatten(old), flatten(new)
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
@@ -191,7 +184,7 @@ def describe_plan(path: str | Path, out: str | Path | None = None) -> List[str]:
     for t in tasks[: len(spec.variants)]:
         length = f"{t.config['train']['max_iters']} iterations" if t.config["train"]["max_iters"] else f"{t.config['train']['epochs']} epochs"
         subset = t.config["eval"]["subset"]
-        values = _flat(t.config)
+        values = flatten(t.config)
         changed = [f"{k}={values.get(k)}" for k in config_difference(ref.config, t.config) if k not in ("name", "train.out_dir")]
         lines.append(f"  {t.variant:<16} {length}, scored on {t.split}{'/' + subset if subset else ''}; "
                      f"{'reference' if t.variant == spec.reference else 'vs reference: ' + (', '.join(changed) or 'nothing')}")

@@ -35,17 +35,29 @@ def read_file(path: Union[str, Path]) -> Tuple[Any, Dict[str, str]]:
             return load_file(str(path)), metadata
         except Exception as exc:  # SafetensorError for truncated or malformed headers
             raise CheckpointError(f"cannot read {path}: not a valid safetensors file ({exc})") from None
+    return load_pickle_free(path), {}
+
+
+def load_pickle_free(path: Union[str, Path], map_location: Any = "cpu") -> Any:
+    """`torch.load(weights_only=True)` with errors in words: an empty file, a truncated one, or one that
+    holds pickled code (refused: it is never loaded, whatever the file claims to be)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"file not found: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"cannot read {path}: the file is empty (0 bytes)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True), {}
+        return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         found = re.search(r"GLOBAL ([\w.]+)", str(exc))
         what = f"it references {found.group(1)}" if found else "it holds objects other than tensors and containers"
         raise CheckpointError(
-            f"refusing to load {path}: {what}, and unpickling that could run code. Only tensors, numbers, "
-            f"strings and containers are read (torch.load weights_only=True)"
+            f"refusing to load {path}: {what}, that is pickled Python code, which could run anything; smmcl "
+            f"reads only tensors, numbers, strings and containers, and will not load this file"
         ) from None
     except Exception as exc:  # truncated zip, not a torch file, ...
-        raise CheckpointError(f"cannot read {path}: not a PyTorch weights file or truncated ({exc})") from None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"cannot read {path}: not a PyTorch file, or truncated ({reason})") from None
 
 
 def unwrap_state_dict(obj: Any, origin: str) -> StateDict:

@@ -1,0 +1,104 @@
+"""Value ranges of a loaded config, checked at load time so that a bad value fails before any work, with its key.
+
+Choices are `Literal` types in `smmcl.config` (OmegaConf rejects other values, listing the valid ones);
+here are the numeric ranges and the few formats a type cannot say.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Callable, List, Optional, Tuple
+
+from smmcl.errors import ConfigError
+
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _rules(cfg) -> List[Tuple[str, Any, Callable[[Any], bool], str]]:
+    """(dotted key, value, test, what is allowed) for every ranged value."""
+    m, d, lo, t, e = cfg.model, cfg.data, cfg.loss, cfg.train, cfg.eval
+    b = m.backbone
+    pos_int = (lambda x: isinstance(x, int) and x >= 1, "an integer >= 1")
+    nonneg_int = (lambda x: isinstance(x, int) and x >= 0, "an integer >= 0")
+    nonneg = (lambda x: _number(x) and x >= 0, "a number >= 0")
+    positive = (lambda x: _number(x) and x > 0, "a number > 0")
+    fraction = (lambda x: _number(x) and 0 <= x < 1, "a number in [0, 1)")
+    size2 = (lambda x: len(x) == 2 and all(isinstance(v, int) and v >= 1 for v in x), "[height, width], both integers >= 1")
+    pos_list = (lambda x: len(x) >= 1 and all(_number(v) and v > 0 for v in x), "a non-empty list of numbers > 0")
+    int_list = (lambda x: x is None or (len(x) >= 1 and all(isinstance(v, int) and v >= 1 for v in x)),
+                "null or a list of integers >= 1")
+
+    def optional(rule):
+        test, text = rule
+        return (lambda x: x is None or test(x), f"null or {text}")
+
+    rows = [
+        ("model.num_classes", m.num_classes, *pos_int),
+        ("model.backbone.embed_dims", b.embed_dims, *int_list),
+        ("model.backbone.depths", b.depths, *int_list),
+        ("model.backbone.drop_path_rate", b.drop_path_rate, *optional(fraction)),
+        ("model.decoder.channels", m.decoder.channels, *pos_int),
+        ("model.decoder.dropout", m.decoder.dropout, *fraction),
+        ("model.decoder.ham_rank", m.decoder.ham_rank, *pos_int),
+        ("model.decoder.ham_train_steps", m.decoder.ham_train_steps, *pos_int),
+        ("model.decoder.ham_eval_steps", m.decoder.ham_eval_steps, *pos_int),
+        ("model.cross_modal.scale", m.cross_modal.scale, _number, "a finite number"),
+        ("model.projector.dim", m.projector.dim, *pos_int),
+        ("model.projector.stage", m.projector.stage, lambda x: x in (1, 2, 3, 4), "one of 1, 2, 3, 4"),
+        ("data.crop_size", d.crop_size, *size2),
+        ("data.scales", d.scales, *pos_list),
+        ("data.num_workers", d.num_workers, *nonneg_int),
+        ("data.aux_max", d.aux_max, *optional(positive)),
+        ("data.ignore_index", d.ignore_index, *nonneg_int),
+        ("loss.cm_weight", lo.cm_weight, *nonneg),
+        ("loss.vis_weight", lo.vis_weight, *nonneg),
+        ("loss.aux_weight", lo.aux_weight, *nonneg),
+        ("loss.temperature", lo.temperature, *positive),
+        ("loss.cm_temperature", lo.cm_temperature, *positive),
+        ("loss.min_views", lo.min_views, *pos_int),
+        ("loss.max_views", lo.max_views, *pos_int),
+        ("loss.max_total", lo.max_total, *pos_int),
+        ("loss.region_memory", lo.region_memory, *pos_int),
+        ("loss.contrast_start", lo.contrast_start, *nonneg_int),
+        ("loss.contrast_ramp", lo.contrast_ramp, *nonneg_int),
+        ("train.epochs", t.epochs, *pos_int),
+        ("train.max_iters", t.max_iters, *optional(pos_int)),
+        ("train.batch_size", t.batch_size, *pos_int),
+        ("train.lr", t.lr, *positive),
+        ("train.weight_decay", t.weight_decay, *nonneg),
+        ("train.betas", t.betas, lambda x: len(x) == 2 and all(_number(v) and 0 <= v < 1 for v in x),
+         "two numbers in [0, 1)"),
+        ("train.warmup_epochs", t.warmup_epochs, *nonneg),
+        ("train.poly_power", t.poly_power, *nonneg),
+        ("train.seed", t.seed, *nonneg_int),
+        ("train.device", t.device, lambda x: bool(_DEVICE.match(x)), "auto, cpu, mps, cuda or cuda:N"),
+        ("train.checkpoint_every", t.checkpoint_every, *nonneg_int),
+        ("train.keep_checkpoints", t.keep_checkpoints, *nonneg_int),
+        ("train.log_every", t.log_every, *pos_int),
+        ("train.grad_probe_every", t.grad_probe_every, *nonneg_int),
+        ("train.val_every", t.val_every, *nonneg_int),
+        ("eval.batch_size", e.batch_size, *pos_int),
+        ("eval.crop_size", e.crop_size, *size2),
+        ("eval.stride_rate", e.stride_rate, lambda x: _number(x) and 0 < x <= 1, "a number in (0, 1]"),
+        ("eval.scales", e.scales, *pos_list),
+        ("eval.exclude_classes", e.exclude_classes, lambda x: all(isinstance(v, int) and 0 <= v < m.num_classes for v in x),
+         f"class ids in 0..{m.num_classes - 1} (model.num_classes={m.num_classes})"),
+    ]
+    return rows
+
+
+def check_values(cfg, origin: Optional[str] = None) -> None:
+    """Raise a `ConfigError` for the first value outside its range, naming the key, the value and the range."""
+    for key, value, test, allowed in _rules(cfg):
+        try:
+            ok = test(value)
+        except TypeError:
+            ok = False
+        if not ok:
+            where = f"{origin}: " if origin else ""
+            raise ConfigError(f"{where}{key}={value!r}: expected {allowed}")

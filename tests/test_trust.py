@@ -1,0 +1,274 @@
+"""No run is lost, no silent wrong answer, every bad input a named error (issue "Trust", cases 1-12)."""
+
+from __future__ import annotations
+
+import errno
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from smmcl.cli import build_parser, main, parse_args
+from smmcl.config import load_config
+from smmcl.data.dataset import RGBXDataset
+from smmcl.engine import run_dir
+from smmcl.engine.checkpoint import list_checkpoints, load_checkpoint
+from smmcl.engine.metrics import confusion_matrix
+from smmcl.engine.predict import predict_labels
+from smmcl.engine.trainer import Trainer
+from smmcl.errors import CheckpointError, ConfigError, NonFiniteWarning
+from smmcl.models import build_model
+
+from conftest import TINY_CONFIG
+
+SHORT = ["train.max_iters=4", "train.checkpoint_every=2", "train.keep_checkpoints=5", "train.tensorboard=false"]
+
+
+def _log(out):
+    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+# 1. A finished or different run in the folder is never touched ----------------------------------------
+
+
+def test_a_second_run_into_a_used_folder_is_refused_unless_overwrite(tiny_overrides, capsys):
+    cfg = load_config(TINY_CONFIG, [*tiny_overrides, *SHORT])
+    Trainer(cfg).run()
+    out = Trainer(cfg).out_dir
+    before = {p: p.read_bytes() for p in (out / "log.jsonl", out / "model.safetensors")}
+    with pytest.raises(ConfigError, match="already holds a run.*--resume auto.*--overwrite"):
+        Trainer(cfg).run()
+    assert {p: p.read_bytes() for p in before} == before
+    args = ["train", str(TINY_CONFIG), *tiny_overrides, *SHORT]
+    assert main(args) == 2 and "already holds a run" in capsys.readouterr().err
+    # --overwrite replaces it: the new run's own checkpoints survive (none of the old ones sort newer).
+    assert main([*args, "--overwrite", "train.max_iters=2"]) == 0
+    assert [s for s, _ in list_checkpoints(out / "checkpoints")] == [2]
+    assert [r["step"] for r in _log(out)] == [2]
+
+
+# 2. Non-finite auxiliary values are "no measurement", with a warning that counts them ----------------
+
+
+def test_nan_and_inf_depth_read_as_holes_with_a_warning():
+    torch.manual_seed(0)
+    model = build_model(load_config(TINY_CONFIG).model).eval()
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (64, 80, 3), dtype=np.uint8)
+    depth = rng.uniform(0.5, 4.0, (64, 80)).astype(np.float32)
+    broken = depth.copy()
+    broken[:10] = np.nan
+    broken[20, :7] = np.inf
+    with pytest.warns(NonFiniteWarning, match="807 non-finite"):
+        got = predict_labels(model, rgb, broken, aux_max=10.0)
+    want = predict_labels(model, rgb, np.where(np.isfinite(broken), broken, 0), aux_max=10.0)
+    assert np.array_equal(got, want) and len(np.unique(got)) > 1
+    with pytest.raises(ValueError, match="NaN"):
+        t = torch.zeros(1, 3, 64, 80)
+        t[0, 0, 0, 0] = float("nan")
+        predict_labels(model, t, t)
+
+
+def test_float_tiff_depth_with_nan_in_a_dataset(tmp_path):
+    for sub in ("RGB", "Depth", "Label"):
+        (tmp_path / sub).mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "RGB" / "a.png")
+    depth = np.ones((8, 8), np.float32)
+    depth[0, :3] = np.nan
+    Image.fromarray(depth, mode="F").save(tmp_path / "Depth" / "a.tiff")
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "Label" / "a.png")
+    (tmp_path / "train.txt").write_text("a\n")
+    cfg = load_config(TINY_CONFIG, [f"data.root={tmp_path}", "data.aux_ext=.tiff", "data.aux_max=1.0"])
+    with pytest.warns(NonFiniteWarning, match=r"a.tiff: 3 non-finite"):
+        sample = RGBXDataset(cfg.data, "train", 14)[0]
+    assert torch.isfinite(sample["aux"]).all()
+
+
+# 3. Resuming with another config is refused, or recorded when allowed ---------------------------------
+
+
+def test_resume_with_a_changed_config_is_refused_or_recorded(tiny_overrides):
+    cfg = load_config(TINY_CONFIG, [*tiny_overrides, *SHORT])
+    Trainer(cfg).run(stop_at=2)
+    changed = load_config(TINY_CONFIG, [*tiny_overrides, *SHORT, "train.lr=0.01", "loss.cm_weight=0.5"])
+    with pytest.raises(ConfigError, match=r"loss.cm_weight: 0.2 -> 0.5; train.lr: 0.002 -> 0.01.*--allow-config-change"):
+        Trainer(changed, resume="auto")
+    # Where things are and how they are shown may change freely.
+    free = load_config(TINY_CONFIG, [*tiny_overrides, *SHORT, "data.num_workers=0", "train.progress=true"])
+    assert Trainer(free, resume="auto").step == 2
+    trainer = Trainer(changed, resume="auto", allow_config_change=True)
+    trainer.run()
+    out = trainer.out_dir
+    change = [r for r in _log(out) if "config_change" in r]
+    assert change == [{"step": 2, "config_change": {"loss.cm_weight": [0.2, 0.5], "train.lr": [0.002, 0.01]}}]
+    assert "lr: 0.01" in (out / "config.yaml").read_text() and "lr: 0.002" in (out / "config.before_step2.yaml").read_text()
+
+
+# 4-5. What a kill leaves behind: temporary checkpoint files, a half-written log line --------------------
+
+
+def test_resume_removes_partial_saves_and_a_cut_log_line(tiny_overrides):
+    cfg = load_config(TINY_CONFIG, [*tiny_overrides, *SHORT, "train.log_every=1"])
+    Trainer(cfg).run(stop_at=3)
+    out = Trainer(cfg).out_dir
+    stale = out / "checkpoints" / ".ckpt_00000004.pt.k1ll3d.tmp"
+    stale.write_bytes(b"\0" * 1000)
+    with (out / "log.jsonl").open("a") as f:
+        f.write('{"step": 4, "loss": 2.3, "c')  # killed mid-write
+    resumed = Trainer(cfg, resume="auto")
+    resumed.run()
+    assert not stale.exists()
+    assert [r["step"] for r in _log(out)] == [1, 2, 3, 4]
+
+
+# 6. Disk full and unwritable folders --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("failure,reason", [
+    (RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 4160 vs 4054"), "the write failed"),
+    (OSError(errno.ENOSPC, "No space left on device"), "no space left on device"),
+])
+def test_a_failed_save_names_the_folder_and_keeps_the_last_checkpoint(tiny_overrides, monkeypatch, failure, reason):
+    cfg = load_config(TINY_CONFIG, [*tiny_overrides, *SHORT])
+    trainer = Trainer(cfg)
+    real_save = torch.save
+    calls = []
+
+    def save(obj, f, *a, **k):
+        calls.append(1)
+        if len(calls) > 1:  # the first checkpoint is written, the second finds the disk full
+            raise failure
+        return real_save(obj, f, *a, **k)
+
+    monkeypatch.setattr(torch, "save", save)
+    with pytest.raises(CheckpointError, match=f"cannot write checkpoint .*ckpt_00000004.pt: {reason}.*kept"):
+        trainer.run()
+    ckpt_dir = trainer.out_dir / "checkpoints"
+    assert [s for s, _ in list_checkpoints(ckpt_dir)] == [2] and not list(ckpt_dir.glob(".*.tmp"))
+    assert load_checkpoint(ckpt_dir / "ckpt_00000002.pt")["step"] == 2
+
+
+def test_an_unwritable_folder_fails_before_any_training(tiny_overrides, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(run_dir, "open", refuse, raising=False)
+    trainer = Trainer(load_config(TINY_CONFIG, [*tiny_overrides, *SHORT]))
+    with pytest.raises(CheckpointError, match="cannot write to .*checkpoints: cannot write there"):
+        trainer.run()
+    assert trainer.step == 0
+
+
+# 7, 9. Bad values and empty configs are named at load time ---------------------------------------------
+
+
+@pytest.mark.parametrize("override,message", [
+    ("train.batch_size=0", "train.batch_size=0: expected an integer >= 1"),
+    ("train.batch_size=-4", "train.batch_size=-4"),
+    ("train.epochs=0", "train.epochs=0"),
+    ("train.max_iters=0", "train.max_iters=0: expected null or an integer >= 1"),
+    ("data.crop_size=[0,0]", r"data.crop_size=\[0, 0\]: expected \[height, width\]"),
+    ("model.num_classes=0", "model.num_classes=0"),
+    ("train.lr=-0.001", "train.lr=-0.001: expected a number > 0"),
+    ("loss.temperature=0", "loss.temperature=0"),
+    ("eval.exclude_classes=[14]", r"eval.exclude_classes=\[14\]: expected class ids in 0..13"),
+    ("train.precision=fp8", "expected one of \\['fp32', 'bf16', 'fp16'\\]"),
+    ("train.device=gpu", "train.device='gpu': expected auto, cpu, mps, cuda or cuda:N"),
+])
+def test_bad_values_are_named_errors_at_load(override, message, capsys):
+    with pytest.raises(ConfigError, match=message):
+        load_config(TINY_CONFIG, [override])
+    assert main(["train", str(TINY_CONFIG), override, "--dry-run"]) == 2
+    assert override.split("=")[0] in capsys.readouterr().err
+
+
+def test_an_empty_config_is_refused(tmp_path, capsys):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing yet\n")
+    assert main(["train", str(empty), "--dry-run"]) == 2
+    assert "the config is empty" in capsys.readouterr().err
+
+
+# 8. Overrides anywhere on the command line --------------------------------------------------------------
+
+
+def test_overrides_after_flags_are_taken():
+    args = parse_args(build_parser(), ["eval", "cfg.yaml", "--checkpoint", "x.pt", "data.root=y", "--split", "val", "eval.batch_size=2"])
+    assert args.overrides == ["data.root=y", "eval.batch_size=2"] and args.checkpoint == "x.pt" and args.split == "val"
+    with pytest.raises(SystemExit):
+        parse_args(build_parser(), ["eval", "cfg.yaml", "--checkpoint", "x.pt", "stray"])
+
+
+# 10. Checkpoints as `info` sources; empty and code-carrying files -----------------------------------------
+
+
+def test_info_reads_training_checkpoints_and_names_bad_files(tiny_overrides, tmp_path, capsys):
+    cfg = load_config(TINY_CONFIG, [*tiny_overrides, *SHORT, "train.max_iters=2"])
+    trainer = Trainer(cfg)
+    trainer.run()
+    assert main(["info", str(trainer.out_dir / "checkpoints" / "ckpt_00000002.pt"), "--size", "64x80"]) == 0
+    assert "mscan backbone" in capsys.readouterr().out
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    assert main(["info", str(empty)]) == 2
+    assert "the file is empty (0 bytes)" in capsys.readouterr().err
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps({"model": Payload()}))
+    for command in (["info", str(evil)], ["predict", "--checkpoint", str(evil), "--rgb", str(evil), "--out", str(tmp_path)]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert "will not load" in err and "weights_only=False" not in err and "pwned" not in err
+
+
+# 11. data check reads the dataset's own meta.json ---------------------------------------------------------
+
+
+def test_data_check_uses_meta_json_and_names_lines_with_spaces(tmp_path, capsys):
+    from smmcl.data.synth import generate_dataset
+
+    root = tmp_path / "night"
+    generate_dataset("night-rgbt", root, 6, size=(40, 48), seed=0)
+    assert main(["data", "check", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "9 classes" in out and "person" in out and "no problems found" in out
+    assert main(["data", "check", str(root), "--preset", "GENERIC", "data.aux_dir=Thermal", "model.num_classes=9"]) == 0
+    capsys.readouterr()
+    (root / "train.txt").write_text("scene_00000\nliving room 01\n")
+    assert main(["data", "check", str(root)]) == 1
+    assert "line 2: 'living room 01' has a space in it" in capsys.readouterr().out
+
+
+# 12. The confusion matrix refuses values outside the classes ----------------------------------------------
+
+
+def test_confusion_matrix_range_checks():
+    target = torch.tensor([0, 1, 2, 255])
+    assert confusion_matrix(torch.tensor([0, 1, 2, 7]), target, 3).sum() == 3  # ignored pixels are free
+    with pytest.raises(ValueError, match="label value 3 is outside 0..2"):
+        confusion_matrix(torch.tensor([0, 1, 2, 0]), torch.tensor([0, 1, 3, 255]), 3)
+    for bad in (3, -1):
+        with pytest.raises(ValueError, match=f"prediction value {bad} is outside 0..2"):
+            confusion_matrix(torch.tensor([0, 1, bad, 0]), target, 3)
+
+
+def test_predict_cli_warns_in_its_own_words(tmp_path, capsys):
+    from smmcl.weights import save_pretrained
+
+    cfg = load_config(TINY_CONFIG, ["data.aux_max=1.0"])
+    save_pretrained(build_model(cfg.model).eval(), cfg, tmp_path / "m.safetensors")
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "a.png")
+    depth = np.ones((16, 16), np.float32)
+    depth[3, 3] = np.nan
+    Image.fromarray(depth, mode="F").save(tmp_path / "a.tiff")
+    code = main(["predict", "--checkpoint", str(tmp_path / "m.safetensors"), "--rgb", str(tmp_path / "a.png"),
+                 "--aux", str(tmp_path / "a.tiff"), "--out", str(tmp_path / "pred")])
+    assert code == 0
+    assert "smmcl: warning: " in capsys.readouterr().err and (tmp_path / "pred" / "a.png").is_file()
