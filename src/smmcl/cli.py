@@ -172,7 +172,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _add_protocol_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--mode", choices=["whole", "slide"], default=None, help="evaluation mode (default: eval.mode)")
+    p.add_argument("--mode", choices=["whole", "slide"], type=str.lower, default=None, help="evaluation mode (default: eval.mode)")
     p.add_argument("--scales", default=None, help="multi-scale testing, e.g. 0.75,1,1.25 (default: eval.scales)")
     p.add_argument("--flip", action="store_true", help="add horizontally flipped passes")
 
@@ -274,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="dataset tools").add_subparsers(dest="data_command", required=True)
     synth = data.add_parser("synth", help="generate built-in synthetic dark scenes")
-    synth.add_argument("--kind", required=True, help="indoor-rgbd | indoor-rgbd-lit (normal exposure) | night-rgbt")
+    synth.add_argument("--kind", required=True, type=str.lower, help="indoor-rgbd | indoor-rgbd-lit (normal exposure) | night-rgbt")
     synth.add_argument("--out", required=True, help="output folder")
     synth.add_argument("--num", type=int, default=200, help="number of scenes")
     synth.add_argument("--size", type=_size, default=(120, 160), help="HxW (default 120x160)")
@@ -345,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cv = sub.add_parser("convert", help="outside checkpoint -> smmcl weights (.safetensors with config)")
     cv.add_argument("source", help="input file (.pth/.pt/.safetensors)")
-    cv.add_argument("--from", dest="fmt", required=True,
+    cv.add_argument("--from", dest="fmt", required=True, type=str.lower,
                     help="official-smmcl (released SMMCL checkpoint) | mscan (SegNeXt ImageNet) | "
                          "mit (SegFormer ImageNet) | resnet (torchvision) | checkpoint (smmcl training checkpoint)")
     cv.add_argument("--config", required=True, help="YAML config of the model the weights belong to")

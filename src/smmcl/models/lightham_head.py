@@ -36,9 +36,10 @@ class ConvGN(nn.Module):
 class NMF2D(nn.Module):
     """Non-negative matrix factorisation X ~ D C^T by multiplicative updates (HamNet, Geng et al. 2021).
 
-    Bases are random: drawn from the global RNG per sample in training, and from a generator seeded
-    with `eval_seed` on every call in eval mode (one set shared by the batch), so evaluation is
-    deterministic and independent of batch composition.
+    Bases are random: drawn from the global RNG per sample in training; in eval mode one set shared by
+    the batch, drawn once from a generator seeded with `eval_seed` and kept as a buffer (not saved in
+    state dicts: it follows from the seed), so evaluation is deterministic, independent of batch
+    composition, and exportable (no generator in the graph).
     """
 
     def __init__(
@@ -49,6 +50,7 @@ class NMF2D(nn.Module):
         eval_seed: int = 0,
         one_step_grad: bool = False,
         eps: float = 1e-6,
+        dim: int = 512,
     ) -> None:
         super().__init__()
         self.rank = rank
@@ -60,15 +62,19 @@ class NMF2D(nn.Module):
         self.eps = eps
         # NMF2D overrides HamNet's inv_t = 100 with 1: a soft, nearly uniform initial coefficient.
         self.inv_t = 1.0
+        # On the CPU and in float32 whatever the default device, so the draw is the same everywhere.
+        generator = torch.Generator().manual_seed(eval_seed)
+        bases = F.normalize(torch.rand(1, dim, rank, generator=generator, device="cpu"), dim=1)
+        self.register_buffer("eval_bases", bases, persistent=False)
 
     def _initial_bases(self, x: Tensor) -> Tensor:
         batch, dim, _ = x.shape
         if self.training:
             bases = torch.rand(batch, dim, self.rank, device=x.device, dtype=x.dtype)
             return F.normalize(bases, dim=1)
-        generator = torch.Generator().manual_seed(self.eval_seed)
-        bases = F.normalize(torch.rand(1, dim, self.rank, generator=generator), dim=1)
-        return bases.to(device=x.device, dtype=x.dtype).expand(batch, -1, -1)
+        if dim != self.eval_bases.shape[1]:
+            raise ValueError(f"NMF2D was built for {self.eval_bases.shape[1]} channels, got {dim}")
+        return self.eval_bases.to(device=x.device, dtype=x.dtype).expand(batch, -1, -1)
 
     def _update_coef(self, x: Tensor, bases: Tensor, coef: Tensor) -> Tensor:
         # C <- C * (X^T D) / (C D^T D)
@@ -149,7 +155,7 @@ class LightHamHead(nn.Module):
         super().__init__()
         self.in_index = tuple(in_index)
         self.squeeze = ConvGN(sum(in_channels[i] for i in self.in_index), channels)
-        ham = NMF2D(ham_rank, train_steps, eval_steps, eval_seed, one_step_grad)
+        ham = NMF2D(ham_rank, train_steps, eval_steps, eval_seed, one_step_grad, dim=channels)
         self.hamburger = Hamburger(channels, ham, out_norm=ham_out_norm)
         self.align = ConvGN(channels, channels)
         self.dropout = nn.Dropout2d(dropout)
