@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -128,8 +129,22 @@ def execute(task: RunTask) -> dict:
     return record
 
 
-def _init_worker(threads: int) -> None:
+PARENT_POLL_SECONDS = 2.0
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    # A pool worker outlives a killed study and would go on with the runs already queued to it; the
+    # half-trained run resumes from its newest checkpoint when the study is started again.
+    while True:
+        time.sleep(PARENT_POLL_SECONDS)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def _init_worker(threads: int, parent: Optional[int] = None) -> None:
     torch.set_num_threads(threads)
+    if parent is not None:
+        threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
 
 
 def plan_study(spec: StudySpec, out: Path, origin: str = "study") -> tuple[Optional[RunTask], List[RunTask]]:
@@ -234,7 +249,7 @@ def run_study(path: str | Path, out: str | Path | None = None, jobs: int = 1,
             log(f"[study] {count}/{len(tasks)} {_describe(record)}")
     else:
         with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
-                                 initializer=_init_worker, initargs=(threads,)) as pool:
+                                 initializer=_init_worker, initargs=(threads, os.getpid())) as pool:
             futures = {pool.submit(execute, t): t for t in todo}
             for future in as_completed(futures):
                 record = future.result()
