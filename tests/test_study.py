@@ -97,6 +97,29 @@ def test_dry_run_prints_the_plan_and_trains_nothing(tiny_study, tmp_path, capsys
     assert not (tmp_path / "x").exists()
 
 
+def test_report_writes_the_finished_runs_only_and_trains_nothing(tiny_study, tmp_path, capsys):
+    path, out, results = tiny_study
+    scores = out / "runs" / "smmcl" / "seed1" / "scores.json"
+    hidden = scores.with_name("hidden.json")
+    scores.rename(hidden)  # as if that run were still training
+    try:
+        before = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("*") if p.is_file()}
+        assert main(["study", str(path), "--out", str(out), "--report"]) == 0
+        assert {p: p.stat().st_mtime_ns for p in before} == before and not scores.exists()
+        saved = json.loads((out / "results.json").read_text())
+        assert (saved["runs_finished"], saved["runs_planned"]) == (3, 4)
+        smmcl = saved["variants"]["smmcl"]
+        assert list(smmcl["runs"]) == ["0"] and smmcl["delta_ci95"] is None
+        assert smmcl["delta_mean"] == pytest.approx(results["variants"]["smmcl"]["runs"][0]["miou"]
+                                                    - results["variants"]["base"]["runs"][0]["miou"])
+        assert "**partial**: 3 of 4 runs" in (out / "results.md").read_text()
+        assert "too few seeds" in capsys.readouterr().out
+    finally:
+        hidden.rename(scores)
+    with pytest.raises(ConfigError, match="no run of this study has finished"):
+        run_study(path, out=tmp_path / "empty", report_only=True, log=lambda _: None)
+
+
 @pytest.mark.parametrize("study", sorted((ROOT / "studies").rglob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_study_files_resolve(study, monkeypatch):
     monkeypatch.chdir(ROOT)

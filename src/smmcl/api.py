@@ -177,11 +177,12 @@ def analyze_features(cfg: Config, checkpoints: Dict[str, str | Path], out: str |
     return result
 
 
-def run_study(path: str | Path, out: str | Path | None = None, jobs: int = 1) -> dict:
-    """Run or continue a study file (variants x seeds, see `smmcl.study`); returns its results."""
+def run_study(path: str | Path, out: str | Path | None = None, jobs: int = 1, report_only: bool = False) -> dict:
+    """Run or continue a study file (variants x seeds, see `smmcl.study`); returns its results.
+    `report_only`: train nothing, write the results of the runs finished so far."""
     from smmcl.study import run_study as _run
 
-    return _run(path, out, jobs)
+    return _run(path, out, jobs, report_only=report_only)
 
 
 def study_plan(path: str | Path, out: str | Path | None = None) -> list[str]:

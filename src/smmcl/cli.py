@@ -227,7 +227,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
     if args.dry_run:
         print("\n".join(study_plan(args.study, out=args.out)))
         return 0
-    results = run_study(args.study, out=args.out, jobs=args.jobs)
+    results = run_study(args.study, out=args.out, jobs=args.jobs, report_only=args.report)
     ref = results["reference"]
     for name, v in results["variants"].items():
         if not v["runs"]:
@@ -361,6 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--out", default=None, help="output folder (default: runs/studies/<study file name>)")
     st.add_argument("--jobs", type=int, default=1, help="runs trained at once, the CPU threads split among them (default 1)")
     st.add_argument("--dry-run", action="store_true", help="resolve every run's config and print the plan; run nothing")
+    st.add_argument("--report", action="store_true",
+                    help="train nothing: write results.md/json/png from the runs finished so far (a study running or stopped)")
     st.set_defaults(func=_cmd_study)
 
     an = sub.add_parser("analyze", help="analyses of trained models").add_subparsers(dest="analyze_command", required=True)

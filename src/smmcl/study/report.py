@@ -81,6 +81,11 @@ def format_markdown(results: dict, spec: StudySpec, study_path: str, cfg: Config
         f"({results['num_images']} images), mIoU in %{' without ' + ', '.join(excluded) if excluded else ''}, "
         f"the last checkpoint of every run (none is picked on a score)",
         f"- delta: the paired (same-seed) difference from `{ref}`; CI: 95% t interval of its mean over the seeds",
+    ]
+    if results.get("runs_finished", 0) < results.get("runs_planned", 0):
+        lines.append(f"- **partial**: {results['runs_finished']} of {results['runs_planned']} runs have finished; "
+                     f"the table holds those only")
+    lines += [
         "",
         "| variant | overrides | mIoU mean ± std | per seed | delta vs " + ref + " | 95% CI | verdict | zero-contrast steps | classes / step |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -153,13 +158,17 @@ def plot_results(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def write_results(spec: StudySpec, study_path: str, records: Mapping[str, Mapping[int, dict]], cfg: Config, out: Path) -> dict:
-    """Write results.json, results.md and results.png under `out`; returns the results."""
+def write_results(spec: StudySpec, study_path: str, records: Mapping[str, Mapping[int, dict]], cfg: Config, out: Path,
+                  planned: Optional[int] = None) -> dict:
+    """Write results.json, results.md and results.png under `out`; returns the results. `planned`: the
+    number of runs the study has, when some may not have finished (the page then says how many did)."""
     results = summarize_study(spec, records, list(cfg.data.class_names) or [str(k) for k in range(cfg.model.num_classes)])
     first = next((r for runs in records.values() for r in runs.values()), {})
+    finished = sum(len(runs) for runs in records.values())
     results.update(study=study_path, base=spec.base, overrides=list(spec.overrides), description=spec.description,
                    split=first.get("split"), num_images=first.get("num_images"), class_names=list(cfg.data.class_names),
-                   excluded=list(cfg.eval.exclude_classes))
+                   excluded=list(cfg.eval.exclude_classes), runs_finished=finished,
+                   runs_planned=finished if planned is None else planned)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "results.md").write_text(format_markdown(results, spec, study_path, cfg))
     if any(v["runs"] for v in results["variants"].values()):

@@ -177,6 +177,22 @@ def _plan(spec: StudySpec, out: Path) -> tuple[Optional[RunTask], List[RunTask]]
     return pre, tasks
 
 
+def report_study(spec: StudySpec, study_path: str, tasks: List[RunTask], out: Path,
+                 log: Callable[[str], None] = print) -> dict:
+    """Write the results of the finished runs among `tasks`, training nothing (a study still running, or stopped)."""
+    records: Dict[str, Dict[int, dict]] = {v: {} for v in spec.variants}
+    for t in tasks:
+        if (done := finished_scores(t)) is not None:
+            records[t.variant][t.seed] = done
+    count = sum(len(r) for r in records.values())
+    if count == 0:
+        raise ConfigError(f"{study_path}: no run of this study has finished in {out}; nothing to report")
+    out.mkdir(parents=True, exist_ok=True)
+    results = write_results(spec, study_path, records, load_config(tasks[0].config), out, planned=len(tasks))
+    log(f"[study] {count} of {len(tasks)} runs finished; results: {out / 'results.md'}")
+    return results
+
+
 def _describe(record: dict) -> str:
     score = f"mIoU {100 * record['miou']:.2f}%" if "miou" in record else "trained"
     return f"{record['variant']} seed {record['seed']}: {score}"
@@ -211,13 +227,16 @@ def describe_plan(path: str | Path, out: str | Path | None = None) -> List[str]:
 
 
 def run_study(path: str | Path, out: str | Path | None = None, jobs: int = 1,
-              log: Callable[[str], None] = print) -> dict:
-    """Run (or continue) a study; returns the results also written to OUT/results.json."""
+              log: Callable[[str], None] = print, report_only: bool = False) -> dict:
+    """Run (or continue) a study; returns the results also written to OUT/results.json. With
+    `report_only`, nothing is trained: the results are written from the runs already finished."""
     spec = read_study(path)
     out = Path(out) if out is not None else default_out(path)
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {jobs}")
     pre, tasks = plan_study(spec, out, str(path))
+    if report_only:
+        return report_study(spec, str(path), tasks, out, log)
     if spec.synth is not None:
         ensure_synth(spec.synth, log)
     if spec.pretrain is not None and spec.pretrain.synth is not None:
@@ -257,6 +276,6 @@ def run_study(path: str | Path, out: str | Path | None = None, jobs: int = 1,
                 count += 1
                 log(f"[study] {count}/{len(tasks)} {_describe(record)}")
     cfg = load_config(tasks[0].config)
-    results = write_results(spec, str(path), records, cfg, out)
+    results = write_results(spec, str(path), records, cfg, out, planned=len(tasks))
     log(f"[study] results: {out / 'results.md'}, {out / 'results.json'}, {out / 'results.png'}")
     return results
