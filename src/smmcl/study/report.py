@@ -99,7 +99,7 @@ def format_markdown(results: dict, spec: StudySpec, study_path: str, cfg: Config
         zero = v.get("contrast_zero_fraction")
         classes = v.get("classes_per_step")
         lines.append(
-            f"| {name} | `{' '.join(v['overrides']) or '-'}` | {_pct(v['miou_mean'])} ± {_pct(v['miou_std']) if v['n'] > 1 else '-'} | {seeds} | "
+            f"| {name} | `{' '.join(v['overrides']) or '-'}` | {_pct(v['miou_mean']) + (' ± ' + _pct(v['miou_std']) if v['n'] > 1 else '')} | {seeds} | "
             f"{_pct(v.get('delta_mean'), True) if name != ref else 'reference'} | "
             f"{'[' + _pct(ci[0], True) + ', ' + _pct(ci[1], True) + ']' if ci else '-'} | {v.get('verdict', '-')} | "
             f"{'-' if zero is None else f'{100 * zero:.0f}%'} | {'-' if classes is None else f'{classes:.1f}'} |"
