@@ -86,6 +86,15 @@ def finished_scores(task: RunTask) -> Optional[dict]:
     return None
 
 
+def finished_records(spec: StudySpec, tasks: List[RunTask]) -> Dict[str, Dict[int, dict]]:
+    """Per variant, seed -> saved scores of the tasks already finished with their config."""
+    records: Dict[str, Dict[int, dict]] = {v: {} for v in spec.variants}
+    for t in tasks:
+        if (done := finished_scores(t)) is not None:
+            records[t.variant][t.seed] = done
+    return records
+
+
 def check_run_dir(task: RunTask) -> None:
     """Refuse a run folder that holds a run of another config (nothing of it is touched)."""
     run_dir = Path(task.run_dir)
@@ -180,16 +189,12 @@ def _plan(spec: StudySpec, out: Path) -> tuple[Optional[RunTask], List[RunTask]]
 def report_study(spec: StudySpec, study_path: str, tasks: List[RunTask], out: Path,
                  log: Callable[[str], None] = print) -> dict:
     """Write the results of the finished runs among `tasks`, training nothing (a study still running, or stopped)."""
-    records: Dict[str, Dict[int, dict]] = {v: {} for v in spec.variants}
-    for t in tasks:
-        if (done := finished_scores(t)) is not None:
-            records[t.variant][t.seed] = done
-    count = sum(len(r) for r in records.values())
-    if count == 0:
+    records = finished_records(spec, tasks)
+    if not any(records.values()):
         raise ConfigError(f"{study_path}: no run of this study has finished in {out}; nothing to report")
     out.mkdir(parents=True, exist_ok=True)
     results = write_results(spec, study_path, records, load_config(tasks[0].config), out, planned=len(tasks))
-    log(f"[study] {count} of {len(tasks)} runs finished; results: {out / 'results.md'}")
+    log(f"[study] {results['runs_finished']} of {len(tasks)} runs finished; results: {out / 'results.md'}")
     return results
 
 
@@ -249,11 +254,8 @@ def run_study(path: str | Path, out: str | Path | None = None, jobs: int = 1,
         _init_worker(threads * jobs)
         log(f"[study] pretraining ({pre.run_dir})")
         execute(pre)
-    records: Dict[str, Dict[int, dict]] = {v: {} for v in spec.variants}
-    todo = [t for t in tasks if finished_scores(t) is None]
-    for t in tasks:
-        if (done := finished_scores(t)) is not None:
-            records[t.variant][t.seed] = done
+    records = finished_records(spec, tasks)
+    todo = [t for t in tasks if t.seed not in records[t.variant]]
     if len(todo) < len(tasks):
         log(f"[study] {len(tasks) - len(todo)} runs already finished")
     for t in todo:  # before any training: a foreign run folder stops the study at once
