@@ -120,6 +120,45 @@ def test_report_writes_the_finished_runs_only_and_trains_nothing(tiny_study, tmp
         run_study(path, out=tmp_path / "empty", report_only=True, log=lambda _: None)
 
 
+def test_import_takes_an_earlier_results_json_and_trains_only_the_rest(tiny_study, tmp_path, capsys):
+    path, out, results = tiny_study
+    earlier = json.loads(json.dumps(results))  # as written to results.json
+    del earlier["variants"]["smmcl"]["runs"]["1"]  # that run was not in the earlier results
+    source = tmp_path / "earlier.json"
+    source.write_text(json.dumps(earlier))
+    again = tmp_path / "again"
+    assert main(["study", str(path), "--out", str(again), "--import", str(source)]) == 0
+    assert "imported 3 finished runs" in capsys.readouterr().out
+    trained = [f"{p.parent.parent.name}/{p.parent.name}" for p in (again / "runs").rglob("model.safetensors")]
+    assert trained == ["smmcl/seed1"]
+    saved = json.loads((again / "results.json").read_text())
+    for variant in ("base", "smmcl"):
+        for seed, run in saved["variants"][variant]["runs"].items():
+            assert run.pop("imported_from", None) == (None if (variant, seed) == ("smmcl", "1") else str(source))
+            # Deterministic training: the retrained run matches its first training except for its time.
+            run.pop("train_seconds")
+            first = dict(results["variants"][variant]["runs"][int(seed)])
+            first.pop("train_seconds")
+            assert run == first
+    assert "3 of the runs were imported from" in (again / "results.md").read_text()
+
+
+def test_import_refuses_another_study_and_other_run_lengths(tiny_study, tmp_path):
+    path, _, results = tiny_study
+    earlier = json.loads(json.dumps(results))
+    other = dict(earlier, variants={**earlier["variants"], "smmcl": {**earlier["variants"]["smmcl"], "overrides": ["loss.tau=0.2"]}})
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    with pytest.raises(ConfigError, match=r"from another study \(variant smmcl's overrides differ\); nothing imported"):
+        run_study(path, out=tmp_path / "a", imports=[tmp_path / "other.json"], log=lambda _: None)
+    assert not (tmp_path / "a").exists()
+    earlier["variants"]["base"]["runs"]["0"]["iterations"] = 9
+    (tmp_path / "short.json").write_text(json.dumps(earlier))
+    with pytest.raises(ConfigError, match="base seed 0 ran 9 iterations, this study runs 4"):
+        run_study(path, out=tmp_path / "b", imports=[tmp_path / "short.json"], log=lambda _: None)
+    with pytest.raises(ConfigError, match="not found"):
+        run_study(path, out=tmp_path / "c", imports=[tmp_path / "missing.json"], log=lambda _: None)
+
+
 @pytest.mark.parametrize("study", sorted((ROOT / "studies").rglob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_study_files_resolve(study, monkeypatch):
     monkeypatch.chdir(ROOT)

@@ -177,12 +177,14 @@ def analyze_features(cfg: Config, checkpoints: Dict[str, str | Path], out: str |
     return result
 
 
-def run_study(path: str | Path, out: str | Path | None = None, jobs: int = 1, report_only: bool = False) -> dict:
+def run_study(path: str | Path, out: str | Path | None = None, jobs: int = 1, report_only: bool = False,
+              imports: Sequence[str | Path] = ()) -> dict:
     """Run or continue a study file (variants x seeds, see `smmcl.study`); returns its results.
-    `report_only`: train nothing, write the results of the runs finished so far."""
+    `report_only`: train nothing, write the results of the runs finished so far. `imports`: results.json
+    files of earlier runs of the same study; the runs they hold are not trained again."""
     from smmcl.study import run_study as _run
 
-    return _run(path, out, jobs, report_only=report_only)
+    return _run(path, out, jobs, report_only=report_only, imports=imports)
 
 
 def study_plan(path: str | Path, out: str | Path | None = None) -> list[str]:

@@ -227,7 +227,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
     if args.dry_run:
         print("\n".join(study_plan(args.study, out=args.out)))
         return 0
-    results = run_study(args.study, out=args.out, jobs=args.jobs, report_only=args.report)
+    results = run_study(args.study, out=args.out, jobs=args.jobs, report_only=args.report, imports=args.imports)
     ref = results["reference"]
     for name, v in results["variants"].items():
         if not v["runs"]:
@@ -363,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--dry-run", action="store_true", help="resolve every run's config and print the plan; run nothing")
     st.add_argument("--report", action="store_true",
                     help="train nothing: write results.md/json/png from the runs finished so far (a study running or stopped)")
+    st.add_argument("--import", dest="imports", action="append", default=[], metavar="RESULTS_JSON",
+                    help="count the runs in an earlier results.json of this same study as finished (checked: same "
+                         "base, overrides and iterations); repeatable. Example: --import docs/study/results.json")
     st.set_defaults(func=_cmd_study)
 
     an = sub.add_parser("analyze", help="analyses of trained models").add_subparsers(dest="analyze_command", required=True)

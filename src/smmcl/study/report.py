@@ -26,7 +26,8 @@ def _run_entry(record: dict) -> dict:
         "contrast_zero_fraction": summary.get("contrast_zero_fraction"),
         "classes_per_step": summary.get("classes"), "rows_per_step": summary.get("rows"),
         "grad_ratio": summary.get("grad_ratio"), "grad_cos": summary.get("grad_cos"),
-        "warnings": summary.get("warnings", []),
+        "warnings": summary.get("warnings") or [],
+        **({"imported_from": record["imported_from"]} if record.get("imported_from") else {}),
     }
 
 
@@ -82,6 +83,12 @@ def format_markdown(results: dict, spec: StudySpec, study_path: str, cfg: Config
         f"the last checkpoint of every run (none is picked on a score)",
         f"- delta: the paired (same-seed) difference from `{ref}`; CI: 95% t interval of its mean over the seeds",
     ]
+    imported = sorted({r["imported_from"] for v in results["variants"].values() for r in v["runs"].values()
+                       if r.get("imported_from")})
+    if imported:
+        count = sum(1 for v in results["variants"].values() for r in v["runs"].values() if r.get("imported_from"))
+        lines.append(f"- {count} of the runs were imported from {', '.join(f'`{p}`' for p in imported)} "
+                     f"(trained by an earlier run of this study; `smmcl study --import`)")
     if results.get("runs_finished", 0) < results.get("runs_planned", 0):
         lines.append(f"- **partial**: {results['runs_finished']} of {results['runs_planned']} runs have finished; "
                      f"the table holds those only")

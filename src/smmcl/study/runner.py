@@ -19,7 +19,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
@@ -32,6 +32,7 @@ from smmcl.engine.run_dir import flatten
 from smmcl.engine.trainer import Trainer
 from smmcl.errors import ConfigError
 from smmcl.losses import CONTRASTS
+from smmcl.study.imports import import_runs
 from smmcl.study.report import write_results
 from smmcl.study.spec import StudySpec, SynthSpec, pretrain_config, read_study, variant_config
 
@@ -232,14 +233,17 @@ def describe_plan(path: str | Path, out: str | Path | None = None) -> List[str]:
 
 
 def run_study(path: str | Path, out: str | Path | None = None, jobs: int = 1,
-              log: Callable[[str], None] = print, report_only: bool = False) -> dict:
+              log: Callable[[str], None] = print, report_only: bool = False, imports: Sequence[str | Path] = ()) -> dict:
     """Run (or continue) a study; returns the results also written to OUT/results.json. With
-    `report_only`, nothing is trained: the results are written from the runs already finished."""
+    `report_only`, nothing is trained: the results are written from the runs already finished.
+    `imports`: earlier results.json files of this study whose runs count as finished (`smmcl.study.imports`)."""
     spec = read_study(path)
     out = Path(out) if out is not None else default_out(path)
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {jobs}")
     pre, tasks = plan_study(spec, out, str(path))
+    for source in imports:
+        import_runs(spec, tasks, source, log)
     if report_only:
         return report_study(spec, str(path), tasks, out, log)
     if spec.synth is not None:
