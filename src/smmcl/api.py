@@ -9,34 +9,20 @@ from typing import Any, Dict, Sequence, Tuple
 import torch
 
 from smmcl.config import Config, load_config, to_dict
+from smmcl.data.classes import dataset_palette
 from smmcl.data.dataset import RGBXDataset
 from smmcl.engine.checkpoint import load_checkpoint, load_model_state
+from smmcl.deploy.predictor import Predictor  # noqa: F401  (public API: frame streams)
 from smmcl.engine.evaluate import evaluate
-from smmcl.engine.precision import prepare_model
-from smmcl.engine.runtime import resolve_device
+from smmcl.engine.loading import load_trained, model_and_config
 from smmcl.errors import CheckpointError
 from smmcl.models import build_model
 from smmcl.weights import LoadReport, load_backbone_weights, load_official_smmcl, save_pretrained
-from smmcl.weights.pretrained import load_pretrained, read_pretrained_config
+from smmcl.weights.pretrained import read_pretrained_config
 
 # `smmcl convert --from` choices: released SMMCL checkpoints, ImageNet files of each backbone's release
 # (named after our backbone), and our own training checkpoints.
 CONVERT_FORMATS = ("official-smmcl", "mscan", "mit", "resnet", "checkpoint")
-
-
-def load_trained(cfg: Config, checkpoint: str | Path, device: str | torch.device | None = None) -> torch.nn.Module:
-    """A model with trained weights, in eval mode: from smmcl weights (.safetensors, which carry their
-    own model config) or from a training checkpoint (model built from `cfg`). `cfg.train.channels_last`
-    and `cfg.train.compile` apply as in training (compiled with frozen weights, for no_grad inference)."""
-    dev = resolve_device(cfg.train.device) if device is None else torch.device(device)
-    if Path(checkpoint).suffix == ".safetensors":
-        model = load_pretrained(checkpoint, device=dev)
-    else:
-        model = build_model(cfg.model)
-        load_model_state(model, load_checkpoint(Path(checkpoint))["model"], checkpoint)
-        model.aux_max = cfg.data.aux_max
-    # Compiled for inference: weights frozen into the graph; the wrapper forwards attribute access.
-    return prepare_model(model.to(dev).eval(), channels_last=cfg.train.channels_last, compile=cfg.train.compile, freeze=True)
 
 
 def inference_protocol(cfg: Config):
@@ -46,21 +32,59 @@ def inference_protocol(cfg: Config):
     return InferenceProtocol.from_config(cfg)
 
 
-def evaluate_checkpoint(cfg: Config | str | Path, checkpoint: str | Path, split: str | None = None,
-                        subset: str | None = None, progress: bool = True) -> dict:
-    """Scores of a checkpoint on a split (or a named subset of it) with the protocol of `cfg.eval`,
-    from one confusion matrix over the whole split."""
-    cfg = cfg if isinstance(cfg, Config) else load_config(cfg)
+BACKENDS = ("torch", "onnxruntime")
+# An ONNX model runs as exported: PyTorch's precision, layout and compile switches do not apply to it.
+_ONNX_PROTOCOL = ("train.precision=fp32", "train.channels_last=false", "train.compile=false")
+
+
+def resolve_backend(checkpoint: str | Path, backend: str | None = None) -> str:
+    """The backend a model file is run with: `.onnx` files by ONNX Runtime, the rest by PyTorch."""
+    from smmcl.deploy.onnx_runtime import onnx_file
+
+    wanted = "onnxruntime" if onnx_file(checkpoint) else "torch"
+    if backend is None:
+        return wanted
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend != wanted:
+        raise CheckpointError(f"{checkpoint}: the {backend} backend runs "
+                              f"{'.onnx files (write one with smmcl export)' if backend == 'onnxruntime' else 'smmcl weights or checkpoints, not .onnx files'}")
+    return backend
+
+
+def open_model(checkpoint: str | Path, config: Config | str | Path | None = None, overrides: Sequence[str] = (),
+               device: str | None = None, backend: str | None = None, threads: int | None = None) -> Tuple[torch.nn.Module, Config]:
+    """A trained model ready for inference and its config, from smmcl weights, a training checkpoint
+    (PyTorch) or an ONNX export (ONNX Runtime); each carries its config, which `config` replaces."""
+    if resolve_backend(checkpoint, backend) == "torch":
+        if isinstance(config, Config):
+            return load_trained(config, checkpoint, device=device), config
+        return model_and_config(checkpoint, config, overrides, device)
+    from smmcl.deploy.onnx_runtime import OnnxSegmentor
+
+    model = OnnxSegmentor(checkpoint, device=device or "cpu", threads=threads)
+    if isinstance(config, Config):
+        base: Config | dict | str | Path = config
+    else:
+        base = config if config is not None else to_dict(model.metadata.config)
+    cfg = load_config(to_dict(base) if isinstance(base, Config) else base, [*overrides, *_ONNX_PROTOCOL])
+    return model, cfg
+
+
+def evaluate_checkpoint(cfg: Config | str | Path | None, checkpoint: str | Path, split: str | None = None,
+                        subset: str | None = None, progress: bool = True, backend: str | None = None) -> dict:
+    """Scores of a checkpoint (or an ONNX export) on a split (or a named subset of it) with the protocol of
+    `cfg.eval`, from one confusion matrix over the whole split. `cfg` None: the config the file carries."""
+    model, cfg = open_model(checkpoint, cfg if isinstance(cfg, Config) or cfg is None else load_config(cfg),
+                            backend=backend)
     split = split or cfg.eval.split
     subset = subset if subset is not None else cfg.eval.subset
+    own = getattr(model, "num_classes", cfg.model.num_classes)
     if Path(checkpoint).suffix == ".safetensors":
         own = read_pretrained_config(checkpoint).model.num_classes
-        if own != cfg.model.num_classes:
-            raise CheckpointError(
-                f"{checkpoint} predicts {own} classes but the config's dataset has model.num_classes="
-                f"{cfg.model.num_classes}"
-            )
-    model = load_trained(cfg, checkpoint)
+    if own != cfg.model.num_classes:
+        raise CheckpointError(f"{checkpoint} predicts {own} classes but the config's dataset has "
+                              f"model.num_classes={cfg.model.num_classes}")
     dataset = RGBXDataset(cfg.data, split, cfg.model.num_classes, train=False, subset=subset)
     scores = evaluate(
         model, dataset, cfg.model.num_classes, batch_size=cfg.eval.batch_size, ignore_index=cfg.data.ignore_index,
@@ -70,29 +94,30 @@ def evaluate_checkpoint(cfg: Config | str | Path, checkpoint: str | Path, split:
     return scores
 
 
-def model_and_config(checkpoint: str | Path, config: str | Path | None = None, overrides: Sequence[str] = (),
-                     device: str | None = None) -> Tuple[torch.nn.Module, Config]:
-    """A trained model and its config: weights files and training checkpoints carry their config;
-    `config` (a YAML) replaces it."""
-    if config is not None:
-        cfg = load_config(config, overrides)
-    elif Path(checkpoint).suffix == ".safetensors":
-        cfg = load_config(to_dict(read_pretrained_config(checkpoint)), overrides)
-    else:
-        cfg = load_config(load_checkpoint(Path(checkpoint)).get("config") or {}, overrides)
-    return load_trained(cfg, checkpoint, device=device), cfg
-
-
 def predict(checkpoint: str | Path, rgb: str | Path | None, aux: str | Path | None, out: str | Path,
             config: str | Path | None = None, list_file: str | Path | None = None, overrides: Sequence[str] = (),
-            device: str | None = None, progress: bool = True) -> list:
-    """Label PNGs and overlays for image files, folders (paired by name) or a list file; see `pair_inputs`."""
+            device: str | None = None, progress: bool = True, backend: str | None = None) -> list:
+    """Label PNGs and overlays for image files, folders (paired by name) or a list file; see `pair_inputs`.
+    `checkpoint` may be an ONNX export (run by ONNX Runtime)."""
     from smmcl.engine.predict import pair_inputs, predict_files
 
     pairs = pair_inputs(Path(rgb) if rgb else None, Path(aux) if aux else None, Path(list_file) if list_file else None)
-    model, cfg = model_and_config(checkpoint, config, overrides, device)
+    model, cfg = open_model(checkpoint, config, overrides, device, backend)
     return predict_files(model, pairs, Path(out), cfg.model.num_classes, cfg.data.palette, cfg.data.aux_max,
                          inference_protocol(cfg), progress=progress)
+
+
+def export(checkpoint: str | Path, out: str | Path, size: Sequence[int] = (480, 640), dynamic: bool = True,
+           opset: int | None = None, exporter: str = "torchscript"):
+    """Export smmcl weights or a training checkpoint to a self-describing ONNX file, verified with ONNX
+    Runtime before it is written (see `smmcl.deploy.onnx_export`); returns the `ExportReport`."""
+    from smmcl.deploy.onnx_export import DEFAULT_OPSET, export_onnx
+
+    cfg, _ = read_model_source(checkpoint)
+    plain = load_config(to_dict(cfg), ["train.compile=false", "train.channels_last=false", "train.device=cpu"])
+    model = load_trained(plain, checkpoint, device="cpu")
+    return export_onnx(model, cfg, out, size=(int(size[0]), int(size[1])), dynamic=dynamic,
+                       opset=opset or DEFAULT_OPSET, exporter=exporter)  # type: ignore[arg-type]
 
 
 def convert(
@@ -143,20 +168,6 @@ def read_model_source(source: str | Path, overrides: Sequence[str] = ()) -> Tupl
     return load_config(source, overrides), str(source)
 
 
-def class_palette(cfg: Config) -> list:
-    """Colours per class: `data.palette`, else the built-in palette of the dataset's classes, else a generated one."""
-    from smmcl.data.classes import LLRGBD_CLASSES, LLRGBD_PALETTE, MFNET_CLASSES, MFNET_PALETTE, bit_palette
-
-    if cfg.data.palette:
-        return [tuple(c) for c in cfg.data.palette]
-    names = list(cfg.data.class_names)
-    if names == list(LLRGBD_CLASSES):
-        return list(LLRGBD_PALETTE)
-    if names == list(MFNET_CLASSES):
-        return list(MFNET_PALETTE)
-    return bit_palette(cfg.model.num_classes)
-
-
 def analyze_features(cfg: Config, checkpoints: Dict[str, str | Path], out: str | Path, split: str | None = None,
                      stage: int = 4, per_class: int = 200, max_images: int | None = None, seed: int = 0) -> dict:
     """The paper's Fig. 8 for one or more trained models (name -> weights or checkpoint): t-SNE of the
@@ -169,7 +180,7 @@ def analyze_features(cfg: Config, checkpoints: Dict[str, str | Path], out: str |
     dataset = RGBXDataset(cfg.data, split or cfg.eval.split, cfg.model.num_classes, train=False)
     names = list(cfg.data.class_names) or [str(k) for k in range(cfg.model.num_classes)]
     keep = [k for k in range(cfg.model.num_classes) if k not in set(cfg.eval.exclude_classes)]
-    result = analyze_models(models, dataset, names, class_palette(cfg), keep, out, stage=stage, per_class=per_class,
+    result = analyze_models(models, dataset, names, dataset_palette(cfg.data.class_names, cfg.data.palette, cfg.model.num_classes), keep, out, stage=stage, per_class=per_class,
                             max_images=max_images, seed=seed)
     result["checkpoints"] = {name: str(path) for name, path in checkpoints.items()}
     result["split"] = split or cfg.eval.split

@@ -109,15 +109,34 @@ def _protocol_overrides(args: argparse.Namespace) -> list:
     return extra
 
 
+def _eval_config(args: argparse.Namespace):
+    """The config of `smmcl eval`: the YAML given, else the one the model file carries (weights, checkpoint, ONNX)."""
+    from smmcl.config import load_config, to_dict
+
+    config, overrides = args.config, list(args.overrides)
+    if config is not None and "=" in config and not Path(config).is_file():
+        config, overrides = None, [config, *overrides]  # no YAML given: the first word is an override
+    extra = [*overrides, *_protocol_overrides(args)]
+    if config is not None:
+        return load_config(config, extra)
+    if Path(args.checkpoint).suffix.lower() == ".onnx":
+        from smmcl.deploy.metadata import read_metadata
+
+        return load_config(to_dict(read_metadata(args.checkpoint).config), extra)
+    from smmcl.api import read_model_source
+
+    cfg, _ = read_model_source(args.checkpoint)
+    return load_config(to_dict(cfg), extra)
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from smmcl.api import evaluate_checkpoint
-    from smmcl.config import load_config
     from smmcl.engine.evaluate import format_scores
 
-    cfg = load_config(args.config, [*args.overrides, *_protocol_overrides(args)])
+    cfg = _eval_config(args)
     split = args.split or cfg.eval.split
     subset = args.subset if args.subset is not None else cfg.eval.subset
-    scores = evaluate_checkpoint(cfg, args.checkpoint, split=split, subset=subset)
+    scores = evaluate_checkpoint(cfg, args.checkpoint, split=split, subset=subset, backend=args.backend)
     names = cfg.data.class_names or [str(k) for k in range(cfg.model.num_classes)]
     label = f"{split}/{subset}" if subset else split
     print(f"[smmcl] {label}: {scores['num_images']} images, protocol {scores['protocol']}")
@@ -127,6 +146,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"checkpoint": str(args.checkpoint), "split": split, "class_names": names, **scores}, indent=2))
     print(f"[smmcl] scores written to {out}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from smmcl.api import export
+
+    report = export(args.weights, args.out, size=args.size, dynamic=args.dynamic, opset=args.opset, exporter=args.exporter)
+    print("\n".join(f"[smmcl] {line}" for line in report.lines()))
     return 0
 
 
@@ -166,7 +193,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from smmcl.api import predict
 
     written = predict(args.checkpoint, args.rgb, args.aux, args.out, config=args.config, list_file=args.list,
-                      overrides=[*args.overrides, *_protocol_overrides(args)], device=args.device)
+                      overrides=[*args.overrides, *_protocol_overrides(args)], device=args.device, backend=args.backend)
     print(f"[smmcl] wrote {len(written) // 2} label PNGs and overlays to {args.out}")
     return 0
 
@@ -175,6 +202,11 @@ def _add_protocol_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=["whole", "slide"], type=str.lower, default=None, help="evaluation mode (default: eval.mode)")
     p.add_argument("--scales", default=None, help="multi-scale testing, e.g. 0.75,1,1.25 (default: eval.scales)")
     p.add_argument("--flip", action="store_true", help="add horizontally flipped passes")
+
+
+def _add_backend_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=["torch", "onnxruntime"], type=str.lower, default=None,
+                   help="torch for weights and checkpoints, onnxruntime for .onnx exports (default: by the file's suffix)")
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -314,10 +346,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="resume although training keys differ from the checkpoint's config (the change is logged)")
     tr.set_defaults(func=_cmd_train)
 
-    ev = sub.add_parser("eval", help="evaluate a checkpoint on a split")
-    ev.add_argument("config")
-    ev.add_argument("overrides", nargs="*")
-    ev.add_argument("--checkpoint", required=True)
+    ev = sub.add_parser("eval", help="evaluate a checkpoint on a split",
+                        description="Example: smmcl eval configs/demo.yaml --checkpoint runs/demo/smmcl/model.safetensors; "
+                                    "smmcl eval --backend onnxruntime --checkpoint model.onnx (config from the file)")
+    ev.add_argument("config", nargs="?", default=None,
+                    help="YAML config (default: the one the weights, checkpoint or ONNX file carries)")
+    ev.add_argument("overrides", nargs="*", help="dotted overrides, e.g. data.root=data/llrgbd")
+    ev.add_argument("--checkpoint", required=True, help="smmcl weights (.safetensors), a training checkpoint, or an ONNX export")
+    _add_backend_flag(ev)
     ev.add_argument("--split", default=None, help="split name (default: eval.split of the config)")
     ev.add_argument("--subset", default=None, help="named subset of the split, e.g. night (default: eval.subset)")
     _add_protocol_flags(ev)
@@ -325,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=_cmd_eval)
 
     pr = sub.add_parser("predict", help="label PNGs and overlays for image files, folders or a list")
-    pr.add_argument("--checkpoint", required=True, help="weights (.safetensors) or a training checkpoint")
+    pr.add_argument("--checkpoint", required=True, help="weights (.safetensors), a training checkpoint, or an ONNX export")
+    _add_backend_flag(pr)
     pr.add_argument("--config", default=None, help="YAML config (default: the one stored with the checkpoint)")
     pr.add_argument("--rgb", default=None, help="RGB image or folder (paired with --aux by file name)")
     pr.add_argument("--aux", default=None, help="auxiliary image or folder; omit for 4-channel RGB+X images")
@@ -335,6 +372,21 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("overrides", nargs="*")
     _add_protocol_flags(pr)
     pr.set_defaults(func=_cmd_predict)
+
+    ex = sub.add_parser("export", help="weights -> ONNX file with its metadata, verified with ONNX Runtime",
+                        description="Export a trained model to ONNX (inputs rgb, aux: N x 3 x H x W; output logits). The "
+                                    "file carries class names, palette and preprocessing; it is checked against PyTorch "
+                                    "with ONNX Runtime before it is written. Example: smmcl export "
+                                    "runs/demo/smmcl/model.safetensors --out smmcl.onnx --size 120x160")
+    ex.add_argument("weights", help="smmcl weights (.safetensors) or a training checkpoint (the config comes from the file)")
+    ex.add_argument("--out", required=True, help="ONNX file to write (.onnx)")
+    ex.add_argument("--size", type=_size, default=(480, 640), help="example input HxW, the fixed size with --no-dynamic (default 480x640)")
+    ex.add_argument("--dynamic", action=argparse.BooleanOptionalAction, default=True,
+                    help="dynamic batch, height and width (default); --no-dynamic fixes 1 x 3 x H x W")
+    ex.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
+    ex.add_argument("--exporter", choices=["torchscript", "dynamo"], type=str.lower, default="torchscript",
+                    help="PyTorch exporter: torchscript (default, fast) or dynamo (torch.export-based, slow to export)")
+    ex.set_defaults(func=_cmd_export)
 
     info = sub.add_parser("info", help="parameters per part and GFLOPs of a model")
     info.add_argument("config", help="YAML config, or smmcl weights (.safetensors)")

@@ -95,3 +95,15 @@ def colorize(label: np.ndarray, palette: Sequence[Sequence[int]]) -> np.ndarray:
     if bad.size:
         raise ValueError(f"label ids {bad.tolist()} are outside the {len(palette)}-colour palette")
     return lut[label.astype(np.intp)]
+
+
+def dataset_palette(class_names: Sequence[str], palette: Sequence[Sequence[int]], num_classes: int) -> list[tuple[int, int, int]]:
+    """Colours per class: the dataset's own `palette`, else the built-in palette of its classes (LLRGBD,
+    MFNet), else a generated one."""
+    if len(palette) >= num_classes:
+        return [tuple(int(v) for v in c) for c in palette[:num_classes]]  # type: ignore[misc]
+    if list(class_names) == list(LLRGBD_CLASSES):
+        return list(LLRGBD_PALETTE)
+    if list(class_names) == list(MFNET_CLASSES):
+        return list(MFNET_PALETTE)
+    return bit_palette(num_classes)

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from smmcl.engine.inference import InferenceProtocol
 from smmcl.engine.metrics import confusion_matrix, segmentation_scores
+from smmcl.engine.predict import model_device
 
 
 def _as_list(samples: list) -> list:
@@ -50,8 +51,7 @@ def evaluate(
     sliding windows take one image at a time, which bounds memory by the crop size.
     """
     protocol = protocol or InferenceProtocol()
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
+    device = model_device(model)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=_as_list)
     conf = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
     model.eval()

@@ -14,7 +14,7 @@ from tqdm import tqdm
 from smmcl.data.classes import bit_palette
 from smmcl.data.dataset import IMAGE_SUFFIXES, split_packed
 from smmcl.data.io import read_image
-from smmcl.data.transforms import finite_aux, normalize, to_tensor_aux, to_tensor_rgb
+from smmcl.data.preprocess import Preprocessing
 from smmcl.errors import DatasetError
 
 Array = Union[np.ndarray, torch.Tensor]
@@ -104,12 +104,15 @@ def load_pair(pair: InputPair) -> tuple[np.ndarray, np.ndarray]:
 
 def to_batch(rgb: np.ndarray, aux: np.ndarray, aux_max: Optional[float], source: object = "the auxiliary image") -> tuple[torch.Tensor, torch.Tensor]:
     """Raw arrays -> normalised 1 x 3 x H x W tensors, exactly as the evaluation dataset prepares them."""
-    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ValueError(f"rgb must be an H x W x 3 uint8 image, got {rgb.dtype} {rgb.shape}")
-    if aux.shape[:2] != rgb.shape[:2]:
-        raise ValueError(f"aux is {aux.shape[:2]} but rgb is {rgb.shape[:2]} (H x W)")
-    aux = finite_aux(aux, source)
-    return normalize(to_tensor_rgb(rgb))[None], normalize(to_tensor_aux(aux, aux_max))[None]
+    rgb_t, aux_t = Preprocessing(aux_max=aux_max).pair(rgb, aux, source=source)
+    return rgb_t[None], aux_t[None]
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where a model's inputs go: its parameters' device (a model without parameters, e.g. an ONNX Runtime
+    session, takes CPU tensors)."""
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
 
 
 @torch.no_grad()
@@ -128,7 +131,7 @@ def predict_labels(model: torch.nn.Module, rgb: Array, aux: Array, aux_max: Opti
             if not torch.isfinite(t).all():
                 raise ValueError(f"{name} holds {int((~torch.isfinite(t)).sum())} NaN / infinite values; "
                                  f"pass raw numpy images (non-finite depth is then read as no measurement)")
-    device = next(model.parameters()).device
+    device = model_device(model)
     was_training = model.training
     model.eval()
     try:

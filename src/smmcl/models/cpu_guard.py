@@ -10,6 +10,9 @@ tiny, and the rest of the model keeps its layout.
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import torch
 from torch import nn
 
@@ -60,3 +63,20 @@ def guard_cpu_depthwise(model: nn.Module) -> int:
                 module.weight_to_nchw()
             guarded += 1
     return guarded
+
+
+@contextlib.contextmanager
+def unguarded(model: nn.Module) -> Iterator[nn.Module]:
+    """`model` with its guarded convs as plain `nn.Conv2d` for the duration (same weights).
+
+    For graph capture (ONNX export, `torch.export`): the guard's compiler barrier stops them, and the
+    hang it avoids is PyTorch's own CPU kernel, which an exported graph never runs.
+    """
+    guarded = [m for m in model.modules() if isinstance(m, GuardedConv2d)]
+    for module in guarded:
+        module.__class__ = nn.Conv2d
+    try:
+        yield model
+    finally:
+        for module in guarded:
+            module.__class__ = GuardedConv2d
