@@ -120,7 +120,7 @@ def test_a_foreign_onnx_file_is_a_named_error(tmp_path):
     with pytest.raises(CheckpointError, match="is not an smmcl ONNX export"):
         Predictor(path)
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
-    with pytest.raises(CheckpointError, match="junk.onnx: not a readable ONNX file"):
+    with pytest.raises(CheckpointError, match="junk.onnx: ONNX Runtime cannot load it"):
         Predictor(tmp_path / "junk.onnx")
 
 
@@ -188,9 +188,12 @@ def test_lightham_eval_bases_are_the_seeded_draw():
     assert "eval_bases" not in nmf.state_dict()  # old checkpoints keep loading
 
 
-@pytest.mark.parametrize("config", ["llrgbd_mscanb_smmcl", "llrgbd_mitb2_smmcl", "llrgbd_resnet101_smmcl"])
-def test_paper_models_export_with_parity(config, tmp_path):
-    cfg = load_config(ROOT / "configs" / "paper" / f"{config}.yaml")
+# ResNet-101's dual encoder is 680 MB of fp32 weights and takes minutes to export here: the test exports
+# ResNet-50 (the same bottleneck blocks and decoder), `make bench` exports and checks ResNet-101 itself.
+@pytest.mark.parametrize("config,overrides", [("llrgbd_mscanb_smmcl", []), ("llrgbd_mitb2_smmcl", []),
+                                              ("llrgbd_resnet101_smmcl", ["model.backbone.preset=50"])])
+def test_paper_models_export_with_parity(config, overrides, tmp_path):
+    cfg = load_config(ROOT / "configs" / "paper" / f"{config}.yaml", overrides)
     torch.manual_seed(0)
     model = build_model(cfg.model)
     report = export_onnx(model, cfg, tmp_path / "m.onnx", size=(64, 96))

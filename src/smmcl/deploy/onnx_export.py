@@ -10,13 +10,15 @@ real input against the eager fp32 model; a file that disagrees is never written.
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Literal, Optional, Tuple
+from typing import Dict, List, Literal, Optional, Tuple
 
 import numpy as np
 import torch
@@ -35,6 +37,7 @@ DEFAULT_OPSET = 18
 # Parity bounds an export must meet (issue: argmax agreement and the largest softmax-probability difference).
 MIN_AGREEMENT = 0.999
 MAX_PROB_DIFF = 1e-3
+DOC = "smmcl: RGB + auxiliary semantic segmentation; see the metadata 'inputs' and 'preprocessing'"
 
 
 class ExportError(SmmclError):
@@ -96,28 +99,40 @@ def parity(model: nn.Module, onnx_model: OnnxSegmentor, rgb: torch.Tensor, aux: 
 
 
 def _export(model: nn.Module, example: Tuple[torch.Tensor, torch.Tensor], path: Path, exporter: str, opset: int,
-            dynamic: bool) -> None:
+            dynamic: bool, metadata: Dict[str, str]) -> bool:
+    """Write the graph with its metadata to `path` in one pass (the weights of a paper model are ~700 MB:
+    no second read or write); returns whether height and width came out dynamic."""
     names = dict(input_names=["rgb", "aux"], output_names=["logits"], opset_version=opset)
     with warnings.catch_warnings():
         # The exporters narrate (TracerWarnings on shape checks, deprecations, dynamo's progress); the
         # verification below is what decides whether the file is right.
         warnings.simplefilter("ignore")
+        logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # "torchvision is not installed" notes
         if exporter == "torchscript":
+            import onnx
+
             axes = {"rgb": {0: "N", 2: "H", 3: "W"}, "aux": {0: "N", 2: "H", 3: "W"}, "logits": {0: "N", 2: "H", 3: "W"}}
-            torch.onnx.export(model, example, str(path), dynamo=False, dynamic_axes=axes if dynamic else None, **names)
+            buffer = io.BytesIO()
+            torch.onnx.export(model, example, buffer, dynamo=False, dynamic_axes=axes if dynamic else None, **names)
+            proto = onnx.load_from_string(buffer.getvalue())
+            del buffer
+            del proto.metadata_props[:]
+            for key, value in metadata.items():
+                entry = proto.metadata_props.add()
+                entry.key, entry.value = key, value
+            proto.doc_string = DOC
+            onnx.save(proto, str(path))
+            dims = [d.dim_param for d in proto.graph.input[0].type.tensor_type.shape.dim]
         else:
             auto = torch.export.Dim.AUTO
             shapes = {"rgb": {0: auto, 2: auto, 3: auto}, "aux": {0: auto, 2: auto, 3: auto}} if dynamic else None
             program = torch.onnx.export(model, example, dynamic_shapes=shapes, dynamo=True, verbose=False,
                                         optimize=True, external_data=False, **names)
+            program.model.metadata_props.update(metadata)
+            program.model.doc_string = DOC
             program.save(str(path))
-
-
-def _is_dynamic(path: Path) -> bool:
-    import onnx
-
-    dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
-    return all(d.dim_param for i, d in enumerate(dims) if i != 1)
+            dims = [getattr(d, "value", d) for d in program.model.graph.inputs[0].shape]  # SymbolicDim -> its name
+    return all(isinstance(d, str) and d for i, d in enumerate(dims) if i != 1)
 
 
 def export_onnx(model: nn.Module, cfg: Config, out: str | Path, size: Tuple[int, int] = (480, 640),
@@ -155,15 +170,14 @@ def export_onnx(model: nn.Module, cfg: Config, out: str | Path, size: Tuple[int,
         t0 = time.perf_counter()
         with unguarded(model):
             try:
-                _export(model, example, tmp, exporter, int(opset), dynamic)
+                is_dynamic = _export(model, example, tmp, exporter, int(opset), dynamic, metadata_for(cfg))
             except Exception as exc:
                 raise ExportError(f"the {exporter} exporter failed on this model: {type(exc).__name__}: "
                                   f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
                                   + f"; try --exporter {'torchscript' if exporter == 'dynamo' else 'dynamo'}") from exc
         seconds = time.perf_counter() - t0
-        if dynamic and not _is_dynamic(tmp):
+        if dynamic and not is_dynamic:
             raise ExportError(f"the {exporter} exporter fixed the input size although a dynamic export was asked for")
-        _write_metadata(tmp, metadata_for(cfg))
         report = ExportReport(out, exporter, int(opset), dynamic, (height, width), seconds)
         runtime = OnnxSegmentor(tmp, threads=torch.get_num_threads())
         report.parity.append(parity(model, runtime, rgb, aux))
@@ -179,15 +193,3 @@ def export_onnx(model: nn.Module, cfg: Config, out: str | Path, size: Tuple[int,
         return report
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def _write_metadata(path: Path, props: dict) -> None:
-    import onnx
-
-    model = onnx.load(str(path))
-    del model.metadata_props[:]
-    for key, value in props.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    model.doc_string = "smmcl: RGB + auxiliary semantic segmentation; see the metadata 'inputs' and 'preprocessing'"
-    onnx.save(model, str(path))

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from smmcl.deploy.metadata import OnnxMetadata, read_metadata
+from smmcl.deploy.metadata import OnnxMetadata, parse_metadata
 from smmcl.errors import CheckpointError
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -73,8 +73,9 @@ class OnnxSegmentor(nn.Module):
         if not path.is_file():
             raise CheckpointError(f"ONNX file not found: {path}")
         self.path = path
-        self.metadata: OnnxMetadata = read_metadata(path)
         self.session = make_session(path, device, threads)
+        # From the session, not a second parse of the file (hundreds of MB for the paper models).
+        self.metadata: OnnxMetadata = parse_metadata(self.session.get_modelmeta().custom_metadata_map, path)
         self.num_classes = self.metadata.num_classes
         self.aux_max = self.metadata.preprocessing.aux_max
         names = [i.name for i in self.session.get_inputs()]
