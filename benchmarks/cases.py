@@ -42,7 +42,11 @@ PATHS: dict[str, tuple[str, bool]] = {
     "bf16": ("bf16", False),
     "fp32-cl": ("fp32", True),
     "bf16-cl": ("bf16", True),
+    # Inference only: the model exported by `smmcl export` (dynamic H x W, torchscript exporter, verified for
+    # parity at export) and run by ONNX Runtime with smmcl's session options, `threads` intra-op threads.
+    "onnxruntime": ("fp32", False),
 }
+INFER_ONLY = ("onnxruntime",)
 
 
 @dataclass
@@ -251,14 +255,30 @@ def run_overhead(case: Case) -> dict:
     }
 
 
+def onnx_model(model: torch.nn.Module, cfg, size: tuple[int, int], threads: int) -> torch.nn.Module:
+    """`model` exported as `smmcl export` does (parity checked there) and opened in ONNX Runtime."""
+    import tempfile
+
+    from smmcl.deploy.onnx_export import export_onnx
+    from smmcl.deploy.onnx_runtime import OnnxSegmentor
+
+    folder = tempfile.mkdtemp(prefix="smmcl-bench-")
+    path = export_onnx(model, cfg, Path(folder) / "model.onnx", size=size).path
+    return OnnxSegmentor(path, threads=threads)
+
+
 def infer_call(case: Case) -> tuple[Callable[[], None], float]:
     """One inference pass `model(rgb, aux)` in eval mode under no_grad, and the setup seconds."""
+    from smmcl.config import load_config
     from smmcl.engine.precision import autocast, prepare_model, to_channels_last
 
     cpu = torch.device("cpu")
     t_setup = time.perf_counter()
     model = _model(case).eval()
-    model = prepare_model(model, channels_last=case.channels_last, compile=case.compile, freeze=True)
+    if case.path == "onnxruntime":
+        model = onnx_model(model, load_config({"model": case.model_spec}), case.size, case.threads)
+    else:
+        model = prepare_model(model, channels_last=case.channels_last, compile=case.compile, freeze=True)
     rgb, aux, _ = make_inputs(case.batch, case.size, case.seed)
     rgb, aux = to_channels_last(rgb, case.channels_last), to_channels_last(aux, case.channels_last)
 
@@ -366,7 +386,10 @@ def run_agreement(case: Case) -> dict:
 
     def predict(path: str) -> list[torch.Tensor]:
         precision, channels_last = PATHS[path.replace("+compile", "")]
-        model = prepare_model(load_trained(cfg, weights, device=cpu), channels_last, path.endswith("+compile"), freeze=True)
+        if path == "onnxruntime":
+            model = onnx_model(load_trained(cfg, weights, device=cpu), cfg, tuple(batches[0]["rgb"].shape[-2:]), case.threads)
+        else:
+            model = prepare_model(load_trained(cfg, weights, device=cpu), channels_last, path.endswith("+compile"), freeze=True)
         preds = []
         with torch.no_grad(), autocast(cpu, precision):
             for b in batches:

@@ -35,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from cases import MODELS, PATHS, QUICK_MODELS, Case, demo_weights  # noqa: E402
+from cases import INFER_ONLY, MODELS, PATHS, QUICK_MODELS, Case, demo_weights  # noqa: E402
 
 GOALS = [
     # (key, comparison, target, what it measures)
@@ -66,8 +66,8 @@ def settings(args: argparse.Namespace) -> dict:
     }
 
 
-def candidate_paths(model: str, args: argparse.Namespace, lead: str) -> list[str]:
-    paths = list(PATHS)
+def candidate_paths(model: str, args: argparse.Namespace, lead: str, infer: bool = True) -> list[str]:
+    paths = [p for p in PATHS if infer or p not in INFER_ONLY]
     if args.compile == "all" or (args.compile == "lead" and model == lead):
         paths += [f"{p}+compile" for p in ("fp32-cl", "bf16-cl")]
     return paths
@@ -349,7 +349,7 @@ def main() -> None:
 
 
     for model in models:
-        paths = candidate_paths(model, args, lead)
+        paths = candidate_paths(model, args, lead, infer=False)
         # Training: SMMCL under every candidate, then Base under fp32 eager and the fastest SMMCL path.
         smmcl: dict[str, Optional[dict]] = {}
         for path in paths:
@@ -370,7 +370,7 @@ def main() -> None:
         paired = runner.run(c)
         # Inference under every candidate.
         infer: dict[str, Optional[dict]] = {}
-        for path in paths:
+        for path in candidate_paths(model, args, lead):
             c = case(infer_name(model, path, isize, ib), "infer", model, path=path, size=isize, batch=ib,
                      warmup=iw, reps=ir, group="infer")
             limit = compile_timeout(infer.get("fp32"), iw, ir) if c.compile else 1800.0
