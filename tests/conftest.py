@@ -31,3 +31,14 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _still_one_torch_thread(_one_torch_thread):
+    """Pinned again around every test: code under test may change the count for the whole process (an
+    in-process `run_study` gives its runs every core) and would slow every test after it many times over."""
+    import torch
+
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(1)

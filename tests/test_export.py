@@ -190,10 +190,10 @@ def test_lightham_eval_bases_are_the_seeded_draw():
 
 # ResNet-101's dual encoder is 680 MB of fp32 weights and takes minutes to export here: the test exports
 # ResNet-50 (the same bottleneck blocks and decoder), `make bench` exports and checks ResNet-101 itself.
-@pytest.mark.parametrize("config,overrides", [("llrgbd_mscanb_smmcl", []), ("llrgbd_mitb2_smmcl", []),
-                                              ("llrgbd_resnet101_smmcl", ["model.backbone.preset=50"])])
-def test_paper_models_export_with_parity(config, overrides, tmp_path):
-    cfg = load_config(ROOT / "configs" / "paper" / f"{config}.yaml", overrides)
+@pytest.mark.parametrize("config,overrides", [("demo", []), ("paper/llrgbd_mscanb_smmcl", []), ("paper/llrgbd_mitb2_smmcl", []),
+                                              ("paper/llrgbd_resnet101_smmcl", ["model.backbone.preset=50"])])
+def test_demo_and_paper_models_export_with_parity(config, overrides, tmp_path):
+    cfg = load_config(ROOT / "configs" / f"{config}.yaml", overrides)
     torch.manual_seed(0)
     model = build_model(cfg.model)
     report = export_onnx(model, cfg, tmp_path / "m.onnx", size=(64, 96))

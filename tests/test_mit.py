@@ -21,14 +21,6 @@ MIT_B2_PARAMS = 24_196_288
 # since the paper's rounding is loose (B0's 3.32M is listed as 3.4M).
 PAPER_ENCODER_MPARAMS = {"B0": 3.4, "B1": 13.1, "B2": 24.2, "B3": 44.0, "B4": 60.8, "B5": 81.4}
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    # Small convs gain nothing from threads, and OpenMP spin-waits stall badly on a shared 2-core box.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())

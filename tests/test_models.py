@@ -46,15 +46,6 @@ def tiny_config(**overrides) -> dict:
     return cfg
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    # Small convs gain nothing from threads, and OpenMP spin-waits stall badly on a shared 2-core box.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def tiny_model() -> Segmentor:
     torch.manual_seed(0)

@@ -95,15 +95,6 @@ def count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    # Small convs gain nothing from threads, and OpenMP spin-waits stall badly on a shared 2-core box.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module", params=list(RESNET_PRESETS))
 def preset(request):
     """(name, kwargs, model) for each preset; module scope so each model is built once, in eval mode."""

@@ -48,14 +48,6 @@ def segnext_imagenet_state_dict(**dims) -> dict:
     return state
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # --- ImageNet backbone files --------------------------------------------------------------------------
 
 def _check_both_branches(model, state, rename) -> None:
