@@ -154,8 +154,13 @@ def model_info(cfg: Config, size: Sequence[int] = (480, 640)) -> Dict[str, Any]:
 
 
 def read_model_source(source: str | Path, overrides: Sequence[str] = ()) -> Tuple[Config, str]:
-    """A config from a YAML file, from the config embedded in smmcl weights, or from a training checkpoint."""
-    suffix = Path(source).suffix
+    """A config from a YAML file, from the config embedded in smmcl weights or an ONNX export (which take no
+    overrides: they fix their model), or from a training checkpoint."""
+    suffix = Path(source).suffix.lower()
+    if suffix == ".onnx":
+        from smmcl.deploy.metadata import read_metadata
+
+        return load_config(to_dict(read_metadata(source).config), overrides), str(source)
     if suffix in (".safetensors", ".pt", ".pth"):
         if overrides:
             raise CheckpointError(f"{source}: a weights file or checkpoint fixes its config; overrides are not accepted")

@@ -119,13 +119,9 @@ def _eval_config(args: argparse.Namespace):
     extra = [*overrides, *_protocol_overrides(args)]
     if config is not None:
         return load_config(config, extra)
-    if Path(args.checkpoint).suffix.lower() == ".onnx":
-        from smmcl.deploy.metadata import read_metadata
-
-        return load_config(to_dict(read_metadata(args.checkpoint).config), extra)
     from smmcl.api import read_model_source
 
-    cfg, _ = read_model_source(args.checkpoint)
+    cfg, _ = read_model_source(args.checkpoint)  # weights, checkpoint or ONNX file: the config it carries
     return load_config(to_dict(cfg), extra)
 
 
