@@ -313,9 +313,10 @@ def test_compiled_frozen_inference_matches_eager():
     from smmcl.models.cpu_guard import GuardedConv2d
 
     torch.manual_seed(0)
-    # Two stages, not four: compile time grows with every module call compiled on its own (the 8-channel
-    # stage's guarded 1x21 strip conv breaks the graph), and two stages still hold the stem and a patch
-    # embedding, a guarded and an in-graph strip conv, every BN to fold and a multi-scale decoder.
+    # Two stages, not four: the guarded strip conv of the 8-channel stage breaks the graph inside the
+    # encoder's stage generator, so every module call compiles on its own, some ten graphs per stage.
+    # Two stages still hold the stem and a patch embedding, a guarded and an in-graph 1x21 conv, BNs to
+    # fold and two scales for the decoder to fuse.
     model = build_model({"num_classes": 4, "backbone": {"name": "mscan", "preset": "T", "embed_dims": [8, 32],
                          "depths": [1, 1], "mlp_ratios": [8, 8]}, "decoder": {"name": "mlp", "channels": 16},
                          "projector": {"dim": 8, "stage": 2}}).eval()

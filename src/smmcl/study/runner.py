@@ -266,12 +266,16 @@ def run_study(path: str | Path, out: str | Path | None = None, jobs: int = 1,
         check_run_dir(t)
     count = len(tasks) - len(todo)
     if jobs == 1:
+        before = torch.get_num_threads()
         _init_worker(threads)
-        for t in todo:
-            record = execute(t)
-            records[t.variant][t.seed] = record
-            count += 1
-            log(f"[study] {count}/{len(tasks)} {_describe(record)}")
+        try:  # in-process: the caller's thread count comes back afterwards (a test suite runs on after it)
+            for t in todo:
+                record = execute(t)
+                records[t.variant][t.seed] = record
+                count += 1
+                log(f"[study] {count}/{len(tasks)} {_describe(record)}")
+        finally:
+            torch.set_num_threads(before)
     else:
         with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
                                  initializer=_init_worker, initargs=(threads, os.getpid())) as pool:
