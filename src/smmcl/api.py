@@ -103,8 +103,10 @@ def predict(checkpoint: str | Path, rgb: str | Path | None, aux: str | Path | No
 
     pairs = pair_inputs(Path(rgb) if rgb else None, Path(aux) if aux else None, Path(list_file) if list_file else None)
     model, cfg = open_model(checkpoint, config, overrides, device, backend)
-    return predict_files(model, pairs, Path(out), cfg.model.num_classes, cfg.data.palette, cfg.data.aux_max,
-                         inference_protocol(cfg), progress=progress)
+    k = cfg.model.num_classes
+    names = list(cfg.data.class_names) if len(cfg.data.class_names) == k else [str(i) for i in range(k)]
+    return predict_files(model, pairs, Path(out), dataset_palette(cfg.data.class_names, cfg.data.palette, k), names,
+                         cfg.data.aux_max, inference_protocol(cfg), progress=progress)
 
 
 def export(checkpoint: str | Path, out: str | Path, size: Sequence[int] = (480, 640), dynamic: bool = True,

@@ -12,13 +12,13 @@ import numpy as np
 import torch
 
 from smmcl.config import Config, load_config, to_yaml
-from smmcl.data.classes import LLRGBD_PALETTE, colorize
+from smmcl.data.classes import colorize, dataset_palette
 from smmcl.data.dataset import RGBXDataset
 from smmcl.data.synth import generate_dataset
 from smmcl.engine.evaluate import evaluate, format_scores
 from smmcl.engine.trainer import Trainer
 from smmcl.errors import ConfigError
-from smmcl.visualize import brighten, colorize_scalar, legend, panel
+from smmcl.visualize import beside, brighten, legend, panel, scalar_tile
 
 # The two models differ only in the SMMCL weights (Eq. 7): 0 gives the paper's Base.
 RUNS = {
@@ -71,24 +71,31 @@ def _train(cfg: Config) -> tuple[Trainer, float]:
     return trainer, time.perf_counter() - t0
 
 
-def _pictures(out: Path, dataset: RGBXDataset, models: dict, class_names: Sequence[str], count: int) -> list[str]:
+def _pictures(out: Path, dataset: RGBXDataset, models: dict, cfg: Config, count: int) -> list[str]:
+    """Per test image: RGB as captured and brightened, depth with its colour bar, ground truth, each model's
+    prediction, and the legend; colours from the dataset's palette, as `predict` and `report` use."""
     pred_dir = out / "predictions"
     pred_dir.mkdir(parents=True, exist_ok=True)
-    legend(class_names, LLRGBD_PALETTE).save(pred_dir / "legend.png")
+    names = list(cfg.data.class_names)
+    palette = dataset_palette(names, cfg.data.palette, cfg.model.num_classes)
+    key = legend(names, palette)
+    key.save(pred_dir / "legend.png")
     written = []
     for i in range(min(count, len(dataset))):
         sample = dataset[i]
         rgb_raw, depth_raw, label = dataset.load_raw(i)
-        tiles = [rgb_raw, brighten(rgb_raw), colorize_scalar(depth_raw, depth_raw > 0), colorize(label, LLRGBD_PALETTE)]
+        # Depth PNGs hold millimetres (configs/demo.yaml, aux_max); the bar reads in metres.
+        tiles = [rgb_raw, brighten(rgb_raw), scalar_tile(depth_raw, depth_raw > 0, unit=" m", factor=1e-3),
+                 colorize(label, palette)]
         titles = ["RGB (as captured)", "RGB (brightened)", "depth", "ground truth"]
         for name, model in models.items():
             device = next(model.parameters()).device
             with torch.no_grad():
                 logits = model.eval()(sample["rgb"][None].to(device), sample["aux"][None].to(device))
-            tiles.append(colorize(logits.argmax(1)[0].cpu().numpy().astype(np.uint8), LLRGBD_PALETTE))
+            tiles.append(colorize(logits.argmax(1)[0].cpu().numpy().astype(np.uint8), palette))
             titles.append(name)
         path = pred_dir / f"{sample['name']}.png"
-        panel(tiles, titles).save(path)
+        beside(panel(tiles, titles), key).save(path)
         written.append(str(path))
     return written
 
@@ -122,7 +129,7 @@ def run_demo(
     class_names = cfg.data.class_names
     print()
     print(format_scores(class_names, results))
-    pictures = _pictures(out, test_set, models, class_names, num_pictures)
+    pictures = _pictures(out, test_set, models, cfg, num_pictures)
     summary = {
         "dataset": {k: meta[k] for k in ("kind", "num", "size", "seed") if k in meta},
         "test_images": len(test_set),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 # Anchor colours of a perceptually ordered ramp (dark blue -> cyan -> yellow -> red), interpolated.
 _RAMP = np.array([[48, 18, 59], [40, 120, 230], [30, 210, 200], [160, 250, 80], [250, 190, 40], [200, 40, 10]], float)
@@ -34,24 +34,69 @@ def brighten(rgb: np.ndarray, percentile: float = 99.0) -> np.ndarray:
     return (np.clip(x / hi, 0, 1) ** (1 / 2.2) * 255).astype(np.uint8)
 
 
-def panel(images: Sequence[np.ndarray], titles: Sequence[str], scale: int = 2) -> Image.Image:
-    """One row of equally sized H x W x 3 images with a title strip above each."""
-    h, w = images[0].shape[:2]
-    h2, w2, strip = h * scale, w * scale, 14
-    canvas = Image.new("RGB", (w2 * len(images), h2 + strip), "white")
-    draw = ImageDraw.Draw(canvas)
-    for k, (img, title) in enumerate(zip(images, titles)):
-        tile = Image.fromarray(img).resize((w2, h2), Image.NEAREST)
-        canvas.paste(tile, (k * w2, strip))
-        draw.text((k * w2 + 3, 1), title, fill="black")
+def font(size: int = 13) -> ImageFont.ImageFont:
+    """Pillow's bundled scalable font: readable titles without depending on system fonts."""
+    return ImageFont.load_default(size=size)
+
+
+def colorbar(lo: float, hi: float, height: int, unit: str = "", width: int = 64) -> Image.Image:
+    """A vertical bar of the `colorize_scalar` ramp, `hi` at the top, labelled at its ends and middle."""
+    bar_w, pad = 12, 4
+    canvas = Image.new("RGB", (width, height), "white")
+    ramp = colorize_scalar(np.linspace(1.0, 0.0, height)[:, None].repeat(bar_w, 1))
+    canvas.paste(Image.fromarray(ramp), (pad, 0))
+    draw, f = ImageDraw.Draw(canvas), font(11)
+    for frac, value in ((0.0, hi), (0.5, (lo + hi) / 2), (1.0, lo)):
+        y = min(max(int(frac * (height - 1)) - 6, 0), height - 13)
+        draw.text((pad + bar_w + 3, y), f"{value:.3g}{unit}", fill="black", font=f)
+    return canvas
+
+
+def scalar_tile(x: np.ndarray, valid: np.ndarray | None, scale: int = 2, unit: str = "",
+                factor: float = 1.0) -> Image.Image:
+    """A scalar map (depth, thermal) coloured as `colorize_scalar` does, with its colour bar beside it;
+    bar labels are values x `factor` (e.g. 1e-3 for millimetres shown in metres)."""
+    x = x.astype(np.float64)
+    ok = np.isfinite(x) if valid is None else valid & np.isfinite(x)
+    lo, hi = np.percentile(x[ok], [1, 99]) if ok.any() else (0.0, 0.0)
+    h, w = x.shape
+    tile = Image.fromarray(colorize_scalar(x, valid)).resize((w * scale, h * scale), Image.NEAREST)
+    canvas = Image.new("RGB", (tile.width + 64, tile.height), "white")
+    canvas.paste(tile, (0, 0))
+    canvas.paste(colorbar(lo * factor, hi * factor, tile.height, unit), (tile.width, 0))
+    return canvas
+
+
+def panel(images: Sequence[np.ndarray | Image.Image], titles: Sequence[str], scale: int = 2) -> Image.Image:
+    """One row of tiles with a title above each: arrays are H x W x 3 images enlarged `scale` times,
+    PIL images (e.g. a `scalar_tile` with its colour bar) are placed as they are."""
+    tiles = [im if isinstance(im, Image.Image) else
+             Image.fromarray(im).resize((im.shape[1] * scale, im.shape[0] * scale), Image.NEAREST) for im in images]
+    strip, f = 18, font(13)
+    canvas = Image.new("RGB", (sum(t.width for t in tiles), max(t.height for t in tiles) + strip), "white")
+    draw, x = ImageDraw.Draw(canvas), 0
+    for tile, title in zip(tiles, titles):
+        canvas.paste(tile, (x, strip))
+        draw.text((x + 3, 1), title, fill="black", font=f)
+        x += tile.width
     return canvas
 
 
 def legend(class_names: Sequence[str], palette: Sequence[Sequence[int]]) -> Image.Image:
-    row = 14
-    canvas = Image.new("RGB", (140, row * len(class_names)), "white")
+    """Colour swatches with class names, one per row."""
+    row, f = 18, font(12)
+    width = 28 + max((int(f.getlength(n)) for n in class_names), default=40)
+    canvas = Image.new("RGB", (width + 4, row * len(class_names) + 4), "white")
     draw = ImageDraw.Draw(canvas)
     for k, name in enumerate(class_names):
-        draw.rectangle([2, k * row + 2, 14, k * row + 12], fill=tuple(int(c) for c in palette[k]))
-        draw.text((20, k * row + 1), name, fill="black")
+        draw.rectangle([3, k * row + 4, 19, k * row + 16], fill=tuple(int(c) for c in palette[k]), outline="black")
+        draw.text((25, k * row + 3), name, fill="black", font=f)
+    return canvas
+
+
+def beside(left: Image.Image, right: Image.Image) -> Image.Image:
+    """`right` to the right of `left`, tops aligned, on white."""
+    canvas = Image.new("RGB", (left.width + right.width, max(left.height, right.height)), "white")
+    canvas.paste(left, (0, 0))
+    canvas.paste(right, (left.width, 0))
     return canvas

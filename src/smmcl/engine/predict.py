@@ -11,7 +11,6 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from smmcl.data.classes import bit_palette
 from smmcl.data.dataset import IMAGE_SUFFIXES, split_packed
 from smmcl.data.io import read_image
 from smmcl.data.preprocess import Preprocessing
@@ -143,16 +142,14 @@ def predict_labels(model: torch.nn.Module, rgb: Array, aux: Array, aux_max: Opti
     return labels[0].cpu().numpy() if raw else labels
 
 
-def palette_for(palette: Sequence[Sequence[int]], num_classes: int) -> np.ndarray:
-    colours = list(palette) if len(palette) >= num_classes else bit_palette(num_classes + 1)[1:]
-    return np.asarray(colours[:num_classes], np.uint8)
-
-
-def write_prediction(out: Path, name: str, rgb: np.ndarray, labels: np.ndarray, palette: np.ndarray, alpha: float = 0.5) -> List[Path]:
-    """`<name>.png`: palette PNG whose pixel values are the class ids; `<name>_overlay.png`: colours on the RGB."""
-    from smmcl.visualize import brighten
+def write_prediction(out: Path, name: str, rgb: np.ndarray, labels: np.ndarray, palette: np.ndarray,
+                     class_names: Sequence[str] = (), alpha: float = 0.5) -> List[Path]:
+    """`<name>.png`: palette PNG whose pixel values are the class ids; `<name>_overlay.png`: colours on the
+    RGB, with a legend of the classes it shows when `class_names` are given."""
+    from smmcl.visualize import beside, brighten, legend
 
     out.mkdir(parents=True, exist_ok=True)
+    palette = np.asarray(palette, np.uint8)
     label_img = Image.fromarray(labels.astype(np.uint8), mode="P")
     flat = np.zeros((256, 3), np.uint8)
     flat[: len(palette)] = palette
@@ -162,19 +159,25 @@ def write_prediction(out: Path, name: str, rgb: np.ndarray, labels: np.ndarray, 
     # Dark scenes are near black as captured: blend onto a brightened copy so the scene stays readable.
     base = brighten(rgb).astype(np.float32)
     blend = (1 - alpha) * base + alpha * palette[labels].astype(np.float32)
-    Image.fromarray(np.clip(blend + 0.5, 0, 255).astype(np.uint8)).save(overlay_path)
+    overlay = Image.fromarray(np.clip(blend + 0.5, 0, 255).astype(np.uint8))
+    if class_names:
+        shown = [int(k) for k in np.unique(labels) if k < len(class_names)]
+        overlay = beside(overlay, legend([class_names[k] for k in shown], palette[shown]))
+    overlay.save(overlay_path)
     return [label_path, overlay_path]
 
 
-def predict_files(model: torch.nn.Module, pairs: Iterable[InputPair], out: Path, num_classes: int,
-                  palette: Sequence[Sequence[int]] = (), aux_max: Optional[float] = None, protocol=None,
+def predict_files(model: torch.nn.Module, pairs: Iterable[InputPair], out: Path, palette: Sequence[Sequence[int]],
+                  class_names: Sequence[str] = (), aux_max: Optional[float] = None, protocol=None,
                   progress: bool = True) -> List[Path]:
-    """Predict every input pair and write its label PNG and overlay into `out`; returns the written files."""
+    """Predict every input pair and write its label PNG and overlay into `out`; returns the written files.
+    `palette` has one colour per class: the dataset's (`data.classes.dataset_palette`), as the demo and
+    the report use."""
     pairs = list(pairs)
-    colours = palette_for(palette, num_classes)
+    colours = np.asarray(palette, np.uint8)
     written: List[Path] = []
     for pair in tqdm(pairs, desc="predict", unit="img", disable=not progress):
         rgb, aux = load_pair(pair)
         labels = predict_labels(model, rgb, aux, aux_max, protocol, source=pair.aux or pair.rgb)
-        written += write_prediction(Path(out), pair.name, rgb, labels, colours)
+        written += write_prediction(Path(out), pair.name, rgb, labels, colours, class_names)
     return written
