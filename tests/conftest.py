@@ -42,3 +42,22 @@ def _still_one_torch_thread(_one_torch_thread):
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(indoor_data, tmp_path_factory) -> dict:
+    """Two finished tiny runs on `indoor_data`, Base (contrastive weights 0) and SMMCL, 4 iterations each,
+    validated every 2: run folders as `smmcl train` writes them, for the report tests. Their seeds differ:
+    after 4 steps from one seed both would still predict alike, and a comparison would show no difference."""
+    from smmcl.config import load_config
+    from smmcl.engine.trainer import Trainer
+
+    root = tmp_path_factory.mktemp("runs")
+    runs = {}
+    for name, extra in (("base", ["loss.cm_weight=0", "loss.vis_weight=0", "loss.aux_weight=0"]), ("smmcl", ["train.seed=1"])):
+        cfg = load_config(TINY_CONFIG, [f"data.root={indoor_data}", f"train.out_dir={root / name}", "train.max_iters=4",
+                                        "train.log_every=1", "train.val_every=2", "train.val_split=test",
+                                        "train.tensorboard=false", "data.crop_size=[48,64]", *extra])
+        Trainer(cfg).run()
+        runs[name] = root / name
+    return runs

@@ -9,21 +9,35 @@ from smmcl.cli import main
 from conftest import TINY_CONFIG
 
 
-def test_synth_train_eval_round_trip(tmp_path, capsys):
+def test_synth_train_eval_round_trip(tmp_path, capsys, monkeypatch):
+    import smmcl.progress
+
+    monkeypatch.setattr(smmcl.progress, "MIN_SECONDS", 0.0)  # a progress line at every tenth, however fast
     data = tmp_path / "data"
     assert main(["data", "synth", "--kind", "indoor-rgbd", "--out", str(data), "--num", "12", "--size", "48x64"]) == 0
     assert (data / "train.txt").is_file() and (data / "meta.json").is_file()
     run = tmp_path / "run"
-    overrides = [f"data.root={data}", f"train.out_dir={run}", "train.max_iters=2", "data.crop_size=[48,64]"]
+    overrides = [f"data.root={data}", f"train.out_dir={run}", "train.max_iters=2", "data.crop_size=[48,64]",
+                 "train.progress=true"]
+    capsys.readouterr()
     assert main(["train", str(TINY_CONFIG), *overrides]) == 0
+    captured = capsys.readouterr()
+    # stderr is no terminal: plain lines, not tqdm frames; warnings in smmcl's words
+    assert "\r" not in captured.err
+    progress = [line for line in captured.err.splitlines() if not line.startswith("smmcl: warning: ")]
+    assert [line.split(",")[0] for line in progress] == ["train tiny 1/2 (50%)", "train tiny 2/2 (100%)"]
+    assert "loss=" in progress[-1] and "[smmcl] done at step 2" in captured.out
     ckpt = sorted((run / "checkpoints").glob("ckpt_*.pt"))[-1]
     out = tmp_path / "scores.json"
     assert main(["eval", str(TINY_CONFIG), *overrides, "--checkpoint", str(ckpt), "--out", str(out)]) == 0
     scores = json.loads(out.read_text())
     assert scores["split"] == "test" and len(scores["iou"]) == 14 and 0 <= scores["pixel_acc"] <= 1
     assert "mIoU" in capsys.readouterr().out
-    # a second train call with --resume auto finds the run complete and does nothing more
-    assert main(["train", str(TINY_CONFIG), *overrides, "--resume", "auto"]) == 0
+    # a second train call with --resume auto finds the run complete and does nothing more; --quiet: one line
+    assert main(["train", str(TINY_CONFIG), *overrides, "--resume", "auto", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("[smmcl] done at step 2") and captured.out.count("\n") == 1
+    assert all(line.startswith("smmcl: warning: ") for line in captured.err.splitlines())
 
 
 @pytest.mark.parametrize(
@@ -95,3 +109,189 @@ def test_eval_accepts_weights_file_and_checks_classes(tiny_overrides, tmp_path, 
     assert "miou" in json.loads(out.read_text())
     assert main(["eval", str(TINY_CONFIG), *tiny_overrides, "model.num_classes=20", "--checkpoint", str(weights)]) == 2
     assert "predicts 14 classes" in capsys.readouterr().err
+
+
+# --- a quiet, conventional command line --------------------------------------------------------------------
+
+def _parsers(parser, name="smmcl"):
+    import argparse
+
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub, child in action.choices.items():
+                yield from _parsers(child, f"{name} {sub}")
+
+
+def test_every_argument_has_help_and_every_command_an_example():
+    import argparse
+
+    from smmcl.cli import build_parser
+
+    seen = {}
+    for name, parser in _parsers(build_parser()):
+        seen[name] = parser
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help and action.help.strip(), f"{name}: {'/'.join(action.option_strings) or action.dest} has no help"
+        assert "example" in (parser.epilog or ""), f"{name} has no example"
+        assert parser.formatter_class is argparse.RawDescriptionHelpFormatter
+        assert "examples:\n  smmcl" in parser.format_help()
+    assert {"smmcl eval", "smmcl demo", "smmcl data synth", "smmcl analyze features"} <= set(seen)
+    with_json = {n for n, p in seen.items() if any("--json" in a.option_strings for a in p._actions)}
+    assert with_json == {"smmcl data synth", "smmcl data check", "smmcl eval", "smmcl export", "smmcl info",
+                         "smmcl study", "smmcl analyze features"}
+    leaves = [n for n, p in seen.items() if p.get_default("func") is not None]
+    assert all(any("--quiet" in a.option_strings for a in seen[n]._actions) for n in leaves)
+
+
+def test_version(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"smmcl {version('smmcl')}"
+
+
+def test_synth_prints_a_summary_json_on_request_and_plain_progress_lines(tmp_path, capsys, monkeypatch):
+    import smmcl.progress
+
+    monkeypatch.setattr(smmcl.progress, "MIN_SECONDS", 0.0)  # a line at every tenth, however fast
+    out = tmp_path / "data"
+    args = ["data", "synth", "--kind", "indoor-rgbd", "--out", str(out), "--num", "12", "--size", "48x64"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert captured.out.count("\n") == 1 and "palette" not in captured.out
+    for part in ("12 indoor-rgbd scenes", "48x64", str(out), "train 9", "test 3", " s\n"):
+        assert part in captured.out
+    # stderr is no terminal here: plain progress lines, no carriage-return frames, the last one once
+    assert "\r" not in captured.err
+    lines = captured.err.splitlines()
+    assert lines[-1].startswith("synth indoor-rgbd 12/12 (100%)") and sum("12/12" in line for line in lines) == 1
+    assert 3 <= len(lines) <= 12
+
+    assert main([*args, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["num_train"] == 9 and summary["num_test"] == 3 and len(summary["palette"]) == 14
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_quiet_shows_no_progress_and_one_line(where, tmp_path, capsys, monkeypatch):
+    import smmcl.progress
+
+    monkeypatch.setattr(smmcl.progress, "MIN_SECONDS", 0.0)
+    args = ["data", "synth", "--kind", "night-rgbt", "--out", str(tmp_path / "d"), "--num", "10", "--size", "32x32"]
+    assert main(["--quiet", *args] if where == "before" else [*args, "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out.count("\n") == 1 and captured.out.startswith("[smmcl] 10 night-rgbt")
+    assert not smmcl.progress.is_quiet()  # the switch is the command's, not the process's
+    assert main(["-q", "data", "check", str(tmp_path / "d")]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out.count("\n") == 1 and "10 images in 2 splits, no problems found" in captured.out
+
+
+def test_quiet_demo_keeps_its_last_word(tmp_path, capsys, monkeypatch):
+    import smmcl.demo
+
+    def chatty_demo(out, config=None, overrides=()):
+        print("[demo] generating, training, evaluating ...")
+        return {"models": {"Base": {"miou": 0.5}, "SMMCL": {"miou": 0.25}}}
+
+    monkeypatch.setattr(smmcl.demo, "run_demo", chatty_demo)
+    assert main(["demo", "--out", str(tmp_path), "--quiet"]) == 0
+    assert capsys.readouterr().out == (f"[demo] mIoU (without void): Base 50.00%, SMMCL 25.00%; "
+                                       f"summary in {tmp_path / 'summary.json'}\n")
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == "[demo] generating, training, evaluating ...\n"
+
+
+class _Terminal(__import__("io").StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_a_bar_on_a_terminal_lines_in_a_log_and_nothing_when_quiet(monkeypatch):
+    import io
+
+    import smmcl.progress
+    from smmcl.progress import set_quiet, track
+
+    quick = io.StringIO()
+    assert list(track(range(3), desc="quick", stream=quick)) == [0, 1, 2]
+    assert quick.getvalue() == ""  # a loop done within MIN_SECONDS leaves no line
+
+    monkeypatch.setattr(smmcl.progress, "MIN_SECONDS", 0.0)
+    log = io.StringIO()
+    with track(total=50, desc="train x", initial=10, stream=log, leave=True) as bar:
+        for step in range(40):
+            bar.set_postfix({"loss": 1.0 / (step + 1)})
+            bar.update()
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue()
+    assert [line.split(",")[0] for line in lines] == [f"train x {n}/50 ({2 * n}%)" for n in (15, 20, 25, 30, 35, 40, 45, 50)]
+    assert lines[-1].endswith("loss=0.025") and ("it/s" in lines[-1] or "s/it" in lines[-1])
+
+    terminal = _Terminal()
+    assert list(track(range(3), desc="bar", stream=terminal)) == [0, 1, 2]
+    assert "\r" in terminal.getvalue() and "bar" in terminal.getvalue()
+
+    quiet = io.StringIO()
+    previous = set_quiet(True)
+    try:
+        assert list(track(range(5), desc="q", stream=quiet, leave=True)) == list(range(5))
+        assert list(track(range(5), desc="q", stream=_Terminal(), leave=True)) == list(range(5))
+    finally:
+        set_quiet(previous)
+    assert list(track(range(5), desc="off", stream=quiet, enabled=False, leave=True)) == list(range(5))
+    assert quiet.getvalue() == ""
+
+
+def test_protocol_in_words():
+    from smmcl.engine.inference import InferenceProtocol
+
+    assert InferenceProtocol().describe() == "whole image, single scale"
+    assert (InferenceProtocol(mode="slide", crop_size=(480, 640), scales=(0.75, 1.0, 1.25), flip=True).describe()
+            == "sliding window 480x640, stride 320x427, scales 0.75/1/1.25, flip")
+
+
+def test_eval_and_predict_take_the_config_from_the_weights_and_speak_briefly(indoor_data, tmp_path, capsys, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    import smmcl.progress
+    from smmcl.config import load_config
+    from smmcl.models import build_model
+    from smmcl.weights import save_pretrained
+
+    # The file's config holds the data folder and a palette of its own: neither is given on the command line.
+    palette = [[k, 2 * k, 3 * k] for k in range(14)]
+    cfg = load_config(TINY_CONFIG, [f"data.root={indoor_data}", f"data.palette={palette}"])
+    weights = save_pretrained(build_model(cfg.model).eval(), cfg, tmp_path / "m.safetensors")
+
+    out = tmp_path / "scores.json"
+    assert main(["eval", "--checkpoint", str(weights), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "test: 12 images, whole image, single scale" in text and "mIoU" in text and "{" not in text
+    assert json.loads(out.read_text())["num_images"] == 12
+
+    assert main(["eval", "--checkpoint", str(weights), "--out", str(out), "--mode", "slide", "eval.crop_size=[32,48]",
+                 "--flip", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.count("\n") == 1 and captured.err == ""
+    assert "sliding window 32x48, stride 22x32, single scale, flip" in captured.out and "mIoU" in captured.out
+
+    assert main(["eval", "--checkpoint", str(weights), "--out", str(out), "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["split"] == "test" and scores == json.loads(out.read_text())
+
+    monkeypatch.setattr(smmcl.progress, "MIN_SECONDS", 0.0)
+    assert main(["predict", "--checkpoint", str(weights), "--rgb", str(indoor_data / "RGB"), "--aux",
+                 str(indoor_data / "Depth"), "--list", str(indoor_data / "test.txt"), "--out", str(tmp_path / "p")]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == f"[smmcl] wrote 12 label PNGs and overlays to {tmp_path / 'p'}\n"
+    assert "\r" not in captured.err and sum("predict 12/12 (100%)" in line for line in captured.err.splitlines()) == 1
+    test_name = (indoor_data / "test.txt").read_text().split()[0]
+    embedded = np.asarray(Image.open(tmp_path / "p" / f"{test_name}.png").getpalette()[: 3 * 14]).reshape(14, 3)
+    assert embedded.tolist() == palette

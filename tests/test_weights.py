@@ -295,11 +295,11 @@ def test_convert_cli_official_then_load_pretrained(tmp_path, capsys):
 def test_info_cli_counts_released_dual_encoder(tmp_path, capsys):
     cfg = tmp_path / "b.yaml"
     cfg.write_text("model:\n  backbone: {name: mscan, preset: B}\n  decoder: {ham_out_norm: false}\n")
-    json_out = tmp_path / "info.json"
-    assert main(["info", str(cfg), "--size", "480x640", "--json", str(json_out)]) == 0
+    assert main(["info", str(cfg), "--size", "480x640"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"dual encoder\s+71,600,516", out)
-    info = __import__("json").loads(json_out.read_text())
+    assert main(["info", str(cfg), "--size", "480x640", "--json"]) == 0
+    info = __import__("json").loads(capsys.readouterr().out)
     assert info["params"]["dual encoder"] == 71_600_516
     flops = info["flops"]
     parts = ["visible encoder branch", "auxiliary encoder branch", "cross-modal modules", "fusion convs", "decoder"]

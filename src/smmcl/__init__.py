@@ -1,7 +1,7 @@
 """smmcl: dark-scene semantic segmentation from RGB + depth/thermal with SMMCL (WACV 2024).
 
 Public API (see README): `build_model`, `load_config`, `train`, `evaluate_checkpoint`, `load_trained`,
-`load_pretrained`, `save_pretrained`, `run_study`, `analyze_features`, `export` (ONNX), `Predictor` (frame streams), `smmcl.weights.load_official_smmcl`,
+`load_pretrained`, `save_pretrained`, `run_study`, `analyze_features`, `report` (a run's static report page), `export` (ONNX), `Predictor` (frame streams), `smmcl.weights.load_official_smmcl`,
 and `smmcl.losses` (`contrastive_terms`, `SMMCLLoss`, `build_objective`).
 """
 
@@ -24,6 +24,7 @@ _API = {
     "save_pretrained": "smmcl.weights",
     "run_study": "smmcl.api",
     "analyze_features": "smmcl.api",
+    "report": "smmcl.api",
     "export": "smmcl.api",
     "Predictor": "smmcl.deploy.predictor",
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, Sequence, Tuple
+from typing import Any, Callable, Dict, Sequence, Tuple
 
 import torch
 
@@ -195,14 +195,30 @@ def analyze_features(cfg: Config, checkpoints: Dict[str, str | Path], out: str |
     return result
 
 
+def report(run_dir: str | Path, compare: Sequence[str | Path] = (), out: str | Path | None = None,
+           num_images: int = 6, names: Sequence[str] | None = None, overrides: Sequence[str] = (),
+           device: str | None = None, progress: bool = True, log: Callable[[str], None] = lambda _: None) -> Path:
+    """A static page (index.html + PNGs, opens from disk) on a finished run, or comparing it with the
+    `compare` runs (`run_dir` is the reference): scores on its eval split with deltas, training curves,
+    per-class IoU, confusion matrices, test predictions, the t-SNE of `analyze features` when the run holds
+    one, config and environment. Written to `out` (default RUN_DIR/report/); returns index.html's path.
+    `overrides` apply to every run's config (e.g. `data.root=...`); needs matplotlib (`analysis` extra)."""
+    from smmcl.reporting import write_report
+
+    others = [compare] if isinstance(compare, (str, Path)) else list(compare)
+    return write_report([run_dir, *others], Path(run_dir) / "report" if out is None else out, num_images,
+                        names=names, overrides=overrides, device=device, progress=progress, log=log)
+
+
 def run_study(path: str | Path, out: str | Path | None = None, jobs: int = 1, report_only: bool = False,
-              imports: Sequence[str | Path] = ()) -> dict:
+              imports: Sequence[str | Path] = (), log: Callable[[str], None] = print) -> dict:
     """Run or continue a study file (variants x seeds, see `smmcl.study`); returns its results.
     `report_only`: train nothing, write the results of the runs finished so far. `imports`: results.json
-    files of earlier runs of the same study; the runs they hold are not trained again."""
+    files of earlier runs of the same study; the runs they hold are not trained again. `log` receives
+    the study's progress lines (runs finished, files written)."""
     from smmcl.study import run_study as _run
 
-    return _run(path, out, jobs, report_only=report_only, imports=imports)
+    return _run(path, out, jobs, log=log, report_only=report_only, imports=imports)
 
 
 def study_plan(path: str | Path, out: str | Path | None = None) -> list[str]:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-from tqdm import tqdm
 
 from smmcl.config import DataConfig
 from smmcl.data.dataset import (
@@ -23,6 +22,7 @@ from smmcl.data.dataset import (
 )
 from smmcl.data.io import read_image
 from smmcl.errors import DatasetError
+from smmcl.progress import track
 
 
 @dataclass
@@ -49,6 +49,19 @@ class CheckReport:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def to_dict(self) -> dict:
+        """The report in plain JSON types (`smmcl data check --json`); sizes as "HxW": count,
+        `label_histogram` as pixels per class id with the ignore label's count last."""
+        return {
+            "root": self.root, "ok": self.ok, "num_classes": self.num_classes, "class_names": list(self.class_names),
+            "ignore_index": self.ignore_index,
+            "splits": {name: {"count": s.count, "sizes": {f"{h}x{w}": n for (h, w), n in s.sizes.items()},
+                              "aux_formats": dict(s.aux_formats), "subsets": dict(s.subsets)}
+                       for name, s in self.splits.items()},
+            "label_histogram": [int(v) for v in self.histogram],
+            "problems": list(self.problems),
+        }
 
     def format(self) -> str:
         lines = [f"dataset {self.root}"]
@@ -152,6 +165,6 @@ def check_dataset(cfg: DataConfig, num_classes: int, splits: Optional[Sequence[s
                 summary.subsets[sub] = len(split_names(cfg, split, sub))
             except DatasetError:
                 pass
-        for name in tqdm(names, desc=f"check {split}", unit="img", disable=not progress, leave=False):
+        for name in track(names, desc=f"check {split}", unit="img", enabled=progress):
             _check_sample(cfg, split, name, num_classes, summary, report.histogram, report.problems)
     return report

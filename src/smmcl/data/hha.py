@@ -42,10 +42,10 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from tqdm import tqdm
 
 from smmcl.data.io import read_image, write_image
 from smmcl.errors import DatasetError
+from smmcl.progress import track
 
 __all__ = [
     "backproject",
@@ -397,7 +397,7 @@ def convert_folder(
             raise DatasetError(f"{seen[path.stem]} and {path} would both be written as {target}")
         seen[path.stem] = path
 
-    for path in tqdm(files, desc="hha", unit="image", disable=not progress, leave=False):
+    for path in track(files, desc="hha", unit="image", enabled=progress):
         depth = read_image(path)
         if depth.ndim != 2:
             raise DatasetError(f"{path}: expected a single-channel depth image, got shape {depth.shape}")

@@ -78,6 +78,13 @@ class ExportReport:
                  "verified with ONNX Runtime against eager fp32 PyTorch:"]
                 + [f"  {p}" for p in self.parity])
 
+    def to_dict(self) -> dict:
+        """The report in plain JSON types (`smmcl export --json`)."""
+        return {"path": str(self.path), "bytes": self.path.stat().st_size, "exporter": self.exporter, "opset": self.opset,
+                "dynamic": self.dynamic, "size": list(self.size), "export_seconds": self.export_seconds,
+                "parity": [{"size": list(p.size), "agreement": p.agreement, "max_prob_diff": p.max_prob_diff, "ok": p.ok}
+                           for p in self.parity]}
+
 
 def verification_frames(cfg: Config, size: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
     """A real-looking dark scene of `size` to verify an export on: a built-in synthetic scene of the

@@ -8,11 +8,11 @@ from typing import Iterator, Mapping, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from smmcl.engine.inference import InferenceProtocol
 from smmcl.engine.metrics import confusion_matrix, segmentation_scores
 from smmcl.engine.predict import model_device
+from smmcl.progress import track
 
 
 def _as_list(samples: list) -> list:
@@ -55,7 +55,7 @@ def evaluate(
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=_as_list)
     conf = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
     model.eval()
-    for samples in tqdm(loader, desc="eval", unit="batch", disable=not progress, leave=False):
+    for samples in track(loader, desc="eval", unit="batch", enabled=progress):
         for run in _stacks(samples, batch_size if protocol.batchable else 1):
             rgb = torch.stack([s["rgb"] for s in run]).to(device)
             aux = torch.stack([s["aux"] for s in run]).to(device)

@@ -79,6 +79,26 @@ class InferenceProtocol:
         """Class probabilities B x K x H x W of `model` on one batch under this protocol."""
         return predict_probs(model, rgb, aux, **asdict(self))
 
+    def describe(self) -> str:
+        """The protocol in words: "whole image, single scale" or e.g. "sliding window 480x640, stride
+        320x427, scales 0.75/1/1.25, flip" (plus the precision and layout when not fp32 NCHW)."""
+        if self.mode == "slide":
+            (h, w), rate = self.crop_size, self.stride_rate
+            words = [f"sliding window {h}x{w}, stride {window_stride(h, rate)}x{window_stride(w, rate)}"]
+        else:
+            words = ["whole image"]
+        if len(self.scales) > 1:
+            words.append("scales " + "/".join(f"{s:g}" for s in self.scales))
+        else:
+            words.append("single scale" if self.scales[0] == 1 else f"scale {self.scales[0]:g}")
+        if self.flip:
+            words.append("flip")
+        if self.precision != "fp32":
+            words.append(f"{self.precision} autocast")
+        if self.channels_last:
+            words.append("channels-last")
+        return ", ".join(words)
+
 
 def window_stride(crop: int, stride_rate: float) -> int:
     """Step between window starts along a dimension whose crop is `crop`: ceil(crop * stride_rate)."""

@@ -9,12 +9,12 @@ from typing import Iterable, List, Optional, Sequence, Union
 import numpy as np
 import torch
 from PIL import Image
-from tqdm import tqdm
 
 from smmcl.data.dataset import IMAGE_SUFFIXES, split_packed
 from smmcl.data.io import read_image
 from smmcl.data.preprocess import Preprocessing
 from smmcl.errors import DatasetError
+from smmcl.progress import track
 
 Array = Union[np.ndarray, torch.Tensor]
 
@@ -176,7 +176,7 @@ def predict_files(model: torch.nn.Module, pairs: Iterable[InputPair], out: Path,
     pairs = list(pairs)
     colours = np.asarray(palette, np.uint8)
     written: List[Path] = []
-    for pair in tqdm(pairs, desc="predict", unit="img", disable=not progress):
+    for pair in track(pairs, desc="predict", unit="img", enabled=progress):
         rgb, aux = load_pair(pair)
         labels = predict_labels(model, rgb, aux, aux_max, protocol, source=pair.aux or pair.rgb)
         written += write_prediction(Path(out), pair.name, rgb, labels, colours, class_names)

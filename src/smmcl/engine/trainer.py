@@ -17,7 +17,6 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from smmcl.config import Config, to_dict, to_yaml
 from smmcl.data.dataset import RGBXDataset
@@ -43,7 +42,11 @@ from smmcl.engine.step import shared_encoder_parameters, train_step
 from smmcl.errors import CheckpointError, ConfigError
 from smmcl.losses import build_objective, contrast_scale
 from smmcl.models import build_model
+from smmcl.progress import track
 from smmcl.weights import LoadReport, load_weights, save_pretrained
+
+# The figures the progress bar (or a log's progress line) shows; log.jsonl has every logged figure.
+PROGRESS_KEYS = ("loss", "ce", "cm", "vis", "aux", "lr", "val_miou")
 
 
 @dataclass
@@ -337,10 +340,8 @@ class Trainer:
             self.config_changes = {}
         last: dict[str, float] = {}
         t0 = time.perf_counter()
-        bar = tqdm(
-            total=self.plan.total_iters, initial=self.step, desc=self.cfg.name, unit="it",
-            disable=not (self.cfg.train.progress and main), dynamic_ncols=True,
-        )
+        bar = track(total=self.plan.total_iters, initial=self.step, desc=f"train {self.cfg.name}", unit="it",
+                    enabled=self.cfg.train.progress and main, leave=True)
         val_every = self.cfg.train.val_every
         try:
             with bar:
@@ -349,16 +350,17 @@ class Trainer:
                     lr = float(stats.pop("lr"))
                     images = len(batch["name"]) * self.ctx.world_size
                     row = log.step(self.step, stats, lr, images, force=self.step == end)
-                    bar.update(1)
                     if row is not None:
                         last = row
-                        bar.set_postfix({k: f"{v:.3g}" for k, v in row.items()}, refresh=False)
+                        bar.set_postfix({k: row[k] for k in PROGRESS_KEYS if k in row})
+                    bar.update(1)
                     if val_every and (self.step % val_every == 0 or self.step == self.plan.total_iters):
                         # Rank 0 validates; the others wait for its scores (the broadcast is the barrier).
                         scores = self.validate() if main else None
                         scores = distributed.broadcast_object(scores)
                         log.write(self.step, scores)
                         last.update(scores)
+                        bar.set_postfix({k: last[k] for k in PROGRESS_KEYS if k in last})
                     if self.step % self.plan.checkpoint_every == 0 or self.step == self.plan.total_iters:
                         self.save()
         finally:

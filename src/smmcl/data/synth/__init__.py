@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-from tqdm import tqdm
 
 from smmcl.data.classes import IGNORE_INDEX, LLRGBD_CLASSES, LLRGBD_PALETTE, MFNET_CLASSES, MFNET_PALETTE
 from smmcl.data.io import write_image
 from smmcl.data.synth import indoor, night
+from smmcl.progress import track
 
 __all__ = ["KINDS", "SceneKind", "generate_dataset", "get_kind", "render_scene", "scene_name"]
 
@@ -112,7 +112,7 @@ def generate_dataset(kind: str, out_dir, num: int, size: tuple[int, int] = (120,
     start = time.perf_counter()
     pixels = np.zeros(len(spec.classes), np.int64)
     names = []
-    for i in tqdm(range(num), desc=f"synth {spec.name}", unit="scene", disable=not progress, leave=False):
+    for i in track(range(num), desc=f"synth {spec.name}", unit="scene", enabled=progress):
         rgb, aux, label = spec.render(np.random.default_rng([seed, i]), (h, w))
         name = scene_name(i)
         for key, array in (("rgb", rgb), ("aux", aux), ("label", label)):
