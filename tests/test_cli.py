@@ -72,6 +72,8 @@ def test_demo_end_to_end_small(tmp_path):
     on_disk = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert on_disk["models"]["Base"]["miou"] == summary["models"]["Base"]["miou"]
     assert len(list((tmp_path / "demo" / "predictions").glob("scene_*.png"))) == 2
+    page = tmp_path / "demo" / "report" / "index.html"
+    assert on_disk["report"] == str(page) and "Base" in page.read_text() and "SMMCL" in page.read_text()
 
 
 @pytest.mark.parametrize("workers", [0, 1])

@@ -271,3 +271,16 @@ def test_predict_cli_warns_in_its_own_words(tmp_path, capsys):
                  "--aux", str(tmp_path / "a.tiff"), "--out", str(tmp_path / "pred")])
     assert code == 0
     assert "smmcl: warning: " in capsys.readouterr().err and (tmp_path / "pred" / "a.png").is_file()
+
+
+def test_a_key_added_since_the_checkpoint_is_not_a_config_change():
+    """A checkpoint written before a config key existed resumes: the key at its default is no change."""
+    from smmcl.config import load_config, to_dict
+    from smmcl.engine.run_dir import config_changes
+
+    new = to_dict(load_config(TINY_CONFIG))
+    old = to_dict(load_config(TINY_CONFIG))
+    del old["data"]["photometric"]
+    assert config_changes(old, new) == {}
+    new_on = to_dict(load_config(TINY_CONFIG, ["data.photometric.enabled=true"]))
+    assert config_changes(old, new_on) == {"data.photometric.enabled": (False, True)}

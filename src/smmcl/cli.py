@@ -399,6 +399,17 @@ def _cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from smmcl.api import report
+    from smmcl.progress import is_quiet
+
+    names = args.names.split(",") if args.names else None
+    page = report(args.run, args.compare, args.out, num_images=args.images, names=names, overrides=args.overrides,
+                  device=args.device, progress=not is_quiet(), log=lambda line: _say(args, f"[smmcl] {line}"))
+    print(f"[smmcl] report: {page}")
+    return 0
+
+
 def _run_name(path: str) -> str:
     """A short label for a checkpoint: its run folder (runs/demo/base/model.safetensors -> base)."""
     p = Path(path)
@@ -643,6 +654,24 @@ def build_parser() -> argparse.ArgumentParser:
     fe.add_argument("--images", type=int, default=None, help="use only the first N images of the split")
     fe.add_argument("--seed", type=int, default=0, help="seed of the point draw and of t-SNE")
     _add_json_flag(fe, "the scores (the content of features.json)")
+
+    rp = _command(sub, "report", "a static page on a finished run, or comparing runs (opens from disk)",
+                  func=_cmd_report,
+                  description="Write index.html and its PNGs: scores with deltas, every loss term, lr and validation "
+                              "mIoU against iterations, per-class IoU, confusion matrices, test predictions with a "
+                              "legend, the t-SNE of `analyze features` when the run holds one, config and "
+                              "environment. Every run is scored on the first run's data and split. Needs matplotlib "
+                              "(pip install 'smmcl[analysis]').",
+                  examples=["smmcl report runs/demo/smmcl",
+                            "smmcl report runs/demo/base --compare runs/demo/smmcl --out runs/demo/report",
+                            "smmcl report runs/a --compare runs/b --compare runs/c --names A,B,C data.root=/data/llrgbd"])
+    rp.add_argument("run", help="run folder (config.yaml, log.jsonl, model.safetensors); the reference when comparing")
+    rp.add_argument("--compare", action="append", default=[], metavar="RUN", help="another run folder to set beside it (repeatable)")
+    rp.add_argument("--out", default=None, help="output folder (default: RUN/report)")
+    rp.add_argument("--images", type=int, default=6, help="test images in the prediction grid (default 6)")
+    rp.add_argument("--names", default=None, help="comma-separated labels, one per run (default: folder names)")
+    rp.add_argument("--device", default=None, help="device for scoring, e.g. cpu or cuda (default: each run's train.device)")
+    rp.add_argument("overrides", nargs="*", help="dotted overrides applied to every run's config, e.g. data.root=/data/llrgbd")
 
     demo = _command(sub, "demo", "synthetic data -> train Base and SMMCL -> evaluate -> pictures", func=_cmd_demo,
                     description="The whole pipeline on built-in synthetic low-light rooms: generate the data, train "

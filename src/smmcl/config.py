@@ -85,6 +85,28 @@ class ModelConfig:
 
 
 @dataclass
+class PhotometricConfig:
+    # Not in the paper (default off; the paper's configs leave it off): photometric augmentation for dark
+    # scenes on the raw training images, before normalisation (smmcl/data/photometric.py, README
+    # "Configuration"). Ranges are [low, high], drawn per sample; multiplicative ones log-uniformly.
+    enabled: bool = False
+    # RGB: gain on the stored intensities, gamma (out = in ** gamma), shot noise (std at full scale,
+    # Poisson) and read noise (std, fraction of full scale, Gaussian), then 8-bit requantisation.
+    exposure: List[float] = field(default_factory=lambda: [0.5, 2.0])
+    gamma: List[float] = field(default_factory=lambda: [0.8, 1.25])
+    shot_noise: List[float] = field(default_factory=lambda: [0.0, 0.03])
+    read_noise: List[float] = field(default_factory=lambda: [0.0, 0.01])
+    # Depth and HHA: this fraction of pixels set to 0 (no measurement), as single pixels (hole size 1)
+    # or blobs of about `aux_hole_size` pixels. Depth only: relative Gaussian noise (std).
+    aux_holes: float = 0.0
+    aux_hole_size: int = 1
+    aux_noise: float = 0.0
+    # Thermal only: gain range and offset range (a fraction of the value mapped to 1.0, data.aux_max).
+    aux_gain: List[float] = field(default_factory=lambda: [1.0, 1.0])
+    aux_offset: List[float] = field(default_factory=lambda: [0.0, 0.0])
+
+
+@dataclass
 class DataConfig:
     # llrgbd | mfnet | mfnet-split | nyudv2 | generic: a release's layout, label coding, classes and
     # scoring, applied under this file's values (see smmcl/data/presets.py).
@@ -122,6 +144,7 @@ class DataConfig:
     num_workers: int = 2
     # Keep decoded images in memory (small datasets, repeated epochs).
     cache: bool = False
+    photometric: PhotometricConfig = field(default_factory=PhotometricConfig)
 
 
 @dataclass
@@ -170,6 +193,9 @@ class TrainConfig:
     # Every N iterations (0: never) also log the gradient norm that CE and the weighted contrastive
     # terms each put on the shared encoder, and their cosine (two extra backward passes on that step).
     grad_probe_every: int = 0
+    # Show training progress (rank 0): a bar when stderr is a terminal, otherwise a plain line at each
+    # tenth of the run (and at least once a minute); false (or the CLI's --quiet) shows none. Display only:
+    # it changes nothing in the run, and may differ on resume.
     progress: bool = True
     # fp32 | bf16 | fp16 autocast (fp16 with loss scaling); the contrastive terms always run in fp32.
     # Evaluation and prediction use the same switches.

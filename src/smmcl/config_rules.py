@@ -55,6 +55,7 @@ def _rules(cfg) -> List[Tuple[str, Any, Callable[[Any], bool], str]]:
         ("data.num_workers", d.num_workers, *nonneg_int),
         ("data.aux_max", d.aux_max, *optional(positive)),
         ("data.ignore_index", d.ignore_index, *nonneg_int),
+        *_photometric_rows(d),
         ("loss.cm_weight", lo.cm_weight, *nonneg),
         ("loss.vis_weight", lo.vis_weight, *nonneg),
         ("loss.aux_weight", lo.aux_weight, *nonneg),
@@ -90,6 +91,41 @@ def _rules(cfg) -> List[Tuple[str, Any, Callable[[Any], bool], str]]:
          f"class ids in 0..{m.num_classes - 1} (model.num_classes={m.num_classes})"),
     ]
     return rows
+
+
+def _range(lo_ok: Callable[[Any], bool], hi_ok: Callable[[Any], bool], text: str):
+    """A [low, high] pair: two numbers, low <= high, each within its bounds."""
+    return (lambda x: len(x) == 2 and all(_number(v) for v in x) and x[0] <= x[1] and lo_ok(x[0]) and hi_ok(x[1]),
+            f"[low, high] with {text} and low <= high")
+
+
+def _photometric_rows(d) -> List[Tuple[str, Any, Callable[[Any], bool], str]]:
+    """`data.photometric`: the ranges, then the auxiliary options against `data.aux_kind`: one meant for another
+    modality would silently do nothing, so it is refused while the augmentation is enabled."""
+    p, kind = d.photometric, d.aux_kind
+    key = "data.photometric."
+    gains = _range(lambda v: v > 0, lambda v: True, "both numbers > 0")
+    levels = _range(lambda v: v >= 0, lambda v: v <= 1, "both numbers in [0, 1]")
+
+    def only(kinds: Tuple[str, ...], neutral: Callable[[Any], bool], what: str):
+        return (lambda x: not p.enabled or kind in kinds or neutral(x),
+                f"{what} with data.aux_kind={kind} ({'/'.join(kinds)} only)")
+
+    return [
+        (key + "exposure", p.exposure, *gains),
+        (key + "gamma", p.gamma, *gains),
+        (key + "shot_noise", p.shot_noise, *levels),
+        (key + "read_noise", p.read_noise, *levels),
+        (key + "aux_holes", p.aux_holes, lambda x: _number(x) and 0 <= x < 1, "a number in [0, 1)"),
+        (key + "aux_hole_size", p.aux_hole_size, lambda x: isinstance(x, int) and x >= 1, "an integer >= 1 (pixels)"),
+        (key + "aux_noise", p.aux_noise, lambda x: _number(x) and 0 <= x < 1, "a number in [0, 1)"),
+        (key + "aux_gain", p.aux_gain, *gains),
+        (key + "aux_offset", p.aux_offset, *_range(lambda v: v >= -1, lambda v: v <= 1, "both numbers in [-1, 1]")),
+        (key + "aux_holes", p.aux_holes, *only(("depth", "hha"), lambda x: x == 0, "0")),
+        (key + "aux_noise", p.aux_noise, *only(("depth",), lambda x: x == 0, "0")),
+        (key + "aux_gain", p.aux_gain, *only(("thermal",), lambda x: list(x) == [1, 1], "[1, 1]")),
+        (key + "aux_offset", p.aux_offset, *only(("thermal",), lambda x: list(x) == [0, 0], "[0, 0]")),
+    ]
 
 
 def check_values(cfg, origin: Optional[str] = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import time
@@ -18,6 +19,7 @@ from smmcl.data.synth import generate_dataset
 from smmcl.engine.evaluate import evaluate, format_scores
 from smmcl.engine.trainer import Trainer
 from smmcl.errors import ConfigError
+from smmcl.reporting import write_report
 from smmcl.visualize import beside, brighten, legend, panel, scalar_tile
 
 # The two models differ only in the SMMCL weights (Eq. 7): 0 gives the paper's Base.
@@ -151,10 +153,20 @@ def run_demo(
         "pictures": pictures,
         "total_seconds": round(time.perf_counter() - t_start, 1),
     }
+    # The page a person looks at (README, "smmcl report"): curves, per-class IoU, confusion, predictions.
+    page = None
+    if importlib.util.find_spec("matplotlib") is not None:  # the `analysis` extra, which `make` installs
+        page = write_report([out / name.lower() for name in RUNS], out / "report", names=list(RUNS),
+                            progress=cfg.train.progress)
+    summary["report"] = str(page) if page else None
+    summary["total_seconds"] = round(time.perf_counter() - t_start, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"\n[demo] mIoU (without void): " + ", ".join(f"{n} {100 * s['miou']:.2f}%" for n, s in results.items()))
     print(f"[demo] {len(pictures)} prediction panels in {out / 'predictions'}, summary in {out / 'summary.json'}"
           f" ({summary['total_seconds']:.0f} s)")
+    print(f"[demo] report comparing Base and SMMCL: {page} (open it in a browser)" if page else
+          "[demo] no report page: it needs matplotlib (pip install 'smmcl[analysis]'), then: smmcl report "
+          f"{out / 'base'} --compare {out / 'smmcl'}")
     for line in STUDY_NOTE:
         print(f"[demo] {line}")
     return summary

@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 
 from smmcl.config import DataConfig
 from smmcl.data.io import read_image
+from smmcl.data.photometric import PhotometricAugment, photometric_rng
 from smmcl.data.transforms import TrainAugment, eval_transform, finite_aux, to_tensor_aux, to_tensor_rgb
 from smmcl.errors import DatasetError
 
@@ -158,7 +159,9 @@ class RGBXDataset(Dataset):
     """Samples are dicts: `rgb`, `aux` (3 x H x W, ImageNet-normalised), `label` (H x W int64), `name`.
 
     In training mode an index is a pair `(i, seed)`; the seed drives this sample's augmentation, so the
-    same (epoch, position) always gives the same crop however many workers load it.
+    same (epoch, position) always gives the same crop however many workers load it. With
+    `data.photometric.enabled` (not the paper's) the raw training images are first given a darker or
+    noisier look from a child stream of that seed (`smmcl.data.photometric`); evaluation never is.
     """
 
     def __init__(self, cfg: DataConfig, split: str, num_classes: int, train: bool = False, subset: Optional[str] = None):
@@ -177,6 +180,10 @@ class RGBXDataset(Dataset):
         self.names: List[str] = split_names(cfg, split, subset)
         self.augment = (
             TrainAugment(tuple(cfg.crop_size), tuple(cfg.scales), cfg.hflip, cfg.ignore_index) if train else None
+        )
+        self.photometric = (
+            PhotometricAugment.from_config(cfg.photometric, cfg.aux_kind, cfg.aux_max)
+            if train and cfg.photometric.enabled else None
         )
         self._cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
@@ -198,6 +205,9 @@ class RGBXDataset(Dataset):
     def __getitem__(self, index: Any) -> dict[str, Any]:
         i, seed = index if isinstance(index, tuple) else (index, None)
         rgb_np, aux_np, label_np = self.load_raw(int(i))
+        if self.photometric is not None:
+            # Its own generator: the geometric draws below stay those of a run without it.
+            rgb_np, aux_np = self.photometric(rgb_np, aux_np, photometric_rng(seed))
         rgb = to_tensor_rgb(rgb_np)
         aux = to_tensor_aux(aux_np, self.cfg.aux_max)
         label = torch.from_numpy(label_np)

@@ -44,15 +44,20 @@ def finite_aux(aux: np.ndarray, source: object) -> np.ndarray:
     return np.where(bad, 0, aux).astype(aux.dtype, copy=False)
 
 
+def aux_full_scale(dtype: np.dtype, aux_max: float | None) -> float:
+    """The raw auxiliary value mapped to 1.0: `aux_max`, else the integer type's maximum, else 1.0 (float files)."""
+    if aux_max is None:
+        return float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else 1.0
+    return float(aux_max)
+
+
 def to_tensor_aux(aux: np.ndarray, aux_max: float | None) -> torch.Tensor:
     """Auxiliary image -> 3 x H x W float, single-channel inputs repeated to 3 channels.
 
     `aux_max` is the raw value mapped to 1.0 (e.g. 10000 for depth in millimetres up to 10 m);
     None takes the maximum of the file's integer type, so 8-bit thermal or HHA maps to [0, 1].
     """
-    if aux_max is None:
-        aux_max = float(np.iinfo(aux.dtype).max) if np.issubdtype(aux.dtype, np.integer) else 1.0
-    t = torch.from_numpy(aux.astype(np.float32, copy=False)) / float(aux_max)
+    t = torch.from_numpy(aux.astype(np.float32, copy=False)) / aux_full_scale(aux.dtype, aux_max)
     if t.ndim == 2:
         t = t.unsqueeze(0).expand(3, -1, -1)
     else:

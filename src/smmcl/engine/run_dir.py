@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
 
+from smmcl.config import load_config, to_dict
 from smmcl.errors import CheckpointError, ConfigError
 
 # What `smmcl train` writes into `train.out_dir`.
@@ -112,9 +113,18 @@ def flatten(d: dict, prefix: str = "") -> Dict[str, object]:
     return out
 
 
+def _with_defaults(cfg: dict) -> dict:
+    """A checkpoint's config read with today's schema: a key added since it was written (at its default,
+    which reproduces the old behaviour) is not a change. One that no longer loads is compared as it is."""
+    try:
+        return to_dict(load_config(cfg))
+    except ConfigError:
+        return cfg
+
+
 def config_changes(old: dict, new: dict) -> Dict[str, Tuple[object, object]]:
     """Keys (dotted) whose values differ between a checkpoint's config and the current one and that change
     what is trained; `RESUME_FREE` keys are left out."""
-    a, b = flatten(old), flatten(new)
+    a, b = flatten(_with_defaults(old)), flatten(new)
     free = lambda k: any(k == f or (f.endswith(".") and k.startswith(f)) for f in RESUME_FREE)  # noqa: E731
     return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and not free(k)}

@@ -35,6 +35,23 @@ def blur(image: np.ndarray, sigma: float) -> np.ndarray:
     return out
 
 
+def sensor_readout(signal: np.ndarray, rng: np.random.Generator, full_well: float, read_noise: float) -> np.ndarray:
+    """A signal (1.0 = full scale, `full_well` photo-electrons) as the sensor reads it out, in [0, 1].
+
+    The electron count is Poisson (shot noise: relative noise grows as the light falls) plus Gaussian
+    read noise of `read_noise` electrons; the readout saturates at full scale. Shared by the synthetic
+    captures below and the photometric training augmentation (`smmcl.data.photometric`).
+    """
+    electrons = rng.poisson(np.clip(signal, 0.0, None) * full_well).astype(np.float64)
+    electrons += rng.normal(0.0, read_noise, electrons.shape)
+    return np.clip(electrons / full_well, 0.0, 1.0)
+
+
+def tone_8bit(signal: np.ndarray, exponent: float) -> np.ndarray:
+    """A [0, 1] signal through the tone curve signal ** exponent, quantised to 8 bits."""
+    return np.round(255.0 * signal ** exponent).astype(np.uint8)
+
+
 def dark_capture(linear: np.ndarray, rng: np.random.Generator, exposure: float, full_well: float,
                  read_noise: float, gamma: float = 2.2) -> np.ndarray:
     """Simulate an under-exposed 8-bit capture of a linear image whose normal exposure peaks near 1.
@@ -43,7 +60,4 @@ def dark_capture(linear: np.ndarray, rng: np.random.Generator, exposure: float, 
     bright parts and Gaussian read noise (in electrons) the dark ones; the camera's tone curve then
     lifts the shadows a little before the 8-bit quantisation.
     """
-    electrons = rng.poisson(np.clip(linear, 0.0, None) * exposure * full_well).astype(np.float64)
-    electrons += rng.normal(0.0, read_noise, electrons.shape)
-    signal = np.clip(electrons / full_well, 0.0, 1.0)
-    return np.round(255.0 * signal ** (1.0 / gamma)).astype(np.uint8)
+    return tone_8bit(sensor_readout(np.clip(linear, 0.0, None) * exposure, rng, full_well, read_noise), 1.0 / gamma)
