@@ -194,12 +194,11 @@ def test_predict_folders_files_lists_and_packed(releases, mfnet_weights, tmp_pat
     assert sorted(p.name for p in (tmp_path / "listed").iterdir()) == [
         "00003D.png", "00003D_overlay.png", "00004D.png", "00004D_overlay.png"]
     # Same prediction from Python on numpy arrays.
-    from smmcl.weights import load_pretrained
+    from smmcl.deploy.predictor import Predictor
 
-    model = load_pretrained(mfnet_weights)
     rgb = np.array(Image.open(split / "RGB" / "00001D.png"))
     thermal = np.array(Image.open(split / "Thermal" / "00001D.png"))
-    assert np.array_equal(model.predict(rgb, thermal), np.array(Image.open(out / "00001D.png")))
+    assert np.array_equal(Predictor(mfnet_weights)(rgb, thermal), np.array(Image.open(out / "00001D.png")))
 
 
 def test_predict_unpaired_inputs_are_named(releases, mfnet_weights, tmp_path, capsys):

@@ -1,7 +1,8 @@
 """Value ranges of a loaded config, checked at load time so that a bad value fails before any work, with its key.
 
 Choices are `Literal` types in `smmcl.config` (OmegaConf rejects other values, listing the valid ones);
-here are the numeric ranges and the few formats a type cannot say.
+here are the numeric ranges and the few formats a type cannot say (`train.device`'s cuda:N, a backbone
+preset that must belong to the chosen backbone).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import math
 import re
 from typing import Any, Callable, List, Optional, Tuple
 
+from smmcl.config_presets import backbone_preset_names
 from smmcl.errors import ConfigError
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -39,6 +41,9 @@ def _rules(cfg) -> List[Tuple[str, Any, Callable[[Any], bool], str]]:
 
     rows = [
         ("model.num_classes", m.num_classes, *pos_int),
+        # The type admits every backbone's preset names; which ones fit depends on the backbone.
+        ("model.backbone.preset", b.preset, lambda x: x is None or x in backbone_preset_names(b.name),
+         f"null or one of {', '.join(backbone_preset_names(b.name))} (model.backbone.name={b.name})"),
         ("model.backbone.embed_dims", b.embed_dims, *int_list),
         ("model.backbone.depths", b.depths, *int_list),
         ("model.backbone.drop_path_rate", b.drop_path_rate, *optional(fraction)),

@@ -77,7 +77,6 @@ class OnnxSegmentor(nn.Module):
         # From the session, not a second parse of the file (hundreds of MB for the paper models).
         self.metadata: OnnxMetadata = parse_metadata(self.session.get_modelmeta().custom_metadata_map, path)
         self.num_classes = self.metadata.num_classes
-        self.aux_max = self.metadata.preprocessing.aux_max
         names = [i.name for i in self.session.get_inputs()]
         if names != ["rgb", "aux"]:
             raise CheckpointError(f"{path}: inputs are {names}, an smmcl export has ['rgb', 'aux']")

@@ -25,7 +25,6 @@ def load_trained(cfg: Config, checkpoint: str | Path, device: str | torch.device
     else:
         model = build_model(cfg.model)
         load_model_state(model, load_checkpoint(Path(checkpoint))["model"], checkpoint)
-        model.aux_max = cfg.data.aux_max
     # Compiled for inference: weights frozen into the graph; the wrapper forwards attribute access.
     return prepare_model(model.to(dev).eval(), channels_last=cfg.train.channels_last, compile=cfg.train.compile, freeze=True)
 

@@ -112,7 +112,6 @@ class Trainer:
             # optimizer below and the checkpoint names are unaffected.
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model = model.to(self.device)
-        self.model.aux_max = cfg.data.aux_max
         if world > 1:
             # From here on each rank draws its own dropout / drop-path masks, NMF bases and SMMCL samples.
             torch.manual_seed(distributed.rank_seed(cfg.train.seed, self.ctx.rank))

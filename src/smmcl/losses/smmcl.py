@@ -7,7 +7,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from smmcl.engine import distributed
+from smmcl import collectives
 
 from .autocast import full_precision
 from .contrastive import contrastive_terms
@@ -22,7 +22,7 @@ class SMMCLLoss(nn.Module):
     code) it contrasts them among themselves. With `gather=True` every rank all-gathers the sampled
     rows of all ranks and computes the terms on their concatenation: the same loss on every rank,
     with W times the negatives; gradients reach each rank's own rows, and DDP's averaging then gives
-    exactly the gradient of that one global loss (see `smmcl.engine.distributed.gather_with_grad`).
+    exactly the gradient of that one global loss (see `smmcl.collectives.gather_with_grad`).
     Outside a process group of several ranks the option changes nothing.
     """
 
@@ -92,12 +92,12 @@ class SMMCLLoss(nn.Module):
             return_stats=True,
         )
         v, a = v.float(), a.float()
-        if self.gather and distributed.is_distributed():
+        if self.gather and collectives.is_distributed():
             # The padded layout has min(max_total, B*h*w) rows on every rank (same per-rank batch and
             # crop), so the shapes the collectives need agree; padding rows stay masked by `valid`.
             # Memory: the terms are (W*rows)^2, W^2 times the per-rank ones.
-            v, a = distributed.gather_with_grad(v), distributed.gather_with_grad(a)
-            y, valid = distributed.gather(y), distributed.gather(valid)
+            v, a = collectives.gather_with_grad(v), collectives.gather_with_grad(a)
+            y, valid = collectives.gather(y), collectives.gather(valid)
         # exp(s / tau) with tau = 0.1 and N x N sums are too coarse in half precision, so the
         # terms run in float32 even when the network runs under autocast.
         with full_precision(vis_embed.device):

@@ -16,9 +16,6 @@ class Segmentor(nn.Module):
         self.encoder = encoder
         self.decoder = decoder
         self.num_classes = num_classes
-        # Raw auxiliary value mapped to 1.0 when `predict` gets raw images (the dataset's `data.aux_max`);
-        # set by the loaders from the training config. None: the image type's maximum.
-        self.aux_max: Optional[float] = None
 
     def encode(self, rgb: Tensor, aux: Tensor) -> Tuple[List[Tensor], Optional[Tensor], Optional[Tensor]]:
         """Four fusion features and the projector outputs R_vis, R_aux (B x d x h x w)."""
@@ -41,13 +38,3 @@ class Segmentor(nn.Module):
     def forward_train(self, rgb: Tensor, aux: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """Logits and both projector outputs in one pass (for the cross-entropy and contrastive losses)."""
         return self(rgb, aux, return_embeddings=True)
-
-    def predict(self, rgb, aux, protocol=None):
-        """Class ids from raw images (numpy: H x W x 3 uint8 RGB and an H x W [x C] auxiliary image of any
-        dtype -> H x W int64) or from normalised tensors (B x 3 x H x W -> B x H x W).
-
-        `protocol` is an `smmcl.engine.inference.InferenceProtocol` (default: one whole-image pass).
-        """
-        from smmcl.engine.predict import predict_labels
-
-        return predict_labels(self, rgb, aux, self.aux_max, protocol)

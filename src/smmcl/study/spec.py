@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Literal, Optional
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -36,7 +36,8 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 class SynthSpec:
     """Built-in synthetic data for the study (`smmcl data synth`), written to `root` if it is not there."""
 
-    kind: str = "indoor-rgbd"
+    # The kinds of smmcl.data.synth.KINDS, spelled out for the type (a test keeps them equal).
+    kind: Literal["indoor-rgbd", "indoor-rgbd-lit", "night-rgbt"] = "indoor-rgbd"
     root: str = "runs/data/indoor-study"
     num: int = 500
     size: List[int] = field(default_factory=lambda: [120, 160])

@@ -102,7 +102,6 @@ def load_pretrained(path: Union[str, Path], device: Optional[Union[str, torch.de
             f"{path}: tensors do not match the embedded config ({len(result.missing_keys)} missing, e.g. "
             f"{result.missing_keys[:3]}; {len(result.unexpected_keys)} unexpected, e.g. {result.unexpected_keys[:3]})"
         )
-    model.aux_max = cfg.data.aux_max
     if device is not None:
         model = model.to(device)
     return model.eval()

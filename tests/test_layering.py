@@ -1,0 +1,54 @@
+"""Imports run one way (README, "Layout of the code"): config -> data / models / losses / weights -> engine ->
+deploy / analysis / reporting / study -> api -> cli. Every import counts, those inside functions too."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "smmcl"
+
+# Top-level module or subpackage of smmcl -> its layer; a module may import its own layer and those below.
+LAYERS = {
+    "errors": 0, "progress": 0, "collectives": 0, "config_presets": 0, "config": 0, "config_rules": 0,
+    "data": 1, "models": 1, "losses": 1, "weights": 1, "visualize": 1,
+    "engine": 2,
+    "deploy": 3, "analysis": 3, "reporting": 3, "study": 3, "demo": 3,
+    "api": 4,
+    "cli": 5, "__main__": 5,
+    "__init__": 6,  # the package's lazy table of public names
+}
+
+
+def smmcl_imports(tree: ast.AST):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module] + ([f"{node.module}.{a.name}" for a in node.names] if node.module == "smmcl" else [])
+        else:
+            continue
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "smmcl" and len(parts) > 1:
+                yield node.lineno, parts[1]
+
+
+def test_every_module_has_a_layer():
+    tops = {p.relative_to(PACKAGE).parts[0].removesuffix(".py") for p in PACKAGE.rglob("*.py")}
+    assert tops <= set(LAYERS), f"give these a layer in LAYERS: {sorted(tops - set(LAYERS))}"
+
+
+def test_imports_run_one_way():
+    upward = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        own = path.relative_to(PACKAGE).parts[0].removesuffix(".py")
+        for line, target in smmcl_imports(ast.parse(path.read_text())):
+            if target != own and target in LAYERS and LAYERS[target] > LAYERS[own]:
+                upward.append(f"{path.relative_to(PACKAGE)}:{line} ({own}) imports smmcl.{target}")
+    assert not upward, "imports running back up the layers:\n" + "\n".join(upward)
+
+
+def test_the_checker_sees_imports_inside_functions():
+    tree = ast.parse("def f():\n    from smmcl.api import report\n    import smmcl.cli\n")
+    assert [t for _, t in smmcl_imports(tree)] == ["api", "cli"]
