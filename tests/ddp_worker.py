@@ -2,8 +2,9 @@
 
     python -m torch.distributed.run --standalone --nproc-per-node 2 tests/ddp_worker.py SPEC.json OUT_DIR
 
-SPEC.json: {"config": path, "runs": [{"name", "overrides", optional "stop_at", "resume"}, ...]}. For every run,
-in order, each rank trains a Trainer and saves its final state dict; rank 1 also records every file it
+SPEC.json: {"config": path, "runs": [{"name", "overrides", optional "stop_at", "resume", "watch_sync"}, ...]}. For
+every run, in order, each rank trains a Trainer and saves its final state dict (with `watch_sync`, it also records
+after which forward pass each gradient all-reduce came, `watch_gradient_sync`); rank 1 also records every file it
 creates, renames or removes under the runs' output folders (it should touch none). Then each rank runs the
 gather-with-gradient check on fixed inputs.
 """
@@ -47,6 +48,25 @@ def record_writes(roots: list[Path], seen: list[str]) -> None:
     sys.addaudithook(hook)
 
 
+def watch_gradient_sync(trainer) -> dict:
+    """Record, for every gradient all-reduce DDP launches, how many forward passes the model had run by then
+    (PyTorch's own all-reduce communication hook, wrapped; the result is the same as without a hook)."""
+    from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+
+    state = {"passes": 0, "synced": []}
+
+    def count(module, args):
+        state["passes"] += 1
+
+    def hook(st, bucket):
+        st["synced"].append(st["passes"])
+        return default_hooks.allreduce_hook(None, bucket)
+
+    trainer.model.register_forward_pre_hook(count)
+    trainer.net.register_comm_hook(state, hook)
+    return state
+
+
 def train_runs(spec: dict, out: Path, rank: int) -> None:
     from smmcl.config import load_config
     from smmcl.engine.trainer import Trainer
@@ -58,8 +78,10 @@ def train_runs(spec: dict, out: Path, rank: int) -> None:
     report = {}
     for job in jobs:
         trainer = Trainer(job["cfg"], resume=job.get("resume"))
+        watched = watch_gradient_sync(trainer) if job.get("watch_sync") else None
         last = trainer.run(stop_at=job.get("stop_at"))
-        report[job["name"]] = {"last": last, "find_unused_parameters": trainer.net.find_unused_parameters}
+        report[job["name"]] = {"last": last, "find_unused_parameters": trainer.net.find_unused_parameters,
+                               "synced_after_passes": watched["synced"] if watched else None}
         torch.save(trainer.model.state_dict(), out / f"run_{job['name']}_rank{rank}.pt")
         print(f"[rank {rank}] trained {job['name']}", flush=True)
     report["writes"] = writes

@@ -21,6 +21,7 @@ from conftest import TINY_CONFIG
 
 HERE = Path(__file__).parent
 WORLD = 2
+ACCUMULATE = 2
 
 # Nothing random in the step: MLP decoder without dropout (LightHam draws NMF bases from the RNG), no drop
 # path, no SMMCL terms (no sampling), one scale, no flip, crops the size of the images.
@@ -42,14 +43,16 @@ def torchrun(args, cwd):
 
 @pytest.fixture(scope="module")
 def ddp(indoor_data, tmp_path_factory):
-    """One torchrun job: a deterministic DDP run, an SMMCL run with gathered embeddings, an interrupted and
-    resumed run beside an uninterrupted one, and the gather-with-gradient check."""
+    """One torchrun job: a deterministic DDP run, the same with gradient accumulation, an SMMCL run with gathered
+    embeddings, an interrupted and resumed run beside an uninterrupted one, and the gather-with-gradient check."""
     out = tmp_path_factory.mktemp("ddp")
     data = f"data.root={indoor_data}"
     # The tiny config as it is (LightHam, drop path, SMMCL sampling): every rank draws its own random numbers.
     resumable = [data, "train.max_iters=4", "train.checkpoint_every=2", "train.tensorboard=false"]
     runs = {
         "ddp": [data, f"train.out_dir={out / 'ddp'}", *DETERMINISTIC],
+        # Two micro-batches of the global batch 4 per step: 8 samples per iteration, 2 per rank and pass.
+        "accum": [data, f"train.out_dir={out / 'accum'}", *DETERMINISTIC, f"train.accumulate={ACCUMULATE}"],
         "gather": [data, f"train.out_dir={out / 'gather'}", "loss.gather_embeddings=true", "loss.min_views=1",
                    "train.max_iters=2", "train.tensorboard=false"],
         "full": [*resumable, f"train.out_dir={out / 'full'}"],
@@ -57,6 +60,7 @@ def ddp(indoor_data, tmp_path_factory):
     }
     jobs = [
         {"name": "ddp", "overrides": runs["ddp"]},
+        {"name": "accum", "overrides": runs["accum"], "watch_sync": True},
         {"name": "gather", "overrides": runs["gather"]},
         {"name": "full", "overrides": runs["full"]},
         {"name": "killed", "overrides": runs["killed"], "stop_at": 3},  # dies after step 3; newest checkpoint: 2
@@ -71,33 +75,44 @@ def ddp(indoor_data, tmp_path_factory):
 
 
 def reference_run(overrides):
-    """One process on the same global batches: two micro-batches of 2 (own BatchNorm statistics each, as
-    DDP without SyncBatchNorm), the mean of their losses, one optimizer step. Buffers end as rank 0's:
-    DDP broadcasts rank 0's buffers before every forward, so rank 0's running statistics only ever see
-    its own half."""
+    """One process on the same global batches, as DDP computes them: each rank's share of every micro-batch
+    (own BatchNorm statistics each, as DDP without SyncBatchNorm), its losses scaled by 1 / accumulate and
+    their gradients summed on the rank, then the mean of the ranks' gradients and one optimizer step. Buffers
+    end as rank 0's: DDP broadcasts rank 0's buffers before every forward, so rank 0's running statistics
+    only ever see its own shares."""
     ref = Trainer(load_config(TINY_CONFIG, overrides))
     assert ref.ctx.world_size == 1
-    half = ref.cfg.train.batch_size // WORLD
+    micro, accumulate = ref.cfg.train.batch_size, ref.cfg.train.accumulate
+    share = micro // WORLD
     losses = []
     for batch in ref._loader(ref.plan.total_iters):
         set_lr(ref.optimizer, lr_at(ref.step, ref.cfg.train.lr, ref.plan.total_iters, ref.plan.warmup_iters, ref.cfg.train.poly_power))
         ref.model.train()
-        ref.optimizer.zero_grad(set_to_none=True)
-        step_losses, rank0_buffers = [], None
+        step_losses, rank_grads, rank0_buffers = [], [], None
         for r in range(WORLD):
-            part = slice(r * half, (r + 1) * half)
-            logits = ref.model(batch["rgb"][part], batch["aux"][part])
-            ce = F.cross_entropy(logits, batch["label"][part], ignore_index=ref.cfg.data.ignore_index)
-            (ce / WORLD).backward()
-            step_losses.append(ce.item())
+            ref.optimizer.zero_grad(set_to_none=True)
+            for j in range(accumulate):  # micro-batch j is positions [j * micro, (j + 1) * micro) of the iteration
+                part = slice(j * micro + r * share, j * micro + (r + 1) * share)
+                logits = ref.model(batch["rgb"][part], batch["aux"][part])
+                ce = F.cross_entropy(logits, batch["label"][part], ignore_index=ref.cfg.data.ignore_index)
+                (ce / accumulate if accumulate > 1 else ce).backward()
+                step_losses.append(ce.item())
+            rank_grads.append({n: p.grad.clone() for n, p in ref.model.named_parameters() if p.grad is not None})
             if r == 0:
                 rank0_buffers = {n: b.clone() for n, b in ref.model.named_buffers()}
         with torch.no_grad():
             for n, b in ref.model.named_buffers():
                 b.copy_(rank0_buffers[n])
+        for n, p in ref.model.named_parameters():
+            if n in rank_grads[0]:
+                # DDP's all-reduce: each rank's gradient divided by the number of ranks, summed over the ranks.
+                total = rank_grads[0][n] / WORLD
+                for grads in rank_grads[1:]:
+                    total = total + grads[n] / WORLD
+                p.grad = total
         ref.optimizer.step()
         ref.step += 1
-        losses.append(sum(step_losses) / WORLD)
+        losses.append(sum(step_losses) / (WORLD * accumulate))
     return ref.model.state_dict(), losses
 
 
@@ -119,6 +134,28 @@ def test_ddp_matches_single_process_on_the_same_global_batch(ddp):
     assert worst < 1e-5, worst
     # The logged loss of each step is the mean over the ranks.
     rows = [json.loads(line) for line in (out / "ddp" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    for row, loss in zip(rows, losses):
+        assert row["ce"] == pytest.approx(loss, rel=1e-5)
+
+
+def test_ddp_with_accumulation_matches_single_process_and_syncs_once_per_step(ddp):
+    """train.accumulate=2 on 2 ranks: the gradients are all-reduced only after the last micro-batch of each step
+    (no_sync before), and the result is the single-process reference of the same micro-batches."""
+    out, runs, reports = ddp
+    ranks = [torch.load(out / f"run_accum_rank{r}.pt") for r in range(WORLD)]
+    for name, value in ranks[0].items():
+        if "running_" not in name and "num_batches_tracked" not in name:
+            assert torch.equal(value, ranks[1][name]), name
+    # 3 steps of 2 forward passes each: all-reduces after passes 2, 4 and 6 only (every bucket, on every rank).
+    for r in range(WORLD):
+        assert sorted(set(reports[r]["accum"]["synced_after_passes"])) == [2, 4, 6], r
+    expected, losses = reference_run(runs["accum"])
+    assert expected.keys() == ranks[0].keys()
+    worst = max((expected[k].double() - ranks[0][k].double()).abs().max().item() for k in expected)
+    assert worst < 1e-5, worst
+    # One log row per step (an optimizer step), the loss the mean over ranks and micro-batches.
+    rows = [json.loads(line) for line in (out / "accum" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3]
     for row, loss in zip(rows, losses):
         assert row["ce"] == pytest.approx(loss, rel=1e-5)

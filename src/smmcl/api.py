@@ -11,7 +11,7 @@ import torch
 from smmcl.config import Config, load_config, to_dict
 from smmcl.data.classes import dataset_palette
 from smmcl.data.dataset import RGBXDataset
-from smmcl.engine.checkpoint import load_checkpoint, load_model_state
+from smmcl.engine.checkpoint import evaluation_weights, load_checkpoint, load_model_state
 from smmcl.deploy.predictor import Predictor  # noqa: F401  (public API: frame streams)
 from smmcl.engine.evaluate import evaluate
 from smmcl.engine.loading import load_trained, model_and_config
@@ -138,7 +138,7 @@ def convert(
     if fmt == "official-smmcl":
         report = load_official_smmcl(model, source, strict=True if strict is None else strict)
     elif fmt == "checkpoint":
-        load_model_state(model, load_checkpoint(Path(source))["model"], source)
+        load_model_state(model, evaluation_weights(load_checkpoint(Path(source))), source)
         report = LoadReport(str(source), "smmcl training checkpoint", loaded=len(model.state_dict()))
     else:
         report = load_backbone_weights(model, source, strict=bool(strict))

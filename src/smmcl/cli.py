@@ -117,15 +117,24 @@ def _train(trainer, args: argparse.Namespace) -> int:
 
 
 def _dry_run(trainer, args: argparse.Namespace) -> int:
+    from smmcl.engine.trainer import batch_warning, effective_batch
     from smmcl.models.summary import parameter_counts
 
     cfg, p = trainer.cfg, trainer.plan
+    t, world = cfg.train, trainer.ctx.world_size
+    # The effective batch: what one iteration (optimizer step) averages over, README "Configuration".
+    batch = f"batch {t.batch_size}" if t.accumulate == 1 else f"batch {t.batch_size} x accumulate {t.accumulate}"
+    ranks = f", {world} processes x {trainer.local_batch_size} per pass" if world > 1 else ""
     _say(args, f"[smmcl] dry run of {cfg.name}: nothing is written",
          f"  data        {cfg.data.root} ({cfg.data.preset or 'no preset'}): {len(trainer.train_set)} training images, "
          f"crop {cfg.data.crop_size[0]}x{cfg.data.crop_size[1]}, scales {list(cfg.data.scales)}",
          f"  plan        {p.total_iters} iterations = {p.total_iters / p.iters_per_epoch:g} epochs x {p.iters_per_epoch}/epoch "
-         f"(batch {cfg.train.batch_size}), warm-up {p.warmup_iters}, checkpoint every {p.checkpoint_every}",
+         f"(effective batch {effective_batch(cfg)}: {batch}{ranks}), warm-up {p.warmup_iters}, "
+         f"checkpoint every {p.checkpoint_every}",
          "  lr          " + ", ".join(f"it {k}: {lr:.3g}" for k, lr in trainer.schedule()))
+    warning = batch_warning(cfg)
+    if warning:
+        _warn(warning)
     if not args.quiet:
         counts = parameter_counts(trainer.model)
         w = cfg.loss
@@ -135,11 +144,12 @@ def _dry_run(trainer, args: argparse.Namespace) -> int:
         print(f"  loss        {trainer.objective.formula()} ({contrast}), tau {w.temperature}")
     stats = trainer.dry_run()
     shown = ", ".join(f"{k}={v:.4g}" for k, v in stats.items() if isinstance(v, float))
+    passes = f" x {t.accumulate} micro-batches" if t.accumulate > 1 else ""
     if args.quiet:
-        print(f"[smmcl] dry run of {cfg.name}: {p.total_iters} iterations planned; one step on batch "
-              f"{stats['batch_shape']}: {shown}; nothing written")
+        print(f"[smmcl] dry run of {cfg.name}: {p.total_iters} iterations planned, effective batch {effective_batch(cfg)}; "
+              f"one step on batch {stats['batch_shape']}{passes}: {shown}; nothing written")
     else:
-        print(f"  one step    batch {stats['batch_shape']}: {shown}")
+        print(f"  one step    batch {stats['batch_shape']}{passes}: {shown}")
     return 0
 
 

@@ -187,11 +187,30 @@ class LossConfig:
 
 
 @dataclass
+class EMAConfig:
+    # Not in the paper (default off): PyTorch's exponential moving average of the weights and BatchNorm
+    # statistics (torch.optim.swa_utils.AveragedModel), updated after every optimizer step, kept in the
+    # checkpoints and used for validation and model.safetensors (README "Configuration").
+    enabled: bool = False
+    # ema = decay x ema + (1 - decay) x weights at every step: it averages over about 1 / (1 - decay) steps
+    # (0.9999: 10,000), so pick it well below the run's length.
+    decay: float = 0.9999
+
+
+@dataclass
 class TrainConfig:
     epochs: int = 500
     # When set, overrides epochs as the length of the run in iterations.
     max_iters: Optional[int] = None
     batch_size: int = 16
+    # Gradient accumulation: one iteration (optimizer step, lr-schedule step, log step) runs `accumulate`
+    # forward/backward passes of `batch_size` each, so the effective batch is batch_size x accumulate
+    # (batch_size is the global batch of one pass, split across the ranks). README "Configuration".
+    accumulate: int = 1
+    # The effective batch the published setting was trained with (the paper: 16, Sec. 4.1); `train --dry-run`
+    # warns when batch_size x accumulate differs. Only checked, never used in training. The paper's dataset
+    # presets (data.preset llrgbd, mfnet, mfnet-split, nyudv2) set it to 16; null: nothing stated.
+    paper_batch: Optional[int] = None
     lr: float = 6e-5
     weight_decay: float = 0.01
     betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
@@ -222,6 +241,8 @@ class TrainConfig:
     val_split: str = "val"
     # TensorBoard event files in <out_dir>/tb: every loss term, lr, throughput, validation mIoU.
     tensorboard: bool = True
+    # Not in the paper (off by default): an exponential moving average of the weights (README "Configuration").
+    ema: EMAConfig = field(default_factory=EMAConfig)
 
 
 @dataclass

@@ -111,6 +111,11 @@ _MFNET_COMMON: Dict[str, Any] = {
     "subsets": {"day": "D", "night": "N"},
 }
 
+# The batch the paper trained every dataset with (Sec. 4.1; README "Configuration"): the paper datasets' presets
+# state it as `train.paper_batch`, which `smmcl train --dry-run` checks batch_size x accumulate against (a
+# warning, never a change to training). The presets carry it so that configs/paper/* need not.
+PAPER_BATCH = 16
+
 # Keys are the values `data.preset` accepts (its `Literal` in smmcl.config lists the same names; a test
 # keeps the two equal).
 DATASET_PRESETS: Dict[str, Dict[str, Any]] = {
@@ -123,16 +128,19 @@ DATASET_PRESETS: Dict[str, Dict[str, Any]] = {
         },
         "model": {"num_classes": len(LLRGBD_CLASSES)},
         "eval": {"exclude_classes": [0]},
+        "train": {"paper_batch": PAPER_BATCH},
     },
     "mfnet": {
         "data": {"layout": "packed", "rgb_dir": "images", "label_dir": "labels", **_MFNET_COMMON},
         "model": {"num_classes": len(MFNET_CLASSES)},
         "eval": {"exclude_classes": []},
+        "train": {"paper_batch": PAPER_BATCH},
     },
     "mfnet-split": {
         "data": {"layout": "split", "rgb_dir": "RGB", "aux_dir": "Thermal", "label_dir": "Label", **_MFNET_COMMON},
         "model": {"num_classes": len(MFNET_CLASSES)},
         "eval": {"exclude_classes": []},
+        "train": {"paper_batch": PAPER_BATCH},
     },
     "nyudv2": {
         "data": {
@@ -143,6 +151,7 @@ DATASET_PRESETS: Dict[str, Dict[str, Any]] = {
         },
         "model": {"num_classes": len(NYUDV2_CLASSES)},
         "eval": {"exclude_classes": []},
+        "train": {"paper_batch": PAPER_BATCH},
     },
     "generic": {
         "data": {"rgb_dir": "RGB", "aux_dir": "Depth", "label_dir": "Label", "aux_kind": "depth"},

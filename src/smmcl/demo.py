@@ -122,12 +122,12 @@ def run_demo(
         cfg = load_config(cfg_path, [*run_overrides, *extra, *overrides])
         trainer, seconds = _train(cfg)
         test_set = RGBXDataset(cfg.data, cfg.eval.split, cfg.model.num_classes)
-        scores = evaluate(trainer.model, test_set, cfg.model.num_classes, cfg.eval.batch_size,
+        scores = evaluate(trainer.evaluation_model, test_set, cfg.model.num_classes, cfg.eval.batch_size,
                           cfg.data.ignore_index, cfg.eval.exclude_classes, progress=cfg.train.progress)
         scores["train_seconds"] = round(seconds, 1)
         scores["iterations"] = trainer.plan.total_iters
         scores["contrast"] = {k: v for k, v in trainer.summary.items() if k != "warnings"}
-        results[name], models[name] = scores, trainer.model
+        results[name], models[name] = scores, trainer.evaluation_model
     class_names = cfg.data.class_names
     print()
     print(format_scores(class_names, results))

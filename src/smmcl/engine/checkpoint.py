@@ -79,6 +79,19 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     return ckpt
 
 
+def ema_weights(ema_state: dict) -> dict:
+    """The model state dict inside an `AveragedModel` state dict (its `module.` entries; `n_averaged` dropped)."""
+    return {k[len("module."):]: v for k, v in ema_state.items() if k.startswith("module.")}
+
+
+def evaluation_weights(ckpt: dict) -> dict:
+    """The weights a training checkpoint is evaluated, exported and converted with: the average of weights when
+    the run kept one (`train.ema`, README "Configuration"; as its `model.safetensors` holds), else the trained
+    weights. The trained weights (`model`) stay what a resume continues from."""
+    ema = ckpt.get("ema")
+    return ema_weights(ema) if ema else ckpt["model"]
+
+
 def load_model_state(model: torch.nn.Module, state: dict, path: Path | str) -> None:
     """Load weights strictly, turning PyTorch's long key report into one readable error."""
     try:

@@ -165,27 +165,36 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
 
 
 class RankSlice(Sampler[List[Any]]):
-    """This rank's contiguous share of every global batch of a batch sampler.
+    """This rank's share of every global batch of a batch sampler.
 
     The wrapped sampler yields the global batch (the same on every rank: one permutation per epoch,
-    one augmentation seed per sample); rank r takes elements [r * b, (r + 1) * b) with b = batch / W.
-    So which samples form a global step, and how each is augmented, does not depend on W.
+    one augmentation seed per sample). With `parts` = 1 rank r takes elements [r * b, (r + 1) * b) with
+    b = batch / W. With gradient accumulation (`parts` = train.accumulate micro-batches per iteration) the
+    global batch is cut into `parts` consecutive micro-batches and rank r takes its share of each, in order,
+    so micro-batch j is positions [j * B, (j + 1) * B) of the global batch (B = train.batch_size) on any
+    number of ranks. So which samples form a global step and a micro-step, and how each is augmented, does
+    not depend on W.
     """
 
-    def __init__(self, batches: Sampler[List[Any]], rank_: int, world: int):
+    def __init__(self, batches: Sampler[List[Any]], rank_: int, world: int, parts: int = 1):
         self.batches = batches
         self.rank = rank_
         self.world = world
+        self.parts = parts
 
     def __len__(self) -> int:
         return len(self.batches)  # type: ignore[arg-type]
 
     def __iter__(self) -> Iterator[List[Any]]:
         for batch in self.batches:
-            if len(batch) % self.world:
-                raise ValueError(f"a batch of {len(batch)} cannot be split evenly across {self.world} ranks")
-            share = len(batch) // self.world
-            yield list(batch[self.rank * share:(self.rank + 1) * share])
+            if len(batch) % (self.world * self.parts):
+                raise ValueError(f"a batch of {len(batch)} cannot be split evenly into {self.parts} micro-batches "
+                                 f"across {self.world} ranks" if self.parts > 1 else
+                                 f"a batch of {len(batch)} cannot be split evenly across {self.world} ranks")
+            micro = len(batch) // self.parts
+            share = micro // self.world
+            yield [x for j in range(self.parts)
+                   for x in batch[j * micro + self.rank * share:j * micro + (self.rank + 1) * share]]
 
 
 def split_batch_size(batch_size: int, world: int) -> int:

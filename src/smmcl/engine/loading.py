@@ -8,7 +8,7 @@ from typing import Sequence, Tuple
 import torch
 
 from smmcl.config import Config, load_config, to_dict
-from smmcl.engine.checkpoint import load_checkpoint, load_model_state
+from smmcl.engine.checkpoint import evaluation_weights, load_checkpoint, load_model_state
 from smmcl.engine.precision import prepare_model
 from smmcl.engine.runtime import resolve_device
 from smmcl.models import build_model
@@ -17,14 +17,15 @@ from smmcl.weights.pretrained import load_pretrained, read_pretrained_config
 
 def load_trained(cfg: Config, checkpoint: str | Path, device: str | torch.device | None = None) -> torch.nn.Module:
     """A model with trained weights, in eval mode: from smmcl weights (.safetensors, which carry their
-    own model config) or from a training checkpoint (model built from `cfg`). `cfg.train.channels_last`
+    own model config) or from a training checkpoint (model built from `cfg`; the weight average when the run
+    kept one, `train.ema`, as in its model.safetensors). `cfg.train.channels_last`
     and `cfg.train.compile` apply as in training (compiled with frozen weights, for no_grad inference)."""
     dev = resolve_device(cfg.train.device) if device is None else torch.device(device)
     if Path(checkpoint).suffix == ".safetensors":
         model = load_pretrained(checkpoint, device=dev)
     else:
         model = build_model(cfg.model)
-        load_model_state(model, load_checkpoint(Path(checkpoint))["model"], checkpoint)
+        load_model_state(model, evaluation_weights(load_checkpoint(Path(checkpoint))), checkpoint)
     # Compiled for inference: weights frozen into the graph; the wrapper forwards attribute access.
     return prepare_model(model.to(dev).eval(), channels_last=cfg.train.channels_last, compile=cfg.train.compile, freeze=True)
 

@@ -2,6 +2,12 @@
 
 Under `torchrun` every rank builds the same Trainer: `train.batch_size` is the global batch, split evenly
 across the ranks, and the model is wrapped in DistributedDataParallel (see `smmcl.engine.distributed`).
+
+One iteration is one optimizer step over `train.accumulate` micro-batches of `train.batch_size` (see
+`effective_batch`); checkpoints are written between iterations only, so a run killed inside an iteration
+redoes that whole iteration on resume, from the same samples, augmentation seeds and RNG states. With
+`train.ema` on, an average of the weights (`AveragedModel`) is kept beside them, in the checkpoints too,
+and is what validation scores and `model.safetensors` holds (README "Configuration").
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
 from smmcl.config import Config, to_dict, to_yaml
@@ -59,14 +66,53 @@ class Plan:
     checkpoint_every: int
 
 
+def effective_batch(cfg: Config) -> int:
+    """Samples per iteration (one optimizer step): `train.batch_size` (the global batch of one forward pass,
+    split across the ranks) x `train.accumulate` (micro-batches per step). The plan, the learning-rate
+    schedule and the logs count these iterations."""
+    return cfg.train.batch_size * cfg.train.accumulate
+
+
+def batch_warning(cfg: Config) -> Optional[str]:
+    """A warning when the effective batch differs from the batch the config's setting was published with
+    (`train.paper_batch`; the dataset presets of the paper's datasets set the paper's 16, README
+    "Configuration"); None when it matches or no batch is stated."""
+    paper, t = cfg.train.paper_batch, cfg.train
+    if paper is None or effective_batch(cfg) == paper:
+        return None
+    hint = ""
+    if paper % t.batch_size == 0:
+        hint = f"; to train at the paper's batch with this micro-batch: train.accumulate={paper // t.batch_size}"
+    return (f"the effective batch is {effective_batch(cfg)} (train.batch_size={t.batch_size} x train.accumulate="
+            f"{t.accumulate}), but the paper trained this setting with {paper} (train.paper_batch), for which its "
+            f"learning rate and schedule were set{hint}")
+
+
 def make_plan(cfg: Config, num_train: int) -> Plan:
-    ipe = num_train // cfg.train.batch_size
+    batch = effective_batch(cfg)
+    ipe = num_train // batch
     if ipe == 0:
-        raise ValueError(f"train.batch_size={cfg.train.batch_size} exceeds the {num_train} training samples")
+        shown = (f"train.batch_size x train.accumulate = {cfg.train.batch_size} x {cfg.train.accumulate} = {batch}"
+                 if cfg.train.accumulate > 1 else f"train.batch_size={batch}")
+        raise ValueError(f"{shown} exceeds the {num_train} training samples")
     total = cfg.train.max_iters if cfg.train.max_iters is not None else cfg.train.epochs * ipe
     warmup = min(total, round(cfg.train.warmup_epochs * ipe))
     every = cfg.train.checkpoint_every or ipe
     return Plan(ipe, total, warmup, every)
+
+
+def build_ema(model: nn.Module, cfg: Config) -> Optional[AveragedModel]:
+    """`train.ema` (not in the paper; off by default): PyTorch's exponential moving average of the parameters
+    and buffers (BatchNorm running statistics) of `model`, `AveragedModel` with `get_ema_multi_avg_fn`; None
+    when off. `train_step` updates it after every optimizer step; its first update copies the weights. Its
+    counter stays on the CPU, so an update never waits for the device."""
+    if not cfg.train.ema.enabled:
+        return None
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.train.ema.decay), use_buffers=True)
+    ema.module.requires_grad_(False)
+    # The memory format training and validation use (channels_last), as the trained model gets below.
+    prepare_model(ema.module, cfg.train.channels_last)
+    return ema
 
 
 def contrast_seed(seed: int, rank: int = 0) -> int:
@@ -117,6 +163,9 @@ class Trainer:
             torch.manual_seed(distributed.rank_seed(cfg.train.seed, self.ctx.rank))
         self.optimizer = build_optimizer(self.model, cfg.train)
         self.scaler = grad_scaler(self.device, cfg.train.precision)
+        # The average of the weights (train.ema), on rank 0 only: it is read by validation and the files rank 0
+        # writes, and every rank holds the same weights to average (DDP), so the others would only spend memory.
+        self.ema: Optional[AveragedModel] = build_ema(self.model, cfg) if self.ctx.is_main else None
         self.objective = build_objective(cfg.loss, self.num_classes, cfg.data.ignore_index, cfg.model.projector.dim).to(self.device)
         # The contrast samples from its own generator: the global stream (dropout, drop path, NMF bases)
         # is then the same for Base and for any contrast under one seed.
@@ -218,6 +267,14 @@ class Trainer:
             torch.manual_seed(distributed.rank_seed(self.cfg.train.seed, self.ctx.rank, self.step))
         if self.scaler is not None and ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
+        if self.ema is not None and ckpt.get("ema"):
+            # The average as it was at that step (a run that did not keep one, resumed with train.ema switched
+            # on by --allow-config-change, starts its average from the weights at its next step).
+            try:
+                self.ema.load_state_dict(ckpt["ema"])
+            except RuntimeError as exc:
+                raise CheckpointError(f"{path}: its average of weights (train.ema) does not match this model "
+                                      f"({str(exc).splitlines()[-1].strip()})") from None
         objective = ckpt.get("objective_ranks") or [ckpt.get("objective")]
         own = objective[self.ctx.rank] if len(objective) == self.ctx.world_size else objective[0]
         if own:
@@ -244,6 +301,9 @@ class Trainer:
             "rng": rngs[0],
             "rng_ranks": rngs if self.ctx.world_size > 1 else None,
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            # train.ema: the average of weights (rank 0's; evaluation reads it, `evaluation_weights`); "model"
+            # above stays the trained weights, which a resume continues from.
+            "ema": self.ema.state_dict() if self.ema is not None else None,
             "objective": objectives[0],
             "objective_ranks": objectives if self.ctx.world_size > 1 else None,
             "contrast_rng": generators[0],
@@ -262,7 +322,9 @@ class Trainer:
         return rgb, aux, batch["label"].to(self.device, non_blocking=True)
 
     def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
-        """One optimisation step; returns the detached loss terms and stats (tensors, no host sync) and the lr."""
+        """One iteration: `train.accumulate` micro-batches of `batch` (this rank's share of the iteration), one
+        optimisation step, the EMA update; returns the detached loss terms and stats (tensors, no host sync;
+        means over the micro-batches) and the lr."""
         rgb, aux, label = self._batch(batch)
         t = self.cfg.train
         lr = lr_at(self.step, t.lr, self.plan.total_iters, self.plan.warmup_iters, t.poly_power)
@@ -272,32 +334,44 @@ class Trainer:
             scaler=self.scaler, generator=self.contrast_generator,
             contrast_scale=contrast_scale(self.step, self.cfg.loss.contrast_start, self.cfg.loss.contrast_ramp),
             probe_params=shared_encoder_parameters(self.model) if probe else None,
+            accumulate=t.accumulate, ema=self.ema,
         )
         self.step += 1
         return {**stats, "lr": torch.tensor(lr)}
 
+    @property
+    def evaluation_model(self) -> nn.Module:
+        """What validation scores and `model.safetensors` holds: the average of weights with `train.ema` (on
+        rank 0, which alone evaluates and writes), else the trained model."""
+        return self.ema.module if self.ema is not None else self.model
+
     def validate(self) -> dict:
         """Scores on `train.val_split` with the eval protocol (monitoring only; no checkpoint is chosen by it).
 
-        Runs on the plain model in this process only; under DDP the loop calls it on rank 0 alone.
+        Runs on the plain model (its average of weights with `train.ema`) in this process only; under DDP the
+        loop calls it on rank 0 alone.
         """
         if self._val_set is None:
             self._val_set = RGBXDataset(self.cfg.data, self.cfg.train.val_split, self.num_classes)
         scores = evaluate(
-            self.model, self._val_set, self.num_classes, batch_size=self.cfg.eval.batch_size,
+            self.evaluation_model, self._val_set, self.num_classes, batch_size=self.cfg.eval.batch_size,
             ignore_index=self.cfg.data.ignore_index, exclude=self.cfg.eval.exclude_classes, progress=False,
             protocol=InferenceProtocol.from_config(self.cfg),
         )
         return {"val_miou": scores["miou"], "val_pixel_acc": scores["pixel_acc"]}
 
     def dry_run(self) -> dict:
-        """One training step on the first batch, writing nothing: proves data, model, loss and optimizer fit."""
+        """One training step on the first batch, writing nothing: proves data, model, loss and optimizer fit.
+
+        `batch_shape` is the shape of one forward pass (a micro-batch on this rank); the step ran
+        `train.accumulate` of them."""
         t0 = time.perf_counter()
         batch = next(iter(self._loader(self.step + 1)))
         stats = {k: float(v) for k, v in self.train_step(batch).items()}
         self.step -= 1  # nothing was trained for real
         stats["seconds"] = time.perf_counter() - t0
-        stats["batch_shape"] = list(batch["rgb"].shape)
+        shape = list(batch["rgb"].shape)
+        stats["batch_shape"] = [shape[0] // self.cfg.train.accumulate, *shape[1:]]
         return stats
 
     def schedule(self, points: int = 5) -> list[tuple[int, float]]:
@@ -308,10 +382,13 @@ class Trainer:
 
     # --- the loop ----------------------------------------------------------------------------
     def _loader(self, end: int) -> DataLoader:
-        # Global batches in the same order whatever the number of ranks; each rank loads its own slice.
-        sampler = ResumableBatchSampler(len(self.train_set), self.cfg.train.batch_size, self.cfg.train.seed, self.step, end)
+        # Global batches in the same order whatever the number of ranks; each rank loads its own slice. One loader
+        # batch is one iteration: train.accumulate micro-batches, this rank's share of each (RankSlice), which the
+        # step cuts apart. With train.accumulate=1 the batches are the ones a run without accumulation had.
+        t = self.cfg.train
+        sampler = ResumableBatchSampler(len(self.train_set), effective_batch(self.cfg), t.seed, self.step, end)
         if self.ctx.world_size > 1:
-            sampler = RankSlice(sampler, self.ctx.rank, self.ctx.world_size)
+            sampler = RankSlice(sampler, self.ctx.rank, self.ctx.world_size, parts=t.accumulate)
         workers = self.cfg.data.num_workers
         return DataLoader(
             self.train_set,
@@ -365,9 +442,10 @@ class Trainer:
         finally:
             log.close()
         if self.step == self.plan.total_iters and main:
-            # Deployable weights with their config, apart from the resumable training checkpoints.
+            # Deployable weights with their config, apart from the resumable training checkpoints: the average
+            # of weights with train.ema (the trained weights stay in the last checkpoint).
             with writing(self.out_dir / "model.safetensors", "weights"):
-                save_pretrained(self.model, self.cfg, self.out_dir / "model.safetensors")
+                save_pretrained(self.evaluation_model, self.cfg, self.out_dir / "model.safetensors")
             # Whole-run figures of the contrast (zero-step fraction, sampled rows, classes, gradients).
             self.summary = run_summary(self.out_dir / "log.jsonl")
             (self.out_dir / "summary.json").write_text(json.dumps(self.summary, indent=2) + "\n")

@@ -127,7 +127,7 @@ def execute(task: RunTask) -> dict:
               "summary": trainer.summary}
     if task.evaluate:
         dataset = RGBXDataset(cfg.data, task.split, cfg.model.num_classes, train=False, subset=cfg.eval.subset)
-        record.update(evaluate(trainer.model, dataset, cfg.model.num_classes, batch_size=cfg.eval.batch_size,
+        record.update(evaluate(trainer.evaluation_model, dataset, cfg.model.num_classes, batch_size=cfg.eval.batch_size,
                                ignore_index=cfg.data.ignore_index, exclude=cfg.eval.exclude_classes,
                                progress=False, protocol=InferenceProtocol.from_config(cfg)))
         record["split"] = f"{task.split}/{cfg.eval.subset}" if cfg.eval.subset else task.split
