@@ -686,7 +686,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = _command(sub, "demo", "synthetic data -> train Base and SMMCL -> evaluate -> pictures", func=_cmd_demo,
                     description="The whole pipeline on built-in synthetic low-light rooms: generate the data, train "
                                 "Base and SMMCL with the same seed and budget, evaluate both, write prediction "
-                                "panels and summary.json (about 8 minutes on 2 CPU cores).",
+                                "panels, summary.json and the report page (10-15 minutes on 2 CPU cores).",
                     examples=["smmcl demo", "smmcl demo --out runs/demo2 train.max_iters=300",
                               "smmcl --quiet demo > demo.log"])
     demo.add_argument("--out", default="runs/demo", help="output folder: data, both runs, pictures, summary.json (default runs/demo)")
