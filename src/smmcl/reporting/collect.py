@@ -153,7 +153,7 @@ def score_run(run: Run, split: ScoredSplit, num_images: int, device: Optional[st
     ignore = split.dataset.cfg.ignore_index
     run.scores = evaluate(model, split.dataset, k, batch_size=run.cfg.eval.batch_size, ignore_index=ignore,
                           exclude=split.excluded, progress=progress, protocol=protocol)
-    run.scores["protocol_text"] = describe(protocol)
+    run.scores["protocol_text"] = protocol.describe()
     dev = model_device(model)
     run.device = str(dev)
     run.predictions, run.image_miou = [], []
@@ -166,15 +166,6 @@ def score_run(run: Run, split: ScoredSplit, num_images: int, device: Optional[st
             one = segmentation_scores(confusion_matrix(pred, label, k, ignore), split.excluded)
             run.predictions.append(pred.numpy().astype(np.uint8))
             run.image_miou.append(one["miou"])
-
-
-def describe(protocol: InferenceProtocol) -> str:
-    """The protocol in words (its own `describe` where this version has one)."""
-    words = getattr(protocol, "describe", None)
-    if callable(words):
-        return words()
-    scales = "/".join(f"{s:g}" for s in protocol.scales)
-    return f"{protocol.mode}, scales {scales}{', flip' if protocol.flip else ''}, {protocol.precision}"
 
 
 def environment(devices: Sequence[str]) -> dict:
