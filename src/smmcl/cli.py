@@ -411,11 +411,10 @@ def _cmd_features(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from smmcl.api import report
-    from smmcl.progress import is_quiet
 
     names = args.names.split(",") if args.names else None
     page = report(args.run, args.compare, args.out, num_images=args.images, names=names, overrides=args.overrides,
-                  device=args.device, progress=not is_quiet(), log=lambda line: _say(args, f"[smmcl] {line}"))
+                  device=args.device, log=lambda line: _say(args, f"[smmcl] {line}"))
     print(f"[smmcl] report: {page}")
     return 0
 
