@@ -15,13 +15,15 @@ from safetensors.torch import load_file
 from torch import nn
 
 from smmcl.config import LossConfig, load_config, to_dict
+from smmcl.engine import builder as builder_module
 from smmcl.engine import trainer as trainer_module
 from smmcl.engine.checkpoint import evaluation_weights, list_checkpoints, load_checkpoint
 from smmcl.engine.distributed import RankSlice
 from smmcl.engine.loading import load_trained
 from smmcl.engine.run_dir import config_changes
 from smmcl.engine.step import micro_batches, train_step
-from smmcl.engine.trainer import Trainer, batch_warning, make_plan
+from smmcl.engine.plan import batch_warning, make_plan
+from smmcl.engine.trainer import Trainer
 from smmcl.errors import ConfigError
 from smmcl.losses import build_objective
 from smmcl.models import build_model
@@ -165,7 +167,7 @@ def _without_batch_statistics(model: nn.Module) -> nn.Module:
 def test_trainer_batch_2_accumulate_2_trains_like_batch_4(indoor_data, tmp_path, monkeypatch):
     """The whole loop: the same samples and augmentation per iteration, the same plan, learning rates and logged
     losses, and the same weights after 3 AdamW steps (the tiny model with eval-mode BatchNorm)."""
-    monkeypatch.setattr(trainer_module, "build_model", lambda cfg: _without_batch_statistics(build_model(cfg)))
+    monkeypatch.setattr(builder_module, "build_model", lambda cfg: _without_batch_statistics(build_model(cfg)))
     common = [f"data.root={indoor_data}", *NO_RANDOMNESS, "train.max_iters=3", "train.log_every=1", "train.tensorboard=false"]
     runs = {}
     for name, batch, accumulate in (("big", 4, 1), ("accumulated", 2, 2)):

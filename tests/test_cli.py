@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -113,6 +114,21 @@ def test_eval_accepts_weights_file_and_checks_classes(tiny_overrides, tmp_path, 
     assert "predicts 14 classes" in capsys.readouterr().err
 
 
+def test_train_and_its_dry_run_print_their_results_as_json(tiny_overrides, capsys):
+    """`train --json` goes through `smmcl.api.train` / `dry_run`: stdout holds the result and nothing else."""
+    assert main(["train", str(TINY_CONFIG), *tiny_overrides, "train.max_iters=2", "train.batch_size=2",
+                 "train.accumulate=2", "--dry-run", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["plan"]["effective_batch"] == 4 and plan["plan"]["total_iters"] == 2
+    assert plan["step"]["batch_shape"][0] == 2 and plan["loss"]["contrast"] == "smmcl"
+    out_dir = [o.split("=", 1)[1] for o in tiny_overrides if o.startswith("train.out_dir=")][0]
+    assert not (Path(out_dir) / "config.yaml").exists()  # a dry run writes nothing
+    assert main(["train", str(TINY_CONFIG), *tiny_overrides, "train.max_iters=2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["step"] == result["total_iters"] == 2 and result["last"]["step"] == 2
+    assert Path(result["weights"]).is_file() and result["world_size"] == 1
+
+
 # --- a quiet, conventional command line --------------------------------------------------------------------
 
 def _parsers(parser, name="smmcl"):
@@ -142,7 +158,7 @@ def test_every_argument_has_help_and_every_command_an_example():
         assert "examples:\n  smmcl" in parser.format_help()
     assert {"smmcl eval", "smmcl demo", "smmcl data synth", "smmcl analyze features"} <= set(seen)
     with_json = {n for n, p in seen.items() if any("--json" in a.option_strings for a in p._actions)}
-    assert with_json == {"smmcl data synth", "smmcl data check", "smmcl eval", "smmcl export", "smmcl info",
+    assert with_json == {"smmcl data synth", "smmcl data check", "smmcl train", "smmcl eval", "smmcl export", "smmcl info",
                          "smmcl study", "smmcl analyze features"}
     leaves = [n for n, p in seen.items() if p.get_default("func") is not None]
     assert all(any("--quiet" in a.option_strings for a in seen[n]._actions) for n in leaves)

@@ -111,7 +111,7 @@ def reference_run(overrides):
                     total = total + grads[n] / WORLD
                 p.grad = total
         ref.optimizer.step()
-        ref.step += 1
+        ref.state.step += 1
         losses.append(sum(step_losses) / (WORLD * accumulate))
     return ref.model.state_dict(), losses
 

@@ -52,3 +52,14 @@ def test_imports_run_one_way():
 def test_the_checker_sees_imports_inside_functions():
     tree = ast.parse("def f():\n    from smmcl.api import report\n    import smmcl.cli\n")
     assert [t for _, t in smmcl_imports(tree)] == ["api", "cli"]
+
+
+# What the CLI may import: it is a thin layer over the API (README "Python API"), plus the config it parses,
+# the errors it reports and the switch that quiets progress bars.
+CLI_MAY_IMPORT = {"api", "config", "errors", "progress"}
+
+
+def test_the_cli_goes_through_the_api():
+    tree = ast.parse((PACKAGE / "cli.py").read_text())
+    deeper = sorted({f"line {line}: smmcl.{target}" for line, target in smmcl_imports(tree) if target not in CLI_MAY_IMPORT})
+    assert not deeper, "the CLI reaches past the API:\n" + "\n".join(deeper)

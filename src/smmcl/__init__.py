@@ -1,6 +1,6 @@
 """smmcl: dark-scene semantic segmentation from RGB + depth/thermal with SMMCL (WACV 2024).
 
-Public API (see README): `build_model`, `load_config`, `train`, `evaluate_checkpoint`, `load_trained`,
+Public API (see README): `build_model`, `load_config`, `train`, `dry_run`, `evaluate_checkpoint`, `load_trained`,
 `load_pretrained`, `save_pretrained`, `run_study`, `analyze_features`, `report` (a run's static report page), `export` (ONNX), `Predictor` (frame streams), `smmcl.weights.load_official_smmcl`,
 and `smmcl.losses` (`contrastive_terms`, `SMMCLLoss`, `build_objective`).
 """
@@ -17,7 +17,8 @@ _API = {
     "build_model": "smmcl.models",
     "load_config": "smmcl.config",
     "Config": "smmcl.config",
-    "train": "smmcl.engine.trainer",
+    "train": "smmcl.api",
+    "dry_run": "smmcl.api",
     "evaluate_checkpoint": "smmcl.api",
     "load_trained": "smmcl.api",
     "load_pretrained": "smmcl.weights",

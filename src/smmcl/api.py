@@ -52,6 +52,83 @@ def resolve_backend(checkpoint: str | Path, backend: str | None = None) -> str:
     return backend
 
 
+def train(cfg: Config, resume: str | Path | None = None, overwrite: bool = False, allow_config_change: bool = False,
+          log: Callable[[str], None] = lambda _: None) -> dict:
+    """Train (or continue) the run of `cfg` to its planned end; one process, or one rank under `torchrun`.
+
+    `resume`: a checkpoint path or `auto` (the newest in `train.out_dir`, a fresh start when none). A folder
+    holding another run is refused unless `overwrite`; a resume with changed training keys is refused unless
+    `allow_config_change`. `log` receives the plan and the weights' path (rank 0 only). Returns the last
+    logged figures (`last`), `step`, `total_iters`, `out_dir`, `weights` (model.safetensors when finished),
+    `warnings` (the contrast's, from summary.json), `rank` and `world_size`."""
+    from smmcl.engine import distributed
+    from smmcl.engine.trainer import Trainer
+
+    try:
+        trainer = Trainer(cfg, resume=resume, overwrite=overwrite, allow_config_change=allow_config_change)
+        main = trainer.ctx.is_main
+        say = log if main else (lambda _: None)
+        if trainer.pretrained_report is not None:
+            say(trainer.pretrained_report.summary())
+        p, world = trainer.plan, trainer.ctx.world_size
+        ranks = f", {world} processes x batch {trainer.local_batch_size}" if world > 1 else ""
+        say(f"[smmcl] {cfg.name}: {p.total_iters} iterations ({p.iters_per_epoch}/epoch), warm-up {p.warmup_iters}, "
+            f"from step {trainer.step}, device {trainer.device}{ranks}, output {trainer.out_dir}")
+        last = trainer.run()
+    finally:
+        distributed.cleanup()
+    finished = trainer.step == p.total_iters
+    weights = trainer.out_dir / "model.safetensors" if finished else None
+    if weights is not None:
+        say(f"[smmcl] weights for deployment: {weights}")
+    return {"last": last, "step": trainer.step, "total_iters": p.total_iters, "out_dir": trainer.out_dir,
+            "weights": weights, "warnings": list(trainer.summary.get("warnings", [])),
+            "rank": trainer.ctx.rank, "world_size": world}
+
+
+def dry_run(cfg: Config, resume: str | Path | None = None) -> dict:
+    """Build everything a run of `cfg` needs and take one step on one batch, writing nothing: the data, the
+    plan (iterations, effective batch, warm-up, learning rates), the model's size, the loss, the batch
+    warning (`train.paper_batch`) and the step's figures, as a dict; `rank` / `world_size` under torchrun."""
+    from smmcl.engine import distributed
+    from smmcl.engine.plan import batch_warning, effective_batch
+    from smmcl.engine.trainer import Trainer
+    from smmcl.models.summary import parameter_counts
+
+    try:
+        trainer = Trainer(cfg, resume=resume)
+        p, t, d = trainer.plan, cfg.train, cfg.data
+        result = {
+            "name": cfg.name, "rank": trainer.ctx.rank, "world_size": trainer.ctx.world_size,
+            "device": str(trainer.device), "from_step": trainer.step,
+            "pretrained": trainer.pretrained_report.summary() if trainer.pretrained_report is not None else None,
+            "data": {"root": d.root, "preset": d.preset, "train_images": len(trainer.train_set),
+                     "crop_size": list(d.crop_size), "scales": list(d.scales)},
+            "plan": {"total_iters": p.total_iters, "iters_per_epoch": p.iters_per_epoch, "warmup_iters": p.warmup_iters,
+                     "checkpoint_every": p.checkpoint_every, "effective_batch": effective_batch(cfg),
+                     "batch_size": t.batch_size, "accumulate": t.accumulate, "local_batch_size": trainer.local_batch_size},
+            "lr": trainer.schedule(),
+            "batch_warning": batch_warning(cfg),
+            "params": parameter_counts(trainer.model),
+            "loss": {"formula": trainer.objective.formula(), "contrast": cfg.loss.contrast if trainer.objective.needs_embeddings else None,
+                     "temperature": cfg.loss.temperature},
+        }
+        result["step"] = trainer.dry_run()
+    finally:
+        distributed.cleanup()
+    return result
+
+
+def end_process(code: int, world_size: int) -> int:
+    """What a command returns after `train` or `dry_run`: `code`, except that a rank of a DDP job (world_size > 1)
+    ends at once through `engine.distributed.exit_process` (its docstring says why)."""
+    if world_size > 1:
+        from smmcl.engine.distributed import exit_process
+
+        exit_process(code)
+    return code
+
+
 def open_model(checkpoint: str | Path, config: Config | str | Path | None = None, overrides: Sequence[str] = (),
                device: str | None = None, backend: str | None = None, threads: int | None = None) -> Tuple[torch.nn.Module, Config]:
     """A trained model ready for inference and its config, from smmcl weights, a training checkpoint
@@ -91,7 +168,15 @@ def evaluate_checkpoint(cfg: Config | str | Path | None, checkpoint: str | Path,
         exclude=cfg.eval.exclude_classes, progress=progress, protocol=inference_protocol(cfg),
     )
     scores["split"], scores["subset"] = split, subset
+    scores["protocol_text"] = inference_protocol(cfg).describe()
     return scores
+
+
+def format_scores(class_names: Sequence[str], runs: Dict[str, dict]) -> str:
+    """A terminal table of per-class IoU (%), one column per run (name -> scores), then the summary rows."""
+    from smmcl.engine.evaluate import format_scores as table
+
+    return table(class_names, runs)
 
 
 def predict(checkpoint: str | Path, rgb: str | Path | None, aux: str | Path | None, out: str | Path,
@@ -147,12 +232,17 @@ def convert(
 
 
 def model_info(cfg: Config, size: Sequence[int] = (480, 640)) -> Dict[str, Any]:
-    """Parameters per part and FLOPs at `size` (HxW), computed on the meta device (no memory, no weights)."""
+    """What `cfg` builds (backbone, preset, decoder, classes, stage channels), its parameters per part and FLOPs
+    at `size` (HxW), computed on the meta device (no memory, no weights)."""
+    from smmcl.models.factory import decoder_name, resolve_backbone
     from smmcl.models.summary import flop_counts, parameter_counts
 
     with torch.device("meta"):
         model = build_model(cfg.model)
-    return {"params": parameter_counts(model), "flops": flop_counts(model, size), "size": list(size)}
+    b = cfg.model.backbone
+    return {"backbone": b.name, "preset": b.preset, "decoder": decoder_name(cfg.model), "num_classes": cfg.model.num_classes,
+            "stage_channels": resolve_backbone(b).get("embed_dims"),
+            "params": parameter_counts(model), "flops": flop_counts(model, size), "size": list(size)}
 
 
 def read_model_source(source: str | Path, overrides: Sequence[str] = ()) -> Tuple[Config, str]:
@@ -226,3 +316,59 @@ def study_plan(path: str | Path, out: str | Path | None = None) -> list[str]:
     from smmcl.study.runner import describe_plan
 
     return describe_plan(path, out)
+
+
+def make_synthetic(kind: str, out: str | Path, num: int, size: Sequence[int], seed: int = 0, test_fraction: float = 0.25,
+                   val_fraction: float = 0.0, progress: bool = True) -> dict:
+    """Write a built-in synthetic dark-scene dataset (`smmcl.data.synth`) to `out`; returns its summary."""
+    from smmcl.data.synth import generate_dataset
+
+    return generate_dataset(kind, Path(out), num, size=size, seed=seed, test_fraction=test_fraction,
+                            val_fraction=val_fraction, progress=progress)
+
+
+def check_data(root: str | Path, preset: str | None = None, splits: Sequence[str] | None = None,
+               overrides: Sequence[str] = ()) -> Tuple[Config, Any, bool]:
+    """Check a dataset folder against a layout preset (default: `generic` when it holds a meta.json, whose
+    description then fills the generic defaults); returns the config used, the `DatasetReport` and whether
+    the layout came from meta.json."""
+    from smmcl.data.check import check_dataset
+    from smmcl.data.meta import meta_layer, read_meta
+    from smmcl.data.presets import DATASET_PRESETS
+
+    meta = read_meta(root)
+    preset = (preset or ("generic" if meta else "")).lower()
+    if not preset:
+        raise ValueError(f"{root} has no meta.json: say how it is laid out with --preset ({', '.join(DATASET_PRESETS)})")
+    layer: dict = {"data": {"preset": preset, "root": str(root)}}
+    from_meta = bool(meta) and preset == "generic"
+    if from_meta:
+        # The dataset describes itself (classes, folders, auxiliary range): that beats the generic defaults.
+        described = meta_layer(meta)
+        layer = {"model": described.get("model", {}), "data": {**described["data"], **layer["data"]}}
+    cfg = load_config(layer, overrides)
+    return cfg, check_dataset(cfg.data, cfg.model.num_classes, splits=list(splits) if splits else None), from_meta
+
+
+def convert_hha(depth_dir: str | Path, out: str | Path, intrinsics: str | Sequence[float], **options: Any) -> int:
+    """Encode every depth image of `depth_dir` as HHA (`smmcl.data.hha`: disparity, height, angle) into `out`;
+    `intrinsics` as "fx,fy,cx,cy" or four numbers; options: depth_scale, normal_radius, camera_height.
+    Returns the number of images written."""
+    from smmcl.data.hha import convert_folder, parse_intrinsics
+
+    text = intrinsics if isinstance(intrinsics, str) else ",".join(str(v) for v in intrinsics)
+    return convert_folder(Path(depth_dir), Path(out), parse_intrinsics(text), **options)
+
+
+def run_demo(out: str | Path = "runs/demo", config: str | Path | None = None, overrides: Sequence[str] = ()) -> dict:
+    """The whole demo (synthetic data, Base and SMMCL trained alike, scores, pictures, report page)."""
+    from smmcl.demo import run_demo as demo
+
+    return demo(Path(out), config=config, overrides=overrides)
+
+
+def study_folder(path: str | Path, out: str | Path | None = None) -> Path:
+    """Where a study file's runs and results go (`out` when given)."""
+    from smmcl.study.runner import default_out
+
+    return Path(out) if out else default_out(path)

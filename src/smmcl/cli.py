@@ -57,10 +57,10 @@ def _warn(message: str) -> None:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from smmcl.data.synth import generate_dataset
+    from smmcl.api import make_synthetic
 
-    summary = generate_dataset(args.kind, Path(args.out), args.num, size=args.size, seed=args.seed,
-                               test_fraction=args.test_fraction, val_fraction=args.val_fraction, progress=True)
+    summary = make_synthetic(args.kind, args.out, args.num, size=args.size, seed=args.seed,
+                             test_fraction=args.test_fraction, val_fraction=args.val_fraction, progress=True)
     if _json(args):
         _print_json(summary)
         return 0
@@ -75,82 +75,64 @@ def _cmd_train(args: argparse.Namespace) -> int:
     """Train; under `torchrun --nproc-per-node N -m smmcl train ...` this is one rank of a DDP job."""
     import contextlib
     import io
+    import os
 
+    from smmcl.api import dry_run, end_process, train
     from smmcl.config import load_config
-    from smmcl.engine import distributed
-    from smmcl.engine.trainer import Trainer
 
     cfg = load_config(args.config, args.overrides)
-    try:
-        trainer = Trainer(cfg, resume=args.resume, overwrite=args.overwrite, allow_config_change=args.allow_config_change)
-        # Rank 0 speaks for the job; the other ranks' output (identical or empty) is dropped. Errors still
-        # reach stderr from every rank, since each may fail for its own reason.
-        quiet = contextlib.nullcontext() if trainer.ctx.is_main else contextlib.redirect_stdout(io.StringIO())
-        with quiet:
-            code = _train(trainer, args)
-    finally:
-        distributed.cleanup()
-    if trainer.ctx.distributed:
-        # Past the interpreter's shutdown, which can abort a process that used DDP with gloo (see there).
-        distributed.exit_process(code)
-    return code
+    # Rank 0 speaks for the job; the other ranks' output (identical or empty) is dropped. Errors still
+    # reach stderr from every rank, since each may fail for its own reason.
+    quiet = contextlib.redirect_stdout(io.StringIO()) if int(os.environ.get("RANK", "0")) > 0 else contextlib.nullcontext()
+    with quiet:
+        if args.dry_run:
+            result = dry_run(cfg, resume=args.resume)
+            _show_dry_run(result, args)
+        else:
+            result = train(cfg, resume=args.resume, overwrite=args.overwrite,
+                           allow_config_change=args.allow_config_change, log=lambda line: _say(args, line))
+            for warning in result["warnings"]:
+                _warn(warning)
+            if _json(args):
+                _print_json(result)
+            else:
+                last = result["last"]
+                print(f"[smmcl] done at step {last.get('step')}: "
+                      + ", ".join(f"{k}={v:.4g}" for k, v in last.items() if k != "step"))
+    return end_process(0, result["world_size"])
 
 
-def _train(trainer, args: argparse.Namespace) -> int:
-    cfg = trainer.cfg
-    if trainer.pretrained_report is not None:
-        _say(args, trainer.pretrained_report.summary())
-    if args.dry_run:
-        return _dry_run(trainer, args)
-    p = trainer.plan
-    world = trainer.ctx.world_size
-    ranks = f", {world} processes x batch {trainer.local_batch_size}" if world > 1 else ""
-    _say(args, f"[smmcl] {cfg.name}: {p.total_iters} iterations ({p.iters_per_epoch}/epoch), warm-up {p.warmup_iters}, "
-               f"from step {trainer.step}, device {trainer.device}{ranks}, output {trainer.out_dir}")
-    last = trainer.run()
-    for warning in trainer.summary.get("warnings", []):
-        _warn(warning)
-    print(f"[smmcl] done at step {last.get('step')}: " + ", ".join(f"{k}={v:.4g}" for k, v in last.items() if k != "step"))
-    if trainer.step == p.total_iters:
-        _say(args, f"[smmcl] weights for deployment: {trainer.out_dir / 'model.safetensors'}")
-    return 0
-
-
-def _dry_run(trainer, args: argparse.Namespace) -> int:
-    from smmcl.engine.trainer import batch_warning, effective_batch
-    from smmcl.models.summary import parameter_counts
-
-    cfg, p = trainer.cfg, trainer.plan
-    t, world = cfg.train, trainer.ctx.world_size
+def _show_dry_run(r: dict, args: argparse.Namespace) -> None:
+    if _json(args):
+        _print_json(r)
+        return
+    p, d, step = r["plan"], r["data"], r["step"]
+    if r["pretrained"]:
+        _say(args, r["pretrained"])
     # The effective batch: what one iteration (optimizer step) averages over, README "Configuration".
-    batch = f"batch {t.batch_size}" if t.accumulate == 1 else f"batch {t.batch_size} x accumulate {t.accumulate}"
-    ranks = f", {world} processes x {trainer.local_batch_size} per pass" if world > 1 else ""
-    _say(args, f"[smmcl] dry run of {cfg.name}: nothing is written",
-         f"  data        {cfg.data.root} ({cfg.data.preset or 'no preset'}): {len(trainer.train_set)} training images, "
-         f"crop {cfg.data.crop_size[0]}x{cfg.data.crop_size[1]}, scales {list(cfg.data.scales)}",
-         f"  plan        {p.total_iters} iterations = {p.total_iters / p.iters_per_epoch:g} epochs x {p.iters_per_epoch}/epoch "
-         f"(effective batch {effective_batch(cfg)}: {batch}{ranks}), warm-up {p.warmup_iters}, "
-         f"checkpoint every {p.checkpoint_every}",
-         "  lr          " + ", ".join(f"it {k}: {lr:.3g}" for k, lr in trainer.schedule()))
-    warning = batch_warning(cfg)
-    if warning:
-        _warn(warning)
-    if not args.quiet:
-        counts = parameter_counts(trainer.model)
-        w = cfg.loss
-        contrast = f"contrast {w.contrast}" if trainer.objective.needs_embeddings else "Base: no contrastive term"
-        print(f"  parameters  {counts['total']:,} (dual encoder {counts['dual encoder']:,}, decoder {counts['decoder']:,}); "
-              f"device {trainer.device}")
-        print(f"  loss        {trainer.objective.formula()} ({contrast}), tau {w.temperature}")
-    stats = trainer.dry_run()
-    shown = ", ".join(f"{k}={v:.4g}" for k, v in stats.items() if isinstance(v, float))
-    passes = f" x {t.accumulate} micro-batches" if t.accumulate > 1 else ""
+    batch = f"batch {p['batch_size']}" if p["accumulate"] == 1 else f"batch {p['batch_size']} x accumulate {p['accumulate']}"
+    ranks = f", {r['world_size']} processes x {p['local_batch_size']} per pass" if r["world_size"] > 1 else ""
+    _say(args, f"[smmcl] dry run of {r['name']}: nothing is written",
+         f"  data        {d['root']} ({d['preset'] or 'no preset'}): {d['train_images']} training images, "
+         f"crop {d['crop_size'][0]}x{d['crop_size'][1]}, scales {d['scales']}",
+         f"  plan        {p['total_iters']} iterations = {p['total_iters'] / p['iters_per_epoch']:g} epochs x "
+         f"{p['iters_per_epoch']}/epoch (effective batch {p['effective_batch']}: {batch}{ranks}), warm-up "
+         f"{p['warmup_iters']}, checkpoint every {p['checkpoint_every']}",
+         "  lr          " + ", ".join(f"it {k}: {lr:.3g}" for k, lr in r["lr"]))
+    if r["batch_warning"]:
+        _warn(r["batch_warning"])
+    counts, loss = r["params"], r["loss"]
+    contrast = f"contrast {loss['contrast']}" if loss["contrast"] else "Base: no contrastive term"
+    _say(args, f"  parameters  {counts['total']:,} (dual encoder {counts['dual encoder']:,}, decoder {counts['decoder']:,}); "
+               f"device {r['device']}",
+         f"  loss        {loss['formula']} ({contrast}), tau {loss['temperature']}")
+    shown = ", ".join(f"{k}={v:.4g}" for k, v in step.items() if isinstance(v, float))
+    passes = f" x {p['accumulate']} micro-batches" if p["accumulate"] > 1 else ""
     if args.quiet:
-        print(f"[smmcl] dry run of {cfg.name}: {p.total_iters} iterations planned, effective batch {effective_batch(cfg)}; "
-              f"one step on batch {stats['batch_shape']}{passes}: {shown}; nothing written")
+        print(f"[smmcl] dry run of {r['name']}: {p['total_iters']} iterations planned, effective batch "
+              f"{p['effective_batch']}; one step on batch {step['batch_shape']}{passes}: {shown}; nothing written")
     else:
-        print(f"  one step    batch {stats['batch_shape']}{passes}: {shown}")
-    return 0
+        print(f"  one step    batch {step['batch_shape']}{passes}: {shown}")
 
 
 def _protocol_overrides(args: argparse.Namespace) -> list:
@@ -181,9 +163,7 @@ def _eval_config(args: argparse.Namespace):
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from smmcl.api import evaluate_checkpoint
-    from smmcl.engine.evaluate import format_scores
-    from smmcl.engine.inference import InferenceProtocol
+    from smmcl.api import evaluate_checkpoint, format_scores
 
     cfg = _eval_config(args)
     split = args.split or cfg.eval.split
@@ -199,7 +179,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if _json(args):
         _print_json(record)
         return 0
-    protocol = InferenceProtocol(**scores["protocol"]).describe()
+    protocol = scores["protocol_text"]
     if args.quiet:
         print(f"[smmcl] {label}: mIoU {100 * scores['miou']:.2f}% on {scores['num_images']} images ({protocol}); "
               f"scores in {out}")
@@ -223,25 +203,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from smmcl.config import load_config
-    from smmcl.data.check import check_dataset
-    from smmcl.data.meta import meta_layer, read_meta
-    from smmcl.data.presets import DATASET_PRESETS
+    from smmcl.api import check_data
 
-    meta = read_meta(args.dir)
-    preset = (args.preset or ("generic" if meta else "")).lower()
-    if not preset:
-        raise ValueError(f"{args.dir} has no meta.json: say how it is laid out with --preset ({', '.join(DATASET_PRESETS)})")
-    layer = {"data": {"preset": preset, "root": args.dir}}
-    if meta and preset == "generic":
-        # The dataset describes itself (classes, folders, auxiliary range): that beats the generic defaults.
-        described = meta_layer(meta)
-        layer = {"model": described.get("model", {}), "data": {**described["data"], **layer["data"]}}
-    cfg = load_config(layer, args.overrides)
-    report = check_dataset(cfg.data, cfg.model.num_classes, splits=args.split or None)
+    cfg, report, from_meta = check_data(args.dir, args.preset, args.split or None, args.overrides)
+    preset = cfg.data.preset
     code = 0 if report.ok else 1
     if _json(args):
-        _print_json({"preset": preset, "from_meta_json": bool(meta and preset == "generic"), "layout": cfg.data.layout,
+        _print_json({"preset": preset, "from_meta_json": from_meta, "layout": cfg.data.layout,
                      "aux_kind": cfg.data.aux_kind, **report.to_dict()})
         return code
     if args.quiet:
@@ -252,17 +220,17 @@ def _cmd_check(args: argparse.Namespace) -> int:
         found = "no problems found" if report.ok else f"{len(report.problems)} problem(s)"
         print(f"[smmcl] {args.dir} ({preset}): {images} images in {len(report.splits)} splits, {found}")
         return code
-    source = " (from meta.json)" if meta and preset == "generic" else ""
+    source = " (from meta.json)" if from_meta else ""
     print(f"preset {preset}{source}: {cfg.model.num_classes} classes, layout {cfg.data.layout}, auxiliary {cfg.data.aux_kind}")
     print(report.format())
     return code
 
 
 def _cmd_hha(args: argparse.Namespace) -> int:
-    from smmcl.data.hha import convert_folder, parse_intrinsics
+    from smmcl.api import convert_hha
 
-    n = convert_folder(Path(args.depth), Path(args.out), parse_intrinsics(args.intrinsics), depth_scale=args.depth_scale,
-                       normal_radius=args.normal_radius, camera_height=args.camera_height)
+    n = convert_hha(args.depth, args.out, args.intrinsics, depth_scale=args.depth_scale,
+                    normal_radius=args.normal_radius, camera_height=args.camera_height)
     print(f"[smmcl] wrote {n} HHA images to {args.out}")
     return 0
 
@@ -294,24 +262,20 @@ def _add_json_flag(p: argparse.ArgumentParser, what: str) -> None:
 
 def _cmd_info(args: argparse.Namespace) -> int:
     from smmcl.api import model_info, read_model_source
-    from smmcl.models.factory import decoder_name, resolve_backbone
 
     cfg, origin = read_model_source(args.config, args.overrides)
     info = model_info(cfg, args.size)
-    b = cfg.model.backbone
-    preset = resolve_backbone(b)
     if _json(args):
-        _print_json({"source": origin, "backbone": b.name, "preset": b.preset, "decoder": decoder_name(cfg.model),
-                     "num_classes": cfg.model.num_classes, "stage_channels": preset.get("embed_dims"), **info})
+        _print_json({"source": origin, **info})
         return 0
     h, w = args.size
     flops = info["flops"]
     if args.quiet:
         print(f"{origin}: {info['params']['total']:,} parameters, {flops['inference total'] / 1e9:.2f} GFLOPs "
-              f"at {h}x{w} ({b.name} {b.preset}, {decoder_name(cfg.model)} decoder)")
+              f"at {h}x{w} ({info['backbone']} {info['preset']}, {info['decoder']} decoder)")
         return 0
-    print(f"{origin}: {b.name} backbone (preset {b.preset}), {decoder_name(cfg.model)} decoder, "
-          f"{cfg.model.num_classes} classes, stage channels {preset.get('embed_dims') or '-'}")
+    print(f"{origin}: {info['backbone']} backbone (preset {info['preset']}), {info['decoder']} decoder, "
+          f"{info['num_classes']} classes, stage channels {info['stage_channels'] or '-'}")
     print(f"{'part':<28}{'parameters':>14}{'GFLOPs @ %dx%d' % (h, w):>20}")
     for part, n in info["params"].items():
         f = flops.get(part)
@@ -339,12 +303,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     import contextlib
     import io
 
-    from smmcl.demo import run_demo
+    from smmcl.api import run_demo
 
     # The demo narrates each stage; --quiet keeps its last word only.
     hushed = contextlib.redirect_stdout(io.StringIO()) if args.quiet else contextlib.nullcontext()
     with hushed:
-        summary = run_demo(Path(args.out), config=args.config, overrides=args.overrides)
+        summary = run_demo(args.out, config=args.config, overrides=args.overrides)
     if args.quiet:
         scores = ", ".join(f"{name} {100 * m['miou']:.2f}%" for name, m in summary["models"].items())
         print(f"[demo] mIoU (without void): {scores}; summary in {Path(args.out) / 'summary.json'}")
@@ -352,8 +316,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
-    from smmcl.api import run_study, study_plan
-    from smmcl.study.runner import default_out
+    from smmcl.api import run_study, study_folder, study_plan
 
     if args.dry_run:
         plan = study_plan(args.study, out=args.out)
@@ -369,7 +332,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
         _print_json(results)
         return 0
     if args.quiet:
-        out = Path(args.out) if args.out else default_out(args.study)
+        out = study_folder(args.study, args.out)
         print(f"[smmcl] {args.study}: {results.get('runs_finished')}/{results.get('runs_planned')} runs finished; "
               f"results in {out / 'results.md'}")
         return 0
@@ -545,6 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="replace a run already in train.out_dir (without it, such a folder is refused)")
     tr.add_argument("--allow-config-change", action="store_true",
                     help="resume although training keys differ from the checkpoint's config (the change is logged)")
+    _add_json_flag(tr, "the dry run's plan and step figures, or the finished run's result")
 
     ev = _command(sub, "eval", "evaluate a checkpoint on a split", func=_cmd_eval,
                   description="Evaluate a model file (smmcl weights, a training checkpoint or an ONNX export) on a "

@@ -235,6 +235,10 @@ class TrainConfig:
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     channels_last: bool = False
     compile: bool = False
+    # Deterministic kernels for the whole process (torch.use_deterministic_algorithms, cuDNN autotuning off):
+    # on CUDA two runs of one seed, and a resumed run and an uninterrupted one, then agree bit for bit; without
+    # it CUDA's atomic-add kernels let them drift apart (README "Training"). The CPU is deterministic either way.
+    deterministic: bool = False
     # Validate every N iterations (0: never) on `val_split` with the eval protocol; it is only monitored,
     # never used to pick a checkpoint (the last one is the result).
     val_every: int = 0

@@ -9,6 +9,8 @@ from typing import Dict, Optional
 
 import torch
 
+from smmcl.engine import distributed
+
 
 class RunLog:
     """Accumulates per-step loss tensors without host syncs and writes means every `every` steps.
@@ -134,3 +136,35 @@ def run_summary(path: Path) -> dict:
                         f"a larger projector map (model.projector.stage, bigger crops) or batch admits more classes")
     summary["warnings"] = warnings
     return summary
+
+
+class RankMeanLog:
+    """A RunLog whose rows are means over the ranks of the per-rank window means.
+
+    Loss tensors are summed on the device every step; only on a logging step are the window sums
+    reduced across the ranks (one collective, one host sync per window, as in a single process) and
+    handed to the RunLog as a single step. In one process the rows equal the RunLog's own.
+    """
+
+    def __init__(self, log: RunLog):
+        self.log = log
+        self._sums: Dict[str, torch.Tensor] = {}
+        self._counts: Dict[str, int] = {}
+        self._images = 0
+
+    def step(self, step: int, terms: Dict[str, torch.Tensor], lr: float, images: int, force: bool = False) -> Optional[dict]:
+        accumulate(self._sums, self._counts, terms)
+        self._images += images
+        if step % self.log.every and not force:
+            return None
+        # float64 so that sum / count rounds exactly as RunLog's float(sum) / count would.
+        # Every rank has the same keys on the same steps, so the collective sees the same dict everywhere.
+        means = {k: v.to(torch.float64) / self._counts[k] for k, v in distributed.all_reduce_mean(self._sums).items()}
+        images, self._sums, self._counts, self._images = self._images, {}, {}, 0
+        return self.log.step(step, means, lr, images, force=True)
+
+    def write(self, step: int, row: dict) -> None:
+        self.log.write(step, row)
+
+    def close(self) -> None:
+        self.log.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -20,6 +21,16 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"train.device={name!r} but CUDA is not available; use 'cpu' or 'auto'")
     return device
+
+
+def use_deterministic_kernels(on: bool) -> None:
+    """`train.deterministic`: PyTorch's deterministic kernels (warning, not failing, on an op that has none),
+    cuDNN's autotuner off, and the cuBLAS workspace setting its deterministic mode needs (read when cuBLAS
+    starts, so set before the first CUDA matmul; a value already in the environment is kept)."""
+    if on:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(on, warn_only=True)
+    torch.backends.cudnn.benchmark = False if on else torch.backends.cudnn.benchmark
 
 
 def seed_everything(seed: int) -> None:
