@@ -1,9 +1,11 @@
+"""Fixtures only; what the tests share besides them is in tests/support (`from support import ...`)."""
+
 import json
 from pathlib import Path
 
 import pytest
 
-TINY_CONFIG = Path(__file__).parent / "tiny.yaml"
+from support import TINY_CONFIG, build_tiny_model
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +22,12 @@ def indoor_data(tmp_path_factory) -> Path:
 @pytest.fixture()
 def tiny_overrides(indoor_data, tmp_path) -> list[str]:
     return [f"data.root={indoor_data}", f"train.out_dir={tmp_path / 'run'}"]
+
+
+@pytest.fixture()
+def tiny_model():
+    """A fresh tiny model (tests/support/tiny.yaml as it is), its weights drawn from seed 0, in eval mode."""
+    return build_tiny_model(seed=0).eval()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -7,7 +7,7 @@ import pytest
 
 from smmcl.cli import main
 
-from conftest import TINY_CONFIG
+from support import TINY_CONFIG, build_tiny_model
 
 
 def test_synth_train_eval_round_trip(tmp_path, capsys, monkeypatch):
@@ -280,13 +280,12 @@ def test_eval_and_predict_take_the_config_from_the_weights_and_speak_briefly(ind
 
     import smmcl.progress
     from smmcl.config import load_config
-    from smmcl.models import build_model
     from smmcl.weights import save_pretrained
 
     # The file's config holds the data folder and a palette of its own: neither is given on the command line.
     palette = [[k, 2 * k, 3 * k] for k in range(14)]
     cfg = load_config(TINY_CONFIG, [f"data.root={indoor_data}", f"data.palette={palette}"])
-    weights = save_pretrained(build_model(cfg.model).eval(), cfg, tmp_path / "m.safetensors")
+    weights = save_pretrained(build_tiny_model(cfg).eval(), cfg, tmp_path / "m.safetensors")
 
     out = tmp_path / "scores.json"
     assert main(["eval", "--checkpoint", str(weights), "--out", str(out)]) == 0

@@ -25,9 +25,8 @@ from smmcl.config import (
 from smmcl.config_presets import BACKBONE_PRESETS, DATASET_PRESETS
 from smmcl.errors import ConfigError
 
-from conftest import TINY_CONFIG
+from support import ROOT, TINY_CONFIG
 
-ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "configs" / "paper"
 
 

@@ -4,9 +4,10 @@ deploy / analysis / reporting / study -> api -> cli. Every import counts, those 
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "src" / "smmcl"
+from support import ROOT
+
+PACKAGE = ROOT / "src" / "smmcl"
 
 # Top-level module or subpackage of smmcl -> its layer; a module may import its own layer and those below.
 LAYERS = {

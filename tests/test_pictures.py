@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 from PIL import Image
@@ -13,17 +11,15 @@ from smmcl.config import load_config
 from smmcl.data.classes import LLRGBD_PALETTE, MFNET_PALETTE, colorize, dataset_palette
 from smmcl.data.dataset import RGBXDataset
 from smmcl.demo import _pictures
-from smmcl.models import build_model
 from smmcl.visualize import colorbar, legend, panel, scalar_tile
 from smmcl.weights import save_pretrained
 
-from conftest import TINY_CONFIG
+from support import TINY_CONFIG, build_tiny_model
 
 
 def _biased_model(cfg, classes: list[int]):
     """A random model whose output is decided by per-class biases favouring `classes`."""
-    torch.manual_seed(0)
-    model = build_model(cfg.model).eval()
+    model = build_tiny_model(cfg, seed=0).eval()
     bias = torch.full((cfg.model.num_classes,), -5.0)
     bias[classes] = torch.linspace(0.0, 0.5, len(classes))
     with torch.no_grad():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import json
 import pickle
 
 import numpy as np
@@ -20,15 +19,10 @@ from smmcl.engine.metrics import confusion_matrix
 from smmcl.engine.predict import predict_labels
 from smmcl.engine.trainer import Trainer
 from smmcl.errors import CheckpointError, ConfigError, NonFiniteWarning
-from smmcl.models import build_model
 
-from conftest import TINY_CONFIG
+from support import TINY_CONFIG, build_tiny_model, read_log
 
 SHORT = ["train.max_iters=4", "train.checkpoint_every=2", "train.keep_checkpoints=5", "train.tensorboard=false"]
-
-
-def _log(out):
-    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
 
 
 # 1. A finished or different run in the folder is never touched ----------------------------------------
@@ -47,15 +41,13 @@ def test_a_second_run_into_a_used_folder_is_refused_unless_overwrite(tiny_overri
     # --overwrite replaces it: the new run's own checkpoints survive (none of the old ones sort newer).
     assert main([*args, "--overwrite", "train.max_iters=2"]) == 0
     assert [s for s, _ in list_checkpoints(out / "checkpoints")] == [2]
-    assert [r["step"] for r in _log(out)] == [2]
+    assert [r["step"] for r in read_log(out)] == [2]
 
 
 # 2. Non-finite auxiliary values are "no measurement", with a warning that counts them ----------------
 
 
-def test_nan_and_inf_depth_read_as_holes_with_a_warning():
-    torch.manual_seed(0)
-    model = build_model(load_config(TINY_CONFIG).model).eval()
+def test_nan_and_inf_depth_read_as_holes_with_a_warning(tiny_model):
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 255, (64, 80, 3), dtype=np.uint8)
     depth = rng.uniform(0.5, 4.0, (64, 80)).astype(np.float32)
@@ -63,13 +55,13 @@ def test_nan_and_inf_depth_read_as_holes_with_a_warning():
     broken[:10] = np.nan
     broken[20, :7] = np.inf
     with pytest.warns(NonFiniteWarning, match="807 non-finite"):
-        got = predict_labels(model, rgb, broken, aux_max=10.0)
-    want = predict_labels(model, rgb, np.where(np.isfinite(broken), broken, 0), aux_max=10.0)
+        got = predict_labels(tiny_model, rgb, broken, aux_max=10.0)
+    want = predict_labels(tiny_model, rgb, np.where(np.isfinite(broken), broken, 0), aux_max=10.0)
     assert np.array_equal(got, want) and len(np.unique(got)) > 1
     with pytest.raises(ValueError, match="NaN"):
         t = torch.zeros(1, 3, 64, 80)
         t[0, 0, 0, 0] = float("nan")
-        predict_labels(model, t, t)
+        predict_labels(tiny_model, t, t)
 
 
 def test_float_tiff_depth_with_nan_in_a_dataset(tmp_path):
@@ -102,7 +94,7 @@ def test_resume_with_a_changed_config_is_refused_or_recorded(tiny_overrides):
     trainer = Trainer(changed, resume="auto", allow_config_change=True)
     trainer.run()
     out = trainer.out_dir
-    change = [r for r in _log(out) if "config_change" in r]
+    change = [r for r in read_log(out) if "config_change" in r]
     assert change == [{"step": 2, "config_change": {"loss.cm_weight": [0.2, 0.5], "train.lr": [0.002, 0.01]}}]
     assert "lr: 0.01" in (out / "config.yaml").read_text() and "lr: 0.002" in (out / "config.before_step2.yaml").read_text()
 
@@ -121,7 +113,7 @@ def test_resume_removes_partial_saves_and_a_cut_log_line(tiny_overrides):
     resumed = Trainer(cfg, resume="auto")
     resumed.run()
     assert not stale.exists()
-    assert [r["step"] for r in _log(out)] == [1, 2, 3, 4]
+    assert [r["step"] for r in read_log(out)] == [1, 2, 3, 4]
 
 
 # 6. Disk full and unwritable folders --------------------------------------------------------------------
@@ -262,7 +254,7 @@ def test_predict_cli_warns_in_its_own_words(tmp_path, capsys):
     from smmcl.weights import save_pretrained
 
     cfg = load_config(TINY_CONFIG, ["data.aux_max=1.0"])
-    save_pretrained(build_model(cfg.model).eval(), cfg, tmp_path / "m.safetensors")
+    save_pretrained(build_tiny_model(cfg).eval(), cfg, tmp_path / "m.safetensors")
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "a.png")
     depth = np.ones((16, 16), np.float32)
     depth[3, 3] = np.nan

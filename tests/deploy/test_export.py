@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,9 +24,8 @@ from smmcl.models.cpu_guard import GuardedConv2d
 from smmcl.models.lightham_head import NMF2D
 from smmcl.weights import save_pretrained
 
-from conftest import TINY_CONFIG
+from support import ROOT, TINY_CONFIG, build_tiny_model
 
-ROOT = Path(__file__).resolve().parents[1]
 pytest.importorskip("onnxruntime")
 
 
@@ -36,8 +34,7 @@ def exported(indoor_data, tmp_path_factory):
     """The tiny model (MSCAN with guarded strip convs + LightHam), lightly trained weights, and its ONNX export."""
     out = tmp_path_factory.mktemp("export")
     cfg = load_config(TINY_CONFIG, [f"data.root={indoor_data}"])
-    torch.manual_seed(0)
-    model = build_model(cfg.model)
+    model = build_tiny_model(cfg, seed=0)
     with torch.no_grad():  # class biases apart so the argmax is decided, as in a trained model
         model.decoder.conv_seg.bias.copy_(torch.linspace(-0.5, 0.5, cfg.model.num_classes))
     assert any(isinstance(m, GuardedConv2d) for m in model.modules())

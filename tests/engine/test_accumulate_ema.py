@@ -5,7 +5,6 @@ statistics; resume stays exact with both, even from a kill inside an iteration; 
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 
 import pytest
@@ -28,7 +27,7 @@ from smmcl.errors import ConfigError
 from smmcl.losses import build_objective
 from smmcl.models import build_model
 
-from conftest import TINY_CONFIG
+from support import TINY_CONFIG, read_log
 
 # Nothing random in a step and no ignored pixels: MLP decoder without dropout (LightHam draws NMF bases), no drop
 # path, Base (no contrast: its sampling and negatives span a micro-batch), one scale and crops the size of the
@@ -37,10 +36,6 @@ NO_RANDOMNESS = [
     "model.decoder.name=mlp", "model.decoder.dropout=0", "model.backbone.drop_path_rate=0",
     "loss.cm_weight=0", "loss.vis_weight=0", "loss.aux_weight=0", "data.scales=[1.0]", "data.crop_size=[64,80]",
 ]
-
-
-def read_log(out_dir):
-    return [json.loads(line) for line in (out_dir / "log.jsonl").read_text().splitlines()]
 
 
 # --- the step -------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from smmcl.config import load_config
 from smmcl.data.classes import dataset_palette
 from smmcl.errors import CheckpointError, SmmclError
 
-from conftest import TINY_CONFIG
+from support import TINY_CONFIG
 
 
 class _Images(HTMLParser):

@@ -14,7 +14,7 @@ from smmcl.engine.step import gradient_probe, shared_encoder_parameters, train_s
 from smmcl.engine.trainer import Trainer
 from smmcl.losses import Objective, SMMCLLoss, build_objective, contrast_scale
 
-from conftest import TINY_CONFIG
+from support import TINY_CONFIG, build_tiny_model, read_log
 
 BASE = ["loss.cm_weight=0", "loss.vis_weight=0", "loss.aux_weight=0"]
 
@@ -87,13 +87,11 @@ class _Out:
 def test_step_with_probe_updates_exactly_like_without(tiny_overrides):
     """The probe's extra backward passes read gradients only: the update is the same to the bit."""
     from smmcl.engine.optim import build_optimizer
-    from smmcl.models import build_model
 
     cfg = load_config(TINY_CONFIG, tiny_overrides)
     results = []
     for probe in (False, True):
-        torch.manual_seed(0)
-        model = build_model(cfg.model)
+        model = build_tiny_model(cfg, seed=0)
         opt = build_optimizer(model, cfg.train)
         objective = build_objective(cfg.loss, 14, 255, cfg.model.projector.dim)
         rgb, aux = torch.randn(2, 3, 64, 80), torch.randn(2, 3, 64, 80)
@@ -117,7 +115,7 @@ def test_base_and_smmcl_runs_share_the_global_random_stream(tiny_overrides, tmp_
         trainer = Trainer(cfg)
         trainer.run()
         states.append(torch.get_rng_state())
-        first_ce.append(json.loads((tmp_path / name / "log.jsonl").read_text().splitlines()[0])["ce"])
+        first_ce.append(read_log(tmp_path / name)[0]["ce"])
     assert torch.equal(states[0], states[1])
     assert first_ce[0] == first_ce[1]
 
@@ -127,7 +125,7 @@ def test_run_logs_sampling_stats_probe_and_summary(tiny_overrides):
                                     "model.projector.stage=2"])
     trainer = Trainer(cfg)
     trainer.run()
-    rows = [json.loads(line) for line in (trainer.out_dir / "log.jsonl").read_text().splitlines()]
+    rows = read_log(trainer.out_dir)
     assert {"rows", "pairs", "classes", "contrast_zero", "grad_ce", "grad_contrast", "grad_cos"} <= set(rows[0])
     summary = json.loads((trainer.out_dir / "summary.json").read_text())
     assert summary == trainer.summary and 0.0 <= summary["contrast_zero_fraction"] <= 1.0

@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,11 +14,9 @@ from smmcl.engine import distributed
 from smmcl.engine.optim import lr_at, set_lr
 from smmcl.engine.trainer import Trainer
 from smmcl.losses import contrastive_terms, sample_embeddings
-from smmcl.models import build_model
 
-from conftest import TINY_CONFIG
+from support import DDP_WORKER, TINY_CONFIG, build_tiny_model, read_log
 
-HERE = Path(__file__).parent
 WORLD = 2
 ACCUMULATE = 2
 
@@ -68,7 +65,7 @@ def ddp(indoor_data, tmp_path_factory):
     ]
     spec = out / "spec.json"
     spec.write_text(json.dumps({"config": str(TINY_CONFIG), "runs": jobs}))
-    proc = torchrun([str(HERE / "ddp_worker.py"), str(spec), str(out)], cwd=out)
+    proc = torchrun([str(DDP_WORKER), str(spec), str(out)], cwd=out)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     reports = [json.loads((out / f"report_rank{r}.json").read_text()) for r in range(WORLD)]
     return out, runs, reports
@@ -133,7 +130,7 @@ def test_ddp_matches_single_process_on_the_same_global_batch(ddp):
     worst = max((expected[k].double() - ranks[0][k].double()).abs().max().item() for k in expected)
     assert worst < 1e-5, worst
     # The logged loss of each step is the mean over the ranks.
-    rows = [json.loads(line) for line in (out / "ddp" / "log.jsonl").read_text().splitlines()]
+    rows = read_log(out / "ddp")
     assert [r["step"] for r in rows] == [1, 2, 3]
     for row, loss in zip(rows, losses):
         assert row["ce"] == pytest.approx(loss, rel=1e-5)
@@ -155,7 +152,7 @@ def test_ddp_with_accumulation_matches_single_process_and_syncs_once_per_step(dd
     worst = max((expected[k].double() - ranks[0][k].double()).abs().max().item() for k in expected)
     assert worst < 1e-5, worst
     # One log row per step (an optimizer step), the loss the mean over ranks and micro-batches.
-    rows = [json.loads(line) for line in (out / "accum" / "log.jsonl").read_text().splitlines()]
+    rows = read_log(out / "accum")
     assert [r["step"] for r in rows] == [1, 2, 3]
     for row, loss in zip(rows, losses):
         assert row["ce"] == pytest.approx(loss, rel=1e-5)
@@ -198,8 +195,7 @@ def test_killed_and_resumed_ddp_run_matches_uninterrupted(ddp):
 def test_gathered_loss_and_gradients_equal_single_process(ddp):
     """Per-rank sampling, then the terms on the concatenation: the loss and the parameter gradients of one
     process holding both ranks' samples; each rank's embedding gradient is W x the single-process one."""
-    sys.path.insert(0, str(HERE))
-    from ddp_worker import LOSS_ARGS, gather_inputs
+    from support.ddp_worker import LOSS_ARGS, gather_inputs
 
     out, _, _ = ddp
     feats, labels, model = gather_inputs(WORLD)
@@ -236,7 +232,7 @@ def test_cli_under_torchrun_prints_once(indoor_data, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     assert proc.stdout.count("[smmcl] done at step 2") == 1
     assert f"{WORLD} processes x batch 2" in proc.stdout
-    assert [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()] == [2]
+    assert [r["step"] for r in read_log(run)] == [2]
     assert (run / "model.safetensors").is_file()
 
 
@@ -259,8 +255,7 @@ def test_batch_size_not_divisible_by_world_size_is_a_clear_error(tiny_overrides,
     ("mlp", False, ["encoder.projector_aux.", "encoder.projector_vis."]),
 ])
 def test_unused_parameter_probe(decoder, embeddings, unused):
-    cfg = load_config(TINY_CONFIG, [f"model.decoder.name={decoder}"])
-    model = build_model(cfg.model)
+    model = build_tiny_model(load_config(TINY_CONFIG, [f"model.decoder.name={decoder}"]))
 
     def loss(m):
         m.eval()

@@ -13,6 +13,9 @@ from torch import Tensor, nn
 from smmcl.models.dual_encoder import DualEncoder
 from smmcl.models.mit import MIT_PRESETS, Block, MiT
 
+from support import count
+from support.imagenet_files import official_mit_state_dict
+
 # Regression values from the closed-form count below (backbone only; the released ImageNet `mit_b*.pth`
 # add a 1000-way head, dims[-1] * 1000 + 1000 more: 3,576,392 for B0 and 24,709,288 for B2).
 MIT_B0_PARAMS = 3_319_392
@@ -20,10 +23,6 @@ MIT_B2_PARAMS = 24_196_288
 # Encoder sizes in millions as the SegFormer paper reports them (MiT-B0..B5): a sanity check to within 0.1M,
 # since the paper's rounding is loose (B0's 3.32M is listed as 3.4M).
 PAPER_ENCODER_MPARAMS = {"B0": 3.4, "B1": 13.1, "B2": 24.2, "B3": 44.0, "B4": 60.8, "B5": 81.4}
-
-
-def count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def meta_mit(preset: str) -> MiT:
@@ -53,56 +52,6 @@ def expected_params(
         total += depth * block + 2 * c  # blocks and the stage-end LayerNorm
         prev = c
     return total
-
-
-def official_mit_state_dict(
-    embed_dims: Sequence[int],
-    depths: Sequence[int],
-    num_heads: Sequence[int],
-    sr_ratios: Sequence[int],
-    mlp_ratios: Sequence[float],
-    in_channels: int = 3,
-    num_classes: int = 1000,
-    seed: int = 0,
-) -> Dict[str, Tensor]:
-    """Random tensors under the key names and shapes of a released NVlabs `mit_b*.pth` (ImageNet head included).
-
-    `num_heads` does not change any shape; it is taken so the signature mirrors the architecture.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    shapes: Dict[str, Tuple[int, ...]] = {}
-
-    def linear(name: str, n_in: int, n_out: int) -> None:
-        shapes[f"{name}.weight"], shapes[f"{name}.bias"] = (n_out, n_in), (n_out,)
-
-    def norm(name: str, c: int) -> None:
-        shapes[f"{name}.weight"], shapes[f"{name}.bias"] = (c,), (c,)
-
-    prev = in_channels
-    for i, (c, depth, heads, sr, ratio) in enumerate(zip(embed_dims, depths, num_heads, sr_ratios, mlp_ratios), 1):
-        assert c % heads == 0
-        k = 7 if i == 1 else 3
-        shapes[f"patch_embed{i}.proj.weight"], shapes[f"patch_embed{i}.proj.bias"] = (c, prev, k, k), (c,)
-        norm(f"patch_embed{i}.norm", c)
-        hidden = int(c * ratio)
-        for j in range(depth):
-            b = f"block{i}.{j}"
-            norm(f"{b}.norm1", c)
-            linear(f"{b}.attn.q", c, c)
-            linear(f"{b}.attn.kv", c, 2 * c)
-            linear(f"{b}.attn.proj", c, c)
-            if sr > 1:
-                shapes[f"{b}.attn.sr.weight"], shapes[f"{b}.attn.sr.bias"] = (c, c, sr, sr), (c,)
-                norm(f"{b}.attn.norm", c)
-            norm(f"{b}.norm2", c)
-            linear(f"{b}.mlp.fc1", c, hidden)
-            shapes[f"{b}.mlp.dwconv.dwconv.weight"] = (hidden, 1, 3, 3)
-            shapes[f"{b}.mlp.dwconv.dwconv.bias"] = (hidden,)
-            linear(f"{b}.mlp.fc2", hidden, c)
-        norm(f"norm{i}", c)
-        prev = c
-    linear("head", embed_dims[-1], num_classes)
-    return {name: torch.randn(shape, generator=gen) for name, shape in shapes.items()}
 
 
 def official_for(preset: str) -> Dict[str, Tensor]:

@@ -13,7 +13,11 @@ from smmcl.engine.evaluate import evaluate, format_scores
 from smmcl.engine.inference import InferenceProtocol, predict_probs, window_starts, window_stride
 from smmcl.engine.metrics import confusion_matrix
 
+from support import build_tiny_model, tiny_config
+
 K = 5
+# The tiny model with a narrow MLP decoder in place of LightHam, a smaller projector, and K classes.
+TINY_MLP = [f"model.num_classes={K}", "model.decoder.name=mlp", "model.decoder.channels=16", "model.projector.dim=8"]
 
 
 class Pointwise(nn.Module):
@@ -80,16 +84,7 @@ def images(b: int, h: int, w: int, seed: int = 0):
 
 @pytest.fixture(scope="module")
 def tiny():
-    from smmcl.models import build_model
-
-    torch.manual_seed(0)
-    model = build_model({
-        "num_classes": K,
-        "backbone": {"name": "mscan", "preset": "T", "embed_dims": [8, 16, 32, 64], "depths": [1, 1, 1, 1]},
-        "decoder": {"name": "mlp", "channels": 16},
-        "projector": {"dim": 8},
-    })
-    return model.eval()
+    return build_tiny_model(tiny_config(*TINY_MLP), seed=0).eval()
 
 
 class TinySet(Dataset):
@@ -291,11 +286,7 @@ def test_format_scores_shows_fwiou_and_both_mious():
 
 
 def test_bf16_and_channels_last_inference_agree_with_fp32():
-    from smmcl.models import build_model
-
-    torch.manual_seed(0)
-    model = build_model({"num_classes": 5, "backbone": {"name": "mscan", "preset": "T", "embed_dims": [8, 16, 32, 64],
-                         "depths": [1, 1, 1, 1]}, "decoder": {"name": "mlp", "channels": 16}, "projector": {"dim": 8}}).eval()
+    model = build_tiny_model(tiny_config(*TINY_MLP), seed=0).eval()
     rgb, aux = torch.randn(1, 3, 64, 96), torch.randn(1, 3, 64, 96)
     ref = predict_probs(model, rgb, aux)
     fast = InferenceProtocol(precision="bf16", channels_last=True).apply(model, rgb, aux)
@@ -309,17 +300,15 @@ def test_bf16_and_channels_last_inference_agree_with_fp32():
 def test_compiled_frozen_inference_matches_eager():
     """`train.compile` at inference: Inductor with frozen weights (BN folded into convs) computes the same."""
     from smmcl.engine.precision import prepare_model
-    from smmcl.models import build_model
     from smmcl.models.cpu_guard import GuardedConv2d
 
-    torch.manual_seed(0)
     # Two stages, not four: the guarded strip conv of the 8-channel stage breaks the graph inside the
     # encoder's stage generator, so every module call compiles on its own, some ten graphs per stage.
     # Two stages still hold the stem and a patch embedding, a guarded and an in-graph 1x21 conv, BNs to
     # fold and two scales for the decoder to fuse.
-    model = build_model({"num_classes": 4, "backbone": {"name": "mscan", "preset": "T", "embed_dims": [8, 32],
-                         "depths": [1, 1], "mlp_ratios": [8, 8]}, "decoder": {"name": "mlp", "channels": 16},
-                         "projector": {"dim": 8, "stage": 2}}).eval()
+    cfg = tiny_config(*TINY_MLP, "model.num_classes=4", "model.backbone.embed_dims=[8,32]", "model.backbone.depths=[1,1]",
+                      "model.backbone.mlp_ratios=[8,8]", "model.projector.stage=2")
+    model = build_tiny_model(cfg, seed=0).eval()
     assert any(isinstance(m, GuardedConv2d) for m in model.modules())
     model.aux_max = 1000.0
     rgb, aux = torch.randn(1, 3, 64, 96), torch.randn(1, 3, 64, 96)

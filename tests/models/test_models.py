@@ -25,18 +25,17 @@ from smmcl.models import (
 )
 from smmcl.models.factory import resolve_backbone
 
+from support import count
+
 # Single-backbone parameter counts (regression values; MSCAN-B is pinned by the dual count below).
 MSCAN_PARAMS = {"T": 3_903_584, "S": 13_450_176, "B": 26_277_824, "L": 44_636_864}
 # The released SegNeXt-B dual encoder: two MSCAN-B, 4 cross-modal modules, 4 fusion convs, 2 projectors.
 DUAL_MSCAN_B_PARAMS = 71_600_516
 
 
-def count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def tiny_config(**overrides) -> dict:
-    """MSCAN-T with a narrow decoder: the fastest full model."""
+def mscan_t_config(**overrides) -> dict:
+    """MSCAN-T at its preset widths with a narrow decoder: the fastest model of a full preset. Not the tiny test
+    model (support's `build_tiny_model`, narrower still): these tests check the preset's own widths."""
     cfg = {"num_classes": 5, "backbone": {"preset": "T"}, "decoder": {"channels": 64}}
     for key, value in overrides.items():
         if isinstance(value, dict):
@@ -47,9 +46,9 @@ def tiny_config(**overrides) -> dict:
 
 
 @pytest.fixture(scope="module")
-def tiny_model() -> Segmentor:
+def mscan_t() -> Segmentor:
     torch.manual_seed(0)
-    return build_model(tiny_config())
+    return build_model(mscan_t_config())
 
 
 # ---------------------------------------------------------------- MSCAN
@@ -98,8 +97,8 @@ def test_mscan_structure_follows_segnext():
     assert rates == sorted(rates)
 
 
-def test_layer_scales_are_parameters_and_everything_trains(tiny_model):
-    net = tiny_model.encoder.vis
+def test_layer_scales_are_parameters_and_everything_trains(mscan_t):
+    net = mscan_t.encoder.vis
     names = {name for name, _ in net.named_parameters()}
     blocks = [b for s in net.stages for b in s.block]
     for block in blocks:
@@ -108,7 +107,7 @@ def test_layer_scales_are_parameters_and_everything_trains(tiny_model):
             assert isinstance(param, nn.Parameter)
             assert torch.allclose(param, torch.full_like(param, 0.01))
     assert sum(name.endswith("layer_scale_1") for name in names) == len(blocks)
-    assert all(p.requires_grad for p in tiny_model.parameters())
+    assert all(p.requires_grad for p in mscan_t.parameters())
 
 
 # ---------------------------------------------------------------- cross-modal module
@@ -266,11 +265,11 @@ def test_dual_mscan_b_parameter_count():
     assert count(encoder) == DUAL_MSCAN_B_PARAMS
 
 
-def test_encode_shapes(tiny_model):
-    tiny_model.eval()
+def test_encode_shapes(mscan_t):
+    mscan_t.eval()
     rgb, aux = torch.randn(2, 3, 64, 96), torch.randn(2, 1, 64, 96)
     with torch.no_grad():
-        fused, vis_embed, aux_embed = tiny_model.encode(rgb, aux)
+        fused, vis_embed, aux_embed = mscan_t.encode(rgb, aux)
     channels = MSCAN_PRESETS["T"]["embed_dims"]
     assert len(fused) == 4
     for i, (feat, c) in enumerate(zip(fused, channels)):
@@ -281,7 +280,7 @@ def test_encode_shapes(tiny_model):
 @pytest.mark.parametrize("decoder", ["lightham", "mlp"])
 def test_logits_at_input_size_for_odd_sizes(decoder):
     torch.manual_seed(0)
-    model = build_model(tiny_config(decoder={"name": decoder})).eval()
+    model = build_model(mscan_t_config(decoder={"name": decoder})).eval()
     rgb, aux = torch.randn(1, 3, 100, 130), torch.randn(1, 1, 100, 130)
     with torch.no_grad():
         out = model(rgb, aux)
@@ -292,21 +291,21 @@ def test_logits_at_input_size_for_odd_sizes(decoder):
 @pytest.mark.parametrize("decoder", ["lightham", "mlp"])
 def test_forward_train_and_every_parameter_gets_a_gradient(decoder):
     torch.manual_seed(0)
-    tiny_model = build_model(tiny_config(decoder={"name": decoder})).train()
+    model = build_model(mscan_t_config(decoder={"name": decoder})).train()
     rgb, aux = torch.randn(2, 3, 64, 64), torch.randn(2, 1, 64, 64)
-    tiny_model.zero_grad()
-    logits, vis_embed, aux_embed = tiny_model.forward_train(rgb, aux)
+    model.zero_grad()
+    logits, vis_embed, aux_embed = model.forward_train(rgb, aux)
     assert logits.shape == (2, 5, 64, 64) and vis_embed.shape == (2, 256, 2, 2)
     (logits.mean() + vis_embed.mean() + aux_embed.mean()).backward()
-    missing = {n for n, p in tiny_model.named_parameters() if p.grad is None}
+    missing = {n for n, p in model.named_parameters() if p.grad is None}
     # LightHam reads stages 2-4 only, so the stage-1 fusion conv is unused (as in the released model).
     unused = {"encoder.fusions.0.conv.weight", "encoder.fusions.0.conv.bias"} if decoder == "lightham" else set()
     assert missing == unused
 
 
-def test_projectors_see_stage4_before_module4(tiny_model):
-    tiny_model.eval()
-    enc = tiny_model.encoder
+def test_projectors_see_stage4_before_module4(mscan_t):
+    mscan_t.eval()
+    enc = mscan_t.encoder
     rgb, aux = torch.randn(1, 3, 64, 64), torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         _, vis_embed, aux_embed = enc(rgb, aux, with_embeddings=True)
@@ -319,15 +318,15 @@ def test_projectors_see_stage4_before_module4(tiny_model):
             v, a = enc.cross_modal[m](v, a)
 
 
-def test_forward_skips_projectors_and_repeats_single_channel_aux(tiny_model):
-    tiny_model.eval()
+def test_forward_skips_projectors_and_repeats_single_channel_aux(mscan_t):
+    mscan_t.eval()
     calls = []
-    hook = tiny_model.encoder.projector_vis.register_forward_hook(lambda *args: calls.append(1))
+    hook = mscan_t.encoder.projector_vis.register_forward_hook(lambda *args: calls.append(1))
     rgb, aux = torch.randn(1, 3, 64, 64), torch.randn(1, 1, 64, 64)
     try:
         with torch.no_grad():
-            one = tiny_model(rgb, aux)
-            three = tiny_model(rgb, aux.repeat(1, 3, 1, 1))
+            one = mscan_t(rgb, aux)
+            three = mscan_t(rgb, aux.repeat(1, 3, 1, 1))
     finally:
         hook.remove()
     assert not calls
@@ -336,9 +335,9 @@ def test_forward_skips_projectors_and_repeats_single_channel_aux(tiny_model):
 
 def test_same_seed_same_model():
     torch.manual_seed(3)
-    a = build_model(tiny_config()).state_dict()
+    a = build_model(mscan_t_config()).state_dict()
     torch.manual_seed(3)
-    b = build_model(tiny_config()).state_dict()
+    b = build_model(mscan_t_config()).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -385,12 +384,12 @@ def test_resolve_backbone_presets_and_overrides():
 def test_unknown_names_raise(override, bad):
     """Named with the valid choices: by the config's typed choices at load, or by the factory's tables."""
     with pytest.raises(ValueError, match=bad) as info:
-        build_model(tiny_config(**override))
+        build_model(mscan_t_config(**override))
     assert "valid:" in str(info.value) or "expected one of" in str(info.value)
 
 
 def test_syncbn_is_really_applied():
-    model = build_model(tiny_config(norm="syncbn", decoder={"name": "mlp", "channels": 32}))
+    model = build_model(mscan_t_config(norm="syncbn", decoder={"name": "mlp", "channels": 32}))
     enc = model.encoder
     for part in (enc.vis, enc.aux, enc.projector_vis, enc.projector_aux, model.decoder):
         norms = [m for m in part.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]

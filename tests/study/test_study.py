@@ -14,9 +14,7 @@ from smmcl.errors import ConfigError
 from smmcl.study import mean_std, paired_difference, read_study, run_study
 from smmcl.study.stats import verdict
 
-from conftest import TINY_CONFIG
-
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT, TINY_CONFIG
 
 
 def _write_study(path: Path, data_root: Path, **changes) -> Path:

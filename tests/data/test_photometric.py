@@ -1,8 +1,6 @@
 """Photometric augmentation for dark scenes (`data.photometric`, not in the paper): seeding, each operation,
 training only, and the config checks."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -11,10 +9,12 @@ from smmcl.config import DataConfig, PhotometricConfig, load_config
 from smmcl.data.dataset import RGBXDataset
 from smmcl.data.io import write_image
 from smmcl.data.photometric import PhotometricAugment, photometric_rng
-from smmcl.data.transforms import TrainAugment, eval_transform, to_tensor_aux, to_tensor_rgb
+from smmcl.data.transforms import eval_transform, to_tensor_aux, to_tensor_rgb
 from smmcl.errors import ConfigError
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+from support import ROOT
+
+CONFIGS = ROOT / "configs"
 SEEDS = (0, 7, 2**31 + 5)
 STRONG = dict(enabled=True, exposure=[0.3, 3.0], gamma=[0.7, 1.4], shot_noise=[0.02, 0.05], read_noise=[0.0, 0.02],
               aux_holes=0.2, aux_noise=0.05)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Dict, Optional, Sequence
+from typing import Optional
 
 import pytest
 import torch
@@ -13,6 +13,9 @@ from torch import Tensor, nn
 
 from smmcl.models.dual_encoder import DualEncoder
 from smmcl.models.resnet import RESNET_PRESETS, ResNet
+
+from support import count
+from support.imagenet_files import torchvision_resnet_state_dict
 
 # torchvision's resnet{18,34,50,101,152} parameter totals, and its fc head (512 or 2048 -> 1000, with bias).
 TORCHVISION_PARAMS = {
@@ -31,55 +34,6 @@ INPUT_SIZES = [(64, 64), (67, 45)]
 STRIDES = [4, 8, 16, 32]
 
 
-def torchvision_resnet_state_dict(
-    depths: Sequence[int], block: str, num_classes: int = 1000, seed: int = 0
-) -> Dict[str, Tensor]:
-    """Random tensors under the exact keys and shapes of a torchvision ResNet v1.5 `state_dict()`.
-
-    Written from the architecture, not from our model, so it can check our key layout and a weight loader.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    sd: Dict[str, Tensor] = {}
-
-    def conv(name: str, cout: int, cin: int, k: int) -> None:
-        sd[f"{name}.weight"] = torch.randn(cout, cin, k, k, generator=gen) * math.sqrt(2.0 / (cout * k * k))
-
-    def bn(name: str, c: int) -> None:
-        sd[f"{name}.weight"] = torch.rand(c, generator=gen) + 0.5
-        sd[f"{name}.bias"] = torch.randn(c, generator=gen) * 0.1
-        sd[f"{name}.running_mean"] = torch.randn(c, generator=gen) * 0.1
-        sd[f"{name}.running_var"] = torch.rand(c, generator=gen) + 0.5
-        sd[f"{name}.num_batches_tracked"] = torch.randint(0, 10**6, (), generator=gen, dtype=torch.long)
-
-    expansion = {"basic": 1, "bottleneck": 4}[block]
-    conv("conv1", 64, 3, 7)
-    bn("bn1", 64)
-    inplanes = 64
-    for i, (planes, depth) in enumerate(zip((64, 128, 256, 512), depths), start=1):
-        for j in range(depth):
-            stride = 2 if i > 1 and j == 0 else 1
-            p = f"layer{i}.{j}"
-            if block == "basic":
-                conv(f"{p}.conv1", planes, inplanes, 3)
-                bn(f"{p}.bn1", planes)
-                conv(f"{p}.conv2", planes, planes, 3)
-                bn(f"{p}.bn2", planes)
-            else:
-                conv(f"{p}.conv1", planes, inplanes, 1)
-                bn(f"{p}.bn1", planes)
-                conv(f"{p}.conv2", planes, planes, 3)
-                bn(f"{p}.bn2", planes)
-                conv(f"{p}.conv3", planes * 4, planes, 1)
-                bn(f"{p}.bn3", planes * 4)
-            if stride != 1 or inplanes != planes * expansion:
-                conv(f"{p}.downsample.0", planes * expansion, inplanes, 1)
-                bn(f"{p}.downsample.1", planes * expansion)
-            inplanes = planes * expansion
-    sd["fc.weight"] = torch.randn(num_classes, 512 * expansion, generator=gen) * 0.01
-    sd["fc.bias"] = torch.zeros(num_classes)
-    return sd
-
-
 def torchvision_to_ours(key: str) -> Optional[str]:
     """Our key for a torchvision key (None for the classifier), by the rule in resnet.py's docstring."""
     if key.startswith("fc."):
@@ -89,10 +43,6 @@ def torchvision_to_ours(key: str) -> Optional[str]:
     m = re.fullmatch(r"layer(\d+)\.(\d+)\.(.+)", key)
     assert m is not None, f"unexpected torchvision key {key}"
     return f"stages.{int(m.group(1)) - 1}.blocks.{m.group(2)}.{m.group(3)}"
-
-
-def count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 @pytest.fixture(scope="module", params=list(RESNET_PRESETS))

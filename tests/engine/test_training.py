@@ -1,5 +1,3 @@
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -11,18 +9,14 @@ from smmcl.engine.evaluate import evaluate
 from smmcl.engine.metrics import confusion_matrix, segmentation_scores
 from smmcl.engine.trainer import Trainer
 
-from conftest import TINY_CONFIG
-
-
-def read_log(trainer):
-    return [json.loads(line) for line in (trainer.out_dir / "log.jsonl").read_text().splitlines()]
+from support import TINY_CONFIG, build_tiny_model, read_log
 
 
 def test_short_training_lowers_loss_and_beats_chance(tiny_overrides):
     cfg = load_config(TINY_CONFIG, [*tiny_overrides, "train.max_iters=80", "train.log_every=1"])
     trainer = Trainer(cfg)
     trainer.run()
-    log = read_log(trainer)
+    log = read_log(trainer.out_dir)
     assert len(log) == 80 and {"ce", "cm", "vis", "aux", "lr"} <= set(log[0])
     first = np.mean([r["ce"] for r in log[:8]])
     last = np.mean([r["ce"] for r in log[-8:]])
@@ -73,7 +67,7 @@ def test_base_run_has_no_contrastive_terms(tiny_overrides):
     trainer = Trainer(cfg)
     assert trainer.objective.contrast is None
     trainer.run()
-    assert set(read_log(trainer)[0]) == {"step", "loss", "ce", "lr", "images_per_s"}
+    assert set(read_log(trainer.out_dir)[0]) == {"step", "loss", "ce", "lr", "images_per_s"}
 
 
 def test_same_seed_same_weights(tiny_overrides, tmp_path):
@@ -105,10 +99,7 @@ def test_pretrained_weights_load_at_start_but_not_on_resume(tiny_overrides, tmp_
     from smmcl.weights import save_pretrained
 
     cfg = load_config(TINY_CONFIG, tiny_overrides)
-    torch.manual_seed(123)
-    from smmcl.models import build_model
-
-    source = build_model(cfg.model)
+    source = build_tiny_model(cfg, seed=123)
     weights = save_pretrained(source, cfg, tmp_path / "start.safetensors")
     cfg = load_config(TINY_CONFIG, [*tiny_overrides, f"model.pretrained={weights}", "train.max_iters=2",
                                     "train.checkpoint_every=1"])
@@ -130,7 +121,7 @@ def test_resumed_run_reproduces_losses_step_for_step(indoor_data, tmp_path):
     Trainer(cfg_b).run(stop_at=3)  # killed after step 3; the newest checkpoint is step 2
     resumed = Trainer(cfg_b, resume="auto")
     resumed.run()
-    a, b = read_log(full), read_log(resumed)
+    a, b = read_log(full.out_dir), read_log(resumed.out_dir)
     assert [r["step"] for r in b] == [1, 2, 3, 4, 5, 6]  # the killed run's step 3 was dropped on resume
     for ra, rb in zip(a, b):
         for key in ("loss", "ce", "cm", "vis", "aux", "lr"):
@@ -144,7 +135,7 @@ def test_mixed_precision_and_channels_last_train(tiny_overrides, precision):
     trainer = Trainer(cfg)
     assert (trainer.scaler is not None) == (precision == "fp16")
     trainer.run()
-    log = read_log(trainer)
+    log = read_log(trainer.out_dir)
     assert len(log) == 3 and all(np.isfinite(r["loss"]) and np.isfinite(r["cm"]) for r in log)
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
 
@@ -156,7 +147,7 @@ def test_channels_last_matches_contiguous_fp32(tiny_overrides, tmp_path):
                                         f"train.channels_last={cl}", f"train.out_dir={tmp_path / cl}"])
         trainer = Trainer(cfg)
         trainer.run()
-        losses.append([r["loss"] for r in read_log(trainer)])
+        losses.append([r["loss"] for r in read_log(trainer.out_dir)])
     np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4)
 
 
@@ -168,7 +159,7 @@ def test_tensorboard_and_validation(tiny_overrides):
     trainer = Trainer(cfg)
     last = trainer.run()
     assert 0.0 <= last["val_miou"] <= 1.0
-    rows = read_log(trainer)
+    rows = read_log(trainer.out_dir)
     assert [r["step"] for r in rows if "val_miou" in r] == [2, 4]
     events = EventAccumulator(str(trainer.out_dir / "tb"))
     events.Reload()

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from released_reference import random_bases, reference_decoder, reference_encoder, released_state_dict
 from smmcl.cli import main
-from smmcl.config import Config, load_config
+from smmcl.config import load_config
 from smmcl.errors import CheckpointError
 from smmcl.models import build_model
 from smmcl.weights import (
@@ -22,8 +19,9 @@ from smmcl.weights import (
     read_pretrained_config,
     save_pretrained,
 )
-from test_mit import official_mit_state_dict
-from test_resnet import torchvision_resnet_state_dict
+
+from support.imagenet_files import official_mit_state_dict, torchvision_resnet_state_dict
+from support.released_reference import reference_decoder, reference_encoder, released_state_dict
 
 SMALL_MSCAN = dict(embed_dims=(8, 16, 32, 64), depths=(1, 1, 2, 1), mlp_ratios=(8, 8, 4, 4))
 

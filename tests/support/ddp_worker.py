@@ -1,6 +1,6 @@
-"""One rank of the DDP checks in test_distributed.py; started by `torchrun --nproc-per-node 2` on CPU (gloo).
+"""One rank of the DDP checks in tests/engine/test_distributed.py; started by `torchrun --nproc-per-node 2` on CPU (gloo).
 
-    python -m torch.distributed.run --standalone --nproc-per-node 2 tests/ddp_worker.py SPEC.json OUT_DIR
+    python -m torch.distributed.run --standalone --nproc-per-node 2 tests/support/ddp_worker.py SPEC.json OUT_DIR
 
 SPEC.json: {"config": path, "runs": [{"name", "overrides", optional "stop_at", "resume", "watch_sync"}, ...]}. For
 every run, in order, each rank trains a Trainer and saves its final state dict (with `watch_sync`, it also records

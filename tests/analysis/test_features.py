@@ -5,16 +5,13 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
-import torch
 
 from smmcl.analysis.features import choose_pixels, feature_scores
 from smmcl.cli import main
 from smmcl.config import load_config
-from smmcl.models import build_model
 from smmcl.weights import save_pretrained
 
-from conftest import TINY_CONFIG
+from support import TINY_CONFIG, build_tiny_model
 
 
 def test_scores_separate_clustered_from_random_features():
@@ -54,10 +51,9 @@ def test_analyze_features_cli_writes_figure_and_numbers(indoor_data, tmp_path, c
     cfg = load_config(TINY_CONFIG, [f"data.root={indoor_data}"])
     paths = []
     for seed in (0, 1):
-        torch.manual_seed(seed)
         path = tmp_path / f"run{seed}" / "model.safetensors"
         path.parent.mkdir()
-        save_pretrained(build_model(cfg.model).eval(), cfg, path)
+        save_pretrained(build_tiny_model(cfg, seed=seed).eval(), cfg, path)
         paths.append(str(path))
     code = main(["analyze", "features", str(TINY_CONFIG), f"data.root={indoor_data}", "--checkpoint", paths[0],
                  "--compare", paths[1], "--out", str(tmp_path / "feat"), "--per-class", "20", "--images", "8",

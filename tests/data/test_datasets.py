@@ -12,7 +12,6 @@ import pytest
 import torch
 from PIL import Image
 
-from release_layouts import SIZE, make_generic, make_llrgbd, make_mfnet, make_nyudv2
 from smmcl.cli import main
 from smmcl.config import load_config
 from smmcl.data.check import check_dataset
@@ -21,6 +20,9 @@ from smmcl.engine.evaluate import evaluate
 from smmcl.engine.inference import InferenceProtocol
 from smmcl.engine.trainer import Trainer
 from smmcl.errors import DatasetError
+
+from support import ROOT
+from support.release_layouts import SIZE, make_generic, make_llrgbd, make_mfnet, make_nyudv2
 
 MAKERS = {"llrgbd": make_llrgbd, "mfnet": make_mfnet, "nyudv2": make_nyudv2, "generic": make_generic}
 TINY_MODEL = [
@@ -213,7 +215,7 @@ def test_predict_unpaired_inputs_are_named(releases, mfnet_weights, tmp_path, ca
 
 # --- paper configurations ----------------------------------------------------------------------------
 
-PAPER = Path(__file__).resolve().parents[1] / "configs" / "paper"
+PAPER = ROOT / "configs" / "paper"
 
 
 def test_paper_configs_one_per_table_row():

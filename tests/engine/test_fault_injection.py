@@ -16,7 +16,7 @@ from smmcl.engine.checkpoint import list_checkpoints
 from smmcl.engine.run_log import read_log
 from smmcl.engine.trainer import Trainer
 
-from conftest import TINY_CONFIG
+from support import TINY_CONFIG
 
 STEPS = 10
 
