@@ -119,9 +119,7 @@ def exact_resume(device: torch.device, deterministic: bool = False) -> dict:
     common = [f"data.root={root / 'data'}", f"train.device={device}", "train.max_iters=6", "train.checkpoint_every=2",
               "train.batch_size=2", "train.accumulate=2", "train.ema.enabled=true", "train.ema.decay=0.5",
               "train.tensorboard=false", "train.progress=false", f"train.deterministic={str(deterministic).lower()}"]
-    tiny = REPO / "tests" / "tiny.yaml"
-    if not tiny.is_file():
-        tiny = REPO / "tests" / "support" / "tiny.yaml"
+    tiny = REPO / "tests" / "support" / "tiny.yaml"
     full = Trainer(load_config(tiny, [*common, f"train.out_dir={root / 'full'}"]))
     full.run()
     # The same run again, uninterrupted: how far the device's own kernels let two identical runs drift apart.

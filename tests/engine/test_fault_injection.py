@@ -1,5 +1,7 @@
 """A real `smmcl train` process killed with SIGKILL again and again, twice inside a checkpoint write, and resumed
-with `--resume auto` each time, ends with exactly the weights of an uninterrupted run."""
+with `--resume auto` each time, ends with exactly the weights of an uninterrupted run. It trains with gradient
+accumulation and an average of weights, the most state a checkpoint holds (in-process resumes without them:
+engine/test_training.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from smmcl.config import load_config
-from smmcl.engine.checkpoint import list_checkpoints
+from smmcl.engine.checkpoint import list_checkpoints, load_checkpoint
 from smmcl.engine.run_log import read_log
 from smmcl.engine.trainer import Trainer
 
@@ -34,7 +36,8 @@ def _wait_for(condition, proc, timeout=60.0):
 
 def test_kill_9_anywhere_then_resume_gives_identical_weights(indoor_data, tmp_path):
     common = [f"data.root={indoor_data}", f"train.max_iters={STEPS}", "train.checkpoint_every=1", "train.keep_checkpoints=2",
-              "train.tensorboard=false", "train.log_every=1", "train.progress=false"]
+              "train.tensorboard=false", "train.log_every=1", "train.progress=false",
+              "train.batch_size=2", "train.accumulate=2", "train.ema.enabled=true", "train.ema.decay=0.5"]
     reference = Trainer(load_config(TINY_CONFIG, [*common, f"train.out_dir={tmp_path / 'reference'}"]))
     reference.run()
 
@@ -64,11 +67,15 @@ def test_kill_9_anywhere_then_resume_gives_identical_weights(indoor_data, tmp_pa
     assert done.returncode == 0, done.stderr
     assert not list(ckpt_dir.glob(".ckpt_*.tmp"))
 
+    # model.safetensors holds the average of weights; the last checkpoint the trained weights beside it.
     want = load_file(str(tmp_path / "reference" / "model.safetensors"))
     got = load_file(str(out / "model.safetensors"))
     assert want.keys() == got.keys()
     for key in want:
         assert torch.equal(want[key], got[key]), key
+    (_, mine), (_, theirs) = list_checkpoints(tmp_path / "reference" / "checkpoints")[-1], list_checkpoints(ckpt_dir)[-1]
+    trained = [load_checkpoint(path)["model"] for path in (mine, theirs)]
+    assert all(torch.equal(v, trained[1][k]) for k, v in trained[0].items())
     # The log reads as the uninterrupted one: every step once, with the same losses.
     losses = [[(r["step"], r["loss"]) for r in read_log(d / "log.jsonl")] for d in (tmp_path / "reference", out)]
     assert losses[0] == losses[1] and [s for s, _ in losses[1]] == list(range(1, STEPS + 1))

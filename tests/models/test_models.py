@@ -25,7 +25,7 @@ from smmcl.models import (
 )
 from smmcl.models.factory import resolve_backbone
 
-from support import count
+from support import count, stage_outputs
 
 # Single-backbone parameter counts (regression values; MSCAN-B is pinned by the dual count below).
 MSCAN_PARAMS = {"T": 3_903_584, "S": 13_450_176, "B": 26_277_824, "L": 44_636_864}
@@ -65,11 +65,8 @@ def test_mscan_preset_shapes_and_params(preset):
     x = torch.randn(1, 3, 64, 96)
     with torch.no_grad():
         outs = net(x)
-        # Stages run one at a time give the same maps (what the dual encoder relies on).
-        y = x
-        for stage, out in zip(net.stages, outs):
-            y = stage(y)
-            assert torch.equal(y, out)
+    # Stages run one at a time give the same maps (what the dual encoder relies on).
+    assert all(torch.equal(y, out) for y, out in zip(stage_outputs(net, x), outs, strict=True))
     for i, (out, dim) in enumerate(zip(outs, spec["embed_dims"])):
         stride = 2 ** (i + 2)
         assert out.shape == (1, dim, 64 // stride, 96 // stride)

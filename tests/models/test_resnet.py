@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from smmcl.models.dual_encoder import DualEncoder
 from smmcl.models.resnet import RESNET_PRESETS, ResNet
 
-from support import count
+from support import count, stage_outputs
 from support.imagenet_files import torchvision_resnet_state_dict
 
 # torchvision's resnet{18,34,50,101,152} parameter totals, and its fc head (512 or 2048 -> 1000, with bias).
@@ -130,10 +130,7 @@ def test_stages_compose_to_forward():
     x_before = x.clone()
     with torch.no_grad():
         outs = model(x)
-        y = x
-        for stage, out in zip(model.stages, outs):
-            y = stage(y)
-            assert torch.equal(y, out)
+    assert all(torch.equal(y, out) for y, out in zip(stage_outputs(model, x), outs, strict=True))
     # The in-place ReLUs and additions act on intermediates only, never on a stage's input.
     assert torch.equal(x, x_before)
     # Only the first stage carries the stem, so stage 0 alone reaches stride 4.

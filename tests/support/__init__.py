@@ -49,3 +49,14 @@ def count(module: nn.Module) -> int:
 def read_log(run_dir: Path) -> list[dict]:
     """A run folder's training log (`log.jsonl`), one dict per line."""
     return [json.loads(line) for line in (Path(run_dir) / "log.jsonl").read_text().splitlines()]
+
+
+def stage_outputs(backbone: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """A backbone's stages run one at a time (as the dual encoder runs them, with cross-modal modules between),
+    each on the previous one's output; a test compares them with the backbone's own forward."""
+    outs = []
+    with torch.no_grad():
+        for stage in backbone.stages:
+            x = stage(x)
+            outs.append(x)
+    return outs

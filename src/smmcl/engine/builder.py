@@ -24,24 +24,21 @@ from smmcl.engine.optim import build_optimizer
 from smmcl.engine.plan import Plan, make_plan
 from smmcl.engine.precision import grad_scaler, prepare_model
 from smmcl.engine.runtime import seed_everything, use_deterministic_kernels
-from smmcl.losses import Objective, build_objective
+from smmcl.engine.state import TrainingState
+from smmcl.losses import build_objective
 from smmcl.models import build_model
 
 
 @dataclass
 class TrainingParts:
-    """Everything a run trains with. `model` is the plain module (optimizer groups, checkpoints, validation);
-    `ema` exists on rank 0 only, with `train.ema` on."""
+    """Everything a run trains with: its place in the job, the data and the plan, and the state that training
+    changes and a checkpoint holds (`state.model`, the plain module; `state.optimizer`, `.scaler`, `.ema` on
+    rank 0 with `train.ema` on, `.objective`, `.contrast_generator`, `.step`)."""
 
     ctx: DistContext
     train_set: RGBXDataset
     plan: Plan
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    scaler: Optional[torch.amp.GradScaler]
-    ema: Optional[AveragedModel]
-    objective: Objective
-    contrast_generator: torch.Generator
+    state: TrainingState
     # Samples of one forward pass on this rank (`train.batch_size` is the global one).
     local_batch_size: int
 
@@ -98,12 +95,13 @@ def build_parts(cfg: Config, ctx: Optional[DistContext] = None) -> TrainingParts
     # The contrast samples from its own generator: the global stream (dropout, drop path, NMF bases)
     # is then the same for Base and for any contrast under one seed.
     generator = torch.Generator(device=ctx.device).manual_seed(contrast_seed(cfg.train.seed, ctx.rank))
-    return TrainingParts(ctx, train_set, plan, model, optimizer, scaler, ema, objective, generator, local_batch_size)
+    state = TrainingState(ctx, model, optimizer, scaler, ema, objective, generator)
+    return TrainingParts(ctx, train_set, plan, state, local_batch_size)
 
 
 def step_network(parts: TrainingParts, cfg: Config) -> nn.Module:
     """What the step calls: the same parameters as `parts.model`, maybe NHWC, DDP-wrapped and compiled."""
-    net = prepare_model(parts.model, cfg.train.channels_last, compile=False)
+    net = prepare_model(parts.state.model, cfg.train.channels_last, compile=False)
     if parts.ctx.world_size > 1:
         net = _wrap_ddp(net, parts, cfg)
     return prepare_model(net, compile=cfg.train.compile)
@@ -119,7 +117,7 @@ def _wrap_ddp(model: nn.Module, parts: TrainingParts, cfg: Config) -> Distribute
     """
     device = parts.ctx.device
     # A delayed contrast (loss.contrast_start) leaves the projectors idle on its first steps.
-    with_embeddings = parts.objective.needs_embeddings and cfg.loss.contrast_start == 0
+    with_embeddings = parts.state.objective.needs_embeddings and cfg.loss.contrast_start == 0
     channels = getattr(getattr(model, "encoder", None), "in_channels", 3)
 
     def probe_loss(m: nn.Module) -> torch.Tensor:

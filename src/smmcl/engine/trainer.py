@@ -39,7 +39,6 @@ from smmcl.engine.plan import effective_batch, lr_points
 from smmcl.engine.precision import to_channels_last
 from smmcl.engine.run_dir import check_writable, claim_run_dir, remove_partial_saves, writing
 from smmcl.engine.run_log import RankMeanLog, RunLog, run_summary
-from smmcl.engine.state import TrainingState
 from smmcl.engine.step import shared_encoder_parameters, train_step
 from smmcl.losses import contrast_scale
 from smmcl.progress import track
@@ -66,10 +65,9 @@ class Trainer:
         self.overwrite = overwrite
         self.parts = parts = build_parts(cfg)
         self.ctx, self.device, self.plan, self.train_set = parts.ctx, parts.ctx.device, parts.plan, parts.train_set
-        self.model, self.optimizer, self.scaler, self.ema = parts.model, parts.optimizer, parts.scaler, parts.ema
-        self.objective, self.contrast_generator = parts.objective, parts.contrast_generator
-        self.state = TrainingState(self.ctx, self.model, self.optimizer, self.scaler, self.ema, self.objective,
-                                   self.contrast_generator)
+        self.state = state = parts.state
+        self.model, self.optimizer, self.scaler, self.ema = state.model, state.optimizer, state.scaler, state.ema
+        self.objective, self.contrast_generator = state.objective, state.contrast_generator
         self.out_dir = Path(cfg.train.out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"
         self.pretrained_report: Optional[LoadReport] = None
