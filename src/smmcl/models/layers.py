@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import List
 
 from torch import Tensor, nn
 
@@ -47,3 +48,18 @@ def init_weights(m: nn.Module) -> None:
     elif isinstance(m, (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm)) and m.weight is not None:
         nn.init.ones_(m.weight)
         nn.init.zeros_(m.bias)
+
+
+class StagedBackbone(nn.Module):
+    """A backbone as a sequence of stages (`self.stages`), each returning one feature map; the dual encoder runs
+    the stages one at a time with the cross-modal modules between them (Sec. 3.1), so `forward` must be exactly
+    the stages in order. Subclasses set `stages`, `in_channels` and `out_channels`."""
+
+    stages: nn.ModuleList
+
+    def forward(self, x: Tensor) -> List[Tensor]:
+        outs = []
+        for stage in self.stages:
+            x = stage(x)
+            outs.append(x)
+        return outs

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import DropPath, init_weights
+from .layers import DropPath, StagedBackbone, init_weights
 
 # Presets as data (the released mit_b0..b5 configs): only widths and depths differ.
 _PRESET_SHAPES = {
@@ -161,7 +161,7 @@ class MiTStage(nn.Module):
         return _to_map(self.norm(x), h, w).contiguous()
 
 
-class MiT(nn.Module):
+class MiT(StagedBackbone):
     """MiT encoder: four transformer stages at strides 4, 8, 16, 32."""
 
     def __init__(
@@ -201,10 +201,3 @@ class MiT(nn.Module):
         self.in_channels = in_channels
         self.out_channels: List[int] = list(embed_dims)
         self.apply(init_weights)
-
-    def forward(self, x: Tensor) -> List[Tensor]:
-        outs = []
-        for stage in self.stages:
-            x = stage(x)
-            outs.append(x)
-        return outs

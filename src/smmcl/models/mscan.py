@@ -14,7 +14,7 @@ from typing import Callable, Dict, List, Sequence
 import torch
 from torch import Tensor, nn
 
-from .layers import ChannelLayerNorm, DropPath, init_weights
+from .layers import ChannelLayerNorm, DropPath, StagedBackbone, init_weights
 
 NormLayer = Callable[[int], nn.Module]
 
@@ -152,7 +152,7 @@ class MSCANStage(nn.Module):
         return self.norm(x)
 
 
-class MSCAN(nn.Module):
+class MSCAN(StagedBackbone):
     """MSCAN encoder: four stages at strides 4, 8, 16, 32."""
 
     def __init__(
@@ -183,10 +183,3 @@ class MSCAN(nn.Module):
         self.in_channels = in_channels
         self.out_channels: List[int] = list(embed_dims)
         self.apply(init_weights)
-
-    def forward(self, x: Tensor) -> List[Tensor]:
-        outs = []
-        for stage in self.stages:
-            x = stage(x)
-            outs.append(x)
-        return outs

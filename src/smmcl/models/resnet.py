@@ -13,6 +13,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Type
 
 from torch import Tensor, nn
 
+from .layers import StagedBackbone
+
 NormLayer = Callable[[int], nn.Module]
 
 # Presets as data: block type and blocks per stage (He et al., Table 1).
@@ -128,7 +130,7 @@ class ResNetStage(nn.Module):
         return self.blocks(x)
 
 
-class ResNet(nn.Module):
+class ResNet(StagedBackbone):
     """ResNet encoder without the classifier: four stages at strides 4, 8, 16, 32."""
 
     def __init__(
@@ -164,13 +166,6 @@ class ResNet(nn.Module):
         self.in_channels = in_channels
         self.out_channels: List[int] = [w * block_cls.expansion for w in widths]
         self.apply(_init_weights)
-
-    def forward(self, x: Tensor) -> List[Tensor]:
-        outs = []
-        for stage in self.stages:
-            x = stage(x)
-            outs.append(x)
-        return outs
 
 
 def _init_weights(m: nn.Module) -> None:
