@@ -161,7 +161,7 @@ def run_demo(
     summary["report"] = str(page) if page else None
     summary["total_seconds"] = round(time.perf_counter() - t_start, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"\n[demo] mIoU (without void): " + ", ".join(f"{n} {100 * s['miou']:.2f}%" for n, s in results.items()))
+    print("\n[demo] mIoU (without void): " + ", ".join(f"{n} {100 * s['miou']:.2f}%" for n, s in results.items()))
     print(f"[demo] {len(pictures)} prediction panels in {out / 'predictions'}, summary in {out / 'summary.json'}"
           f" ({summary['total_seconds']:.0f} s)")
     print(f"[demo] report comparing Base and SMMCL: {page} (open it in a browser)" if page else

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from smmcl.errors import CheckpointError
 

@@ -1,19 +1,13 @@
-"""Command line: a thin layer over the Python API (`smmcl --help`)."""
+"""The command line's grammar: every command, argument, help text and example (`smmcl --help`)."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import re
-import sys
 import textwrap
-import warnings
-from pathlib import Path
 from typing import Sequence
 
-from smmcl.errors import NonFiniteWarning, SmmclError
-from smmcl.progress import set_quiet
+from smmcl.cli import commands as c
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -22,226 +16,6 @@ def _size(text: str) -> tuple[int, int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"size '{text}': expected HxW, e.g. 120x160") from None
     return h, w
-
-
-# --- output: a human summary on stdout by default, JSON with --json, one line with --quiet -------------------
-# Progress (bars on a terminal, plain lines in a log) goes to stderr through smmcl.progress; warnings and
-# errors to stderr as `smmcl: warning: ...` / `smmcl: error: ...`.
-
-def _json(args: argparse.Namespace) -> bool:
-    return bool(getattr(args, "json", False))
-
-
-def _say(args: argparse.Namespace, *lines: str) -> None:
-    """Informational lines: left out with --quiet and --json (stdout is then the result alone)."""
-    if not (args.quiet or _json(args)):
-        for line in lines:
-            print(line)
-
-
-def _print_json(data) -> None:
-    print(json.dumps(data, indent=2, default=_plain))
-
-
-def _plain(value):
-    """JSON for the few non-JSON values a result may hold (paths, numpy numbers and arrays)."""
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def _warn(message: str) -> None:
-    print(f"smmcl: warning: {message}", file=sys.stderr)
-
-
-def _cmd_synth(args: argparse.Namespace) -> int:
-    from smmcl.api import make_synthetic
-
-    summary = make_synthetic(args.kind, args.out, args.num, size=args.size, seed=args.seed,
-                             test_fraction=args.test_fraction, val_fraction=args.val_fraction, progress=True)
-    if _json(args):
-        _print_json(summary)
-        return 0
-    h, w = summary["size"]
-    splits = f"train {summary['num_train']}" + (f", val {summary['num_val']}" if summary["num_val"] else "")
-    print(f"[smmcl] {summary['num']} {summary['kind']} scenes of {h}x{w} in {summary['out_dir']}: {splits}, "
-          f"test {summary['num_test']}; {len(summary['class_names'])} classes, {summary['seconds']:.1f} s")
-    return 0
-
-
-def _cmd_train(args: argparse.Namespace) -> int:
-    """Train; under `torchrun --nproc-per-node N -m smmcl train ...` this is one rank of a DDP job."""
-    import contextlib
-    import io
-    import os
-
-    from smmcl.api import dry_run, end_process, train
-    from smmcl.config import load_config
-
-    cfg = load_config(args.config, args.overrides)
-    # Rank 0 speaks for the job; the other ranks' output (identical or empty) is dropped. Errors still
-    # reach stderr from every rank, since each may fail for its own reason.
-    quiet = contextlib.redirect_stdout(io.StringIO()) if int(os.environ.get("RANK", "0")) > 0 else contextlib.nullcontext()
-    with quiet:
-        if args.dry_run:
-            result = dry_run(cfg, resume=args.resume)
-            _show_dry_run(result, args)
-        else:
-            result = train(cfg, resume=args.resume, overwrite=args.overwrite,
-                           allow_config_change=args.allow_config_change, log=lambda line: _say(args, line))
-            for warning in result["warnings"]:
-                _warn(warning)
-            if _json(args):
-                _print_json(result)
-            else:
-                last = result["last"]
-                print(f"[smmcl] done at step {last.get('step')}: "
-                      + ", ".join(f"{k}={v:.4g}" for k, v in last.items() if k != "step"))
-    return end_process(0, result["world_size"])
-
-
-def _show_dry_run(r: dict, args: argparse.Namespace) -> None:
-    if _json(args):
-        _print_json(r)
-        return
-    p, d, step = r["plan"], r["data"], r["step"]
-    if r["pretrained"]:
-        _say(args, r["pretrained"])
-    # The effective batch: what one iteration (optimizer step) averages over, README "Configuration".
-    batch = f"batch {p['batch_size']}" if p["accumulate"] == 1 else f"batch {p['batch_size']} x accumulate {p['accumulate']}"
-    ranks = f", {r['world_size']} processes x {p['local_batch_size']} per pass" if r["world_size"] > 1 else ""
-    _say(args, f"[smmcl] dry run of {r['name']}: nothing is written",
-         f"  data        {d['root']} ({d['preset'] or 'no preset'}): {d['train_images']} training images, "
-         f"crop {d['crop_size'][0]}x{d['crop_size'][1]}, scales {d['scales']}",
-         f"  plan        {p['total_iters']} iterations = {p['total_iters'] / p['iters_per_epoch']:g} epochs x "
-         f"{p['iters_per_epoch']}/epoch (effective batch {p['effective_batch']}: {batch}{ranks}), warm-up "
-         f"{p['warmup_iters']}, checkpoint every {p['checkpoint_every']}",
-         "  lr          " + ", ".join(f"it {k}: {lr:.3g}" for k, lr in r["lr"]))
-    if r["batch_warning"]:
-        _warn(r["batch_warning"])
-    counts, loss = r["params"], r["loss"]
-    contrast = f"contrast {loss['contrast']}" if loss["contrast"] else "Base: no contrastive term"
-    _say(args, f"  parameters  {counts['total']:,} (dual encoder {counts['dual encoder']:,}, decoder {counts['decoder']:,}); "
-               f"device {r['device']}",
-         f"  loss        {loss['formula']} ({contrast}), tau {loss['temperature']}")
-    shown = ", ".join(f"{k}={v:.4g}" for k, v in step.items() if isinstance(v, float))
-    passes = f" x {p['accumulate']} micro-batches" if p["accumulate"] > 1 else ""
-    if args.quiet:
-        print(f"[smmcl] dry run of {r['name']}: {p['total_iters']} iterations planned, effective batch "
-              f"{p['effective_batch']}; one step on batch {step['batch_shape']}{passes}: {shown}; nothing written")
-    else:
-        print(f"  one step    batch {step['batch_shape']}{passes}: {shown}")
-
-
-def _protocol_overrides(args: argparse.Namespace) -> list:
-    extra = []
-    if args.mode:
-        extra.append(f"eval.mode={args.mode}")
-    if args.scales:
-        extra.append(f"eval.scales=[{args.scales}]")
-    if args.flip:
-        extra.append("eval.flip=true")
-    return extra
-
-
-def _eval_config(args: argparse.Namespace):
-    """The config of `smmcl eval`: the YAML given, else the one the model file carries (weights, checkpoint, ONNX)."""
-    from smmcl.config import load_config, to_dict
-
-    config, overrides = args.config, list(args.overrides)
-    if config is not None and "=" in config and not Path(config).is_file():
-        config, overrides = None, [config, *overrides]  # no YAML given: the first word is an override
-    extra = [*overrides, *_protocol_overrides(args)]
-    if config is not None:
-        return load_config(config, extra)
-    from smmcl.api import read_model_source
-
-    cfg, _ = read_model_source(args.checkpoint)  # weights, checkpoint or ONNX file: the config it carries
-    return load_config(to_dict(cfg), extra)
-
-
-def _cmd_eval(args: argparse.Namespace) -> int:
-    from smmcl.api import evaluate_checkpoint, format_scores
-
-    cfg = _eval_config(args)
-    split = args.split or cfg.eval.split
-    subset = args.subset if args.subset is not None else cfg.eval.subset
-    scores = evaluate_checkpoint(cfg, args.checkpoint, split=split, subset=subset, backend=args.backend)
-    names = cfg.data.class_names or [str(k) for k in range(cfg.model.num_classes)]
-    label = f"{split}/{subset}" if subset else split
-    tag = f"{split}_{subset}" if subset else split
-    out = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(f".{tag}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    record = {"checkpoint": str(args.checkpoint), "split": split, "class_names": names, **scores}
-    out.write_text(json.dumps(record, indent=2))
-    if _json(args):
-        _print_json(record)
-        return 0
-    protocol = scores["protocol_text"]
-    if args.quiet:
-        print(f"[smmcl] {label}: mIoU {100 * scores['miou']:.2f}% on {scores['num_images']} images ({protocol}); "
-              f"scores in {out}")
-        return 0
-    print(f"[smmcl] {label}: {scores['num_images']} images, {protocol}")
-    print(format_scores(names, {label: scores}))
-    print(f"[smmcl] scores written to {out}")
-    return 0
-
-
-def _cmd_export(args: argparse.Namespace) -> int:
-    from smmcl.api import export
-
-    report = export(args.weights, args.out, size=args.size, dynamic=args.dynamic, opset=args.opset, exporter=args.exporter)
-    if _json(args):
-        _print_json(report.to_dict())
-        return 0
-    lines = report.lines()
-    print("\n".join(f"[smmcl] {line}" for line in (lines[:1] if args.quiet else lines)))
-    return 0
-
-
-def _cmd_check(args: argparse.Namespace) -> int:
-    from smmcl.api import check_data
-
-    cfg, report, from_meta = check_data(args.dir, args.preset, args.split or None, args.overrides)
-    preset = cfg.data.preset
-    code = 0 if report.ok else 1
-    if _json(args):
-        _print_json({"preset": preset, "from_meta_json": from_meta, "layout": cfg.data.layout,
-                     "aux_kind": cfg.data.aux_kind, **report.to_dict()})
-        return code
-    if args.quiet:
-        # Problems are errors: listed even so, then the one-line result.
-        for problem in report.problems:
-            print(f"  {problem}")
-        images = sum(s.count for s in report.splits.values())
-        found = "no problems found" if report.ok else f"{len(report.problems)} problem(s)"
-        print(f"[smmcl] {args.dir} ({preset}): {images} images in {len(report.splits)} splits, {found}")
-        return code
-    source = " (from meta.json)" if from_meta else ""
-    print(f"preset {preset}{source}: {cfg.model.num_classes} classes, layout {cfg.data.layout}, auxiliary {cfg.data.aux_kind}")
-    print(report.format())
-    return code
-
-
-def _cmd_hha(args: argparse.Namespace) -> int:
-    from smmcl.api import convert_hha
-
-    n = convert_hha(args.depth, args.out, args.intrinsics, depth_scale=args.depth_scale,
-                    normal_radius=args.normal_radius, camera_height=args.camera_height)
-    print(f"[smmcl] wrote {n} HHA images to {args.out}")
-    return 0
-
-
-def _cmd_predict(args: argparse.Namespace) -> int:
-    from smmcl.api import predict
-
-    written = predict(args.checkpoint, args.rgb, args.aux, args.out, config=args.config, list_file=args.list,
-                      overrides=[*args.overrides, *_protocol_overrides(args)], device=args.device, backend=args.backend)
-    print(f"[smmcl] wrote {len(written) // 2} label PNGs and overlays to {args.out}")
-    return 0
 
 
 def _add_protocol_flags(p: argparse.ArgumentParser) -> None:
@@ -258,135 +32,6 @@ def _add_backend_flag(p: argparse.ArgumentParser) -> None:
 
 def _add_json_flag(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--json", action="store_true", help=f"print {what} as JSON on stdout, and nothing else there (for scripts)")
-
-
-def _cmd_info(args: argparse.Namespace) -> int:
-    from smmcl.api import model_info, read_model_source
-
-    cfg, origin = read_model_source(args.config, args.overrides)
-    info = model_info(cfg, args.size)
-    if _json(args):
-        _print_json({"source": origin, **info})
-        return 0
-    h, w = args.size
-    flops = info["flops"]
-    if args.quiet:
-        print(f"{origin}: {info['params']['total']:,} parameters, {flops['inference total'] / 1e9:.2f} GFLOPs "
-              f"at {h}x{w} ({info['backbone']} {info['preset']}, {info['decoder']} decoder)")
-        return 0
-    print(f"{origin}: {info['backbone']} backbone (preset {info['preset']}), {info['decoder']} decoder, "
-          f"{info['num_classes']} classes, stage channels {info['stage_channels'] or '-'}")
-    print(f"{'part':<28}{'parameters':>14}{'GFLOPs @ %dx%d' % (h, w):>20}")
-    for part, n in info["params"].items():
-        f = flops.get(part)
-        if part == "total":
-            f = flops["inference total"]
-        shown = "" if f is None else f"{f / 1e9:.2f}"
-        print(f"{part:<28}{n:>14,}{shown:>20}")
-    print("FLOPs count multiply and add separately (2 per MAC; halve for the GMACs many papers call GFLOPs).")
-    print("Projector FLOPs are training-only; the total is one inference forward pass.")
-    return 0
-
-
-def _cmd_convert(args: argparse.Namespace) -> int:
-    from smmcl.api import convert
-    from smmcl.config import load_config
-
-    cfg = load_config(args.config, args.overrides)
-    report = convert(args.source, args.fmt, cfg, args.out, strict=False if args.no_strict else None)
-    _say(args, report.summary())
-    print(f"[smmcl] wrote {args.out} (weights + config; load with smmcl.load_pretrained)")
-    return 0
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    import contextlib
-    import io
-
-    from smmcl.api import run_demo
-
-    # The demo narrates each stage; --quiet keeps its last word only.
-    hushed = contextlib.redirect_stdout(io.StringIO()) if args.quiet else contextlib.nullcontext()
-    with hushed:
-        summary = run_demo(args.out, config=args.config, overrides=args.overrides)
-    if args.quiet:
-        scores = ", ".join(f"{name} {100 * m['miou']:.2f}%" for name, m in summary["models"].items())
-        print(f"[demo] mIoU (without void): {scores}; summary in {Path(args.out) / 'summary.json'}")
-    return 0
-
-
-def _cmd_study(args: argparse.Namespace) -> int:
-    from smmcl.api import run_study, study_folder, study_plan
-
-    if args.dry_run:
-        plan = study_plan(args.study, out=args.out)
-        if _json(args):
-            _print_json({"plan": plan})
-        else:
-            print("\n".join(plan[:1] if args.quiet else plan))
-        return 0
-    # The study's own lines (runs finished, files written) are its progress: on stderr under --json.
-    log = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr)) if _json(args) else print
-    results = run_study(args.study, out=args.out, jobs=args.jobs, report_only=args.report, imports=args.imports, log=log)
-    if _json(args):
-        _print_json(results)
-        return 0
-    if args.quiet:
-        out = study_folder(args.study, args.out)
-        print(f"[smmcl] {args.study}: {results.get('runs_finished')}/{results.get('runs_planned')} runs finished; "
-              f"results in {out / 'results.md'}")
-        return 0
-    ref = results["reference"]
-    for name, v in results["variants"].items():
-        if not v["runs"]:
-            continue
-        line = f"  {name:<16} mIoU {100 * v['miou_mean']:6.2f} +- {100 * v['miou_std']:.2f} ({v['n']} seeds)"
-        if name != ref and v.get("delta_mean") is not None:
-            ci = v.get("delta_ci95")
-            shown = f"[{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}]" if ci else "-"
-            line += f"   delta {100 * v['delta_mean']:+.2f}, 95% CI {shown}: {v['verdict']}"
-        print(line)
-    return 0
-
-
-def _cmd_features(args: argparse.Namespace) -> int:
-    from smmcl.api import analyze_features
-    from smmcl.config import load_config
-
-    cfg = load_config(args.config, args.overrides)
-    paths = [args.checkpoint, *args.compare]
-    names = args.names.split(",") if args.names else [_run_name(p) for p in paths]
-    if len(names) != len(paths) or len(set(names)) != len(names):
-        raise ValueError(f"--names needs {len(paths)} distinct names, one per checkpoint; got {names}")
-    result = analyze_features(cfg, dict(zip(names, paths)), args.out, split=args.split, stage=args.stage,
-                              per_class=args.per_class, max_images=args.images, seed=args.seed)
-    if _json(args):
-        _print_json(result)
-        return 0
-    _say(args, f"[smmcl] stage-{result['stage']} features of {result['images']} {result['split']} images, "
-               f"{sum(result['points_per_class'].values())} points; k-NN accuracy (k={result['k']}) and silhouette, cosine:")
-    for name, per in result["scores"].items():
-        _say(args, f"  {name:<16} " + "   ".join(
-            f"{m}: k-NN {100 * s['knn_accuracy']:.1f}%, silhouette {s['silhouette']:+.3f}" for m, s in per.items()))
-    print(f"[smmcl] {result['figure']} and {Path(args.out) / 'features.json'}")
-    return 0
-
-
-def _cmd_report(args: argparse.Namespace) -> int:
-    from smmcl.api import report
-
-    names = args.names.split(",") if args.names else None
-    page = report(args.run, args.compare, args.out, num_images=args.images, names=names, overrides=args.overrides,
-                  device=args.device, log=lambda line: _say(args, f"[smmcl] {line}"))
-    print(f"[smmcl] report: {page}")
-    return 0
-
-
-def _run_name(path: str) -> str:
-    """A short label for a checkpoint: its run folder (runs/demo/base/model.safetensors -> base)."""
-    p = Path(path)
-    parent = p.parent.parent if p.parent.name == "checkpoints" else p.parent
-    return parent.name or p.stem
 
 
 def _version() -> str:
@@ -432,7 +77,7 @@ def _command(sub, name: str, help: str, examples: Sequence[str], description: st
 
 _OUTPUT = """Output: a short summary on stdout; progress on stderr, as a bar on a terminal and as a plain line
 every tenth of the way in a log or pipe; --quiet shows no progress, only warnings, errors and the one-line
-result; --json (data synth, data check, eval, export, info, study, analyze features) prints the result as
+result; --json (data synth, data check, train, eval, export, info, study, analyze features) prints the result as
 JSON on stdout for scripts. Errors end with `smmcl: error: ...` and exit status 2."""
 
 
@@ -451,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     data = _command(sub, "data", "dataset tools: synthetic data, checks, HHA", group=True,
                     examples=["smmcl data synth --kind indoor-rgbd --out data/indoor", "smmcl data check data/indoor"])
     data = data.add_subparsers(dest="data_command", required=True, metavar="TOOL", help="one of:")
-    synth = _command(data, "synth", "generate built-in synthetic dark scenes", func=_cmd_synth,
+    synth = _command(data, "synth", "generate built-in synthetic dark scenes", func=c.cmd_synth,
                      description="Generate built-in synthetic dark scenes in the generic layout (RGB/, Depth/ or "
                                  "Thermal/, Label/, train.txt, test.txt, meta.json). The same seed gives byte-identical "
                                  "files.",
@@ -470,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json_flag(synth, "the dataset's description (splits, classes, palette, pixels per class, seconds)")
 
     check = _command(data, "check", "read a whole dataset and report counts, sizes, labels and every problem",
-                     func=_cmd_check,
+                     func=c.cmd_check,
                      description="Read every sample of every split list found and report counts, image sizes, "
                                  "auxiliary formats, a label histogram and every problem, each naming the file. "
                                  "Exit status 1 when there is any problem.",
@@ -483,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("overrides", nargs="*", help="dotted overrides, e.g. data.aux_dir=Thermal")
     _add_json_flag(check, "the report (splits, sizes, label histogram, problems)")
 
-    hha = _command(data, "hha", "encode depth images as HHA (disparity, height, angle with gravity)", func=_cmd_hha,
+    hha = _command(data, "hha", "encode depth images as HHA (disparity, height, angle with gravity)", func=c.cmd_hha,
                    examples=["smmcl data hha --depth data/nyu/Depth --intrinsics 518.8,519.5,325.6,253.7 --out data/nyu/HHA"])
     hha.add_argument("--depth", required=True, help="folder of depth images")
     hha.add_argument("--intrinsics", required=True, help="fx,fy,cx,cy in pixels")
@@ -494,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     hha.add_argument("--camera-height", type=float, default=None,
                      help="camera height above the floor in cm (default: the floor in view, else 130 cm below the camera)")
 
-    tr = _command(sub, "train", "train a model from a YAML config", func=_cmd_train,
+    tr = _command(sub, "train", "train a model from a YAML config", func=c.cmd_train,
                   description="Train a model from a YAML config into train.out_dir (config.yaml, log.jsonl, "
                               "checkpoints, model.safetensors at the end). Under torchrun, one rank of a DDP job.",
                   examples=["smmcl train configs/demo.yaml", "smmcl train configs/demo.yaml train.max_iters=300 --dry-run",
@@ -510,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="resume although training keys differ from the checkpoint's config (the change is logged)")
     _add_json_flag(tr, "the dry run's plan and step figures, or the finished run's result")
 
-    ev = _command(sub, "eval", "evaluate a checkpoint on a split", func=_cmd_eval,
+    ev = _command(sub, "eval", "evaluate a checkpoint on a split", func=c.cmd_eval,
                   description="Evaluate a model file (smmcl weights, a training checkpoint or an ONNX export) on a "
                               "split: per-class IoU, mIoU, fwIoU and accuracies from one confusion matrix, also "
                               "written as JSON. Without a YAML config, the config comes from the file.",
@@ -529,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", default=None, help="JSON file for the scores (default: beside the checkpoint)")
     _add_json_flag(ev, "the scores (the content of the --out file)")
 
-    pr = _command(sub, "predict", "label PNGs and overlays for image files, folders or a list", func=_cmd_predict,
+    pr = _command(sub, "predict", "label PNGs and overlays for image files, folders or a list", func=c.cmd_predict,
                   description="Write <name>.png (class ids in a palette PNG) and <name>_overlay.png per input: two "
                               "files, two folders paired by file name, a list file, or 4-channel RGB+X images. The "
                               "config comes from the model file unless --config is given.",
@@ -547,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("overrides", nargs="*", help="dotted overrides of the model's config, e.g. eval.crop_size=[240,320]")
     _add_protocol_flags(pr)
 
-    ex = _command(sub, "export", "weights -> ONNX file with its metadata, verified with ONNX Runtime", func=_cmd_export,
+    ex = _command(sub, "export", "weights -> ONNX file with its metadata, verified with ONNX Runtime", func=c.cmd_export,
                   description="Export a trained model to ONNX (inputs rgb, aux: N x 3 x H x W; output logits). The "
                               "file carries class names, palette and preprocessing; it is checked against PyTorch "
                               "with ONNX Runtime before it is written.",
@@ -563,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="PyTorch exporter: torchscript (default, fast) or dynamo (torch.export-based, slow to export)")
     _add_json_flag(ex, "the export report (file, exporter, parity figures)")
 
-    info = _command(sub, "info", "parameters per part and GFLOPs of a model", func=_cmd_info,
+    info = _command(sub, "info", "parameters per part and GFLOPs of a model", func=c.cmd_info,
                     description="Parameters per part and FLOPs of a model at an input size, computed on the meta "
                                 "device (no memory, no weights needed).",
                     examples=["smmcl info configs/released/llrgbd_mscan_b.yaml",
@@ -574,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--size", type=_size, default=(480, 640), help="input HxW (default 480x640)")
     _add_json_flag(info, "the numbers (parameters and FLOPs per part)")
 
-    cv = _command(sub, "convert", "outside checkpoint -> smmcl weights (.safetensors with config)", func=_cmd_convert,
+    cv = _command(sub, "convert", "outside checkpoint -> smmcl weights (.safetensors with config)", func=c.cmd_convert,
                   examples=["smmcl convert epoch-500.pth --from official-smmcl --config configs/released/llrgbd_mscan_b.yaml "
                             "--out smmcl_llrgbd.safetensors",
                             "smmcl convert mscan_b.pth --from mscan --config configs/paper/llrgbd_mscanb_smmcl.yaml --out init.safetensors"])
@@ -587,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--no-strict", action="store_true", help="official-smmcl: allow missing/unexpected keys")
     cv.add_argument("overrides", nargs="*", help="dotted overrides of the config, e.g. model.decoder.ham_out_norm=false")
 
-    st = _command(sub, "study", "variants x seeds of training runs, compared seed by seed (resumable)", func=_cmd_study,
+    st = _command(sub, "study", "variants x seeds of training runs, compared seed by seed (resumable)", func=c.cmd_study,
                   description="Run a study file: every variant with every seed, each trained and evaluated; a killed "
                               "study continues where it stopped. Writes results.json, results.md and results.png.",
                   examples=["smmcl study studies/synthetic_tables5_6.yaml --jobs 2",
@@ -610,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "--out runs/demo/features"])
     an = an.add_subparsers(dest="analyze_command", required=True, metavar="ANALYSIS", help="one of:")
     fe = _command(an, "features", "t-SNE of the final encoder features (paper Fig. 8), k-NN accuracy, silhouette",
-                  func=_cmd_features,
+                  func=c.cmd_features,
                   examples=["smmcl analyze features configs/demo.yaml --checkpoint runs/demo/base/model.safetensors "
                             "--compare runs/demo/smmcl/model.safetensors --out runs/demo/features",
                             "smmcl analyze features configs/demo.yaml model.projector.stage=3 --stage 3 "
@@ -629,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json_flag(fe, "the scores (the content of features.json)")
 
     rp = _command(sub, "report", "a static page on a finished run, or comparing runs (opens from disk)",
-                  func=_cmd_report,
+                  func=c.cmd_report,
                   description="Write index.html and its PNGs: scores with deltas, every loss term, lr and validation "
                               "mIoU against iterations, per-class IoU, confusion matrices, test predictions with a "
                               "legend, the t-SNE of `analyze features` when the run holds one, config and "
@@ -646,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--device", default=None, help="device for scoring, e.g. cpu or cuda (default: each run's train.device)")
     rp.add_argument("overrides", nargs="*", help="dotted overrides applied to every run's config, e.g. data.root=/data/llrgbd")
 
-    demo = _command(sub, "demo", "synthetic data -> train Base and SMMCL -> evaluate -> pictures", func=_cmd_demo,
+    demo = _command(sub, "demo", "synthetic data -> train Base and SMMCL -> evaluate -> pictures", func=c.cmd_demo,
                     description="The whole pipeline on built-in synthetic low-light rooms: generate the data, train "
                                 "Base and SMMCL with the same seed and budget, evaluate both, write prediction "
                                 "panels, summary.json and the report page (10-15 minutes on 2 CPU cores).",
@@ -656,15 +301,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--config", default=None, help="demo config (default: configs/demo.yaml)")
     demo.add_argument("overrides", nargs="*", help="dotted overrides of the demo config, e.g. train.max_iters=300")
     return parser
-
-
-def _message(exc: BaseException) -> str:
-    """The error's own words; an error re-raised from a DataLoader worker carries a traceback: keep its last line."""
-    text = str(exc)
-    if "Original Traceback" in text:
-        last = [line for line in text.splitlines() if line.strip()][-1]
-        text = last.split(": ", 1)[-1] if last.split(": ", 1)[0].endswith("Error") else last
-    return text
 
 
 # A dotted override (`train.lr=0.001`), accepted anywhere on the command line.
@@ -683,40 +319,3 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> a
     if overrides:
         args.overrides = [*args.overrides, *overrides]
     return args
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Our own warnings read like our errors; others keep Python's format."""
-    if issubclass(category, NonFiniteWarning):
-        print(f"smmcl: warning: {message}", file=sys.stderr)
-    else:
-        print(warnings.formatwarning(message, category, filename, lineno, line), file=sys.stderr, end="")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(build_parser(), argv)
-    warnings.showwarning = _show_warning
-    previous = set_quiet(args.quiet)
-    try:
-        return args.func(args)
-    except (SmmclError, ValueError, FileNotFoundError) as exc:
-        if os.environ.get("SMMCL_DEBUG"):
-            raise
-        print(f"smmcl: error: {_message(exc)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("smmcl: interrupted (the last checkpoint is intact; resume with --resume auto)", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        # The reader left (`smmcl ... --json | head`): no traceback; stdout to /dev/null so the exit flush is quiet.
-        try:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        except (OSError, ValueError, AttributeError):
-            pass
-        return 141
-    finally:
-        set_quiet(previous)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

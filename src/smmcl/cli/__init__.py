@@ -1,0 +1,61 @@
+"""Command line: a thin layer over the Python API (`smmcl --help`). `parser` holds the grammar, `commands` what
+each command calls and prints, `output` the printing conventions."""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from typing import Sequence
+
+from smmcl.cli.parser import build_parser, parse_args
+from smmcl.errors import NonFiniteWarning, SmmclError
+from smmcl.progress import set_quiet
+
+__all__ = ["build_parser", "main", "parse_args"]
+
+
+def _message(exc: BaseException) -> str:
+    """The error's own words; an error re-raised from a DataLoader worker carries a traceback: keep its last line."""
+    text = str(exc)
+    if "Original Traceback" in text:
+        last = [line for line in text.splitlines() if line.strip()][-1]
+        text = last.split(": ", 1)[-1] if last.split(": ", 1)[0].endswith("Error") else last
+    return text
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Our own warnings read like our errors; others keep Python's format."""
+    if issubclass(category, NonFiniteWarning):
+        print(f"smmcl: warning: {message}", file=sys.stderr)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line), file=sys.stderr, end="")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(build_parser(), argv)
+    warnings.showwarning = _show_warning
+    previous = set_quiet(args.quiet)
+    try:
+        return args.func(args)
+    except (SmmclError, ValueError, FileNotFoundError) as exc:
+        if os.environ.get("SMMCL_DEBUG"):
+            raise
+        print(f"smmcl: error: {_message(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("smmcl: interrupted (the last checkpoint is intact; resume with --resume auto)", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader left (`smmcl ... --json | head`): no traceback; stdout to /dev/null so the exit flush is quiet.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 141
+    finally:
+        set_quiet(previous)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
