@@ -127,6 +127,12 @@ def test_train_and_its_dry_run_print_their_results_as_json(tiny_overrides, capsy
     result = json.loads(capsys.readouterr().out)
     assert result["step"] == result["total_iters"] == 2 and result["last"]["step"] == 2
     assert Path(result["weights"]).is_file() and result["world_size"] == 1
+    # A dry run of a resume with changed training keys is refused like the resume itself, unless allowed.
+    changed = [*tiny_overrides, "train.max_iters=2", "train.lr=0.001", "--resume", "auto", "--dry-run", "--json"]
+    assert main(["train", str(TINY_CONFIG), *changed]) == 2
+    assert "train.lr" in capsys.readouterr().err
+    assert main(["train", str(TINY_CONFIG), *changed, "--allow-config-change"]) == 0
+    assert json.loads(capsys.readouterr().out)["from_step"] == 2
 
 
 # --- a quiet, conventional command line --------------------------------------------------------------------

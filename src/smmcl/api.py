@@ -86,17 +86,18 @@ def train(cfg: Config, resume: str | Path | None = None, overwrite: bool = False
             "rank": trainer.ctx.rank, "world_size": world}
 
 
-def dry_run(cfg: Config, resume: str | Path | None = None) -> dict:
+def dry_run(cfg: Config, resume: str | Path | None = None, allow_config_change: bool = False) -> dict:
     """Build everything a run of `cfg` needs and take one step on one batch, writing nothing: the data, the
     plan (iterations, effective batch, warm-up, learning rates), the model's size, the loss, the batch
-    warning (`train.paper_batch`) and the step's figures, as a dict; `rank` / `world_size` under torchrun."""
+    warning (`train.paper_batch`) and the step's figures, as a dict; `rank` / `world_size` under torchrun.
+    `resume` and `allow_config_change` as for `train`."""
     from smmcl.engine import distributed
     from smmcl.engine.plan import batch_warning, effective_batch
     from smmcl.engine.trainer import Trainer
     from smmcl.models.summary import parameter_counts
 
     try:
-        trainer = Trainer(cfg, resume=resume)
+        trainer = Trainer(cfg, resume=resume, allow_config_change=allow_config_change)
         p, t, d = trainer.plan, cfg.train, cfg.data
         result = {
             "name": cfg.name, "rank": trainer.ctx.rank, "world_size": trainer.ctx.world_size,

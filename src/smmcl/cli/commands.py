@@ -40,7 +40,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     quiet = contextlib.redirect_stdout(io.StringIO()) if int(os.environ.get("RANK", "0")) > 0 else contextlib.nullcontext()
     with quiet:
         if args.dry_run:
-            result = dry_run(cfg, resume=args.resume)
+            result = dry_run(cfg, resume=args.resume, allow_config_change=args.allow_config_change)
             _show_dry_run(result, args)
         else:
             result = train(cfg, resume=args.resume, overwrite=args.overwrite,
