@@ -33,9 +33,10 @@ REPO = Path(__file__).resolve().parents[1]
 PAPER = {"model.backbone.name": "mscan", "model.backbone.preset": "B", "model.num_classes": 14}
 
 
-def _config(device: str, precision: str):
+def _config(device: str, precision: str, *extra: str):
     return load_config(REPO / "configs" / "demo.yaml", [f"{k}={v}" for k, v in PAPER.items()] + [
-        f"train.device={device}", f"train.precision={precision}", "model.backbone.drop_path_rate=0", "model.projector.dim=256"])
+        f"train.device={device}", f"train.precision={precision}", "model.backbone.drop_path_rate=0",
+        "model.projector.dim=256", *extra])
 
 
 def _inputs(batch: int, size: tuple[int, int], device: torch.device, k: int = 14):
@@ -43,8 +44,8 @@ def _inputs(batch: int, size: tuple[int, int], device: torch.device, k: int = 14
     rgb = torch.randn(batch, 3, *size, generator=g)
     aux = torch.randn(batch, 1, *size, generator=g)
     # Blocks of classes, so the contrast samples several classes per image as on real scenes.
-    blocks = torch.randint(0, k, (batch, size[0] // 32, size[1] // 32), generator=g)
-    label = blocks.repeat_interleave(32, 1).repeat_interleave(32, 2)
+    blocks = torch.randint(0, k, (batch, -(-size[0] // 32), -(-size[1] // 32)), generator=g)
+    label = blocks.repeat_interleave(32, 1).repeat_interleave(32, 2)[:, :size[0], :size[1]]
     return rgb.to(device), aux.to(device), label.to(device)
 
 
@@ -55,34 +56,43 @@ def _setup(cfg, device):
     return model, objective, build_optimizer(model, cfg.train)
 
 
+def _measure(cfg, device: torch.device, size, micro: int, accumulate: int, iters: int) -> dict:
+    """One split's peak memory and median time per iteration, after 2 warm-up iterations. Its model and optimizer
+    are freed on return, before the next split is built."""
+    precision = cfg.train.precision
+    model, objective, opt = _setup(cfg, device)
+    scaler = grad_scaler(device, precision)
+    rgb, aux, label = _inputs(micro * accumulate, size, device)
+    gen = torch.Generator(device=device).manual_seed(0)
+
+    def step():
+        return train_step(model, objective, opt, rgb, aux, label, lr=6e-5, precision=precision, scaler=scaler,
+                          generator=gen, accumulate=accumulate)
+
+    for _ in range(2):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        stats = step()
+        float(stats["loss"])  # waits for the step
+        times.append(time.perf_counter() - t0)
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
+    median = sorted(times)[len(times) // 2]
+    print(f"  {precision} {micro:>2} x {accumulate}: peak {peak:6.2f} GiB, {median:.3f} s/iteration "
+          f"(median of {iters}), loss {float(stats['loss']):.4f}", flush=True)
+    return {"precision": precision, "micro_batch": micro, "accumulate": accumulate, "peak_gib": round(peak, 2),
+            "seconds_per_iter": round(median, 4), "loss": round(float(stats["loss"]), 4)}
+
+
 def memory_and_time(device: torch.device, size, splits, precision: str, iters: int) -> list[dict]:
-    rows = []
     cfg = _config(str(device), precision)
+    rows = []
     for micro, accumulate in splits:
-        model, objective, opt = _setup(cfg, device)
-        scaler = grad_scaler(device, precision)
-        rgb, aux, label = _inputs(micro * accumulate, size, device)
-        gen = torch.Generator(device=device).manual_seed(0)
-        step = lambda: train_step(model, objective, opt, rgb, aux, label, lr=6e-5, precision=precision, scaler=scaler,
-                                  generator=gen, accumulate=accumulate)
-        for _ in range(2):
-            step()
-        torch.cuda.synchronize(device) if device.type == "cuda" else None
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        times = []
-        for _ in range(iters):
-            t0 = time.perf_counter()
-            stats = step()
-            float(stats["loss"])  # waits for the step
-            times.append(time.perf_counter() - t0)
-        peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
-        times.sort()
-        rows.append({"precision": precision, "micro_batch": micro, "accumulate": accumulate, "peak_gib": round(peak, 2),
-                     "seconds_per_iter": round(times[len(times) // 2], 4), "loss": round(float(stats["loss"]), 4)})
-        print(f"  {precision} {micro:>2} x {accumulate}: peak {peak:6.2f} GiB, {times[len(times) // 2]:.3f} s/iteration "
-              f"(median of {iters}), loss {float(stats['loss']):.4f}", flush=True)
-        del model, objective, opt
+        rows.append(_measure(cfg, device, size, micro, accumulate, iters))
         if device.type == "cuda":
             torch.cuda.empty_cache()
     return rows
@@ -93,8 +103,7 @@ def same_update(device: torch.device, size) -> dict:
     mode (no BatchNorm batch statistics, which are per micro-batch by design; no dropout; LightHam's fixed
     NMF bases instead of random ones per forward) and no contrast (its sampling is per micro-batch too). Read through a plain SGD step at learning rate 1, so the weight change is the gradient:
     the relative difference of the two gradients (norm over all parameters)."""
-    cfg = load_config(REPO / "configs" / "demo.yaml", [f"{k}={v}" for k, v in PAPER.items()] + [
-        f"train.device={device}", "model.backbone.drop_path_rate=0", "loss.cm_weight=0", "loss.vis_weight=0", "loss.aux_weight=0"])
+    cfg = _config(str(device), "fp32", "loss.cm_weight=0", "loss.vis_weight=0", "loss.aux_weight=0")
     model, objective, _ = _setup(cfg, device)
     model.eval()
     model.train = lambda mode=True: model  # the step calls net.train(); the model stays in eval mode

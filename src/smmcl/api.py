@@ -92,7 +92,7 @@ def dry_run(cfg: Config, resume: str | Path | None = None, allow_config_change: 
     warning (`train.paper_batch`) and the step's figures, as a dict; `rank` / `world_size` under torchrun.
     `resume` and `allow_config_change` as for `train`."""
     from smmcl.engine import distributed
-    from smmcl.engine.plan import batch_warning, effective_batch
+    from smmcl.engine.plan import batch_warning, effective_batch, lr_points
     from smmcl.engine.trainer import Trainer
     from smmcl.models.summary import parameter_counts
 
@@ -108,7 +108,7 @@ def dry_run(cfg: Config, resume: str | Path | None = None, allow_config_change: 
             "plan": {"total_iters": p.total_iters, "iters_per_epoch": p.iters_per_epoch, "warmup_iters": p.warmup_iters,
                      "checkpoint_every": p.checkpoint_every, "effective_batch": effective_batch(cfg),
                      "batch_size": t.batch_size, "accumulate": t.accumulate, "local_batch_size": trainer.local_batch_size},
-            "lr": trainer.schedule(),
+            "lr": lr_points(p, cfg),
             "batch_warning": batch_warning(cfg),
             "params": parameter_counts(trainer.model),
             "loss": {"formula": trainer.objective.formula(), "contrast": cfg.loss.contrast if trainer.objective.needs_embeddings else None,
@@ -335,7 +335,7 @@ def check_data(root: str | Path, preset: str | None = None, splits: Sequence[str
     the layout came from meta.json."""
     from smmcl.data.check import check_dataset
     from smmcl.data.meta import meta_layer, read_meta
-    from smmcl.data.presets import DATASET_PRESETS
+    from smmcl.config_presets import DATASET_PRESETS
 
     meta = read_meta(root)
     preset = (preset or ("generic" if meta else "")).lower()

@@ -4,7 +4,7 @@ backbone preset names.
 This module is the bottom layer with `smmcl.config`: it imports nothing from `smmcl`, so the config can
 apply a dataset preset at load without reaching up into `smmcl.data`. A dataset preset's class names and
 palette are config values, so the class tables live here too; `smmcl.data.classes` re-exports them beside
-the drawing helpers, and `smmcl.data.presets` re-exports the presets.
+the drawing helpers.
 
 A dataset preset is applied under every config file (its bases included) and the overrides
 (`data.preset: mfnet`), so any of its values can still be changed. Layouts (README "Data layout"):

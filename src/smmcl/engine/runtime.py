@@ -29,8 +29,8 @@ def use_deterministic_kernels(on: bool) -> None:
     starts, so set before the first CUDA matmul; a value already in the environment is kept)."""
     if on:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
     torch.use_deterministic_algorithms(on, warn_only=True)
-    torch.backends.cudnn.benchmark = False if on else torch.backends.cudnn.benchmark
 
 
 def seed_everything(seed: int) -> None:

@@ -35,7 +35,7 @@ from smmcl.engine.distributed import RankSlice
 from smmcl.engine.evaluate import evaluate
 from smmcl.engine.inference import InferenceProtocol
 from smmcl.engine.optim import lr_at
-from smmcl.engine.plan import effective_batch, lr_points
+from smmcl.engine.plan import effective_batch
 from smmcl.engine.precision import to_channels_last
 from smmcl.engine.run_dir import check_writable, claim_run_dir, remove_partial_saves, writing
 from smmcl.engine.run_log import RankMeanLog, RunLog, run_summary
@@ -174,10 +174,6 @@ class Trainer:
         shape = list(batch["rgb"].shape)
         stats["batch_shape"] = [shape[0] // self.cfg.train.accumulate, *shape[1:]]
         return stats
-
-    def schedule(self, points: int = 5) -> list[tuple[int, float]]:
-        """(iteration, learning rate) at the start, the end of warm-up and evenly after, for the plan printout."""
-        return lr_points(self.plan, self.cfg, points)
 
     # --- the loop ----------------------------------------------------------------------------
     def _loader(self, end: int) -> DataLoader:
