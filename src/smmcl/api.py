@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable, Dict, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 
@@ -302,14 +302,16 @@ def report(run_dir: str | Path, compare: Sequence[str | Path] = (), out: str | P
 
 
 def run_study(path: str | Path, out: str | Path | None = None, jobs: int = 1, report_only: bool = False,
-              imports: Sequence[str | Path] = (), log: Callable[[str], None] = print) -> dict:
+              imports: Sequence[str | Path] = (), log: Callable[[str], None] = print,
+              threads: Optional[int] = None) -> dict:
     """Run or continue a study file (variants x seeds, see `smmcl.study`); returns its results.
     `report_only`: train nothing, write the results of the runs finished so far. `imports`: results.json
     files of earlier runs of the same study; the runs they hold are not trained again. `log` receives
-    the study's progress lines (runs finished, files written)."""
+    the study's progress lines (runs finished, files written). `threads`: torch threads per job (default:
+    the CPU cores shared out among the jobs)."""
     from smmcl.study import run_study as _run
 
-    return _run(path, out, jobs, log=log, report_only=report_only, imports=imports)
+    return _run(path, out, jobs, log=log, report_only=report_only, imports=imports, threads=threads)
 
 
 def study_plan(path: str | Path, out: str | Path | None = None) -> list[str]:

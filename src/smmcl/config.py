@@ -243,6 +243,9 @@ class TrainConfig:
     # never used to pick a checkpoint (the last one is the result).
     val_every: int = 0
     val_split: str = "val"
+    # Every N iterations (0: never) also score `eval.split` (the reported split; `eval.subset` too), logged as
+    # test_miou: the trajectory of the reported score over training, for a report only. Nothing is chosen by it.
+    test_every: int = 0
     # TensorBoard event files in <out_dir>/tb: every loss term, lr, throughput, validation mIoU.
     tensorboard: bool = True
     # Not in the paper (off by default): an exponential moving average of the weights (README "Configuration").

@@ -91,6 +91,7 @@ def _rules(cfg) -> List[Tuple[str, Any, Callable[[Any], bool], str]]:
         ("train.log_every", t.log_every, *pos_int),
         ("train.grad_probe_every", t.grad_probe_every, *nonneg_int),
         ("train.val_every", t.val_every, *nonneg_int),
+        ("train.test_every", t.test_every, *nonneg_int),
         ("eval.batch_size", e.batch_size, *pos_int),
         ("eval.crop_size", e.crop_size, *size2),
         ("eval.stride_rate", e.stride_rate, lambda x: _number(x) and 0 < x <= 1, "a number in (0, 1]"),

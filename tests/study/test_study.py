@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ def _write_study(path: Path, data_root: Path, **changes) -> Path:
         "reference": "base",
         "seeds": [0, 1],
         "overrides": ["train.max_iters=4", "train.checkpoint_every=2", "train.keep_checkpoints=3",
-                      "train.tensorboard=false", "model.projector.stage=2"],
+                      "train.tensorboard=false", "model.projector.stage=2", "train.test_every=2"],
         "variants": {"base": ["loss.cm_weight=0", "loss.vis_weight=0", "loss.aux_weight=0"], "smmcl": []},
         "synth": {"kind": "indoor-rgbd", "root": str(data_root), "num": 16, "size": [64, 80], "seed": 2,
                   "test_fraction": 0.25, "val_fraction": 0.0},
@@ -38,7 +39,14 @@ def _write_study(path: Path, data_root: Path, **changes) -> Path:
 def tiny_study(tmp_path_factory):
     root = tmp_path_factory.mktemp("study")
     path = _write_study(root / "tiny.yaml", root / "data")
-    results = run_study(path, out=root / "out", log=lambda _: None)
+    written = []  # runs_finished in results.json each time a run is reported finished
+
+    def log(line: str) -> None:
+        if re.match(r"\[study\] \d/4 ", line):
+            written.append(json.loads((root / "out" / "results.json").read_text())["runs_finished"])
+
+    results = run_study(path, out=root / "out", log=log)
+    assert written == [1, 2, 3, 4]
     return path, root / "out", results
 
 
@@ -61,6 +69,23 @@ def test_study_writes_scores_per_run_and_paired_results(tiny_study):
     page = (out / "results.md").read_text()
     assert "| smmcl |" in page and "95% CI" in page and "results.png" in page
     assert (out / "results.png").stat().st_size > 10_000
+
+
+def test_the_test_split_trajectory_is_logged_and_summarised(tiny_study):
+    """train.test_every: the reported split scored during training; its last point is the run's own score."""
+    _, out, results = tiny_study
+    for v in ("base", "smmcl"):
+        for s in (0, 1):
+            run = results["variants"][v]["runs"][s]
+            assert [step for step, _ in run["test_miou"]] == [2, 4]
+            assert run["test_miou"][-1][1] == pytest.approx(run["miou"], abs=1e-12)
+    rows = results["variants"]["smmcl"]["trajectory"]
+    assert [r["step"] for r in rows] == [2, 4] and all(r["n"] == 2 for r in rows)
+    assert rows[-1]["mean"] == pytest.approx(results["variants"]["smmcl"]["miou_mean"])
+    assert rows[-1]["delta_mean"] == pytest.approx(results["variants"]["smmcl"]["delta_mean"])
+    assert "delta_mean" not in results["variants"]["base"]["trajectory"][0]
+    page = (out / "results.md").read_text()
+    assert "Test mIoU during training" in page and "| 2 |" in page and "| 4 |" in page
 
 
 def test_a_killed_study_continues_where_it_stopped(tiny_study):

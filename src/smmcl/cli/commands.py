@@ -265,7 +265,8 @@ def cmd_study(args: argparse.Namespace) -> int:
         return 0
     # The study's own lines (runs finished, files written) are its progress: on stderr under --json.
     log = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr)) if wants_json(args) else print
-    results = run_study(args.study, out=args.out, jobs=args.jobs, report_only=args.report, imports=args.imports, log=log)
+    results = run_study(args.study, out=args.out, jobs=args.jobs, report_only=args.report, imports=args.imports, log=log,
+                        threads=args.threads)
     if wants_json(args):
         print_json(results)
         return 0

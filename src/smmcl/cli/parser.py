@@ -242,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("study", help="study YAML (base config, reference, seeds, overrides, variants)")
     st.add_argument("--out", default=None, help="output folder (default: runs/studies/<study file name>)")
     st.add_argument("--jobs", type=int, default=1, help="runs trained at once, the CPU threads split among them (default 1)")
+    st.add_argument("--threads", type=int, default=None,
+                    help="torch threads per job (default: the CPU cores split among the jobs); e.g. --jobs 1 --threads 1 "
+                         "leaves a core free for other work")
     st.add_argument("--dry-run", action="store_true", help="resolve every run's config and print the plan; run nothing")
     st.add_argument("--report", action="store_true",
                     help="train nothing: write results.md/json/png from the runs finished so far (a study running or stopped)")

@@ -69,8 +69,8 @@ class RunLog:
             for k, v in row.items():
                 if not isinstance(v, (int, float)):
                     continue  # e.g. a recorded config change: in the JSON log only
-                group = "val" if k.startswith("val_") else "train"
-                self.writer.add_scalar(f"{group}/{k.removeprefix('val_')}", v, step)
+                group = next((g for g in ("val", "test") if k.startswith(g + "_")), "train")
+                self.writer.add_scalar(f"{group}/{k.removeprefix(group + '_')}", v, step)
             self.writer.flush()
 
     def close(self) -> None:
@@ -111,7 +111,8 @@ def run_summary(path: Path) -> dict:
 
     `contrast_zero_fraction`: the share of contrastive steps whose weighted terms were exactly 0;
     `rows`, `pairs`, `classes`: mean sampled rows, qualifying (image, class) pairs and classes per step;
-    the probe's mean gradient figures; `warnings` in words.
+    the probe's mean gradient figures; `test_miou`: [step, mIoU] of every `train.test_every` score (when
+    logged); `warnings` in words.
     """
     path = Path(path)
     rows = read_log(path) if path.is_file() else []
@@ -135,6 +136,9 @@ def run_summary(path: Path) -> dict:
                         f"(batches with fewer than two qualifying classes have no negatives): "
                         f"a larger projector map (model.projector.stage, bigger crops) or batch admits more classes")
     summary["warnings"] = warnings
+    trajectory = [[row["step"], row["test_miou"]] for row in rows if "test_miou" in row]
+    if trajectory:
+        summary["test_miou"] = trajectory
     return summary
 
 

@@ -81,7 +81,7 @@ class Trainer:
             # A resumed run already holds these weights (and trained them further).
             self.pretrained_report = load_weights(self.model, cfg.model.pretrained)
         self.net = step_network(parts, cfg)
-        self._val_set: Optional[RGBXDataset] = None
+        self._monitor_sets: dict[tuple[str, Optional[str]], RGBXDataset] = {}
         # Filled at the end of a finished run (`run_summary` of its log; also <out_dir>/summary.json).
         self.summary: dict = {}
 
@@ -146,20 +146,27 @@ class Trainer:
         self.state.step += 1
         return {**stats, "lr": torch.tensor(lr)}
 
-    def validate(self) -> dict:
-        """Scores on `train.val_split` with the eval protocol (monitoring only; no checkpoint is chosen by it).
-
-        Runs on the plain model (its average of weights with `train.ema`) in this process only; under DDP the
-        loop calls it on rank 0 alone.
-        """
-        if self._val_set is None:
-            self._val_set = RGBXDataset(self.cfg.data, self.cfg.train.val_split, self.cfg.model.num_classes)
-        scores = evaluate(
-            self.evaluation_model, self._val_set, self.cfg.model.num_classes, batch_size=self.cfg.eval.batch_size,
-            ignore_index=self.cfg.data.ignore_index, exclude=self.cfg.eval.exclude_classes, progress=False,
-            protocol=InferenceProtocol.from_config(self.cfg),
+    def _score(self, split: str, subset: Optional[str] = None) -> dict:
+        """Scores on `split` with the eval protocol, on the plain model (its average of weights with
+        `train.ema`) in this process only; under DDP the loop calls it on rank 0 alone."""
+        if (split, subset) not in self._monitor_sets:
+            self._monitor_sets[(split, subset)] = RGBXDataset(self.cfg.data, split, self.cfg.model.num_classes,
+                                                              subset=subset)
+        return evaluate(
+            self.evaluation_model, self._monitor_sets[(split, subset)], self.cfg.model.num_classes,
+            batch_size=self.cfg.eval.batch_size, ignore_index=self.cfg.data.ignore_index,
+            exclude=self.cfg.eval.exclude_classes, progress=False, protocol=InferenceProtocol.from_config(self.cfg),
         )
+
+    def validate(self) -> dict:
+        """Scores on `train.val_split` (monitoring only; no checkpoint is chosen by it)."""
+        scores = self._score(self.cfg.train.val_split)
         return {"val_miou": scores["miou"], "val_pixel_acc": scores["pixel_acc"]}
+
+    def score_test(self) -> dict:
+        """Scores on the reported split (`eval.split` / `eval.subset`): the trajectory `train.test_every` logs."""
+        scores = self._score(self.cfg.eval.split, self.cfg.eval.subset)
+        return {"test_miou": scores["miou"], "test_pixel_acc": scores["pixel_acc"]}
 
     def dry_run(self) -> dict:
         """One training step on the first batch, writing nothing: proves data, model, loss and optimizer fit.
@@ -212,7 +219,9 @@ class Trainer:
         t0 = time.perf_counter()
         bar = track(total=self.plan.total_iters, initial=self.step, desc=f"train {self.cfg.name}", unit="it",
                     enabled=self.cfg.train.progress and main, leave=True)
-        val_every = self.cfg.train.val_every
+        # Monitoring only (nothing is chosen by either): validation, and the reported split's trajectory.
+        monitors = [(every, score) for every, score in ((self.cfg.train.val_every, self.validate),
+                                                         (self.cfg.train.test_every, self.score_test)) if every]
         try:
             with bar:
                 for batch in self._loader(end):
@@ -224,10 +233,11 @@ class Trainer:
                         last = row
                         bar.set_postfix({k: row[k] for k in PROGRESS_KEYS if k in row})
                     bar.update(1)
-                    if val_every and (self.step % val_every == 0 or self.step == self.plan.total_iters):
-                        # Rank 0 validates; the others wait for its scores (the broadcast is the barrier).
-                        scores = self.validate() if main else None
-                        scores = distributed.broadcast_object(scores)
+                    for every, score in monitors:
+                        if self.step % every and self.step != self.plan.total_iters:
+                            continue
+                        # Rank 0 scores; the others wait for its scores (the broadcast is the barrier).
+                        scores = distributed.broadcast_object(score() if main else None)
                         log.write(self.step, scores)
                         last.update(scores)
                         bar.set_postfix({k: last[k] for k in PROGRESS_KEYS if k in last})

@@ -27,8 +27,29 @@ def _run_entry(record: dict) -> dict:
         "classes_per_step": summary.get("classes"), "rows_per_step": summary.get("rows"),
         "grad_ratio": summary.get("grad_ratio"), "grad_cos": summary.get("grad_cos"),
         "warnings": summary.get("warnings") or [],
+        **({"test_miou": summary["test_miou"]} if summary.get("test_miou") else {}),
         **({"imported_from": record["imported_from"]} if record.get("imported_from") else {}),
     }
+
+
+def summarize_trajectory(runs: Mapping[int, dict], reference: Mapping[int, dict]) -> List[dict]:
+    """Per logged step that every run has (`train.test_every`): test mIoU mean and std over the seeds and, when
+    `reference` holds runs, the paired difference from it (mean and 95% CI over the seeds both have)."""
+    per_seed = {s: {int(step): v for step, v in r["test_miou"]} for s, r in runs.items() if r.get("test_miou")}
+    ref_seed = {s: {int(step): v for step, v in r["test_miou"]} for s, r in reference.items() if r.get("test_miou")}
+    if not per_seed:
+        return []
+    steps = sorted(set.intersection(*(set(t) for t in per_seed.values())))
+    rows = []
+    for step in steps:
+        mean, std = mean_std([t[step] for t in per_seed.values()])
+        row = {"step": step, "mean": mean, "std": std, "n": len(per_seed)}
+        theirs = {s: t[step] for s, t in ref_seed.items() if step in t}
+        if theirs:
+            d = paired_difference({s: t[step] for s, t in per_seed.items()}, theirs)
+            row.update(delta_mean=d["delta_mean"], delta_ci95=d["delta_ci95"])
+        rows.append(row)
+    return rows
 
 
 def summarize_study(spec: StudySpec, records: Mapping[str, Mapping[int, dict]], class_names: List[str]) -> dict:
@@ -46,6 +67,10 @@ def summarize_study(spec: StudySpec, records: Mapping[str, Mapping[int, dict]], 
             entry["contrast_zero_fraction"] = sum(zeros) / len(zeros) if zeros else None
             classes = [r["classes_per_step"] for r in runs.values() if r["classes_per_step"] is not None]
             entry["classes_per_step"] = sum(classes) / len(classes) if classes else None
+            trajectory = summarize_trajectory(runs, {} if name == spec.reference else
+                                              {s: _run_entry(r) for s, r in records.get(spec.reference, {}).items()})
+            if trajectory:
+                entry["trajectory"] = trajectory
         if name != spec.reference and runs:
             paired = paired_difference({s: r["miou"] for s, r in runs.items()}, ref)
             entry.update({k: paired[k] for k in ("delta_mean", "delta_std", "delta_ci95")})
@@ -119,6 +144,7 @@ def format_markdown(results: dict, spec: StudySpec, study_path: str, cfg: Config
             if k in cfg.eval.exclude_classes:
                 continue
             lines.append(f"| {cls} | " + " | ".join(_pct(results['variants'][n]['per_class_delta'].get(cls), True) for n in others) + " |")
+    lines += format_trajectory(results)
     warned = sorted({w for v in results["variants"].values() for r in v["runs"].values() for w in r["warnings"]})
     if warned:
         lines += ["", "Warnings from the runs:", ""] + [f"- {w}" for w in warned]
@@ -126,8 +152,37 @@ def format_markdown(results: dict, spec: StudySpec, study_path: str, cfg: Config
     return "\n".join(lines)
 
 
-def plot_results(results: dict, path: Path) -> None:
-    """Two panels: mIoU per variant (mean ± std bars, one dot per seed) and the paired deltas with their CIs."""
+def format_trajectory(results: dict) -> List[str]:
+    """The table of test mIoU during training (`train.test_every`), when the runs logged it."""
+    ref = results["reference"]
+    tracked = [n for n, v in results["variants"].items() if v.get("trajectory")]
+    if not tracked:
+        return []
+    names = [ref] + [n for n in tracked if n != ref] if ref in tracked else tracked
+    steps = sorted({row["step"] for n in names for row in results["variants"][n]["trajectory"]})
+    at = {n: {row["step"]: row for row in results["variants"][n]["trajectory"]} for n in names}
+    lines = ["", "Test mIoU during training (`train.test_every`; mean over the seeds, paired difference from "
+             f"`{ref}` with its 95% CI). Monitoring only: no checkpoint or setting was chosen by it.", "",
+             "| iteration | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for step in steps:
+        cells = []
+        for n in names:
+            row = at[n].get(step)
+            if row is None:
+                cells.append("-")
+                continue
+            cell = _pct(row["mean"]) + (f" ± {_pct(row['std'])}" if row["n"] > 1 else "")
+            if row.get("delta_mean") is not None:
+                ci = row.get("delta_ci95")
+                cell += f" ({_pct(row['delta_mean'], True)}" + (f" [{_pct(ci[0], True)}, {_pct(ci[1], True)}])" if ci else ")")
+            cells.append(cell)
+        lines.append(f"| {step} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def plot_results(results: dict, path: Path, title: str = "") -> None:
+    """mIoU per variant on a 0-100 axis (mean ± std bars, one dot per seed, hollow for imported runs), the
+    paired deltas with their CIs and, when the runs logged it, the test mIoU over training; `title` above all."""
     try:
         import matplotlib
 
@@ -137,18 +192,23 @@ def plot_results(results: dict, path: Path) -> None:
         raise ImportError("the study chart needs matplotlib: pip install 'smmcl[analysis]'") from None
     ref = results["reference"]
     names = [n for n, v in results["variants"].items() if v["runs"]]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1, 1]})
+    tracked = [n for n in names if results["variants"][n].get("trajectory")]
+    fig, axes = plt.subplots(1, 3 if tracked else 2, figsize=(16 if tracked else 11, 4.6))
+    left, right = axes[0], axes[1]
+    imported_any = False
     for i, name in enumerate(names):
         v = results["variants"][name]
         left.bar(i, 100 * v["miou_mean"], yerr=100 * v["miou_std"], color="#9ab" if name != ref else "#ccc",
                  edgecolor="#345", capsize=4)
-        seeds = [100 * r["miou"] for r in v["runs"].values()]
-        left.scatter([i] * len(seeds), seeds, color="#123", s=14, zorder=3)
+        for r in v["runs"].values():
+            imported = bool(r.get("imported_from"))
+            imported_any |= imported
+            left.scatter([i], [100 * r["miou"]], s=16, zorder=3, color="#123", facecolors="none" if imported else "#123")
     left.set_xticks(range(len(names)), names, rotation=20, ha="right")
     left.set_ylabel("mIoU (%)")
-    lows = [100 * results["variants"][n]["miou_mean"] for n in names]
-    left.set_ylim(max(0.0, min(lows) - 10), min(100.0, max(lows) + 6))
-    left.set_title("mIoU: mean ± std, dots = seeds")
+    left.set_ylim(0.0, 100.0)
+    left.set_title("mIoU: mean ± std; dots = seeds" + ("\n(hollow: imported from an earlier results.json)" if imported_any else ""),
+                   fontsize=9)
     deltas = [n for n in names if n != ref and results["variants"][n].get("delta_mean") is not None]
     for i, name in enumerate(deltas):
         v = results["variants"][name]
@@ -159,7 +219,24 @@ def plot_results(results: dict, path: Path) -> None:
     right.set_xlim(-0.5, max(len(deltas), 1) - 0.5)
     right.set_xticks(range(len(deltas)), deltas, rotation=20, ha="right")
     right.set_ylabel(f"mIoU - {ref} (points)")
-    right.set_title("paired difference, 95% CI")
+    right.set_title("paired difference from the reference, 95% CI", fontsize=9)
+    if tracked:
+        ax = axes[2]
+        for name in tracked:
+            rows = results["variants"][name]["trajectory"]
+            steps = [r["step"] for r in rows]
+            mean = [100 * r["mean"] for r in rows]
+            std = [100 * r["std"] for r in rows]
+            line, = ax.plot(steps, mean, marker="o", ms=3, label=name)
+            ax.fill_between(steps, [m - e for m, e in zip(mean, std)], [m + e for m, e in zip(mean, std)],
+                            color=line.get_color(), alpha=0.15)
+        ax.set_ylim(0.0, 100.0)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("test mIoU (%)")
+        ax.set_title("test mIoU during training (mean ± std; monitoring only)", fontsize=9)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9, wrap=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -233,14 +233,19 @@ def describe_plan(path: str | Path, out: str | Path | None = None) -> List[str]:
 
 
 def run_study(path: str | Path, out: str | Path | None = None, jobs: int = 1,
-              log: Callable[[str], None] = print, report_only: bool = False, imports: Sequence[str | Path] = ()) -> dict:
-    """Run (or continue) a study; returns the results also written to OUT/results.json. With
-    `report_only`, nothing is trained: the results are written from the runs already finished.
-    `imports`: earlier results.json files of this study whose runs count as finished (`smmcl.study.imports`)."""
+              log: Callable[[str], None] = print, report_only: bool = False, imports: Sequence[str | Path] = (),
+              threads: Optional[int] = None) -> dict:
+    """Run (or continue) a study; returns the results also written to OUT/results.json, which is rewritten
+    after every finished run (so a long study can be committed run by run). With `report_only`, nothing is
+    trained: the results are written from the runs already finished. `imports`: earlier results.json files of
+    this study whose runs count as finished (`smmcl.study.imports`). `threads`: torch threads per job
+    (default: the CPU cores shared out among the jobs)."""
     spec = read_study(path)
     out = Path(out) if out is not None else default_out(path)
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+    if threads is not None and threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {threads}")
     pre, tasks = plan_study(spec, out, str(path))
     for source in imports:
         import_runs(spec, tasks, source, log)
@@ -251,7 +256,7 @@ def run_study(path: str | Path, out: str | Path | None = None, jobs: int = 1,
     if spec.pretrain is not None and spec.pretrain.synth is not None:
         ensure_synth(spec.pretrain.synth, log)
     out.mkdir(parents=True, exist_ok=True)
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     log(f"[study] {Path(path)}: {len(spec.variants)} variants x {len(spec.seeds)} seeds = {len(tasks)} runs"
         f"{' after a pretraining run' if pre else ''}, {jobs} at a time x {threads} threads -> {out}")
     if pre is not None:
@@ -265,15 +270,21 @@ def run_study(path: str | Path, out: str | Path | None = None, jobs: int = 1,
     for t in todo:  # before any training: a foreign run folder stops the study at once
         check_run_dir(t)
     count = len(tasks) - len(todo)
+    cfg = load_config(tasks[0].config)
+
+    def finished(record: dict) -> None:
+        nonlocal count
+        records[record["variant"]][record["seed"]] = record
+        count += 1
+        write_results(spec, str(path), records, cfg, out, planned=len(tasks))
+        log(f"[study] {count}/{len(tasks)} {_describe(record)}")
+
     if jobs == 1:
         before = torch.get_num_threads()
         _init_worker(threads)
         try:  # in-process: the caller's thread count comes back afterwards (a test suite runs on after it)
             for t in todo:
-                record = execute(t)
-                records[t.variant][t.seed] = record
-                count += 1
-                log(f"[study] {count}/{len(tasks)} {_describe(record)}")
+                finished(execute(t))
         finally:
             torch.set_num_threads(before)
     else:
@@ -281,11 +292,7 @@ def run_study(path: str | Path, out: str | Path | None = None, jobs: int = 1,
                                  initializer=_init_worker, initargs=(threads, os.getpid())) as pool:
             futures = {pool.submit(execute, t): t for t in todo}
             for future in as_completed(futures):
-                record = future.result()
-                records[record["variant"]][record["seed"]] = record
-                count += 1
-                log(f"[study] {count}/{len(tasks)} {_describe(record)}")
-    cfg = load_config(tasks[0].config)
+                finished(future.result())
     results = write_results(spec, str(path), records, cfg, out, planned=len(tasks))
     log(f"[study] results: {out / 'results.md'}, {out / 'results.json'}, {out / 'results.png'}")
     return results
