@@ -200,7 +200,7 @@ def test_each_paper_config_resolves_to_the_papers_values(stem):
     ("data.preset=kitti", "['llrgbd', 'mfnet', 'mfnet-split', 'nyudv2', 'generic']"),
     ("data.layout=tiled", "['split', 'packed']"),
     ("data.aux_kind=lidar", "['depth', 'hha', 'thermal']"),
-    ("loss.contrast=simclr", "['smmcl', 'cross_modal_pixel', 'region']"),
+    ("loss.contrast=simclr", "['smmcl', 'cross_modal_pixel', 'region', 'region_released']"),
     ("loss.sampling=random", "['paired', 'independent']"),
     ("train.precision=fp8", "['fp32', 'bf16', 'fp16']"),
     ("train.device=gpu", "expected auto, cpu, mps, cuda or cuda:N"),

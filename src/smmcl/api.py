@@ -111,8 +111,9 @@ def dry_run(cfg: Config, resume: str | Path | None = None, allow_config_change: 
             "lr": lr_points(p, cfg),
             "batch_warning": batch_warning(cfg),
             "params": parameter_counts(trainer.model),
-            "loss": {"formula": trainer.objective.formula(), "contrast": cfg.loss.contrast if trainer.objective.needs_embeddings else None,
-                     "temperature": cfg.loss.temperature},
+            "loss": {"formula": trainer.objective.formula(), "contrast": cfg.loss.contrast if trainer.objective.contrast is not None else None,
+                     "temperature": cfg.loss.region_temperature if cfg.loss.contrast == "region_released"
+                     else cfg.loss.temperature},
         }
         result["step"] = trainer.dry_run()
     finally:

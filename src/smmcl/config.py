@@ -96,6 +96,10 @@ class ModelConfig:
     # (SegNeXt mscan_*.pth, SegFormer mit_b*.pth, torchvision resnet*.pth; loaded into both
     # branches), a released SMMCL checkpoint, or smmcl weights (.safetensors).
     pretrained: Optional[str] = None
+    # What of `pretrained` to load: all (every part the file holds) or branches (the two encoder branches only;
+    # cross-modal modules, fusion, projectors and decoder start as initialised, as from the paper's ImageNet
+    # weights). An ImageNet backbone file holds the branches only either way.
+    pretrained_parts: Literal["all", "branches"] = "all"
 
 
 @dataclass
@@ -164,8 +168,9 @@ class DataConfig:
 @dataclass
 class LossConfig:
     # The auxiliary objective the weights apply to (smmcl.losses.CONTRASTS): smmcl (the paper; terms
-    # cm, vis, aux) | cross_modal_pixel (Meyer et al. [36]; term cm) | region (Hu et al. [26]; vis, aux).
-    contrast: Literal["smmcl", "cross_modal_pixel", "region"] = "smmcl"
+    # cm, vis, aux) | cross_modal_pixel (Meyer et al. [36]; term cm) | region (Hu et al. [26]; vis, aux) |
+    # region_released ([26] as its released code does it, on the decoder's features; term vis).
+    contrast: Literal["smmcl", "cross_modal_pixel", "region", "region_released"] = "smmcl"
     cm_weight: float = 0.2
     vis_weight: float = 0.2
     aux_weight: float = 0.2
@@ -180,6 +185,11 @@ class LossConfig:
     gather_embeddings: bool = False
     # region contrast [26]: regions kept per class in its memory (FIFO).
     region_memory: int = 256
+    # region_released: its own temperature (the released code's 0.2; loss.temperature is not read) and the
+    # length of its queue per class (the released code's 2975 is the Cityscapes train size; 300, the built-in
+    # training set's).
+    region_temperature: float = 0.2
+    region_queue: int = 300
     # Not in the paper (default off): the contrastive weights are 0 before iteration `contrast_start`,
     # then ramp linearly to their value over `contrast_ramp` iterations.
     contrast_start: int = 0

@@ -70,6 +70,8 @@ def _rules(cfg) -> List[Tuple[str, Any, Callable[[Any], bool], str]]:
         ("loss.max_views", lo.max_views, *pos_int),
         ("loss.max_total", lo.max_total, *pos_int),
         ("loss.region_memory", lo.region_memory, *pos_int),
+        ("loss.region_temperature", lo.region_temperature, *positive),
+        ("loss.region_queue", lo.region_queue, *pos_int),
         ("loss.contrast_start", lo.contrast_start, *nonneg_int),
         ("loss.contrast_ramp", lo.contrast_ramp, *nonneg_int),
         ("train.epochs", t.epochs, *pos_int),

@@ -56,6 +56,47 @@ def test_pixel_loss_is_low_when_modalities_agree_per_position():
     assert float(same["cm"]) < 0.5 * float(other["cm"])
 
 
+def _top1_reference(v, a):
+    """Share of rows i whose v_i . a_i beats v_i . a_j for every j != i (float64 loops)."""
+    vn, an = F.normalize(v.double(), dim=1), F.normalize(a.double(), dim=1)
+    n = len(vn)
+    return sum(all(float(vn[i] @ an[i]) > float(vn[i] @ an[j]) for j in range(n) if j != i) for i in range(n)) / n
+
+
+def test_retrieval_top1_matches_loop():
+    g = torch.Generator().manual_seed(5)
+    v = torch.randn(40, 6, generator=g, dtype=torch.float64)
+    a = v + 0.8 * torch.randn(40, 6, generator=g, dtype=torch.float64)  # noisy: some rows retrieved, some not
+    term, top1 = cross_modal_pixel_term(v, a, 0.1, return_top1=True)
+    want = _top1_reference(v, a)
+    assert 0.2 < want < 0.9 and float(top1) == want
+    assert torch.equal(term, cross_modal_pixel_term(v, a, 0.1)) and not top1.requires_grad
+
+
+def test_retrieval_top1_is_one_for_agreeing_modalities_and_zero_for_shifted_ones():
+    g = torch.Generator().manual_seed(6)
+    vis = torch.randn(2, 8, 4, 4, generator=g, requires_grad=True)
+    loss = CrossModalPixelLoss(max_total=32)  # every position
+    _, same = loss(vis, vis.detach().clone(), None, generator=torch.Generator().manual_seed(0))
+    # Every position's positive is another position's features; its own features are among the negatives.
+    shifted = vis.detach().roll(1, dims=3)
+    _, other = loss(vis, shifted, None, generator=torch.Generator().manual_seed(0))
+    assert float(same["retrieval_top1"]) == 1.0 and float(other["retrieval_top1"]) == 0.0
+    assert not same["retrieval_top1"].requires_grad
+    # One position has no negatives: retrieved by default.
+    _, one = CrossModalPixelLoss(max_total=1)(vis, shifted, None)
+    assert float(one["retrieval_top1"]) == 1.0
+
+
+def test_retrieval_top1_draws_nothing_more():
+    g = torch.Generator().manual_seed(7)
+    vis, aux = torch.randn(1, 4, 3, 3, generator=g), torch.randn(1, 4, 3, 3, generator=g)
+    used, alone = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    CrossModalPixelLoss(max_total=5)(vis, aux, None, generator=used)
+    sample_positions(9, 5, vis.device, alone)
+    assert torch.equal(used.get_state(), alone.get_state())
+
+
 # --- [26]: supervised region contrast with a memory -----------------------------------------------
 
 

@@ -143,3 +143,13 @@ def test_summary_warns_when_the_contrast_is_mostly_zero(tmp_path):
     assert summary["contrast_zero_fraction"] == pytest.approx(0.7)
     assert summary["classes"] == pytest.approx(1.4)
     assert len(summary["warnings"]) == 1 and "70%" in summary["warnings"][0]
+
+
+def test_summary_averages_retrieval_top1_over_steps(tmp_path):
+    """The cross_modal_pixel contrast's `retrieval_top1`, weighted by window length as the other stats."""
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(json.dumps(r) + "\n" for r in [
+        {"step": 4, "loss": 1.0, "retrieval_top1": 0.5},
+        {"step": 10, "loss": 1.0, "retrieval_top1": 0.75},
+    ]))
+    assert run_summary(log)["retrieval_top1"] == pytest.approx((4 * 0.5 + 6 * 0.75) / 10)

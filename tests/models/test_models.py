@@ -25,7 +25,7 @@ from smmcl.models import (
 )
 from smmcl.models.factory import resolve_backbone
 
-from support import count, stage_outputs
+from support import build_tiny_model, count, stage_outputs, tiny_config
 
 # Single-backbone parameter counts (regression values; MSCAN-B is pinned by the dual count below).
 MSCAN_PARAMS = {"T": 3_903_584, "S": 13_450_176, "B": 26_277_824, "L": 44_636_864}
@@ -298,6 +298,23 @@ def test_forward_train_and_every_parameter_gets_a_gradient(decoder):
     # LightHam reads stages 2-4 only, so the stage-1 fusion conv is unused (as in the released model).
     unused = {"encoder.fusions.0.conv.weight", "encoder.fusions.0.conv.bias"} if decoder == "lightham" else set()
     assert missing == unused
+
+
+@pytest.mark.parametrize("decoder", ["lightham", "mlp"])
+def test_decoder_features_on_request_leave_the_outputs_alone(decoder):
+    """`return_decoder_features` adds the head's pre-classifier map and its logits at that resolution; the other
+    outputs stay the same to the bit, random draws (drop path, dropout, NMF bases) included."""
+    model = build_tiny_model(tiny_config(f"model.decoder.name={decoder}"), seed=0).train()
+    rgb, aux = torch.randn(2, 3, 64, 80), torch.randn(2, 1, 64, 80)
+    torch.manual_seed(1)
+    plain, vis_embed, _ = model(rgb, aux, return_embeddings=True)
+    torch.manual_seed(1)
+    logits, vis_again, _, features, head_logits = model(rgb, aux, return_embeddings=True, return_decoder_features=True)
+    assert torch.equal(plain, logits) and torch.equal(vis_embed, vis_again)
+    classifier = model.decoder.conv_seg if decoder == "lightham" else model.decoder.linear_pred
+    assert features.shape == (2, 32, *head_logits.shape[-2:]) and torch.equal(head_logits, classifier(features))
+    assert torch.equal(logits, F.interpolate(head_logits, size=(64, 80), mode="bilinear", align_corners=False))
+    assert len(model(rgb, aux, return_decoder_features=True)) == 3
 
 
 def test_projectors_see_stage4_before_module4(mscan_t):

@@ -71,6 +71,25 @@ def test_study_writes_scores_per_run_and_paired_results(tiny_study):
     assert (out / "results.png").stat().st_size > 10_000
 
 
+def test_the_non_paper_options_are_named_wherever_the_numbers_stand(tiny_study, tmp_path, monkeypatch, capsys):
+    """Computed from the resolved configs against the paper's setting; in results.json, on the page above and in
+    the caption of the table, in the chart's title and in the command's summary."""
+    from smmcl.study import report as report_module
+
+    path, out, results = tiny_study
+    non_paper = results["non_paper"]
+    for expected in ("projectors on stage 2 (paper: stage 4)", "encoders trained from scratch (paper: ImageNet-pretrained)",
+                     "64x80 crops (paper: 480x640)", "4 iterations (paper: 300-600 epochs)"):
+        assert expected in non_paper["setting"] and expected in non_paper["headline"]
+    page = (out / "results.md").read_text()
+    assert page.count(non_paper["headline"][len("Not the paper's setting: "):]) >= 2
+    titles = []
+    monkeypatch.setattr(report_module, "plot_results", lambda results, path, title="": titles.append(title))
+    assert main(["study", str(path), "--out", str(out), "--report"]) == 0
+    assert titles and non_paper["headline"] in titles[0]
+    assert non_paper["headline"] in capsys.readouterr().out
+
+
 def test_the_test_split_trajectory_is_logged_and_summarised(tiny_study):
     """train.test_every: the reported split scored during training; its last point is the run's own score."""
     _, out, results = tiny_study
@@ -196,7 +215,7 @@ def test_shipped_study_files_resolve(study, monkeypatch):
     ({"variants": {"base": [], "bad name": []}}, "variant name 'bad name'"),
     ({"overrides": ["train.seed=3"]}, "sets train.seed"),
     ({"variants": {"base": [], "x": ["loss.bogus=1"]}}, "variant x: .*bogus"),
-    ({"variants": {"base": [], "x": ["loss.contrast=simclr"]}}, r"expected one of \[.smmcl., .cross_modal_pixel., .region.\]"),
+    ({"variants": {"base": [], "x": ["loss.contrast=simclr"]}}, r"expected one of \[.smmcl., .cross_modal_pixel., .region."),
     ({"colour": "red"}, "colour"),
 ])
 def test_bad_study_files_are_named_errors(tmp_path, change, message):
@@ -217,3 +236,27 @@ def test_mean_std_and_paired_difference_against_hand_computation():
     assert paired_difference({0: 1.0}, {0: 0.5})["delta_ci95"] is None
     assert [verdict(c) for c in ([0.1, 0.5], [-0.5, -0.1], [-0.1, 0.1], None)] == [
         "better", "worse", "no clear difference", "too few seeds"]
+
+
+def test_the_retrieval_of_36_stands_beside_its_row(tmp_path):
+    """A run's retrieval_top1 (logged by the [36] contrast) is averaged per variant and shown as its own column."""
+    from smmcl.config import load_config
+    from smmcl.study.report import write_results
+
+    path = _write_study(tmp_path / "s.yaml", tmp_path / "data",
+                        variants={"base": ["loss.cm_weight=0"], "pixel36": ["loss.contrast=cross_modal_pixel"]})
+    spec = read_study(path)
+    cfg = load_config(TINY_CONFIG)
+
+    def record(miou, retrieval=None):
+        summary = {"retrieval_top1": retrieval} if retrieval is not None else {}
+        return {"miou": miou, "iou": [miou] * cfg.model.num_classes, "summary": summary, "split": "test", "num_images": 4}
+
+    records = {"base": {0: record(0.5), 1: record(0.6)}, "pixel36": {0: record(0.5, 0.9), 1: record(0.62, 0.8)}}
+    results = write_results(spec, str(path), records, cfg, tmp_path)
+    assert results["variants"]["pixel36"]["retrieval_top1"] == pytest.approx(0.85)
+    assert "retrieval_top1" not in results["variants"]["base"]
+    page = (tmp_path / "results.md").read_text()
+    assert "[36] positive retrieved top-1" in page
+    row = next(line for line in page.splitlines() if line.startswith("| pixel36 |"))
+    assert row.endswith("| 85.0% |")

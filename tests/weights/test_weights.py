@@ -304,3 +304,31 @@ def test_info_cli_counts_released_dual_encoder(tmp_path, capsys):
     assert flops["visible encoder branch"] == flops["auxiliary encoder branch"] > 0
     assert sum(flops[p] for p in parts) == flops["inference total"]
     assert flops["projectors"] > 0
+
+
+def test_pretrained_parts_branches_loads_the_two_encoder_branches_only(tmp_path):
+    """model.pretrained_parts=branches, the paper's start: the branches take the file's weights; cross-modal
+    modules, fusion, projectors and decoder keep their own initialisation; `all` takes every part."""
+    cfg = load_config({"model": small_mscan_config()})
+    torch.manual_seed(1)
+    path = save_pretrained(build_model(cfg.model), cfg, tmp_path / "source.safetensors")
+    source = build_model(cfg.model)
+    source.load_state_dict(load_pretrained(path).state_dict())
+    torch.manual_seed(2)
+    fresh = build_model(cfg.model)
+    before = {k: v.clone() for k, v in fresh.state_dict().items()}
+    report = load_weights(fresh, path, parts="branches")
+    branches = ("encoder.vis.", "encoder.aux.")
+    after, theirs = fresh.state_dict(), source.state_dict()
+    assert report.loaded == sum(k.startswith(branches) for k in after) and not report.missing_keys
+    assert report.ignored_keys and all(not k.startswith(branches) for k in report.ignored_keys)
+    for k, v in after.items():
+        if k.endswith("num_batches_tracked"):
+            continue
+        expected = theirs[k] if k.startswith(branches) else before[k]
+        assert torch.equal(v, expected), k
+    assert any(not torch.equal(before[k], theirs[k]) for k in after if k.startswith("decoder."))
+    load_weights(fresh, path, parts="all")
+    assert all(torch.equal(v, theirs[k]) for k, v in fresh.state_dict().items())
+    with pytest.raises(CheckpointError, match="pretrained_parts='head'.*all, branches"):
+        load_weights(fresh, path, parts="head")

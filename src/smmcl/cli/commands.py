@@ -276,6 +276,8 @@ def cmd_study(args: argparse.Namespace) -> int:
               f"results in {out / 'results.md'}")
         return 0
     ref = results["reference"]
+    if results.get("non_paper"):
+        print(f"  {results['non_paper']['headline']}")
     for name, v in results["variants"].items():
         if not v["runs"]:
             continue

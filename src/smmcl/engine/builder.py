@@ -91,7 +91,8 @@ def build_parts(cfg: Config, ctx: Optional[DistContext] = None) -> TrainingParts
     # The average of the weights (train.ema), on rank 0 only: it is read by validation and the files rank 0
     # writes, and every rank holds the same weights to average (DDP), so the others would only spend memory.
     ema = build_ema(model, cfg) if ctx.is_main else None
-    objective = build_objective(cfg.loss, num_classes, cfg.data.ignore_index, cfg.model.projector.dim).to(ctx.device)
+    objective = build_objective(cfg.loss, num_classes, cfg.data.ignore_index, cfg.model.projector.dim,
+                                feature_dim=cfg.model.decoder.channels).to(ctx.device)
     # The contrast samples from its own generator: the global stream (dropout, drop path, NMF bases)
     # is then the same for Base and for any contrast under one seed.
     generator = torch.Generator(device=ctx.device).manual_seed(contrast_seed(cfg.train.seed, ctx.rank))

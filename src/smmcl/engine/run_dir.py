@@ -19,7 +19,8 @@ RUN_FILES = ("config.yaml", "log.jsonl", "summary.json", "model.safetensors", "t
 # Keys that may differ on resume: where things are and how they are shown, not what is trained.
 RESUME_FREE = ("name", "train.out_dir", "train.device", "train.progress", "train.tensorboard", "train.log_every",
                "train.keep_checkpoints", "train.checkpoint_every", "train.val_every", "train.val_split",
-               "train.paper_batch", "data.root", "data.num_workers", "data.cache", "model.pretrained", "eval.")
+               "train.test_every", "train.paper_batch", "data.root", "data.num_workers", "data.cache",
+               "model.pretrained", "model.pretrained_parts", "eval.")
 
 
 def run_files(out_dir: Path) -> List[str]:

@@ -111,6 +111,8 @@ def run_summary(path: Path) -> dict:
 
     `contrast_zero_fraction`: the share of contrastive steps whose weighted terms were exactly 0;
     `rows`, `pairs`, `classes`: mean sampled rows, qualifying (image, class) pairs and classes per step;
+    `retrieval_top1` (cross_modal_pixel): the mean share of anchors whose same-position positive outscores
+    all their negatives;
     the probe's mean gradient figures; `test_miou`: [step, mIoU] of every `train.test_every` score (when
     logged); `warnings` in words.
     """
@@ -124,7 +126,8 @@ def run_summary(path: Path) -> dict:
             continue
         span = row["step"] - previous
         previous = row["step"]
-        for key in ("contrast_zero", "rows", "pairs", "classes", "grad_ce", "grad_contrast", "grad_cos", "grad_ratio"):
+        for key in ("contrast_zero", "rows", "pairs", "classes", "retrieval_top1", "grad_ce", "grad_contrast",
+                    "grad_cos", "grad_ratio"):
             if key in row:
                 weighted[key] = weighted.get(key, 0.0) + row[key] * span
                 steps[key] = steps.get(key, 0) + span

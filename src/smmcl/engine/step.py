@@ -121,6 +121,8 @@ def train_step(
     net.train()
     objective.train()
     embed = objective.needs_embeddings and contrast_scale != 0.0
+    # A contrast on the decoder (region_released) reads the head's features and logits, not the projectors.
+    head = objective.needs_decoder_features and contrast_scale != 0.0
     optimizer.zero_grad(set_to_none=True)
     parts = micro_batches(accumulate, rgb, aux, label)
     sums: Dict[str, Tensor] = {}
@@ -131,11 +133,17 @@ def train_step(
         last = i == len(parts) - 1
         with contextlib.nullcontext() if last else _without_gradient_sync(net):
             with autocast(x_rgb.device, precision):
-                if embed:
+                decoder: Dict[str, Tensor] = {}
+                if head:
+                    logits, features, head_logits = net(x_rgb, x_aux, return_decoder_features=True)
+                    vis_embed, aux_embed = None, None
+                    decoder = {"decoder_features": features, "head_logits": head_logits}
+                    del features, head_logits
+                elif embed:
                     logits, vis_embed, aux_embed = net(x_rgb, x_aux, return_embeddings=True)
                 else:
                     logits, vis_embed, aux_embed = net(x_rgb, x_aux), None, None
-            out = objective(logits, y, vis_embed, aux_embed, generator=generator, scale=contrast_scale)
+            out = objective(logits, y, vis_embed, aux_embed, generator=generator, scale=contrast_scale, **decoder)
             if probe_params:
                 ce_i, aux_i = _probe_gradients(out, probe_params)
                 if accumulate > 1:
@@ -150,7 +158,7 @@ def train_step(
                 loss.backward()
         add_terms(sums, counts, {"loss": out.total, **out.terms, **out.stats})
         # This micro-batch's outputs go before the next one's forward pass (memory is why one accumulates).
-        del logits, vis_embed, aux_embed, out, loss
+        del logits, vis_embed, aux_embed, decoder, out, loss
     if scaler is not None:
         scaler.step(optimizer)
         scaler.update()

@@ -79,7 +79,7 @@ class Trainer:
             self.resumed_from = Path(resume_path)
         elif cfg.model.pretrained:
             # A resumed run already holds these weights (and trained them further).
-            self.pretrained_report = load_weights(self.model, cfg.model.pretrained)
+            self.pretrained_report = load_weights(self.model, cfg.model.pretrained, cfg.model.pretrained_parts)
         self.net = step_network(parts, cfg)
         self._monitor_sets: dict[tuple[str, Optional[str]], RGBXDataset] = {}
         # Filled at the end of a finished run (`run_summary` of its log; also <out_dir>/summary.json).

@@ -4,6 +4,7 @@ from .contrastive import contrastive_terms, info_nce, label_masks
 from .objective import CONTRASTS, Objective, ObjectiveOutput, build_objective, contrast_scale
 from .pixel_contrast import CrossModalPixelLoss
 from .region_contrast import RegionContrastLoss
+from .region_released import ReleasedRegionContrastLoss
 from .result import ContrastResult
 from .sampling import sample_embeddings
 from .smmcl import SMMCLLoss
@@ -15,6 +16,7 @@ __all__ = [
     "Objective",
     "ObjectiveOutput",
     "RegionContrastLoss",
+    "ReleasedRegionContrastLoss",
     "SMMCLLoss",
     "build_objective",
     "contrast_scale",

@@ -38,8 +38,17 @@ def info_nce(anchors: Tensor, keys: Tensor, positives: Tensor, negatives: Tensor
     anchor without positives contributes 0 and still counts in the 1/|V| of Eq. 3; with no valid
     anchor the result is 0, still attached to the graph.
     """
+    return info_nce_from_logits(similarities(anchors, keys, tau), positives, negatives, anchor_valid)
+
+
+def similarities(anchors: Tensor, keys: Tensor, tau: float) -> Tensor:
+    """The N x M logits of `info_nce`: dot products of the rows divided by the temperature."""
     # Scaling the N x d anchors rather than the N x M product saves a full pass over the matrix.
-    logits = (anchors / tau) @ keys.T
+    return (anchors / tau) @ keys.T
+
+
+def info_nce_from_logits(logits: Tensor, positives: Tensor, negatives: Tensor, anchor_valid: Tensor) -> Tensor:
+    """`info_nce` from its N x M logits (`similarities`), for a caller that also reads them."""
     # A finite floor rather than -inf: an anchor without negatives then gets a finite
     # log-sum-exp, so neither the value nor its gradient can become inf - inf = NaN.
     floor = torch.finfo(logits.dtype).min

@@ -3,18 +3,22 @@
 No labels: the positive of a visible pixel embedding is the auxiliary embedding at the same position,
 and the auxiliary embeddings at every other sampled position are its negatives. As for the paper's own
 L_cm (Sec. 3.2), the relation is symmetric, so there is one term, from the visible side.
+
+Logged beside it: `retrieval_top1`, the share of anchors whose positive scores strictly higher than every one
+of its negatives (top-1 retrieval of the same position in the other modality), read from the very
+similarities the loss uses, detached; it draws nothing from any generator.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .autocast import full_precision
-from .contrastive import info_nce
+from .contrastive import info_nce_from_logits, similarities
 from .result import ContrastResult
 
 
@@ -25,13 +29,28 @@ def sample_positions(num_pixels: int, max_total: int, device: torch.device,
     return perm[: min(max_total, num_pixels)]
 
 
-def cross_modal_pixel_term(v: Tensor, a: Tensor, tau: float) -> Tensor:
-    """InfoNCE of each row of `v` against the rows of `a`: row i of `a` is its positive, the rest negatives."""
+def cross_modal_pixel_term(v: Tensor, a: Tensor, tau: float,
+                           return_top1: bool = False) -> Union[Tensor, Tuple[Tensor, Tensor]]:
+    """InfoNCE of each row of `v` against the rows of `a`: row i of `a` is its positive, the rest negatives.
+
+    With `return_top1`, also the fraction of rows whose positive outscores all their negatives (detached).
+    """
     vn, an = F.normalize(v, dim=1), F.normalize(a, dim=1)
     n = vn.shape[0]
     # Each position is its own class: the only positive is the same-position key.
     positives = torch.eye(n, dtype=torch.bool, device=vn.device)
-    return info_nce(vn, an, positives, ~positives, torch.ones(n, dtype=torch.bool, device=vn.device), tau)
+    logits = similarities(vn, an, tau)
+    term = info_nce_from_logits(logits, positives, ~positives, torch.ones(n, dtype=torch.bool, device=vn.device))
+    if not return_top1:
+        return term
+    return term, retrieval_top1(logits.detach(), positives)
+
+
+def retrieval_top1(logits: Tensor, positives: Tensor) -> Tensor:
+    """Share of the rows of N x N `logits` whose diagonal (`positives`, the identity) exceeds every other entry
+    (a tie is a miss; a row without negatives counts as a hit)."""
+    best_negative = logits.masked_fill(positives, float("-inf")).amax(dim=1)
+    return (logits.diagonal() > best_negative).to(logits.dtype).mean()
 
 
 class CrossModalPixelLoss(nn.Module):
@@ -59,8 +78,9 @@ class CrossModalPixelLoss(nn.Module):
         v = vis_embed.permute(0, 2, 3, 1).reshape(-1, d).index_select(0, rows).float()
         a = aux_embed.permute(0, 2, 3, 1).reshape(-1, d).index_select(0, rows).float()
         with full_precision(vis_embed.device):
-            term = cross_modal_pixel_term(v, a, self.temperature)
-        return ContrastResult({"cm": term}, {"rows": torch.tensor(rows.numel(), device=vis_embed.device)})
+            term, top1 = cross_modal_pixel_term(v, a, self.temperature, return_top1=True)
+        stats = {"rows": torch.tensor(rows.numel(), device=vis_embed.device), "retrieval_top1": top1}
+        return ContrastResult({"cm": term}, stats)
 
     def extra_repr(self) -> str:
         return f"temperature={self.temperature}, max_total={self.max_total}"

@@ -134,7 +134,9 @@ class Hamburger(nn.Module):
 class LightHamHead(nn.Module):
     """LightHam head on stages 2-4: resize to stage-2 size, concat, squeeze, Hamburger, align, classify.
 
-    Returns logits at stage-2 resolution. `ham_out_norm=False` reproduces the released SMMCL code,
+    Returns logits at stage-2 resolution; with `return_features`, (logits, features), the features being the
+    map the classifier `conv_seg` reads (after dropout, as the region contrast [26]'s released code takes
+    them). `ham_out_norm=False` reproduces the released SMMCL code,
     whose Hamburger output conv has a bias and no GroupNorm (its norm config is never passed on).
     """
 
@@ -162,13 +164,14 @@ class LightHamHead(nn.Module):
         self.conv_seg = nn.Conv2d(channels, num_classes, 1)
         self.apply(init_decoder_weights)
 
-    def forward(self, features: Sequence[Tensor]) -> Tensor:
+    def forward(self, features: Sequence[Tensor], return_features: bool = False):
         feats = [features[i] for i in self.in_index]
         size = feats[0].shape[-2:]
         feats = [feats[0]] + [F.interpolate(f, size=size, mode="bilinear", align_corners=False) for f in feats[1:]]
         x = self.squeeze(torch.cat(feats, dim=1))
-        x = self.align(self.hamburger(x))
-        return self.conv_seg(self.dropout(x))
+        x = self.dropout(self.align(self.hamburger(x)))
+        logits = self.conv_seg(x)
+        return (logits, x) if return_features else logits
 
 
 def init_decoder_weights(m: nn.Module) -> None:

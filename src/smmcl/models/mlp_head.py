@@ -25,7 +25,8 @@ class LinearEmbed(nn.Module):
 class MLPHead(nn.Module):
     """Embed every stage to `channels`, upsample to stage-1 size, concat (deepest first), fuse, classify.
 
-    Returns logits at stage-1 resolution.
+    Returns logits at stage-1 resolution; with `return_features`, (logits, features), the features being the
+    map the classifier reads (after dropout, as the region contrast [26]'s released code takes them).
     """
 
     def __init__(
@@ -48,7 +49,7 @@ class MLPHead(nn.Module):
         self.linear_pred = nn.Conv2d(channels, num_classes, 1)
         self.apply(init_decoder_weights)
 
-    def forward(self, features: Sequence[Tensor]) -> Tensor:
+    def forward(self, features: Sequence[Tensor], return_features: bool = False):
         size = features[0].shape[-2:]
         embedded = []
         for embed, feat in zip(self.linear_c, features):
@@ -57,5 +58,6 @@ class MLPHead(nn.Module):
                 x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
             embedded.append(x)
         # SegFormer concatenates the deepest stage first: [c4, c3, c2, c1].
-        x = self.linear_fuse(torch.cat(embedded[::-1], dim=1))
-        return self.linear_pred(self.dropout(x))
+        x = self.dropout(self.linear_fuse(torch.cat(embedded[::-1], dim=1)))
+        logits = self.linear_pred(x)
+        return (logits, x) if return_features else logits

@@ -21,7 +21,7 @@ from smmcl.study.spec import StudySpec
 # What `results.json` keeps of a run's training summary, under its name there -> its name in the summary.
 _SUMMARY_KEYS = {"contrast_zero_fraction": "contrast_zero_fraction", "classes_per_step": "classes",
                  "rows_per_step": "rows", "grad_ratio": "grad_ratio", "grad_cos": "grad_cos", "warnings": "warnings",
-                 "test_miou": "test_miou"}
+                 "test_miou": "test_miou", "retrieval_top1": "retrieval_top1"}
 _SCORE_KEYS = ("miou", "miou_all", "pixel_acc", "mean_acc", "iou", "iterations", "train_seconds")
 
 

@@ -27,6 +27,7 @@ def _run_entry(record: dict) -> dict:
         "classes_per_step": summary.get("classes"), "rows_per_step": summary.get("rows"),
         "grad_ratio": summary.get("grad_ratio"), "grad_cos": summary.get("grad_cos"),
         "warnings": summary.get("warnings") or [],
+        **({"retrieval_top1": summary["retrieval_top1"]} if summary.get("retrieval_top1") is not None else {}),
         **({"test_miou": summary["test_miou"]} if summary.get("test_miou") else {}),
         **({"imported_from": record["imported_from"]} if record.get("imported_from") else {}),
     }
@@ -67,6 +68,9 @@ def summarize_study(spec: StudySpec, records: Mapping[str, Mapping[int, dict]], 
             entry["contrast_zero_fraction"] = sum(zeros) / len(zeros) if zeros else None
             classes = [r["classes_per_step"] for r in runs.values() if r["classes_per_step"] is not None]
             entry["classes_per_step"] = sum(classes) / len(classes) if classes else None
+            retrieval = [r["retrieval_top1"] for r in runs.values() if r.get("retrieval_top1") is not None]
+            if retrieval:
+                entry["retrieval_top1"] = sum(retrieval) / len(retrieval)
             trajectory = summarize_trajectory(runs, {} if name == spec.reference else
                                               {s: _run_entry(r) for s, r in records.get(spec.reference, {}).items()})
             if trajectory:
@@ -94,11 +98,18 @@ def _pct(x: Optional[float], signed: bool = False) -> str:
     return f"{100 * x:+.2f}" if signed else f"{100 * x:.2f}"
 
 
+def _share(x: Optional[float]) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
 def format_markdown(results: dict, spec: StudySpec, study_path: str, cfg: Config) -> str:
     """The results page: setup, the main table, per-class deltas."""
     ref = results["reference"]
     excluded = [cfg.data.class_names[k] for k in cfg.eval.exclude_classes if k < len(cfg.data.class_names)]
     lines = [f"# Study `{study_path}`", ""]
+    non_paper = results.get("non_paper")
+    if non_paper:
+        lines += [f"**{non_paper['headline']}.**", ""]
     if spec.description:
         lines += [spec.description.strip(), ""]
     lines += [
@@ -117,10 +128,17 @@ def format_markdown(results: dict, spec: StudySpec, study_path: str, cfg: Config
     if results.get("runs_finished", 0) < results.get("runs_planned", 0):
         lines.append(f"- **partial**: {results['runs_finished']} of {results['runs_planned']} runs have finished; "
                      f"the table holds those only")
+    if non_paper and non_paper["variants"]:
+        lines += [f"- non-paper choices of single variants: " + "; ".join(
+            f"`{name}`: {', '.join(items)}" for name, items in non_paper["variants"].items())]
+    retrieval = any(v.get("retrieval_top1") is not None for v in results["variants"].values())
     lines += [
         "",
-        "| variant | overrides | mIoU mean ± std | per seed | delta vs " + ref + " | 95% CI | verdict | zero-contrast steps | classes / step |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"Scores of `{study_path}`" + (f" ({non_paper['headline'][0].lower() + non_paper['headline'][1:]})" if non_paper else "") + ":",
+        "",
+        "| variant | overrides | mIoU mean ± std | per seed | delta vs " + ref + " | 95% CI | verdict | zero-contrast steps | classes / step |"
+        + (" [36] positive retrieved top-1 |" if retrieval else ""),
+        "|---|---|---|---|---|---|---|---|---|" + ("---|" if retrieval else ""),
     ]
     for name, v in results["variants"].items():
         if not v["runs"]:
@@ -135,6 +153,7 @@ def format_markdown(results: dict, spec: StudySpec, study_path: str, cfg: Config
             f"{_pct(v.get('delta_mean'), True) if name != ref else 'reference'} | "
             f"{'[' + _pct(ci[0], True) + ', ' + _pct(ci[1], True) + ']' if ci else '-'} | {v.get('verdict', '-')} | "
             f"{'-' if zero is None else f'{100 * zero:.0f}%'} | {'-' if classes is None else f'{classes:.1f}'} |"
+            + (f" {_share(v.get('retrieval_top1'))} |" if retrieval else "")
         )
     others = [n for n, v in results["variants"].items() if n != ref and v.get("per_class_delta")]
     if others:
@@ -243,18 +262,21 @@ def plot_results(results: dict, path: Path, title: str = "") -> None:
 
 
 def write_results(spec: StudySpec, study_path: str, records: Mapping[str, Mapping[int, dict]], cfg: Config, out: Path,
-                  planned: Optional[int] = None) -> dict:
+                  planned: Optional[int] = None, non_paper: Optional[dict] = None) -> dict:
     """Write results.json, results.md and results.png under `out`; returns the results. `planned`: the
-    number of runs the study has, when some may not have finished (the page then says how many did)."""
+    number of runs the study has, when some may not have finished (the page then says how many did).
+    `non_paper`: the study's departures from the paper (`smmcl.study.disclosure`), named on the page, in the
+    chart's title and in results.json."""
     results = summarize_study(spec, records, list(cfg.data.class_names) or [str(k) for k in range(cfg.model.num_classes)])
     first = next((r for runs in records.values() for r in runs.values()), {})
     finished = sum(len(runs) for runs in records.values())
     results.update(study=study_path, base=spec.base, overrides=list(spec.overrides), description=spec.description,
                    split=first.get("split"), num_images=first.get("num_images"), class_names=list(cfg.data.class_names),
                    excluded=list(cfg.eval.exclude_classes), runs_finished=finished,
-                   runs_planned=finished if planned is None else planned)
+                   runs_planned=finished if planned is None else planned,
+                   **({"non_paper": non_paper} if non_paper else {}))
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "results.md").write_text(format_markdown(results, spec, study_path, cfg))
     if any(v["runs"] for v in results["variants"].values()):
-        plot_results(results, out / "results.png")
+        plot_results(results, out / "results.png", title=f"{study_path}: {non_paper['headline']}" if non_paper else study_path)
     return results

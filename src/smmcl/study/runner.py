@@ -32,6 +32,7 @@ from smmcl.engine.run_dir import flatten
 from smmcl.engine.trainer import Trainer
 from smmcl.errors import ConfigError
 from smmcl.losses import CONTRASTS
+from smmcl.study.disclosure import non_paper_options
 from smmcl.study.imports import import_runs
 from smmcl.study.report import write_results
 from smmcl.study.spec import StudySpec, SynthSpec, pretrain_config, read_study, variant_config
@@ -172,7 +173,7 @@ def _plan(spec: StudySpec, out: Path) -> tuple[Optional[RunTask], List[RunTask]]
         pre_dir = out / "runs" / "_pretrain"
         pre_cfg = pretrain_config(spec, pre_dir)
         pre = RunTask("_pretrain", spec.pretrain.seed, str(pre_dir), to_dict(pre_cfg), pre_cfg.eval.split, evaluate=False)
-        extra = [f"model.pretrained={pre_dir / 'model.safetensors'}"]
+        extra = [f"model.pretrained={pre_dir / 'model.safetensors'}", f"model.pretrained_parts={spec.pretrain.load}"]
     tasks = []
     for seed in spec.seeds:
         for variant in spec.variants:
@@ -187,6 +188,21 @@ def _plan(spec: StudySpec, out: Path) -> tuple[Optional[RunTask], List[RunTask]]
     return pre, tasks
 
 
+def departures(spec: StudySpec, tasks: List[RunTask]) -> dict:
+    """The study's departures from the paper's setting, from the resolved configs of its first seed."""
+    first = {t.variant: load_config(t.config) for t in tasks if t.seed == tasks[0].seed}
+    initialisation = None
+    if spec.pretrain is not None:
+        pre = pretrain_config(spec, Path(tasks[0].run_dir))
+        loss = pre.loss
+        objective = "CE" if not (loss.cm_weight or loss.vis_weight or loss.aux_weight) else f"{loss.contrast} + CE"
+        length = f"{pre.train.max_iters} iterations" if pre.train.max_iters else f"{pre.train.epochs} epochs"
+        source = f"{objective} pretraining ({length} on {Path(pre.data.root).name}, classes {pre.model.num_classes})"
+        initialisation = (f"encoder branches from {source}, the rest from scratch" if spec.pretrain.load == "branches"
+                          else f"the whole model (decoder too) from {source}")
+    return non_paper_options(first[spec.reference], first, initialisation)
+
+
 def report_study(spec: StudySpec, study_path: str, tasks: List[RunTask], out: Path,
                  log: Callable[[str], None] = print) -> dict:
     """Write the results of the finished runs among `tasks`, training nothing (a study still running, or stopped)."""
@@ -194,7 +210,8 @@ def report_study(spec: StudySpec, study_path: str, tasks: List[RunTask], out: Pa
     if not any(records.values()):
         raise ConfigError(f"{study_path}: no run of this study has finished in {out}; nothing to report")
     out.mkdir(parents=True, exist_ok=True)
-    results = write_results(spec, study_path, records, load_config(tasks[0].config), out, planned=len(tasks))
+    results = write_results(spec, study_path, records, load_config(tasks[0].config), out, planned=len(tasks),
+                            non_paper=departures(spec, tasks))
     log(f"[study] {results['runs_finished']} of {len(tasks)} runs finished; results: {out / 'results.md'}")
     return results
 
@@ -271,12 +288,14 @@ def run_study(path: str | Path, out: str | Path | None = None, jobs: int = 1,
         check_run_dir(t)
     count = len(tasks) - len(todo)
     cfg = load_config(tasks[0].config)
+    non_paper = departures(spec, tasks)
+    log(f"[study] {non_paper['headline']}")
 
     def finished(record: dict) -> None:
         nonlocal count
         records[record["variant"]][record["seed"]] = record
         count += 1
-        write_results(spec, str(path), records, cfg, out, planned=len(tasks))
+        write_results(spec, str(path), records, cfg, out, planned=len(tasks), non_paper=non_paper)
         log(f"[study] {count}/{len(tasks)} {_describe(record)}")
 
     if jobs == 1:
@@ -293,6 +312,6 @@ def run_study(path: str | Path, out: str | Path | None = None, jobs: int = 1,
             futures = {pool.submit(execute, t): t for t in todo}
             for future in as_completed(futures):
                 finished(future.result())
-    results = write_results(spec, str(path), records, cfg, out, planned=len(tasks))
+    results = write_results(spec, str(path), records, cfg, out, planned=len(tasks), non_paper=non_paper)
     log(f"[study] results: {out / 'results.md'}, {out / 'results.json'}, {out / 'results.png'}")
     return results

@@ -12,6 +12,7 @@
       root: runs/data/indoor-study
     pretrain:                          # optional: one run whose weights start every variant
       overrides: [loss.cm_weight=0, loss.vis_weight=0, loss.aux_weight=0]
+      load: branches                   # all (the default) or the encoder branches only
 
 Every variant's config is loaded when the study is read, so a wrong key fails before hours of training.
 """
@@ -55,6 +56,9 @@ class PretrainSpec:
     seed: int = 0
     # Data of its own (e.g. other scenes than the study's); default: the study's data.
     synth: Optional[SynthSpec] = None
+    # What every variant takes from it (model.pretrained_parts): all (decoder too: fine-tuning a whole model) or
+    # branches (the two encoder branches only, the rest from scratch: the paper's start from ImageNet encoders).
+    load: Literal["all", "branches"] = "all"
 
 
 @dataclass

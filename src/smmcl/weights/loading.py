@@ -199,13 +199,27 @@ def _check_strict(report: LoadReport, strict: bool, hint: str = "", scope: Optio
         )
 
 
-def load_weights(model: nn.Module, source: WeightSource) -> LoadReport:
-    """`model.pretrained`: detect the file kind (smmcl weights, released SMMCL, ImageNet backbone) and load it."""
+# `model.pretrained_parts`: the model keys a load may fill. `branches` is the paper's start (Sec. 4.1: ImageNet
+# encoders): both encoder branches only; cross-modal modules, fusion, projectors and decoder stay as initialised.
+PRETRAINED_PARTS = {"all": ("encoder.", "decoder."), "branches": ("encoder.vis.", "encoder.aux.")}
+
+
+def load_weights(model: nn.Module, source: WeightSource, parts: str = "all") -> LoadReport:
+    """`model.pretrained`: detect the file kind (smmcl weights, released SMMCL, ImageNet backbone) and load it;
+    `parts` (`model.pretrained_parts`): every part the file holds, or only the two encoder branches."""
+    if parts not in PRETRAINED_PARTS:
+        raise CheckpointError(f"model.pretrained_parts={parts!r}: unknown; valid: {', '.join(PRETRAINED_PARTS)}")
+    scope = PRETRAINED_PARTS[parts]
     state, origin, _ = read_state_dict(source)
     if looks_smmcl(state):
-        report = _apply(model, state, lambda k: [k], origin, "smmcl weights", ("encoder.", "decoder."))
+        kept = {k: v for k, v in state.items() if k.startswith(scope)}
+        report = _apply(model, kept, lambda k: [k], origin, "smmcl weights", scope)
+        report.ignored_keys = [k for k in state if k not in kept]
         _check_strict(report, True)
         return report
     if looks_official_smmcl(state):
+        if parts != "all":
+            raise CheckpointError(f"{origin}: a released SMMCL checkpoint loads whole (model.pretrained_parts=all); "
+                                  f"for its branches alone, convert it to smmcl weights first (smmcl convert)")
         return _load_official(model, state, origin, strict=True)
-    return _load_backbone(model, state, origin, strict=False)
+    return _load_backbone(model, state, origin, strict=False)  # an ImageNet file holds the branches only
