@@ -134,7 +134,7 @@ def format_markdown(results: dict, spec: StudySpec, study_path: str, cfg: Config
     retrieval = any(v.get("retrieval_top1") is not None for v in results["variants"].values())
     lines += [
         "",
-        f"Scores of `{study_path}`" + (f" ({non_paper['headline'][0].lower() + non_paper['headline'][1:]})" if non_paper else "") + ":",
+        f"Scores of `{study_path}`" + (f". {non_paper['headline']}:" if non_paper else ":"),
         "",
         "| variant | overrides | mIoU mean ± std | per seed | delta vs " + ref + " | 95% CI | verdict | zero-contrast steps | classes / step |"
         + (" [36] positive retrieved top-1 |" if retrieval else ""),
