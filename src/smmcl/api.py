@@ -9,16 +9,16 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 import torch
 
 from smmcl.config import Config, load_config, to_dict
-from smmcl.data.classes import dataset_palette
+from smmcl.data.classes import class_names, dataset_palette
 from smmcl.data.dataset import RGBXDataset
 from smmcl.engine.checkpoint import evaluation_weights, load_checkpoint, load_model_state
 from smmcl.deploy.predictor import Predictor  # noqa: F401  (public API: frame streams)
 from smmcl.engine.evaluate import evaluate
 from smmcl.engine.loading import load_trained, model_and_config
 from smmcl.errors import CheckpointError
+from smmcl.model_file import is_model_file, open_model_file
 from smmcl.models import build_model
 from smmcl.weights import LoadReport, load_backbone_weights, load_official_smmcl, save_pretrained
-from smmcl.weights.pretrained import read_pretrained_config
 
 # `smmcl convert --from` choices: released SMMCL checkpoints, ImageNet files of each backbone's release
 # (named after our backbone), and our own training checkpoints.
@@ -38,18 +38,11 @@ _ONNX_PROTOCOL = ("train.precision=fp32", "train.channels_last=false", "train.co
 
 
 def resolve_backend(checkpoint: str | Path, backend: str | None = None) -> str:
-    """The backend a model file is run with: `.onnx` files by ONNX Runtime, the rest by PyTorch."""
-    from smmcl.deploy.onnx_runtime import onnx_file
-
-    wanted = "onnxruntime" if onnx_file(checkpoint) else "torch"
-    if backend is None:
-        return wanted
-    if backend not in BACKENDS:
+    """The backend a model file is run with, told from its content (`smmcl.model_file`): ONNX exports by ONNX
+    Runtime, smmcl weights and checkpoints by PyTorch; `backend` another one is a named error."""
+    if backend is not None and backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    if backend != wanted:
-        raise CheckpointError(f"{checkpoint}: the {backend} backend runs "
-                              f"{'.onnx files (write one with smmcl export)' if backend == 'onnxruntime' else 'smmcl weights or checkpoints, not .onnx files'}")
-    return backend
+    return open_model_file(checkpoint).backend(backend)
 
 
 def train(cfg: Config, resume: str | Path | None = None, overwrite: bool = False, allow_config_change: bool = False,
@@ -133,12 +126,16 @@ def end_process(code: int, world_size: int) -> int:
 
 def open_model(checkpoint: str | Path, config: Config | str | Path | None = None, overrides: Sequence[str] = (),
                device: str | None = None, backend: str | None = None, threads: int | None = None) -> Tuple[torch.nn.Module, Config]:
-    """A trained model ready for inference and its config, from smmcl weights, a training checkpoint
-    (PyTorch) or an ONNX export (ONNX Runtime); each carries its config, which `config` replaces."""
-    if resolve_backend(checkpoint, backend) == "torch":
+    """A trained model ready for inference and its config, from smmcl weights, a training checkpoint, a released
+    SMMCL checkpoint with a config (PyTorch) or an ONNX export (ONNX Runtime); each but the released one carries
+    its config, which `config` replaces."""
+    if backend is not None and backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    file = open_model_file(checkpoint)
+    if file.backend(backend) == "torch":
         if isinstance(config, Config):
-            return load_trained(config, checkpoint, device=device), config
-        return model_and_config(checkpoint, config, overrides, device)
+            return load_trained(config, file, device=device), config
+        return model_and_config(file, config, overrides, device)
     from smmcl.deploy.onnx_runtime import OnnxSegmentor
 
     model = OnnxSegmentor(checkpoint, device=device or "cpu", threads=threads)
@@ -158,20 +155,11 @@ def evaluate_checkpoint(cfg: Config | str | Path | None, checkpoint: str | Path,
                             backend=backend)
     split = split or cfg.eval.split
     subset = subset if subset is not None else cfg.eval.subset
-    own = getattr(model, "num_classes", cfg.model.num_classes)
-    if Path(checkpoint).suffix == ".safetensors":
-        own = read_pretrained_config(checkpoint).model.num_classes
+    own = open_model_file(checkpoint).num_classes or cfg.model.num_classes
     if own != cfg.model.num_classes:
         raise CheckpointError(f"{checkpoint} predicts {own} classes but the config's dataset has "
                               f"model.num_classes={cfg.model.num_classes}")
-    dataset = RGBXDataset(cfg.data, split, cfg.model.num_classes, train=False, subset=subset)
-    scores = evaluate(
-        model, dataset, cfg.model.num_classes, batch_size=cfg.eval.batch_size, ignore_index=cfg.data.ignore_index,
-        exclude=cfg.eval.exclude_classes, progress=progress, protocol=inference_protocol(cfg),
-    )
-    scores["split"], scores["subset"] = split, subset
-    scores["protocol_text"] = inference_protocol(cfg).describe()
-    return scores
+    return evaluate(model, cfg, split, subset, progress=progress)
 
 
 def format_scores(class_names: Sequence[str], runs: Dict[str, dict]) -> str:
@@ -191,7 +179,7 @@ def predict(checkpoint: str | Path, rgb: str | Path | None, aux: str | Path | No
     pairs = pair_inputs(Path(rgb) if rgb else None, Path(aux) if aux else None, Path(list_file) if list_file else None)
     model, cfg = open_model(checkpoint, config, overrides, device, backend)
     k = cfg.model.num_classes
-    names = list(cfg.data.class_names) if len(cfg.data.class_names) == k else [str(i) for i in range(k)]
+    names = class_names(cfg)
     return predict_files(model, pairs, Path(out), dataset_palette(cfg.data.class_names, cfg.data.palette, k), names,
                          cfg.data.aux_max, inference_protocol(cfg), progress=progress)
 
@@ -248,23 +236,16 @@ def model_info(cfg: Config, size: Sequence[int] = (480, 640)) -> Dict[str, Any]:
 
 
 def read_model_source(source: str | Path, overrides: Sequence[str] = ()) -> Tuple[Config, str]:
-    """A config from a YAML file, from the config embedded in smmcl weights or an ONNX export (which take no
-    overrides: they fix their model), or from a training checkpoint."""
-    suffix = Path(source).suffix.lower()
-    if suffix == ".onnx":
-        from smmcl.deploy.metadata import read_metadata
-
-        return load_config(to_dict(read_metadata(source).config), overrides), str(source)
-    if suffix in (".safetensors", ".pt", ".pth"):
-        if overrides:
-            raise CheckpointError(f"{source}: a weights file or checkpoint fixes its config; overrides are not accepted")
-        if suffix == ".safetensors":
-            return read_pretrained_config(source), str(source)
-        config = load_checkpoint(Path(source)).get("config")
-        if not config:
-            raise CheckpointError(f"{source}: this checkpoint holds no config (not written by smmcl train?)")
-        return load_config(config), str(source)
-    return load_config(source, overrides), str(source)
+    """A config from a YAML file, or the one a model file carries (`smmcl.model_file`: smmcl weights, a training
+    checkpoint, an ONNX export). An ONNX export takes overrides (its eval settings); the others fix their model."""
+    if not is_model_file(source):
+        if Path(source).is_file() and Path(source).stat().st_size == 0:
+            open_model_file(source)  # an empty file: said as such, whichever of the two it was meant to be
+        return load_config(source, overrides), str(source)
+    file = open_model_file(source)
+    if overrides and file.kind in ("weights", "checkpoint"):
+        raise CheckpointError(f"{source}: {file.description} fixes its config; overrides are not accepted")
+    return load_config(to_dict(file.require_config()), overrides), str(source)
 
 
 def analyze_features(cfg: Config, checkpoints: Dict[str, str | Path], out: str | Path, split: str | None = None,
@@ -277,7 +258,7 @@ def analyze_features(cfg: Config, checkpoints: Dict[str, str | Path], out: str |
 
     models = {name: load_trained(cfg, path) for name, path in checkpoints.items()}
     dataset = RGBXDataset(cfg.data, split or cfg.eval.split, cfg.model.num_classes, train=False)
-    names = list(cfg.data.class_names) or [str(k) for k in range(cfg.model.num_classes)]
+    names = class_names(cfg)
     keep = [k for k in range(cfg.model.num_classes) if k not in set(cfg.eval.exclude_classes)]
     result = analyze_models(models, dataset, names, dataset_palette(cfg.data.class_names, cfg.data.palette, cfg.model.num_classes), keep, out, stage=stage, per_class=per_class,
                             max_images=max_images, seed=seed)

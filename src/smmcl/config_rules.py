@@ -60,6 +60,8 @@ def _rules(cfg) -> List[Tuple[str, Any, Callable[[Any], bool], str]]:
         ("data.num_workers", d.num_workers, *nonneg_int),
         ("data.aux_max", d.aux_max, *optional(positive)),
         ("data.ignore_index", d.ignore_index, *nonneg_int),
+        ("data.class_names", d.class_names, lambda x: len(x) in (0, m.num_classes),
+         f"no names, or one per class: model.num_classes={m.num_classes}"),
         *_photometric_rows(d),
         ("loss.cm_weight", lo.cm_weight, *nonneg),
         ("loss.vis_weight", lo.vis_weight, *nonneg),

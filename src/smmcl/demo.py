@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from smmcl.config import Config, load_config, to_yaml
-from smmcl.data.classes import colorize, dataset_palette
+from smmcl.data.classes import class_names as names_of, colorize, dataset_palette
 from smmcl.data.dataset import RGBXDataset
 from smmcl.data.synth import generate_dataset
 from smmcl.engine.evaluate import evaluate, format_scores
@@ -121,14 +121,13 @@ def run_demo(
         run_overrides = [f"name={name.lower()}", f"data.root={out / 'data'}", f"train.out_dir={out / name.lower()}"]
         cfg = load_config(cfg_path, [*run_overrides, *extra, *overrides])
         trainer, seconds = _train(cfg)
-        test_set = RGBXDataset(cfg.data, cfg.eval.split, cfg.model.num_classes)
-        scores = evaluate(trainer.evaluation_model, test_set, cfg.model.num_classes, cfg.eval.batch_size,
-                          cfg.data.ignore_index, cfg.eval.exclude_classes, progress=cfg.train.progress)
+        test_set = RGBXDataset(cfg.data, cfg.eval.split, cfg.model.num_classes, train=False, subset=cfg.eval.subset)
+        scores = evaluate(trainer.evaluation_model, cfg, dataset=test_set, progress=cfg.train.progress)
         scores["train_seconds"] = round(seconds, 1)
         scores["iterations"] = trainer.plan.total_iters
         scores["contrast"] = {k: v for k, v in trainer.summary.items() if k != "warnings"}
         results[name], models[name] = scores, trainer.evaluation_model
-    class_names = cfg.data.class_names
+    class_names = names_of(cfg)
     print()
     print(format_scores(class_names, results))
     pictures = _pictures(out, test_set, models, cfg, num_pictures)

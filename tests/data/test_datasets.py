@@ -16,7 +16,7 @@ from smmcl.cli import main
 from smmcl.config import load_config
 from smmcl.data.check import check_dataset
 from smmcl.data.dataset import RGBXDataset
-from smmcl.engine.evaluate import evaluate
+from smmcl.engine.evaluate import score_dataset
 from smmcl.engine.inference import InferenceProtocol
 from smmcl.engine.trainer import Trainer
 from smmcl.errors import DatasetError
@@ -154,11 +154,11 @@ def test_tiny_model_overfits_each_release_under_every_protocol(releases, tmp_pat
     trainer.run()
     dataset = RGBXDataset(cfg.data, "train", cfg.model.num_classes)
     for name, protocol in PROTOCOLS.items():
-        scores = evaluate(trainer.model, dataset, cfg.model.num_classes, exclude=cfg.eval.exclude_classes,
+        scores = score_dataset(trainer.model, dataset, cfg.model.num_classes, exclude=cfg.eval.exclude_classes,
                           progress=False, protocol=protocol)
         assert scores["miou"] > 0.9, (kind, name, scores["miou"])
-    again = evaluate(trainer.model, dataset, cfg.model.num_classes, progress=False, protocol=PROTOCOLS["slide"])
-    first = evaluate(trainer.model, dataset, cfg.model.num_classes, progress=False, protocol=PROTOCOLS["slide"])
+    again = score_dataset(trainer.model, dataset, cfg.model.num_classes, progress=False, protocol=PROTOCOLS["slide"])
+    first = score_dataset(trainer.model, dataset, cfg.model.num_classes, progress=False, protocol=PROTOCOLS["slide"])
     assert again["confusion"] == first["confusion"]
 
 

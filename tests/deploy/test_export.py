@@ -105,19 +105,19 @@ def test_onnxruntime_predict_writes_the_labels_torch_writes(exported, indoor_dat
 
 def test_backend_and_file_must_agree(exported):
     weights, onnx_path, cfg = exported
-    with pytest.raises(CheckpointError, match="onnxruntime backend runs .onnx files"):
+    with pytest.raises(CheckpointError, match="is smmcl weights, which the onnxruntime backend does not run .*smmcl export"):
         evaluate_checkpoint(cfg, weights, backend="onnxruntime")
-    with pytest.raises(CheckpointError, match="torch backend runs smmcl weights or checkpoints, not .onnx"):
+    with pytest.raises(CheckpointError, match="is an ONNX export, which the torch backend does not run"):
         evaluate_checkpoint(cfg, onnx_path, backend="torch")
 
 
 def test_a_foreign_onnx_file_is_a_named_error(tmp_path):
     path = tmp_path / "plain.onnx"
     torch.onnx.export(torch.nn.Conv2d(3, 2, 1), (torch.randn(1, 3, 8, 8),), str(path), dynamo=False)
-    with pytest.raises(CheckpointError, match="is not an smmcl ONNX export"):
+    with pytest.raises(CheckpointError, match="an ONNX file without smmcl metadata"):
         Predictor(path)
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
-    with pytest.raises(CheckpointError, match="junk.onnx: ONNX Runtime cannot load it"):
+    with pytest.raises(CheckpointError, match="junk.onnx: not a model file smmcl reads"):
         Predictor(tmp_path / "junk.onnx")
 
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from smmcl.engine.evaluate import evaluate, format_scores
+from smmcl.engine.evaluate import score_dataset, format_scores
 from smmcl.engine.inference import InferenceProtocol, predict_probs, window_starts, window_stride
 from smmcl.engine.metrics import confusion_matrix
 
@@ -17,7 +17,7 @@ from support import build_tiny_model, tiny_config
 
 K = 5
 # The tiny model with a narrow MLP decoder in place of LightHam, a smaller projector, and K classes.
-TINY_MLP = [f"model.num_classes={K}", "model.decoder.name=mlp", "model.decoder.channels=16", "model.projector.dim=8"]
+TINY_MLP = [f"model.num_classes={K}", "data.class_names=[]", "model.decoder.name=mlp", "model.decoder.channels=16", "model.projector.dim=8"]
 
 
 class Pointwise(nn.Module):
@@ -252,10 +252,10 @@ SIZES = [(40, 56), (40, 56), (36, 48), (40, 56)]  # mixed sizes in one split
 def test_evaluate_is_deterministic_and_none_means_whole(tiny):
     data = TinySet(SIZES)
     slide = InferenceProtocol("slide", crop_size=(24, 32), scales=(0.75, 1.0), flip=True)
-    first = evaluate(tiny, data, K, batch_size=2, progress=False, protocol=slide)
-    np.testing.assert_equal(evaluate(tiny, data, K, batch_size=2, progress=False, protocol=slide), first)
-    default = evaluate(tiny, data, K, batch_size=2, progress=False)
-    explicit = evaluate(tiny, data, K, batch_size=2, progress=False, protocol=InferenceProtocol("whole"))
+    first = score_dataset(tiny, data, K, batch_size=2, progress=False, protocol=slide)
+    np.testing.assert_equal(score_dataset(tiny, data, K, batch_size=2, progress=False, protocol=slide), first)
+    default = score_dataset(tiny, data, K, batch_size=2, progress=False)
+    explicit = score_dataset(tiny, data, K, batch_size=2, progress=False, protocol=InferenceProtocol("whole"))
     np.testing.assert_equal(explicit, default)
     assert default["confusion"] != first["confusion"]  # the protocol really changes the predictions
     assert first["protocol"]["mode"] == "slide" and default["protocol"]["mode"] == "whole"
@@ -268,7 +268,7 @@ def test_evaluate_counts_the_argmax_of_the_protocol_probabilities(tiny):
     for s in data.samples:
         pred = protocol.apply(tiny, s["rgb"][None], s["aux"][None]).argmax(1)
         conf += confusion_matrix(pred, s["label"][None], K)
-    scores = evaluate(tiny, data, K, batch_size=3, progress=False, protocol=protocol)
+    scores = score_dataset(tiny, data, K, batch_size=3, progress=False, protocol=protocol)
     assert scores["confusion"] == conf.tolist() and scores["num_images"] == len(SIZES)
     assert sum(map(sum, scores["confusion"])) == sum((s["label"] != 255).sum().item() for s in data.samples)
 

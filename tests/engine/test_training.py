@@ -5,7 +5,7 @@ import torch
 from smmcl.config import load_config
 from smmcl.data.dataset import RGBXDataset
 from smmcl.engine.checkpoint import list_checkpoints
-from smmcl.engine.evaluate import evaluate
+from smmcl.engine.evaluate import score_dataset
 from smmcl.engine.metrics import confusion_matrix, segmentation_scores
 from smmcl.engine.trainer import Trainer
 
@@ -22,7 +22,7 @@ def test_short_training_lowers_loss_and_beats_chance(tiny_overrides):
     last = np.mean([r["ce"] for r in log[-8:]])
     assert last < 0.8 * first
     test_set = RGBXDataset(cfg.data, "test", cfg.model.num_classes)
-    scores = evaluate(trainer.model, test_set, 14, exclude=[0], progress=False)
+    scores = score_dataset(trainer.model, test_set, 14, exclude=[0], progress=False)
     # chance: the same confusion-matrix scoring of uniformly random predictions
     g = torch.Generator().manual_seed(0)
     conf = sum(

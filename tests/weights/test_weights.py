@@ -263,8 +263,11 @@ def test_pretrained_file_errors(tmp_path):
     broken.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(CheckpointError, match=re.escape(str(broken))):
         load_pretrained(broken)
-    with pytest.raises(CheckpointError, match="safetensors"):
-        load_pretrained(tmp_path / "model.pth")
+    torch.save({"x": torch.zeros(2)}, tmp_path / "model.safetensors")  # a PyTorch file, whatever its name
+    with pytest.raises(CheckpointError, match="smmcl weights are .safetensors files"):
+        load_pretrained(tmp_path / "model.safetensors")
+    with pytest.raises(CheckpointError, match="not found"):
+        load_pretrained(tmp_path / "missing.safetensors")
 
 
 def test_convert_cli_official_then_load_pretrained(tmp_path, capsys):

@@ -117,13 +117,13 @@ def _eval_config(args: argparse.Namespace):
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from smmcl.api import evaluate_checkpoint, format_scores
+    from smmcl.api import class_names, evaluate_checkpoint, format_scores
 
     cfg = _eval_config(args)
     split = args.split or cfg.eval.split
     subset = args.subset if args.subset is not None else cfg.eval.subset
     scores = evaluate_checkpoint(cfg, args.checkpoint, split=split, subset=subset, backend=args.backend)
-    names = cfg.data.class_names or [str(k) for k in range(cfg.model.num_classes)]
+    names = class_names(cfg)
     label = f"{split}/{subset}" if subset else split
     tag = f"{split}_{subset}" if subset else split
     out = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(f".{tag}.json")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from smmcl.config import Config, load_config, to_dict
-from smmcl.data.classes import dataset_palette
+from smmcl.data.classes import class_names, dataset_palette
 from smmcl.data.preprocess import Preprocessing
 from smmcl.errors import CheckpointError, ConfigError
 
@@ -47,7 +47,7 @@ def metadata_for(cfg: Config) -> Dict[str, str]:
     from smmcl import __version__
 
     k = cfg.model.num_classes
-    names = list(cfg.data.class_names)[:k] if len(cfg.data.class_names) >= k else [str(i) for i in range(k)]
+    names = class_names(cfg)
     return {
         "smmcl_format": FORMAT,
         "smmcl_version": __version__,

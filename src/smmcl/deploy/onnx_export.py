@@ -30,6 +30,7 @@ from smmcl.deploy.metadata import metadata_for
 from smmcl.deploy.onnx_runtime import OnnxSegmentor
 from smmcl.engine.inference import predict_probs
 from smmcl.errors import SmmclError
+from smmcl.model_file import check_output_name
 from smmcl.models.cpu_guard import unguarded
 
 EXPORTERS = ("torchscript", "dynamo")
@@ -156,8 +157,7 @@ def export_onnx(model: nn.Module, cfg: Config, out: str | Path, size: Tuple[int,
     if not 7 <= int(opset) <= 23:
         raise ValueError(f"opset must be between 7 and 23, got {opset}")
     out = Path(out)
-    if out.suffix.lower() != ".onnx":
-        raise ExportError(f"an ONNX file's name ends in .onnx, got {out}")
+    check_output_name(out, "onnx")
     height, width = (int(s) for s in size)
     if height < 32 or width < 32:
         raise ValueError(f"export size must be at least 32x32 (the encoder downsamples 32x), got {height}x{width}")

@@ -7,7 +7,6 @@ preprocessing, the training config) comes from the file's metadata (`smmcl.deplo
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -99,8 +98,3 @@ class OnnxSegmentor(nn.Module):
     def extra_repr(self) -> str:
         providers: Sequence[str] = self.session.get_providers()
         return f"path={str(self.path)!r}, providers={list(providers)}, threads={self.threads}"
-
-
-def onnx_file(path: str | Path) -> bool:
-    """Whether `path` names an ONNX file (by its suffix, as the CLI decides the backend)."""
-    return os.fspath(path).lower().endswith(".onnx")

@@ -20,9 +20,10 @@ import numpy as np
 import torch
 
 from smmcl.config import Config
-from smmcl.data.classes import dataset_palette
+from smmcl.data.classes import class_names, dataset_palette
+from smmcl.model_file import open_model_file
 from smmcl.data.preprocess import Preprocessing, stack_into
-from smmcl.deploy.onnx_runtime import OnnxSegmentor, onnx_file
+from smmcl.deploy.onnx_runtime import OnnxSegmentor
 from smmcl.engine.inference import InferenceProtocol
 from smmcl.engine.predict import model_device
 
@@ -40,7 +41,8 @@ class Predictor:
     def __init__(self, source: str | Path, device: Optional[str] = None, threads: Optional[int] = None,
                  protocol: Optional[InferenceProtocol] = None) -> None:
         self.source = Path(source)
-        if onnx_file(source):
+        file = open_model_file(source)
+        if file.backend() == "onnxruntime":
             self.model: torch.nn.Module = OnnxSegmentor(source, device=device or "cpu", threads=threads)
             meta = self.model.metadata
             self.config: Config = meta.config
@@ -51,12 +53,11 @@ class Predictor:
         else:
             from smmcl.engine.loading import model_and_config
 
-            self.model, self.config = model_and_config(source, device=device)
+            self.model, self.config = model_and_config(file, device=device)
             k = self.config.model.num_classes
             self.preprocessing = Preprocessing.from_data_config(self.config.data)
-            names = list(self.config.data.class_names)
-            self.class_names = names[:k] if len(names) >= k else [str(i) for i in range(k)]
-            self.palette = np.asarray(dataset_palette(names, self.config.data.palette, k), np.uint8)
+            self.class_names = class_names(self.config)
+            self.palette = np.asarray(dataset_palette(self.config.data.class_names, self.config.data.palette, k), np.uint8)
             self.backend = "torch"
         self.num_classes = self.config.model.num_classes
         self.protocol = protocol or InferenceProtocol()

@@ -1,4 +1,9 @@
-"""Evaluation over a split under an inference protocol: one confusion matrix for the whole split, then the scores."""
+"""Evaluation over a split under an inference protocol: one confusion matrix for the whole split, then the scores.
+
+`evaluate(model, cfg, split)` is what every caller uses (training's monitoring, `smmcl eval`, studies, the
+report, the demo): the protocol, batch, exclusions and split come from the config. `score_dataset` is the loop
+under it, for a dataset and a protocol given directly.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ from typing import Iterator, Mapping, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from smmcl.config import Config
+from smmcl.data.dataset import RGBXDataset
 from smmcl.engine.inference import InferenceProtocol
 from smmcl.engine.metrics import confusion_matrix, segmentation_scores
 from smmcl.engine.predict import model_device
@@ -33,7 +40,7 @@ def _stacks(samples: list, max_batch: int) -> Iterator[list]:
 
 
 @torch.no_grad()
-def evaluate(
+def score_dataset(
     model: torch.nn.Module,
     dataset: Dataset,
     num_classes: int,
@@ -66,6 +73,27 @@ def evaluate(
     scores["confusion"] = conf.cpu().tolist()
     scores["num_images"] = len(dataset)  # type: ignore[arg-type]
     scores["protocol"] = asdict(protocol)
+    return scores
+
+
+def evaluate(model: torch.nn.Module, cfg: Config, split: str | None = None, subset: str | None = None, *,
+             dataset: Dataset | None = None, progress: bool = False) -> dict:
+    """Scores of `model` on `split` of `cfg.data` (default `eval.split`, with `eval.subset` unless `subset` is
+    given) under the config's eval protocol (`eval.mode`, `scales`, `flip`), batch and excluded classes; the
+    scores also name the split, subset and protocol. `dataset`: score this one instead (e.g. another run's
+    split, as the report compares runs on the reference's), still under `cfg`'s protocol."""
+    if split is None:
+        split = cfg.eval.split
+        subset = cfg.eval.subset if subset is None else subset
+    if dataset is None:
+        dataset = RGBXDataset(cfg.data, split, cfg.model.num_classes, train=False, subset=subset)
+    protocol = InferenceProtocol.from_config(cfg)
+    ignore_index = getattr(getattr(dataset, "cfg", None), "ignore_index", cfg.data.ignore_index)
+    scores = score_dataset(model, dataset, cfg.model.num_classes, batch_size=cfg.eval.batch_size,
+                           ignore_index=ignore_index, exclude=cfg.eval.exclude_classes, progress=progress,
+                           protocol=protocol)
+    scores["split"], scores["subset"] = split, subset
+    scores["protocol_text"] = protocol.describe()
     return scores
 
 

@@ -1,4 +1,5 @@
-"""Trained models from files: smmcl weights (.safetensors, which carry their config) or training checkpoints."""
+"""Trained models for PyTorch from model files (`smmcl.model_file`): smmcl weights and training checkpoints, which
+carry their config, and released SMMCL checkpoints, which take one."""
 
 from __future__ import annotations
 
@@ -11,33 +12,39 @@ from smmcl.config import Config, load_config, to_dict
 from smmcl.engine.checkpoint import evaluation_weights, load_checkpoint, load_model_state
 from smmcl.engine.precision import prepare_model
 from smmcl.engine.runtime import resolve_device
+from smmcl.model_file import ModelFile, open_model_file
 from smmcl.models import build_model
-from smmcl.weights.pretrained import load_pretrained, read_pretrained_config
+from smmcl.weights import load_official_smmcl
+from smmcl.weights.pretrained import load_pretrained
 
 
-def load_trained(cfg: Config, checkpoint: str | Path, device: str | torch.device | None = None) -> torch.nn.Module:
-    """A model with trained weights, in eval mode: from smmcl weights (.safetensors, which carry their
-    own model config) or from a training checkpoint (model built from `cfg`; the weight average when the run
-    kept one, `train.ema`, as in its model.safetensors). `cfg.train.channels_last`
-    and `cfg.train.compile` apply as in training (compiled with frozen weights, for no_grad inference)."""
+def load_trained(cfg: Config, checkpoint: str | Path | ModelFile, device: str | torch.device | None = None) -> torch.nn.Module:
+    """A model with trained weights, in eval mode: from smmcl weights (which carry their own model config), a
+    training checkpoint (model built from `cfg`; the weight average when the run kept one, `train.ema`, as in its
+    model.safetensors) or a released SMMCL checkpoint (model built from `cfg`). `cfg.train.channels_last` and
+    `cfg.train.compile` apply as in training (compiled with frozen weights, for no_grad inference)."""
+    file = checkpoint if isinstance(checkpoint, ModelFile) else open_model_file(checkpoint)
+    file.backend("torch")  # an ONNX export or a bare state dict is refused here, by name
     dev = resolve_device(cfg.train.device) if device is None else torch.device(device)
-    if Path(checkpoint).suffix == ".safetensors":
-        model = load_pretrained(checkpoint, device=dev)
+    if file.kind == "weights":
+        model = load_pretrained(file.path, device=dev)
     else:
         model = build_model(cfg.model)
-        load_model_state(model, evaluation_weights(load_checkpoint(Path(checkpoint))), checkpoint)
+        if file.kind == "released":
+            load_official_smmcl(model, file.path, strict=True)
+        else:
+            load_model_state(model, evaluation_weights(load_checkpoint(file.path)), file.path)
     # Compiled for inference: weights frozen into the graph; the wrapper forwards attribute access.
     return prepare_model(model.to(dev).eval(), channels_last=cfg.train.channels_last, compile=cfg.train.compile, freeze=True)
 
 
-def model_and_config(checkpoint: str | Path, config: str | Path | None = None, overrides: Sequence[str] = (),
+def model_and_config(checkpoint: str | Path | ModelFile, config: str | Path | None = None, overrides: Sequence[str] = (),
                      device: str | None = None) -> Tuple[torch.nn.Module, Config]:
     """A trained model and its config: weights files and training checkpoints carry their config;
-    `config` (a YAML) replaces it."""
+    `config` (a YAML) replaces it (a released checkpoint needs one)."""
+    file = checkpoint if isinstance(checkpoint, ModelFile) else open_model_file(checkpoint)
     if config is not None:
         cfg = load_config(config, overrides)
-    elif Path(checkpoint).suffix == ".safetensors":
-        cfg = load_config(to_dict(read_pretrained_config(checkpoint)), overrides)
     else:
-        cfg = load_config(load_checkpoint(Path(checkpoint)).get("config") or {}, overrides)
-    return load_trained(cfg, checkpoint, device=device), cfg
+        cfg = load_config(to_dict(file.require_config()), overrides)
+    return load_trained(cfg, file, device=device), cfg

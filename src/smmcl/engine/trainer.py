@@ -33,7 +33,6 @@ from smmcl.engine.builder import build_parts, step_network
 from smmcl.engine.checkpoint import checkpoint_path, latest_checkpoint, prune_checkpoints
 from smmcl.engine.distributed import RankSlice
 from smmcl.engine.evaluate import evaluate
-from smmcl.engine.inference import InferenceProtocol
 from smmcl.engine.optim import lr_at
 from smmcl.engine.plan import effective_batch
 from smmcl.engine.precision import to_channels_last
@@ -151,12 +150,8 @@ class Trainer:
         `train.ema`) in this process only; under DDP the loop calls it on rank 0 alone."""
         if (split, subset) not in self._monitor_sets:
             self._monitor_sets[(split, subset)] = RGBXDataset(self.cfg.data, split, self.cfg.model.num_classes,
-                                                              subset=subset)
-        return evaluate(
-            self.evaluation_model, self._monitor_sets[(split, subset)], self.cfg.model.num_classes,
-            batch_size=self.cfg.eval.batch_size, ignore_index=self.cfg.data.ignore_index,
-            exclude=self.cfg.eval.exclude_classes, progress=False, protocol=InferenceProtocol.from_config(self.cfg),
-        )
+                                                              train=False, subset=subset)
+        return evaluate(self.evaluation_model, self.cfg, split, subset, dataset=self._monitor_sets[(split, subset)])
 
     def validate(self) -> dict:
         """Scores on `train.val_split` (monitoring only; no checkpoint is chosen by it)."""

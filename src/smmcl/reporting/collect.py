@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from smmcl.config import Config, load_config
-from smmcl.data.classes import dataset_palette
+from smmcl.data.classes import class_names, dataset_palette
 from smmcl.data.dataset import RGBXDataset
 from smmcl.engine.evaluate import evaluate
 from smmcl.engine.inference import InferenceProtocol
@@ -23,7 +23,7 @@ from smmcl.engine.metrics import confusion_matrix, segmentation_scores
 from smmcl.engine.predict import model_device
 from smmcl.engine.run_log import read_log
 from smmcl.errors import CheckpointError, ConfigError
-from smmcl.weights.pretrained import read_pretrained_config
+from smmcl.model_file import open_model_file
 
 # The files of a finished run (see `smmcl.engine.run_dir.RUN_FILES`) that a report reads.
 RUN_NEEDS = ("config.yaml", "log.jsonl", "model.safetensors")
@@ -124,7 +124,7 @@ def find_features(folder: Path) -> Optional[Features]:
 def scored_split(ref: Run) -> ScoredSplit:
     """The reference run's eval split, class names (numbers when the config has none) and palette."""
     cfg, k = ref.cfg, ref.cfg.model.num_classes
-    names = list(cfg.data.class_names) if len(cfg.data.class_names) == k else [str(i) for i in range(k)]
+    names = class_names(cfg)
     dataset = RGBXDataset(cfg.data, cfg.eval.split, k, train=False, subset=cfg.eval.subset)
     return ScoredSplit(dataset, cfg.eval.split, cfg.eval.subset, names, list(cfg.eval.exclude_classes),
                    dataset_palette(cfg.data.class_names, cfg.data.palette, k))
@@ -135,7 +135,9 @@ def check_comparable(runs: Sequence[Run]) -> None:
     ref = runs[0]
     for run in runs[1:]:
         for what, mine, theirs in (("model.num_classes", run.cfg.model.num_classes, ref.cfg.model.num_classes),
-                                   ("data.class_names", list(run.cfg.data.class_names), list(ref.cfg.data.class_names))):
+                                   ("data.class_names", list(run.cfg.data.class_names), list(ref.cfg.data.class_names)),
+                                   ("eval.exclude_classes", list(run.cfg.eval.exclude_classes),
+                                    list(ref.cfg.eval.exclude_classes))):
             if mine != theirs:
                 raise ConfigError(f"{run.folder} cannot be compared with {ref.folder}: {what} is {mine} there "
                                   f"and {theirs} in the reference")
@@ -145,15 +147,14 @@ def score_run(run: Run, split: ScoredSplit, num_images: int, device: Optional[st
     """Evaluate the run's weights on the split (`engine.evaluate`: scores and confusion matrix) under the
     run's own eval protocol, and predict the first `num_images` images for the picture grid."""
     k = len(split.class_names)
-    own = read_pretrained_config(run.weights).model.num_classes
+    own = open_model_file(run.weights).num_classes
     if own != k:
         raise CheckpointError(f"{run.weights} predicts {own} classes but the reference's dataset has {k}")
     model = load_trained(run.cfg, run.weights, device=device)
     protocol = InferenceProtocol.from_config(run.cfg)
     ignore = split.dataset.cfg.ignore_index
-    run.scores = evaluate(model, split.dataset, k, batch_size=run.cfg.eval.batch_size, ignore_index=ignore,
-                          exclude=split.excluded, progress=progress, protocol=protocol)
-    run.scores["protocol_text"] = protocol.describe()
+    # The reference's split, under the run's own protocol (check_comparable: the same classes and exclusions).
+    run.scores = evaluate(model, run.cfg, split.split_name, split.subset, dataset=split.dataset, progress=progress)
     dev = model_device(model)
     run.device = str(dev)
     run.predictions, run.image_miou = [], []

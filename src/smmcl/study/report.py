@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Optional
 
 from smmcl.config import Config
+from smmcl.data.classes import class_names
 from smmcl.study.spec import StudySpec
 from smmcl.study.stats import mean_std, paired_difference, verdict
 
@@ -129,7 +130,7 @@ def format_markdown(results: dict, spec: StudySpec, study_path: str, cfg: Config
         lines.append(f"- **partial**: {results['runs_finished']} of {results['runs_planned']} runs have finished; "
                      f"the table holds those only")
     if non_paper and non_paper["variants"]:
-        lines += [f"- non-paper choices of single variants: " + "; ".join(
+        lines += ["- non-paper choices of single variants: " + "; ".join(
             f"`{name}`: {', '.join(items)}" for name, items in non_paper["variants"].items())]
     retrieval = any(v.get("retrieval_top1") is not None for v in results["variants"].values())
     lines += [
@@ -267,7 +268,7 @@ def write_results(spec: StudySpec, study_path: str, records: Mapping[str, Mappin
     number of runs the study has, when some may not have finished (the page then says how many did).
     `non_paper`: the study's departures from the paper (`smmcl.study.disclosure`), named on the page, in the
     chart's title and in results.json."""
-    results = summarize_study(spec, records, list(cfg.data.class_names) or [str(k) for k in range(cfg.model.num_classes)])
+    results = summarize_study(spec, records, class_names(cfg))
     first = next((r for runs in records.values() for r in runs.values()), {})
     finished = sum(len(runs) for runs in records.values())
     results.update(study=study_path, base=spec.base, overrides=list(spec.overrides), description=spec.description,

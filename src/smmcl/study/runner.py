@@ -24,10 +24,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 
 from smmcl.config import Config, load_config, to_dict, to_yaml
-from smmcl.data.dataset import RGBXDataset
 from smmcl.data.synth import generate_dataset
 from smmcl.engine.evaluate import evaluate
-from smmcl.engine.inference import InferenceProtocol
 from smmcl.engine.run_dir import flatten
 from smmcl.engine.trainer import Trainer
 from smmcl.errors import ConfigError
@@ -127,10 +125,7 @@ def execute(task: RunTask) -> dict:
               "resumed_from": start, "train_seconds": round(time.perf_counter() - t0, 1),
               "summary": trainer.summary}
     if task.evaluate:
-        dataset = RGBXDataset(cfg.data, task.split, cfg.model.num_classes, train=False, subset=cfg.eval.subset)
-        record.update(evaluate(trainer.evaluation_model, dataset, cfg.model.num_classes, batch_size=cfg.eval.batch_size,
-                               ignore_index=cfg.data.ignore_index, exclude=cfg.eval.exclude_classes,
-                               progress=False, protocol=InferenceProtocol.from_config(cfg)))
+        record.update(evaluate(trainer.evaluation_model, cfg, task.split, cfg.eval.subset))
         record["split"] = f"{task.split}/{cfg.eval.subset}" if cfg.eval.subset else task.split
     record["config"] = task.config
     path = _scores_path(Path(task.run_dir))

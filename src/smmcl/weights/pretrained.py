@@ -18,6 +18,8 @@ from torch import nn
 from smmcl.config import Config, ModelConfig, load_config, to_dict
 from smmcl.errors import CheckpointError, ConfigError
 
+from smmcl.model_file import check_output_name, container
+
 from .reading import read_file
 
 FORMAT = "smmcl-weights"
@@ -31,8 +33,7 @@ def save_pretrained(model: nn.Module, config: Union[Config, ModelConfig], path: 
     from smmcl import __version__
 
     path = Path(path)
-    if path.suffix != ".safetensors":
-        raise CheckpointError(f"weights files end in .safetensors, got {path}")
+    check_output_name(path, "weights")
     cfg = config if isinstance(config, Config) else Config(model=config)
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     metadata = {
@@ -63,7 +64,7 @@ def read_pretrained_config(path: Union[str, Path]) -> Config:
 
 def _checked(path: Union[str, Path]) -> Path:
     path = Path(path)
-    if path.suffix != ".safetensors":
+    if container(path) != "safetensors":
         raise CheckpointError(
             f"{path}: smmcl weights are .safetensors files; convert other checkpoints with `smmcl convert`"
         )

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from smmcl.errors import CheckpointError
+from smmcl.model_file import container
 
 StateDict = Dict[str, Tensor]
 WeightSource = Union[str, Path, Mapping[str, Any]]
@@ -21,11 +22,12 @@ _WRAPPERS = ("state_dict", "model")
 
 
 def read_file(path: Union[str, Path]) -> Tuple[Any, Dict[str, str]]:
-    """The raw object in a .pth/.pt/.safetensors file and, for safetensors, its metadata."""
+    """The raw object in a PyTorch or safetensors file (told by `smmcl.model_file` from its content) and, for
+    safetensors, its metadata."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"weights file not found: {path}")
-    if path.suffix == ".safetensors":
+    if container(path) == "safetensors":
         from safetensors import safe_open
         from safetensors.torch import load_file
 
@@ -47,7 +49,9 @@ def load_pickle_free(path: Union[str, Path], map_location: Any = "cpu") -> Any:
     if path.stat().st_size == 0:
         raise CheckpointError(f"cannot read {path}: the file is empty (0 bytes)")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        # An open file, not the name: torch.load would pick a reader by the name's suffix.
+        with path.open("rb") as f:
+            return torch.load(f, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         found = re.search(r"GLOBAL ([\w.]+)", str(exc))
         what = f"it references {found.group(1)}" if found else "it holds objects other than tensors and containers"
