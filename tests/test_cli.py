@@ -56,7 +56,7 @@ def test_bad_input_gives_a_clear_error(args, message, capsys):
     assert err.startswith("smmcl: error:") and message in err and "Traceback" not in err
 
 
-# The commands of README "Command line", with the tools of the command groups.
+# The commands of docs/cli.md, with the tools of the command groups.
 COMMANDS = {"data": ["synth", "check", "hha"], "train": [], "eval": [], "predict": [], "export": [], "info": [],
             "convert": [], "study": [], "analyze": ["features"], "report": [], "demo": []}
 

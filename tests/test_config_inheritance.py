@@ -1,5 +1,5 @@
 """Configs that inherit (`base:`), the paper configs written over shared bases, typed choices, and the config
-being the bottom layer (README "Configuration")."""
+being the bottom layer (docs/configuration.md)."""
 
 from __future__ import annotations
 
@@ -137,7 +137,7 @@ def test_a_run_saves_the_resolved_config_without_base(indoor_data, tmp_path):
 
 # --- the paper configs ----------------------------------------------------------------------------
 
-# The paper's settings (README "Data layout"), written out here without any base: every paper config must
+# The paper's settings (docs/configuration.md, "Data layout"), written out here without any base: every paper config must
 # resolve to exactly this, field for field.
 SHARED = ["model.decoder.name=auto", "model.decoder.channels=512", "model.cross_modal.scale=0.5", "model.projector.dim=256",
           "data.crop_size=[480,640]", "data.scales=[0.5,0.75,1.0,1.25,1.5,1.75]", "data.hflip=true",
@@ -164,10 +164,20 @@ def test_the_paper_configs_are_the_18_rows_over_shared_bases():
         assert f"base: bases/{stem.split('_')[0]}.yaml" in text and len(text.splitlines()) <= 10, stem
 
 
-def test_the_readme_example_is_the_paper_config():
-    readme = (ROOT / "README.md").read_text()
-    block = readme.split("# configs/paper/mfnet_mitb2_base.yaml (comments added here)\n", 1)[1].split("```", 1)[0]
+def test_the_documented_example_is_the_paper_config():
+    docs = (ROOT / "docs" / "configuration.md").read_text()
+    block = docs.split("# configs/paper/mfnet_mitb2_base.yaml (comments added here)\n", 1)[1].split("```", 1)[0]
     assert yaml.safe_load(block) == yaml.safe_load((PAPER / "mfnet_mitb2_base.yaml").read_text())
+
+
+def test_the_readme_own_data_config_resolves(tmp_path):
+    """The quick start's config over a paper config, as a user at the repository's root would save it."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("# my_rgbd.yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "my_rgbd.yaml").write_text(block.replace("base: configs/", f"base: {ROOT}/configs/"))
+    cfg = load_config(tmp_path / "my_rgbd.yaml")
+    assert (cfg.data.preset, cfg.model.num_classes, len(cfg.data.class_names), cfg.data.aux_max) == ("generic", 5, 5, 10000)
+    assert cfg.model.backbone.preset == "B" and cfg.loss.cm_weight == 0.2 and cfg.eval.exclude_classes == []
 
 
 @pytest.mark.parametrize("stem", PAPER_FILES)

@@ -1,4 +1,4 @@
-"""Imports run one way (README, "Layout of the code"): config -> data / models / losses / weights -> engine ->
+"""Imports run one way (docs/layout.md): config -> data / models / losses / weights -> engine ->
 deploy / analysis / reporting / study -> api -> cli. Every import counts, those inside functions too."""
 
 from __future__ import annotations

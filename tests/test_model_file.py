@@ -116,3 +116,26 @@ def test_no_other_module_tells_a_model_file_by_its_name():
              for i, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
     assert not found, "modules deciding on a model file's name:\n" + "\n".join(found)
     assert pattern.search('if Path(checkpoint).suffix == ".safetensors":')  # the check sees the old way
+
+
+def test_a_released_checkpoint_runs_with_a_config(tmp_path):
+    """A released SMMCL checkpoint is known by its keys and, given the matching config, loads for inference."""
+    from smmcl.api import open_model
+    from smmcl.models import build_model
+    from smmcl.weights import load_official_smmcl
+
+    dims, depths = (8, 16, 32, 64), (1, 1, 1, 1)
+    state = released_state_dict(embed_dims=dims, depths=depths, decoder_channels=32, projector_dim=8, seed=3)
+    torch.save({"model": state}, tmp_path / "epoch-500.pth")
+    cfg = load_config({"model": {"num_classes": 14, "backbone": {"name": "mscan", "preset": "B", "embed_dims": list(dims),
+                                 "depths": list(depths), "drop_path_rate": 0.0},
+                                 "decoder": {"name": "lightham", "channels": 32, "ham_out_norm": False},
+                                 "projector": {"dim": 8}}, "train": {"device": "cpu"}})
+    with pytest.raises(CheckpointError, match="holds no config"):
+        open_model(tmp_path / "epoch-500.pth")
+    model, _ = open_model(tmp_path / "epoch-500.pth", cfg)
+    reference = build_model(cfg.model).eval()
+    load_official_smmcl(reference, tmp_path / "epoch-500.pth")
+    rgb, aux = torch.randn(1, 3, 64, 64), torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model(rgb, aux), reference(rgb, aux))

@@ -105,8 +105,8 @@ class ModelConfig:
 @dataclass
 class PhotometricConfig:
     # Not in the paper (default off; the paper's configs leave it off): photometric augmentation for dark
-    # scenes on the raw training images, before normalisation (smmcl/data/photometric.py, README
-    # "Configuration"). Ranges are [low, high], drawn per sample; multiplicative ones log-uniformly.
+    # scenes on the raw training images, before normalisation (smmcl/data/photometric.py,
+    # docs/configuration.md). Ranges are [low, high], drawn per sample; multiplicative ones log-uniformly.
     enabled: bool = False
     # RGB: gain on the stored intensities, gamma (out = in ** gamma), shot noise (std at full scale,
     # Poisson) and read noise (std, fraction of full scale, Gaussian), then 8-bit requantisation.
@@ -126,8 +126,8 @@ class PhotometricConfig:
 
 @dataclass
 class DataConfig:
-    # A release's layout, label coding, classes and scoring (smmcl.config_presets.DATASET_PRESETS, README
-    # "Data layout"), applied under every config file and override. Any case is read (MFNet -> mfnet).
+    # A release's layout, label coding, classes and scoring (smmcl.config_presets.DATASET_PRESETS,
+    # docs/configuration.md, "Data layout"), applied under every config file and override. Any case is read (MFNet -> mfnet).
     preset: Optional[DatasetPreset] = None
     root: str = "data/synth-indoor"
     # split: separate RGB / auxiliary / label folders; packed: RGB and auxiliary as the channels of one
@@ -200,7 +200,7 @@ class LossConfig:
 class EMAConfig:
     # Not in the paper (default off): PyTorch's exponential moving average of the weights and BatchNorm
     # statistics (torch.optim.swa_utils.AveragedModel), updated after every optimizer step, kept in the
-    # checkpoints and used for validation and model.safetensors (README "Configuration").
+    # checkpoints and used for validation and model.safetensors (docs/configuration.md).
     enabled: bool = False
     # ema = decay x ema + (1 - decay) x weights at every step: it averages over about 1 / (1 - decay) steps
     # (0.9999: 10,000), so pick it well below the run's length.
@@ -215,7 +215,7 @@ class TrainConfig:
     batch_size: int = 16
     # Gradient accumulation: one iteration (optimizer step, lr-schedule step, log step) runs `accumulate`
     # forward/backward passes of `batch_size` each, so the effective batch is batch_size x accumulate
-    # (batch_size is the global batch of one pass, split across the ranks). README "Configuration".
+    # (batch_size is the global batch of one pass, split across the ranks). docs/configuration.md.
     accumulate: int = 1
     # The effective batch the published setting was trained with (the paper: 16, Sec. 4.1); `train --dry-run`
     # warns when batch_size x accumulate differs. Only checked, never used in training. The paper's dataset
@@ -247,7 +247,7 @@ class TrainConfig:
     compile: bool = False
     # Deterministic kernels for the whole process (torch.use_deterministic_algorithms, cuDNN autotuning off):
     # on CUDA two runs of one seed, and a resumed run and an uninterrupted one, then agree bit for bit; without
-    # it CUDA's atomic-add kernels let them drift apart (README "Training"). The CPU is deterministic either way.
+    # it CUDA's atomic-add kernels let them drift apart (docs/cli.md, "train"). The CPU is deterministic either way.
     deterministic: bool = False
     # Validate every N iterations (0: never) on `val_split` with the eval protocol; it is only monitored,
     # never used to pick a checkpoint (the last one is the result).
@@ -258,7 +258,7 @@ class TrainConfig:
     test_every: int = 0
     # TensorBoard event files in <out_dir>/tb: every loss term, lr, throughput, validation mIoU.
     tensorboard: bool = True
-    # Not in the paper (off by default): an exponential moving average of the weights (README "Configuration").
+    # Not in the paper (off by default): an exponential moving average of the weights (docs/configuration.md).
     ema: EMAConfig = field(default_factory=EMAConfig)
 
 
@@ -319,8 +319,8 @@ def _read_yaml(path: Path) -> Any:
 
 # A config file may start from another: `base: PATH` names it, relative to the file that says so (in a mapping
 # given to load_config, relative to the current folder). The base is read first, with its own base, and the
-# file is merged over it with OmegaConf's merge: mappings merge key by key, lists and values replace (README
-# "Configuration"). The key is read here and never reaches the Config, so a run's config.yaml and a weights
+# file is merged over it with OmegaConf's merge: mappings merge key by key, lists and values replace
+# (docs/configuration.md). The key is read here and never reaches the Config, so a run's config.yaml and a weights
 # file's embedded config hold every resolved value and no `base`.
 BASE_KEY = "base"
 

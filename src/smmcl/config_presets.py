@@ -7,7 +7,7 @@ palette are config values, so the class tables live here too; `smmcl.data.classe
 the drawing helpers.
 
 A dataset preset is applied under every config file (its bases included) and the overrides
-(`data.preset: mfnet`), so any of its values can still be changed. Layouts (README "Data layout"):
+(`data.preset: mfnet`), so any of its values can still be changed. Layouts (docs/configuration.md, "Data layout"):
 
 - `llrgbd`   LLRGBD-synthetic as prepared for the released SMMCL code: `train/` and `test/` folders, each
              with `rgb/`, `depth/` (single-channel PNG) and `label/` and its list (`train.txt`, `test.txt`;
@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Tuple
 
 # --- class tables ---------------------------------------------------------------------------------
 
-# LLRGBD-synthetic (README "Data layout"): 14 labels, 0 is void, which is trained but left
+# LLRGBD-synthetic (docs/configuration.md, "Data layout"): 14 labels, 0 is void, which is trained but left
 # out of the reported mIoU.
 LLRGBD_CLASSES = [
     "void", "bed", "books", "ceiling", "chair", "floor", "furniture",
@@ -52,7 +52,7 @@ LLRGBD_PALETTE = [
     (40, 220, 200),   # window
 ]
 
-# MFNet (README "Data layout"): 9 labels, all scored. The palette is the one MFNet-based
+# MFNet (docs/configuration.md, "Data layout"): 9 labels, all scored. The palette is the one MFNet-based
 # works usually draw with.
 MFNET_CLASSES = [
     "unlabeled", "car", "person", "bike", "curve", "car_stop", "guardrail", "color_cone", "bump",
@@ -111,7 +111,7 @@ _MFNET_COMMON: Dict[str, Any] = {
     "subsets": {"day": "D", "night": "N"},
 }
 
-# The batch the paper trained every dataset with (Sec. 4.1; README "Configuration"): the paper datasets' presets
+# The batch the paper trained every dataset with (Sec. 4.1; docs/configuration.md): the paper datasets' presets
 # state it as `train.paper_batch`, which `smmcl train --dry-run` checks batch_size x accumulate against (a
 # warning, never a change to training). The presets carry it so that configs/paper/* need not.
 PAPER_BATCH = 16

@@ -29,13 +29,13 @@ RUNS = {
 }
 
 
-# What the demo is not: printed after its scores (README, "Does SMMCL help?").
+# What the demo is not: printed after its scores (README, "Does SMMCL help?", and docs/study.md).
 STUDY_NOTE = (
     "This demo shows the pipeline, not whether SMMCL helps: 900 iterations from scratch with the paper's",
     "stage-4 projectors, which see a 4x5 map here (about 2 classes per batch). The fair comparison, with",
     "longer training, 3 seeds and paired confidence intervals, is the study (18 runs, about 5 h on 2 cores):",
     "  smmcl study studies/synthetic_tables5_6.yaml --jobs 2",
-    "There, too, SMMCL scores below Base at this scale (README, 'Does SMMCL help?', gives the table and reasons).",
+    "There, too, SMMCL scores below Base at this scale (README and docs/study.md give the table and reasons).",
 )
 
 
@@ -152,7 +152,7 @@ def run_demo(
         "pictures": pictures,
         "total_seconds": round(time.perf_counter() - t_start, 1),
     }
-    # The page a person looks at (README, "smmcl report"): curves, per-class IoU, confusion, predictions.
+    # The page a person looks at (docs/cli.md, "report"): curves, per-class IoU, confusion, predictions.
     page = None
     if importlib.util.find_spec("matplotlib") is not None:  # the `analysis` extra, which `make` installs
         page = write_report([out / name.lower() for name in RUNS], out / "report", names=list(RUNS),

@@ -1,4 +1,4 @@
-"""The engine as parts (README "Layout of the code"): `build_parts` makes a run's parts from a config,
+"""The engine as parts (docs/layout.md): `build_parts` makes a run's parts from a config,
 `TrainingState` saves and restores itself, and `Trainer` only loops over them."""
 
 from __future__ import annotations

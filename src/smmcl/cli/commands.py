@@ -63,7 +63,7 @@ def _show_dry_run(r: dict, args: argparse.Namespace) -> None:
     p, d, step = r["plan"], r["data"], r["step"]
     if r["pretrained"]:
         say(args, r["pretrained"])
-    # The effective batch: what one iteration (optimizer step) averages over, README "Configuration".
+    # The effective batch: what one iteration (optimizer step) averages over, docs/configuration.md.
     batch = f"batch {p['batch_size']}" if p["accumulate"] == 1 else f"batch {p['batch_size']} x accumulate {p['accumulate']}"
     ranks = f", {r['world_size']} processes x {p['local_batch_size']} per pass" if r["world_size"] > 1 else ""
     say(args, f"[smmcl] dry run of {r['name']}: nothing is written",

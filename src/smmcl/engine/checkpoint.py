@@ -86,7 +86,7 @@ def ema_weights(ema_state: dict) -> dict:
 
 def evaluation_weights(ckpt: dict) -> dict:
     """The weights a training checkpoint is evaluated, exported and converted with: the average of weights when
-    the run kept one (`train.ema`, README "Configuration"; as its `model.safetensors` holds), else the trained
+    the run kept one (`train.ema`, docs/configuration.md; as its `model.safetensors` holds), else the trained
     weights. The trained weights (`model`) stay what a resume continues from."""
     ema = ckpt.get("ema")
     return ema_weights(ema) if ema else ckpt["model"]

@@ -1,7 +1,7 @@
 """How long a run is: iterations per epoch, total, warm-up and checkpoint spacing, from the config.
 
 One iteration is one optimizer step over `train.accumulate` micro-batches of `train.batch_size` (paper
-Sec. 4.1 trains with a batch of 16; README "Configuration" explains the effective batch).
+Sec. 4.1 trains with a batch of 16; docs/configuration.md explains the effective batch).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ def effective_batch(cfg: Config) -> int:
 
 def batch_warning(cfg: Config) -> Optional[str]:
     """A warning when the effective batch differs from the batch the config's setting was published with
-    (`train.paper_batch`; the dataset presets of the paper's datasets set the paper's 16, README
-    "Configuration"); None when it matches or no batch is stated."""
+    (`train.paper_batch`; the dataset presets of the paper's datasets set the paper's 16,
+    docs/configuration.md); None when it matches or no batch is stated."""
     paper, t = cfg.train.paper_batch, cfg.train
     if paper is None or effective_batch(cfg) == paper:
         return None

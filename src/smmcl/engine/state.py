@@ -3,7 +3,7 @@
 Weights, optimizer moments, the fp16 loss scaler, the average of weights (`train.ema`), the objective's own
 state (the region contrast's memory), the global RNG streams and the contrast's generator (per rank under
 DDP), and the step. Checkpoints are written between iterations only; a run killed inside one redoes that
-iteration on resume (README "Training").
+iteration on resume (docs/cli.md, "train").
 """
 
 from __future__ import annotations

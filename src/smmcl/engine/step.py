@@ -1,7 +1,7 @@
 """One optimisation step on Eq. 7 (`smmcl.losses.Objective`): the step the Trainer, tests and benchmarks call.
 
 One step is one iteration of the plan: `train.accumulate` micro-batches, forward and backward each, then one
-optimizer step (and, when `train.ema` is on, one update of the weight average). README "Configuration".
+optimizer step (and, when `train.ema` is on, one update of the weight average). docs/configuration.md.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def train_step(
     contrast's sampling only, so Base and SMMCL runs draw the same dropout and augmentation streams;
     `probe_params` turns on `gradient_probe` for this step.
 
-    Accumulation (`train.accumulate`, README "Configuration"): `rgb`, `aux`, `label` hold the whole iteration
+    Accumulation (`train.accumulate`, docs/configuration.md): `rgb`, `aux`, `label` hold the whole iteration
     (this rank's share) and are cut into `accumulate` equal consecutive micro-batches. Each micro-batch's loss
     is scaled by 1 / accumulate before its backward, so the summed gradient is the mean of the micro-batch
     gradients: the big-batch gradient for losses that are means over equal micro-batches (CE over equal

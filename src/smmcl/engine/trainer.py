@@ -11,7 +11,7 @@ One iteration is one optimizer step over `train.accumulate` micro-batches of `tr
 `effective_batch`); checkpoints are written between iterations only, so a run killed inside an iteration
 redoes that whole iteration on resume, from the same samples, augmentation seeds and RNG states. With
 `train.ema` on, an average of the weights (`AveragedModel`) is kept beside them, in the checkpoints too,
-and is what validation scores and `model.safetensors` holds (README "Configuration").
+and is what validation scores and `model.safetensors` holds (docs/configuration.md).
 """
 
 from __future__ import annotations
