@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 
+import pytest
+
 from support import ROOT
 
 PACKAGE = ROOT / "src" / "smmcl"
@@ -64,3 +66,14 @@ def test_the_cli_goes_through_the_api():
     deeper = sorted({f"{path.relative_to(PACKAGE)}:{line}: smmcl.{target}" for path in (PACKAGE / "cli").rglob("*.py")
                      for line, target in smmcl_imports(ast.parse(path.read_text())) if target not in CLI_MAY_IMPORT | {"cli"}})
     assert not deeper, "the CLI reaches past the API:\n" + "\n".join(deeper)
+
+
+def test_the_public_names_resolve_and_dir_lists_them():
+    import smmcl
+
+    listed = dir(smmcl)
+    for name in smmcl.__all__:
+        assert name in listed and getattr(smmcl, name) is not None, name
+    assert {"train", "evaluate", "open_model_file", "Predictor", "predict", "export"} <= set(smmcl.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        smmcl.nope

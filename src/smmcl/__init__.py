@@ -1,8 +1,7 @@
 """smmcl: dark-scene semantic segmentation from RGB + depth/thermal with SMMCL (WACV 2024).
 
-Public API (see README): `build_model`, `load_config`, `train`, `dry_run`, `evaluate_checkpoint`, `load_trained`,
-`load_pretrained`, `save_pretrained`, `run_study`, `analyze_features`, `report` (a run's static report page), `export` (ONNX), `Predictor` (frame streams), `smmcl.weights.load_official_smmcl`,
-and `smmcl.losses` (`contrastive_terms`, `SMMCLLoss`, `build_objective`).
+Public API (README, "Python API"): every name of `__all__` (`dir(smmcl)` lists them), resolved on first use;
+deeper modules the README names (`smmcl.losses`, `smmcl.weights`, `smmcl.engine.inference`, ...) for more.
 """
 
 from __future__ import annotations
@@ -27,10 +26,21 @@ _API = {
     "analyze_features": "smmcl.api",
     "report": "smmcl.api",
     "export": "smmcl.api",
+    "predict": "smmcl.api",
+    "convert": "smmcl.api",
+    "model_info": "smmcl.api",
+    "open_model": "smmcl.api",
+    "class_names": "smmcl.api",
+    "evaluate": "smmcl.engine.evaluate",
+    "open_model_file": "smmcl.model_file",
     "Predictor": "smmcl.deploy.predictor",
 }
 
 __all__ = [*_API, "__version__"]
+
+
+def __dir__() -> list:
+    return sorted([*globals(), *_API])
 
 
 def __getattr__(name: str) -> Any:
