@@ -201,7 +201,7 @@ def test_info_reads_training_checkpoints_and_names_bad_files(tiny_overrides, tmp
     cfg = load_config(TINY_CONFIG, [*tiny_overrides, *SHORT, "train.max_iters=2"])
     trainer = Trainer(cfg)
     trainer.run()
-    assert main(["info", str(trainer.out_dir / "checkpoints" / "ckpt_00000002.pt"), "--size", "64x80"]) == 0
+    assert main(["info", "--checkpoint", str(trainer.out_dir / "checkpoints" / "ckpt_00000002.pt"), "--size", "64x80"]) == 0
     assert "mscan backbone" in capsys.readouterr().out
     empty = tmp_path / "empty.pt"
     empty.write_bytes(b"")

@@ -16,7 +16,7 @@ from smmcl.deploy.predictor import Predictor  # noqa: F401  (public API: frame s
 from smmcl.engine.evaluate import evaluate
 from smmcl.engine.loading import load_trained, model_and_config
 from smmcl.errors import CheckpointError
-from smmcl.model_file import is_model_file, open_model_file
+from smmcl.model_file import is_model_file, open_model_file  # noqa: F401  (is_model_file: for the CLI)
 from smmcl.models import build_model
 from smmcl.weights import LoadReport, load_backbone_weights, load_official_smmcl, save_pretrained
 

@@ -40,7 +40,7 @@ def exported(indoor_data, tmp_path_factory):
     assert any(isinstance(m, GuardedConv2d) for m in model.modules())
     weights = save_pretrained(model, cfg, out / "tiny.safetensors")
     onnx_path = out / "tiny.onnx"
-    assert main(["export", str(weights), "--out", str(onnx_path), "--size", "64x80"]) == 0
+    assert main(["export", "--checkpoint", str(weights), "--out", str(onnx_path), "--size", "64x80"]) == 0
     return weights, onnx_path, cfg
 
 

@@ -144,10 +144,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_file_argument(args: argparse.Namespace, old: str, command: str) -> str:
+    """`--checkpoint`, or the former positional spelling (kept one release, with a deprecation warning)."""
+    given = getattr(args, old)
+    if given is not None and args.checkpoint is not None:
+        raise ValueError(f"smmcl {command}: give the model file once, as --checkpoint")
+    if given is not None:
+        warn(f"smmcl {command} FILE is deprecated: write smmcl {command} --checkpoint FILE (the positional form goes "
+             f"in the next release)")
+        return given
+    if args.checkpoint is None:
+        raise ValueError(f"smmcl {command}: --checkpoint is required (smmcl weights, a training checkpoint"
+                         f"{' or an ONNX export' if command == 'info' else ''})")
+    return args.checkpoint
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from smmcl.api import export
 
-    report = export(args.weights, args.out, size=args.size, dynamic=args.dynamic, opset=args.opset, exporter=args.exporter)
+    report = export(_model_file_argument(args, "weights", "export"), args.out, size=args.size, dynamic=args.dynamic, opset=args.opset, exporter=args.exporter)
     if wants_json(args):
         print_json(report.to_dict())
         return 0
@@ -185,6 +200,9 @@ def cmd_hha(args: argparse.Namespace) -> int:
 
     n = convert_hha(args.depth, args.out, args.intrinsics, depth_scale=args.depth_scale,
                     normal_radius=args.normal_radius, camera_height=args.camera_height)
+    if wants_json(args):
+        print_json({"written": n, "out": args.out})
+        return 0
     print(f"[smmcl] wrote {n} HHA images to {args.out}")
     return 0
 
@@ -194,14 +212,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     written = predict(args.checkpoint, args.rgb, args.aux, args.out, config=args.config, list_file=args.list,
                       overrides=[*args.overrides, *_protocol_overrides(args)], device=args.device, backend=args.backend)
+    if wants_json(args):
+        print_json({"out": args.out, "files": [str(p) for p in written]})
+        return 0
     print(f"[smmcl] wrote {len(written) // 2} label PNGs and overlays to {args.out}")
     return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from smmcl.api import model_info, read_model_source
+    from smmcl.api import is_model_file, model_info, read_model_source
 
-    cfg, origin = read_model_source(args.config, args.overrides)
+    if args.config is not None and args.checkpoint is None and is_model_file(args.config):
+        args.checkpoint, args.config = _model_file_argument(args, "config", "info"), None
+    if (args.config is None) == (args.checkpoint is None):
+        raise ValueError("smmcl info: give a YAML config or --checkpoint MODEL_FILE (one of the two)")
+    cfg, origin = read_model_source(args.checkpoint or args.config, args.overrides)
     info = model_info(cfg, args.size)
     if wants_json(args):
         print_json({"source": origin, **info})
@@ -232,6 +257,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides)
     report = convert(args.source, args.fmt, cfg, args.out, strict=False if args.no_strict else None)
+    if wants_json(args):
+        print_json({"out": args.out, "source": report.source, "format": report.format, "loaded": report.loaded,
+                    "missing_keys": report.missing_keys, "unexpected_keys": report.unexpected_keys,
+                    "ignored_keys": report.ignored_keys})
+        return 0
     say(args, report.summary())
     print(f"[smmcl] wrote {args.out} (weights + config; load with smmcl.load_pretrained)")
     return 0
@@ -244,9 +274,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from smmcl.api import run_demo
 
     # The demo narrates each stage; --quiet keeps its last word only.
-    hushed = contextlib.redirect_stdout(io.StringIO()) if args.quiet else contextlib.nullcontext()
+    hushed = contextlib.redirect_stdout(io.StringIO()) if args.quiet or wants_json(args) else contextlib.nullcontext()
     with hushed:
         summary = run_demo(args.out, config=args.config, overrides=args.overrides)
+    if wants_json(args):
+        print_json(summary)
+        return 0
     if args.quiet:
         scores = ", ".join(f"{name} {100 * m['miou']:.2f}%" for name, m in summary["models"].items())
         print(f"[demo] mIoU (without void): {scores}; summary in {Path(args.out) / 'summary.json'}")
@@ -319,6 +352,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     names = args.names.split(",") if args.names else None
     page = report(args.run, args.compare, args.out, num_images=args.images, names=names, overrides=args.overrides,
                   device=args.device, log=lambda line: say(args, f"[smmcl] {line}"))
+    if wants_json(args):
+        print_json({"page": str(page)})
+        return 0
     print(f"[smmcl] report: {page}")
     return 0
 

@@ -138,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="smoothing radius of the angle channel's normals (default 1 + min(H, W) / 160: 4 at 480x640)")
     hha.add_argument("--camera-height", type=float, default=None,
                      help="camera height above the floor in cm (default: the floor in view, else 130 cm below the camera)")
+    _add_json_flag(hha, "the count and folder")
 
     tr = _command(sub, "train", "train a model from a YAML config", func=c.cmd_train,
                   description="Train a model from a YAML config into train.out_dir (config.yaml, log.jsonl, "
@@ -191,14 +192,17 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: train.device of the config)")
     pr.add_argument("overrides", nargs="*", help="dotted overrides of the model's config, e.g. eval.crop_size=[240,320]")
     _add_protocol_flags(pr)
+    _add_json_flag(pr, "the files written")
 
     ex = _command(sub, "export", "weights -> ONNX file with its metadata, verified with ONNX Runtime", func=c.cmd_export,
                   description="Export a trained model to ONNX (inputs rgb, aux: N x 3 x H x W; output logits). The "
                               "file carries class names, palette and preprocessing; it is checked against PyTorch "
                               "with ONNX Runtime before it is written.",
-                  examples=["smmcl export runs/demo/smmcl/model.safetensors --out smmcl.onnx --size 120x160",
-                            "smmcl export model.safetensors --out fixed.onnx --no-dynamic --size 480x640"])
-    ex.add_argument("weights", help="smmcl weights (.safetensors) or a training checkpoint (the config comes from the file)")
+                  examples=["smmcl export --checkpoint runs/demo/smmcl/model.safetensors --out smmcl.onnx --size 120x160",
+                            "smmcl export --checkpoint model.safetensors --out fixed.onnx --no-dynamic --size 480x640"])
+    ex.add_argument("--checkpoint", default=None,
+                    help="smmcl weights or a training checkpoint (the config comes from the file)")
+    ex.add_argument("weights", nargs="?", default=None, help=argparse.SUPPRESS)  # the former spelling, one release
     ex.add_argument("--out", required=True, help="ONNX file to write (.onnx)")
     ex.add_argument("--size", type=_size, default=(480, 640), help="example input HxW, the fixed size with --no-dynamic (default 480x640)")
     ex.add_argument("--dynamic", action=argparse.BooleanOptionalAction, default=True,
@@ -212,9 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
                     description="Parameters per part and FLOPs of a model at an input size, computed on the meta "
                                 "device (no memory, no weights needed).",
                     examples=["smmcl info configs/released/llrgbd_mscan_b.yaml",
-                              "smmcl info runs/demo/smmcl/model.safetensors --size 120x160",
+                              "smmcl info --checkpoint runs/demo/smmcl/model.safetensors --size 120x160",
                               "smmcl info configs/demo.yaml model.backbone.preset=T --json > info.json"])
-    info.add_argument("config", help="YAML config, smmcl weights (.safetensors), a training checkpoint or an ONNX export")
+    info.add_argument("config", nargs="?", default=None,
+                      help="YAML config (a model file here is the former spelling of --checkpoint)")
+    info.add_argument("--checkpoint", default=None, help="a model file instead: weights, a training checkpoint or an ONNX export")
     info.add_argument("overrides", nargs="*", help="dotted overrides of a YAML config, e.g. model.backbone.preset=S")
     info.add_argument("--size", type=_size, default=(480, 640), help="input HxW (default 480x640)")
     _add_json_flag(info, "the numbers (parameters and FLOPs per part)")
@@ -231,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--out", required=True, help="output .safetensors file")
     cv.add_argument("--no-strict", action="store_true", help="official-smmcl: allow missing/unexpected keys")
     cv.add_argument("overrides", nargs="*", help="dotted overrides of the config, e.g. model.decoder.ham_out_norm=false")
+    _add_json_flag(cv, "the load report and the file written")
 
     st = _command(sub, "study", "variants x seeds of training runs, compared seed by seed (resumable)", func=c.cmd_study,
                   description="Run a study file: every variant with every seed, each trained and evaluated; a killed "
@@ -293,16 +300,18 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--names", default=None, help="comma-separated labels, one per run (default: folder names)")
     rp.add_argument("--device", default=None, help="device for scoring, e.g. cpu or cuda (default: each run's train.device)")
     rp.add_argument("overrides", nargs="*", help="dotted overrides applied to every run's config, e.g. data.root=/data/llrgbd")
+    _add_json_flag(rp, "the page written")
 
     demo = _command(sub, "demo", "synthetic data -> train Base and SMMCL -> evaluate -> pictures", func=c.cmd_demo,
                     description="The whole pipeline on built-in synthetic low-light rooms: generate the data, train "
                                 "Base and SMMCL with the same seed and budget, evaluate both, write prediction "
-                                "panels, summary.json and the report page (10-15 minutes on 2 CPU cores).",
+                                "panels, summary.json and the report page (5-15 minutes on 2 CPU cores).",
                     examples=["smmcl demo", "smmcl demo --out runs/demo2 train.max_iters=300",
                               "smmcl --quiet demo > demo.log"])
     demo.add_argument("--out", default="runs/demo", help="output folder: data, both runs, pictures, summary.json (default runs/demo)")
     demo.add_argument("--config", default=None, help="demo config (default: configs/demo.yaml)")
     demo.add_argument("overrides", nargs="*", help="dotted overrides of the demo config, e.g. train.max_iters=300")
+    _add_json_flag(demo, "the demo's summary (scores, times, files)")
     return parser
 
 
