@@ -11,7 +11,7 @@ import torch
 from smmcl.config import Config, load_config, to_dict
 from smmcl.data.classes import class_names, dataset_palette
 from smmcl.data.dataset import RGBXDataset
-from smmcl.engine.checkpoint import evaluation_weights, load_checkpoint, load_model_state
+from smmcl.engine.checkpoint import evaluation_weights, load_checkpoint
 from smmcl.deploy.predictor import Predictor  # noqa: F401  (public API: frame streams)
 from smmcl.engine.evaluate import evaluate
 from smmcl.engine.loading import load_trained, model_and_config
@@ -19,6 +19,7 @@ from smmcl.errors import CheckpointError
 from smmcl.model_file import is_model_file, open_model_file  # noqa: F401  (is_model_file: for the CLI)
 from smmcl.models import build_model
 from smmcl.weights import LoadReport, load_backbone_weights, load_official_smmcl, save_pretrained
+from smmcl.weights.loading import load_state_strict
 
 # `smmcl convert --from` choices: released SMMCL checkpoints, ImageNet files of each backbone's release
 # (named after our backbone), and our own training checkpoints.
@@ -213,7 +214,7 @@ def convert(
     if fmt == "official-smmcl":
         report = load_official_smmcl(model, source, strict=True if strict is None else strict)
     elif fmt == "checkpoint":
-        load_model_state(model, evaluation_weights(load_checkpoint(Path(source))), source)
+        load_state_strict(model, evaluation_weights(load_checkpoint(Path(source))), str(source))
         report = LoadReport(str(source), "smmcl training checkpoint", loaded=len(model.state_dict()))
     else:
         report = load_backbone_weights(model, source, strict=bool(strict))

@@ -90,17 +90,3 @@ def evaluation_weights(ckpt: dict) -> dict:
     weights. The trained weights (`model`) stay what a resume continues from."""
     ema = ckpt.get("ema")
     return ema_weights(ema) if ema else ckpt["model"]
-
-
-def load_model_state(model: torch.nn.Module, state: dict, path: Path | str) -> None:
-    """Load weights strictly, turning PyTorch's long key report into one readable error."""
-    try:
-        result = model.load_state_dict(state, strict=False)
-    except RuntimeError as exc:  # shape mismatches
-        raise CheckpointError(f"{path} does not match the model: {str(exc).splitlines()[-1].strip()}") from None
-    if result.missing_keys or result.unexpected_keys:
-        raise CheckpointError(
-            f"{path} does not match the model: {len(result.missing_keys)} missing keys "
-            f"(e.g. {result.missing_keys[:3]}), {len(result.unexpected_keys)} unexpected "
-            f"(e.g. {result.unexpected_keys[:3]}); was it trained with another config?"
-        )

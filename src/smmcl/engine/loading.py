@@ -9,12 +9,13 @@ from typing import Sequence, Tuple
 import torch
 
 from smmcl.config import Config, load_config, to_dict
-from smmcl.engine.checkpoint import evaluation_weights, load_checkpoint, load_model_state
+from smmcl.engine.checkpoint import evaluation_weights, load_checkpoint
 from smmcl.engine.precision import prepare_model
 from smmcl.engine.runtime import resolve_device
 from smmcl.model_file import ModelFile, open_model_file
 from smmcl.models import build_model
 from smmcl.weights import load_official_smmcl
+from smmcl.weights.loading import load_state_strict
 from smmcl.weights.pretrained import load_pretrained
 
 
@@ -33,7 +34,7 @@ def load_trained(cfg: Config, checkpoint: str | Path | ModelFile, device: str | 
         if file.kind == "released":
             load_official_smmcl(model, file.path, strict=True)
         else:
-            load_model_state(model, evaluation_weights(load_checkpoint(file.path)), file.path)
+            load_state_strict(model, evaluation_weights(load_checkpoint(file.path)), str(file.path))
     # Compiled for inference: weights frozen into the graph; the wrapper forwards attribute access.
     return prepare_model(model.to(dev).eval(), channels_last=cfg.train.channels_last, compile=cfg.train.compile, freeze=True)
 

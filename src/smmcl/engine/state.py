@@ -18,7 +18,8 @@ from torch.optim.swa_utils import AveragedModel
 
 from smmcl.config import Config, to_dict
 from smmcl.engine import distributed
-from smmcl.engine.checkpoint import atomic_save, load_checkpoint, load_model_state
+from smmcl.engine.checkpoint import atomic_save, load_checkpoint
+from smmcl.weights.loading import load_state_strict
 from smmcl.engine.distributed import DistContext
 from smmcl.engine.run_dir import config_changes
 from smmcl.engine.runtime import rng_state, set_rng_state
@@ -82,7 +83,7 @@ class TrainingState:
             raise ConfigError(f"{path} was trained with another config ({shown}); resume with the same config, "
                               f"or pass --allow-config-change to continue with the new values (recorded in log.jsonl)")
         self.config_changes = changes
-        load_model_state(self.model, ckpt["model"], path)
+        load_state_strict(self.model, ckpt["model"], str(path))
         try:
             self.optimizer.load_state_dict(ckpt["optimizer"])
         except (ValueError, KeyError) as exc:

@@ -59,6 +59,21 @@ class LoadReport:
     __str__ = summary
 
 
+def load_state_strict(model: nn.Module, state: Mapping[str, torch.Tensor], origin: str, what: str = "the model") -> None:
+    """Load every tensor of `state` into `model`, strictly, turning PyTorch's long key report into one readable
+    error naming `origin` and `what` it was checked against (the one strict load: checkpoints, smmcl weights)."""
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        raise CheckpointError(f"{origin} does not match {what}: {str(exc).splitlines()[-1].strip()}") from None
+    if result.missing_keys or result.unexpected_keys:
+        raise CheckpointError(
+            f"{origin} does not match {what}: {len(result.missing_keys)} missing keys "
+            f"(e.g. {result.missing_keys[:3]}), {len(result.unexpected_keys)} unexpected "
+            f"(e.g. {result.unexpected_keys[:3]}); was it trained with another config?"
+        )
+
+
 def _copy_into(model: nn.Module, pairs: Mapping[str, tuple], source: str) -> int:
     """Copy (file key, tensor) into our keys, checking every shape before touching the model."""
     ours = model.state_dict()

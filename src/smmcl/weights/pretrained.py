@@ -20,6 +20,7 @@ from smmcl.errors import CheckpointError, ConfigError
 
 from smmcl.model_file import check_output_name, container
 
+from .loading import load_state_strict
 from .reading import read_file
 
 FORMAT = "smmcl-weights"
@@ -94,15 +95,7 @@ def load_pretrained(path: Union[str, Path], device: Optional[Union[str, torch.de
     state, metadata = read_file(_checked(path))
     cfg = _config_from(metadata, path)
     model = build_model(cfg.model)
-    try:
-        result = model.load_state_dict(state, strict=False)
-    except RuntimeError as exc:  # shape mismatches
-        raise CheckpointError(f"{path}: tensors do not match the embedded config: {str(exc).splitlines()[-1].strip()}") from None
-    if result.missing_keys or result.unexpected_keys:
-        raise CheckpointError(
-            f"{path}: tensors do not match the embedded config ({len(result.missing_keys)} missing, e.g. "
-            f"{result.missing_keys[:3]}; {len(result.unexpected_keys)} unexpected, e.g. {result.unexpected_keys[:3]})"
-        )
+    load_state_strict(model, state, str(path), "its embedded config")
     if device is not None:
         model = model.to(device)
     return model.eval()
