@@ -320,7 +320,7 @@ def check_data(root: str | Path, preset: str | None = None, splits: Sequence[str
     the layout came from meta.json."""
     from smmcl.data.check import check_dataset
     from smmcl.data.meta import meta_layer, read_meta
-    from smmcl.config_presets import DATASET_PRESETS
+    from smmcl.config.presets import DATASET_PRESETS
 
     meta = read_meta(root)
     preset = (preset or ("generic" if meta else "")).lower()

@@ -1,6 +1,6 @@
 """Class names and colour palettes of the supported datasets, with the drawing helpers.
 
-The tables are plain data in `smmcl.config_presets` (a dataset preset carries its classes and palette, and the
+The tables are plain data in `smmcl.config.presets` (a dataset preset carries its classes and palette, and the
 config layer must not import from `smmcl.data`); they are re-exported here, where pictures use them.
 Label ids are list positions: `LLRGBD_CLASSES[3]` is the class stored as 3 in a label PNG.
 Label value 255 is the ignore label everywhere in the toolkit.
@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from smmcl.config_presets import (  # noqa: F401  (re-exported)
+from smmcl.config.presets import (  # noqa: F401  (re-exported)
     LLRGBD_CLASSES,
     LLRGBD_PALETTE,
     MFNET_CLASSES,

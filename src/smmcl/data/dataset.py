@@ -1,4 +1,4 @@
-"""RGB-X folder dataset in the layouts of the released datasets (see `smmcl.config_presets`)."""
+"""RGB-X folder dataset in the layouts of the released datasets (see `smmcl.config.presets`)."""
 
 from __future__ import annotations
 

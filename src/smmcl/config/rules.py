@@ -11,7 +11,7 @@ import math
 import re
 from typing import Any, Callable, List, Optional, Tuple
 
-from smmcl.config_presets import backbone_preset_names
+from smmcl.config.presets import backbone_preset_names
 from smmcl.errors import ConfigError
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
