@@ -38,14 +38,6 @@ BACKENDS = ("torch", "onnxruntime")
 _ONNX_PROTOCOL = ("train.precision=fp32", "train.channels_last=false", "train.compile=false")
 
 
-def resolve_backend(checkpoint: str | Path, backend: str | None = None) -> str:
-    """The backend a model file is run with, told from its content (`smmcl.model_file`): ONNX exports by ONNX
-    Runtime, smmcl weights and checkpoints by PyTorch; `backend` another one is a named error."""
-    if backend is not None and backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    return open_model_file(checkpoint).backend(backend)
-
-
 def train(cfg: Config, resume: str | Path | None = None, overwrite: bool = False, allow_config_change: bool = False,
           log: Callable[[str], None] = lambda _: None) -> dict:
     """Train (or continue) the run of `cfg` to its planned end; one process, or one rank under `torchrun`.
@@ -115,16 +107,6 @@ def dry_run(cfg: Config, resume: str | Path | None = None, allow_config_change: 
     return result
 
 
-def end_process(code: int, world_size: int) -> int:
-    """What a command returns after `train` or `dry_run`: `code`, except that a rank of a DDP job (world_size > 1)
-    ends at once through `engine.distributed.exit_process` (its docstring says why)."""
-    if world_size > 1:
-        from smmcl.engine.distributed import exit_process
-
-        exit_process(code)
-    return code
-
-
 def open_model(checkpoint: str | Path, config: Config | str | Path | None = None, overrides: Sequence[str] = (),
                device: str | None = None, backend: str | None = None, threads: int | None = None) -> Tuple[torch.nn.Module, Config]:
     """A trained model ready for inference and its config, from smmcl weights, a training checkpoint, a released
@@ -161,13 +143,6 @@ def evaluate_checkpoint(cfg: Config | str | Path | None, checkpoint: str | Path,
         raise CheckpointError(f"{checkpoint} predicts {own} classes but the config's dataset has "
                               f"model.num_classes={cfg.model.num_classes}")
     return evaluate(model, cfg, split, subset, progress=progress)
-
-
-def format_scores(class_names: Sequence[str], runs: Dict[str, dict]) -> str:
-    """A terminal table of per-class IoU (%), one column per run (name -> scores), then the summary rows."""
-    from smmcl.engine.evaluate import format_scores as table
-
-    return table(class_names, runs)
 
 
 def predict(checkpoint: str | Path, rgb: str | Path | None, aux: str | Path | None, out: str | Path,
@@ -297,13 +272,6 @@ def run_study(path: str | Path, out: str | Path | None = None, jobs: int = 1, re
     return _run(path, out, jobs, log=log, report_only=report_only, imports=imports, threads=threads)
 
 
-def study_plan(path: str | Path, out: str | Path | None = None) -> list[str]:
-    """What a study would run, in lines of text; every config is resolved, nothing is trained or written."""
-    from smmcl.study.runner import describe_plan
-
-    return describe_plan(path, out)
-
-
 def make_synthetic(kind: str, out: str | Path, num: int, size: Sequence[int], seed: int = 0, test_fraction: float = 0.25,
                    val_fraction: float = 0.0, progress: bool = True) -> dict:
     """Write a built-in synthetic dark-scene dataset (`smmcl.data.synth`) to `out`; returns its summary."""
@@ -351,10 +319,3 @@ def run_demo(out: str | Path = "runs/demo", config: str | Path | None = None, ov
     from smmcl.demo import run_demo as demo
 
     return demo(Path(out), config=config, overrides=overrides)
-
-
-def study_folder(path: str | Path, out: str | Path | None = None) -> Path:
-    """Where a study file's runs and results go (`out` when given)."""
-    from smmcl.study.runner import default_out
-
-    return Path(out) if out else default_out(path)

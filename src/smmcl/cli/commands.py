@@ -31,7 +31,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     import io
     import os
 
-    from smmcl.api import dry_run, end_process, train
+    from smmcl.api import dry_run, train
+    from smmcl.engine.distributed import exit_process
     from smmcl.config import load_config
 
     cfg = load_config(args.config, args.overrides)
@@ -53,7 +54,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                 last = result["last"]
                 print(f"[smmcl] done at step {last.get('step')}: "
                       + ", ".join(f"{k}={v:.4g}" for k, v in last.items() if k != "step"))
-    return end_process(0, result["world_size"])
+    if result["world_size"] > 1:
+        exit_process(0)  # a rank of a DDP job ends at once (engine.distributed.exit_process says why)
+    return 0
 
 
 def _show_dry_run(r: dict, args: argparse.Namespace) -> None:
@@ -117,7 +120,8 @@ def _eval_config(args: argparse.Namespace):
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from smmcl.api import class_names, evaluate_checkpoint, format_scores
+    from smmcl.api import class_names, evaluate_checkpoint
+    from smmcl.engine.evaluate import format_scores
 
     cfg = _eval_config(args)
     split = args.split or cfg.eval.split
@@ -287,10 +291,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    from smmcl.api import run_study, study_folder, study_plan
+    from smmcl.api import run_study
+    from smmcl.study.runner import default_out, describe_plan
 
     if args.dry_run:
-        plan = study_plan(args.study, out=args.out)
+        plan = describe_plan(args.study, args.out)
         if wants_json(args):
             print_json({"plan": plan})
         else:
@@ -304,7 +309,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         print_json(results)
         return 0
     if args.quiet:
-        out = study_folder(args.study, args.out)
+        out = Path(args.out) if args.out else default_out(args.study)
         print(f"[smmcl] {args.study}: {results.get('runs_finished')}/{results.get('runs_planned')} runs finished; "
               f"results in {out / 'results.md'}")
         return 0
