@@ -13,7 +13,7 @@ PACKAGE = ROOT / "src" / "smmcl"
 
 # Top-level module or subpackage of smmcl -> its layer; a module may import its own layer and those below.
 LAYERS = {
-    "errors": 0, "progress": 0, "collectives": 0, "config": 0,
+    "errors": 0, "files": 0, "progress": 0, "collectives": 0, "config": 0,
     "data": 1, "models": 1, "losses": 1, "weights": 1, "visualize": 1, "model_file": 1,
     "engine": 2,
     "deploy": 3, "analysis": 3, "reporting": 3, "study": 3, "demo": 3,

@@ -276,3 +276,33 @@ def test_a_key_added_since_the_checkpoint_is_not_a_config_change():
     assert config_changes(old, new) == {}
     new_on = to_dict(load_config(TINY_CONFIG, ["data.photometric.enabled=true"]))
     assert config_changes(old, new_on) == {"data.photometric.enabled": (False, True)}
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_written_files_follow_the_umask(tmp_path, umask):
+    """Weights, checkpoints and exports are written atomically (smmcl.files.atomic_path) with the mode a plain open
+    gives, not the temporary file's private 0600: another user's process can load them where the umask allows."""
+    import os
+    import stat
+
+    from smmcl.engine.checkpoint import atomic_save
+    from smmcl.files import atomic_path
+    from smmcl.weights import save_pretrained
+
+    from support import build_tiny_model
+
+    old = os.umask(umask)
+    try:
+        cfg = load_config(TINY_CONFIG)
+        files = [save_pretrained(build_tiny_model(cfg, seed=0), cfg, tmp_path / "w.safetensors"), tmp_path / "ckpt.pt",
+                 tmp_path / "plain.txt"]
+        atomic_save({"x": torch.zeros(1)}, files[1])
+        files[2].write_text("a plain open")
+        with atomic_path(tmp_path / "model.onnx", suffix=".tmp.onnx") as tmp:
+            tmp.write_bytes(b"onnx")
+        files.append(tmp_path / "model.onnx")
+        modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in files}
+    finally:
+        os.umask(old)
+    assert set(modes.values()) == {0o666 & ~umask}, modes
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(modes)  # no temporary file left

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -30,6 +28,7 @@ from smmcl.deploy.metadata import metadata_for
 from smmcl.deploy.onnx_runtime import OnnxSegmentor
 from smmcl.engine.inference import predict_probs
 from smmcl.errors import SmmclError
+from smmcl.files import atomic_path
 from smmcl.model_file import check_output_name
 from smmcl.models.cpu_guard import unguarded
 
@@ -169,11 +168,7 @@ def export_onnx(model: nn.Module, cfg: Config, out: str | Path, size: Tuple[int,
         raise ValueError(f"verification frames are {rgb.shape[-2]}x{rgb.shape[-1]} but the export is fixed at {height}x{width}")
     # Dynamic batch: the dynamo exporter would fix a batch of one as a constant.
     example = (rgb.repeat(2, 1, 1, 1), aux.repeat(2, 1, 1, 1)) if dynamic else (rgb, aux)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp.onnx", dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_path(out, suffix=".tmp.onnx") as tmp:
         t0 = time.perf_counter()
         with unguarded(model):
             try:
@@ -196,7 +191,4 @@ def export_onnx(model: nn.Module, cfg: Config, out: str | Path, size: Tuple[int,
         if bad:
             raise ExportError(f"ONNX Runtime disagrees with PyTorch on the exported model ({'; '.join(map(str, bad))}); "
                               f"nothing written to {out}")
-        os.replace(tmp, out)
-        return report
-    finally:
-        tmp.unlink(missing_ok=True)
+    return report

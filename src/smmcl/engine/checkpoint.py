@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import torch
 
 from smmcl.engine.run_dir import writing
 from smmcl.errors import CheckpointError
+from smmcl.files import atomic_path
 from smmcl.weights.reading import load_pickle_free
 
 _NAME = re.compile(r"^ckpt_(\d+)\.pt$")
@@ -19,19 +19,9 @@ _NAME = re.compile(r"^ckpt_(\d+)\.pt$")
 
 def atomic_save(obj: Any, path: Path) -> None:
     """Write to a temporary file in the same folder, fsync, then rename: a kill leaves the old file intact."""
-    with writing(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(obj, f)
-                f.flush()
-                os.fsync(f.fileno())
-            _fault_delay()
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+    with writing(path), atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+        _fault_delay()
 
 
 def _fault_delay() -> None:

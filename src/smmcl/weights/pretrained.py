@@ -7,8 +7,6 @@ optimizer and RNG state for resuming, are a separate pickle-free `torch.save` fo
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Optional, Union
 
@@ -18,6 +16,7 @@ from torch import nn
 from smmcl.config import Config, ModelConfig, load_config, to_dict
 from smmcl.errors import CheckpointError, ConfigError
 
+from smmcl.files import atomic_path
 from smmcl.model_file import check_output_name, container
 
 from .loading import load_state_strict
@@ -43,17 +42,8 @@ def save_pretrained(model: nn.Module, config: Union[Config, ModelConfig], path: 
         "smmcl_version": __version__,
         "config": json.dumps(to_dict(cfg), sort_keys=True),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata=metadata)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=metadata)
     return path
 
 
