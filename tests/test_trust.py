@@ -306,3 +306,27 @@ def test_written_files_follow_the_umask(tmp_path, umask):
         os.umask(old)
     assert set(modes.values()) == {0o666 & ~umask}, modes
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(modes)  # no temporary file left
+
+
+def test_two_runs_started_together_into_one_folder_leave_one_run(indoor_data, tmp_path):
+    """Two real `smmcl train` processes started at once into one train.out_dir, again and again: one trains, the
+    other stops at once with exit 2 naming the holder, and the folder holds one run's log, config and checkpoints."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SMMCL_TEST_SAVE_DELAY": "0.5"}  # each checkpoint write lasts 0.5 s
+    for attempt in range(3):
+        out = tmp_path / f"run{attempt}"
+        procs = [subprocess.Popen([sys.executable, "-m", "smmcl", "--quiet", "train", str(TINY_CONFIG), f"data.root={indoor_data}",
+                                   f"train.out_dir={out}", "train.max_iters=4", "train.checkpoint_every=1",
+                                   "train.tensorboard=false", f"train.seed={seed}", "train.log_every=1"],
+                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for seed in (0, 1)]
+        results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+        codes = sorted(code for code, _ in results)
+        assert codes == [0, 2], results
+        refused = next(err for code, err in results if code == 2)
+        assert "is being written by another smmcl process (pid " in refused and "Traceback" not in refused
+        steps = [row["step"] for row in read_log(out) if "loss" in row]
+        assert steps == [1, 2, 3, 4]
+        assert load_config(out / "config.yaml").train.seed in (0, 1)

@@ -260,3 +260,14 @@ def test_the_retrieval_of_36_stands_beside_its_row(tmp_path):
     assert "[36] positive retrieved top-1" in page
     row = next(line for line in page.splitlines() if line.startswith("| pixel36 |"))
     assert row.endswith("| 85.0% |")
+
+
+def test_a_study_folder_in_use_is_refused(tmp_path):
+    """Two studies into one --out: the second stops at once, naming the holder (the lock of smmcl.files)."""
+    from smmcl.files import FolderBusyError, folder_lock
+
+    path = _write_study(tmp_path / "s.yaml", tmp_path / "data")
+    with folder_lock(tmp_path / "out", "--out"):
+        with pytest.raises(FolderBusyError, match=r"out is being written by another smmcl process \(pid \d+ on "):
+            run_study(path, out=tmp_path / "out", log=lambda _: None)
+    assert main(["study", str(path), "--out", str(tmp_path / "out"), "--dry-run"]) == 0  # a plan writes nothing

@@ -16,6 +16,7 @@ and is what validation scores and `model.safetensors` holds (docs/configuration.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -39,6 +40,7 @@ from smmcl.engine.precision import to_channels_last
 from smmcl.engine.run_dir import check_writable, claim_run_dir, remove_partial_saves, writing
 from smmcl.engine.run_log import RankMeanLog, RunLog, run_summary
 from smmcl.engine.step import shared_encoder_parameters, train_step
+from smmcl.files import folder_lock
 from smmcl.losses import contrast_scale
 from smmcl.progress import track
 from smmcl.weights import LoadReport, load_weights, save_pretrained
@@ -200,8 +202,13 @@ class Trainer:
         """Train until the planned end (or until iteration `stop_at`, as if killed there).
 
         Under DDP every rank runs this loop; rank 0 alone writes config, logs, checkpoints and weights,
-        shows the progress bar and validates, and the logged losses are means over the ranks.
+        shows the progress bar and validates, and the logged losses are means over the ranks. Rank 0 holds the
+        run folder's lock (`smmcl.files.folder_lock`) throughout: a second run into it stops at once.
         """
+        with folder_lock(self.out_dir, "train.out_dir") if self.ctx.is_main else contextlib.nullcontext():
+            return self._run(stop_at)
+
+    def _run(self, stop_at: Optional[int]) -> dict:
         main = self.ctx.is_main
         if main:
             self._prepare_out_dir()

@@ -29,6 +29,7 @@ from smmcl.engine.evaluate import evaluate
 from smmcl.engine.run_dir import flatten
 from smmcl.engine.trainer import Trainer
 from smmcl.errors import ConfigError
+from smmcl.files import folder_lock
 from smmcl.losses import CONTRASTS
 from smmcl.study.disclosure import non_paper_options
 from smmcl.study.imports import import_runs
@@ -263,11 +264,18 @@ def run_study(path: str | Path, out: str | Path | None = None, jobs: int = 1,
         import_runs(spec, tasks, source, log)
     if report_only:
         return report_study(spec, str(path), tasks, out, log)
+    out.mkdir(parents=True, exist_ok=True)
+    # One study writing a folder at a time (its results files; every run also locks its own folder).
+    with folder_lock(out, "--out"):
+        return _run_locked(spec, path, out, jobs, threads, pre, tasks, log)
+
+
+def _run_locked(spec: StudySpec, path, out: Path, jobs: int, threads: Optional[int], pre: Optional[RunTask],
+                tasks: List[RunTask], log: Callable[[str], None]) -> dict:
     if spec.synth is not None:
         ensure_synth(spec.synth, log)
     if spec.pretrain is not None and spec.pretrain.synth is not None:
         ensure_synth(spec.pretrain.synth, log)
-    out.mkdir(parents=True, exist_ok=True)
     threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     log(f"[study] {Path(path)}: {len(spec.variants)} variants x {len(spec.seeds)} seeds = {len(tasks)} runs"
         f"{' after a pretraining run' if pre else ''}, {jobs} at a time x {threads} threads -> {out}")
