@@ -1,5 +1,6 @@
-"""Atomic file writes, the one way smmcl writes a checkpoint, a weights file or an export; and the one lock on a
-folder that a training run or a study writes.
+"""Atomic file writes, the one way smmcl writes a checkpoint, a weights file or an export; the one lock on a
+folder that a training run or a study writes; and what container a file is, from its first bytes
+(`container`, which `smmcl.model_file` builds the model-file kinds on).
 
 A writer fills a temporary file beside the target; only a finished file is synced and renamed over it, so a kill
 or a failure never leaves half a file under the target's name (a failed write removes its temporary file). The
@@ -18,9 +19,11 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from smmcl.errors import SmmclError
+from smmcl.errors import CheckpointError, SmmclError
 
 LOCK_NAME = ".smmcl.lock"
+EXPECTED_MODEL_FILES = ("smmcl weights (.safetensors written by smmcl train or convert), a training checkpoint, a "
+                        "released SMMCL checkpoint or an ONNX export of smmcl export")
 
 
 class FolderBusyError(SmmclError):
@@ -76,3 +79,24 @@ def atomic_path(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def container(path: Path) -> str:
+    """`safetensors`, `torch` or `onnx`, from the file's first bytes; a named error for anything else."""
+    if not path.is_file():
+        raise CheckpointError(f"model file not found: {path}")
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"cannot read {path}: the file is empty (0 bytes)")
+    with path.open("rb") as f:
+        head = f.read(16)
+    if head[:4] == b"PK\x03\x04" or (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")):
+        return "torch"  # torch.save's zip archive, or its older bare pickle
+    header = int.from_bytes(head[:8], "little") if len(head) >= 9 else 0
+    if 0 < header <= size - 8 and head[8:9] == b"{":
+        return "safetensors"  # an 8-byte header length, then the JSON header
+    # ONNX has no magic number: a ModelProto starts with field 1 (ir_version, a varint), tag byte 0x08.
+    if head[:1] == b"\x08":
+        return "onnx"
+    raise CheckpointError(f"{path}: not a model file smmcl reads (its first bytes {head[:8].hex(' ')} are none of "
+                          f"safetensors, PyTorch or ONNX); expected {EXPECTED_MODEL_FILES}")

@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from smmcl.config import Config, load_config
 from smmcl.errors import CheckpointError, ConfigError
+from smmcl.files import EXPECTED_MODEL_FILES as EXPECTED, container
 
 KINDS = ("weights", "checkpoint", "released", "onnx", "onnx-int8", "state-dict")
 BACKENDS: Dict[str, Tuple[str, ...]] = {
@@ -39,9 +40,6 @@ DESCRIPTIONS = {
 WEIGHTS_FORMAT = "smmcl-weights"
 ONNX_FORMAT_KEY = "smmcl_format"
 _QUANTISED_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger"}
-EXPECTED = ("smmcl weights (.safetensors written by smmcl train or convert), a training checkpoint, a released "
-            "SMMCL checkpoint or an ONNX export of smmcl export")
-
 
 @dataclass
 class ModelFile:
@@ -109,27 +107,6 @@ def check_output_name(path: Path, kind: str) -> None:
     wanted = OUTPUT_SUFFIXES[kind]
     if path.suffix.lower() != wanted:
         raise CheckpointError(f"{DESCRIPTIONS[kind]} files end in {wanted}, got {path}")
-
-
-def container(path: Path) -> str:
-    """`safetensors`, `torch` or `onnx`, from the file's first bytes; a named error for anything else."""
-    if not path.is_file():
-        raise CheckpointError(f"model file not found: {path}")
-    size = path.stat().st_size
-    if size == 0:
-        raise CheckpointError(f"cannot read {path}: the file is empty (0 bytes)")
-    with path.open("rb") as f:
-        head = f.read(16)
-    if head[:4] == b"PK\x03\x04" or (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")):
-        return "torch"  # torch.save's zip archive, or its older bare pickle
-    header = int.from_bytes(head[:8], "little") if len(head) >= 9 else 0
-    if 0 < header <= size - 8 and head[8:9] == b"{":
-        return "safetensors"  # an 8-byte header length, then the JSON header
-    # ONNX has no magic number: a ModelProto starts with field 1 (ir_version, a varint), tag byte 0x08.
-    if head[:1] == b"\x08":
-        return "onnx"
-    raise CheckpointError(f"{path}: not a model file smmcl reads (its first bytes {head[:8].hex(' ')} are none of "
-                          f"safetensors, PyTorch or ONNX); expected {EXPECTED}")
 
 
 def is_model_file(path: str | Path) -> bool:

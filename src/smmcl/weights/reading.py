@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from smmcl.errors import CheckpointError
-from smmcl.model_file import container
+from smmcl.files import container
 
 StateDict = Dict[str, Tensor]
 WeightSource = Union[str, Path, Mapping[str, Any]]
