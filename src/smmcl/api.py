@@ -16,7 +16,7 @@ from smmcl.deploy.predictor import Predictor  # noqa: F401  (public API: frame s
 from smmcl.engine.evaluate import evaluate
 from smmcl.engine.loading import load_trained, model_and_config
 from smmcl.errors import CheckpointError
-from smmcl.model_file import is_model_file, open_model_file  # noqa: F401  (is_model_file: for the CLI)
+from smmcl.model_file import ModelFile, is_model_file, open_model_file  # noqa: F401  (is_model_file: for the CLI)
 from smmcl.models import build_model
 from smmcl.weights import LoadReport, load_backbone_weights, load_official_smmcl, save_pretrained
 from smmcl.weights.loading import load_state_strict
@@ -107,21 +107,21 @@ def dry_run(cfg: Config, resume: str | Path | None = None, allow_config_change: 
     return result
 
 
-def open_model(checkpoint: str | Path, config: Config | str | Path | None = None, overrides: Sequence[str] = (),
+def open_model(checkpoint: str | Path | ModelFile, config: Config | str | Path | None = None, overrides: Sequence[str] = (),
                device: str | None = None, backend: str | None = None, threads: int | None = None) -> Tuple[torch.nn.Module, Config]:
     """A trained model ready for inference and its config, from smmcl weights, a training checkpoint, a released
     SMMCL checkpoint with a config (PyTorch) or an ONNX export (ONNX Runtime); each but the released one carries
     its config, which `config` replaces."""
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    file = open_model_file(checkpoint)
+    file = checkpoint if isinstance(checkpoint, ModelFile) else open_model_file(checkpoint)
     if file.backend(backend) == "torch":
         if isinstance(config, Config):
             return load_trained(config, file, device=device), config
         return model_and_config(file, config, overrides, device)
     from smmcl.deploy.onnx_runtime import OnnxSegmentor
 
-    model = OnnxSegmentor(checkpoint, device=device or "cpu", threads=threads)
+    model = OnnxSegmentor(file.path, device=device or "cpu", threads=threads)
     if isinstance(config, Config):
         base: Config | dict | str | Path = config
     else:
@@ -134,11 +134,11 @@ def evaluate_checkpoint(cfg: Config | str | Path | None, checkpoint: str | Path,
                         subset: str | None = None, progress: bool = True, backend: str | None = None) -> dict:
     """Scores of a checkpoint (or an ONNX export) on a split (or a named subset of it) with the protocol of
     `cfg.eval`, from one confusion matrix over the whole split. `cfg` None: the config the file carries."""
-    model, cfg = open_model(checkpoint, cfg if isinstance(cfg, Config) or cfg is None else load_config(cfg),
-                            backend=backend)
+    file = open_model_file(checkpoint)
+    model, cfg = open_model(file, cfg if isinstance(cfg, Config) or cfg is None else load_config(cfg), backend=backend)
     split = split or cfg.eval.split
     subset = subset if subset is not None else cfg.eval.subset
-    own = open_model_file(checkpoint).num_classes or cfg.model.num_classes
+    own = file.num_classes or cfg.model.num_classes
     if own != cfg.model.num_classes:
         raise CheckpointError(f"{checkpoint} predicts {own} classes but the config's dataset has "
                               f"model.num_classes={cfg.model.num_classes}")

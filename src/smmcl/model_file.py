@@ -44,12 +44,14 @@ _QUANTISED_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearM
 @dataclass
 class ModelFile:
     """A model file as smmcl understands it: `kind` (one of `KINDS`), the `config` it carries (None for a released
-    checkpoint or a state dict, which need one given), the file's own metadata strings."""
+    checkpoint or a state dict, which need one given), the file's own metadata strings; for a training checkpoint,
+    the `checkpoint` dict read to tell its kind, so that loading it does not read the file again."""
 
     path: Path
     kind: str
     config: Optional[Config] = None
     metadata: Dict[str, str] = field(default_factory=dict)
+    checkpoint: Optional[dict] = field(default=None, repr=False, compare=False)
 
     @property
     def backends(self) -> Tuple[str, ...]:
@@ -58,10 +60,6 @@ class ModelFile:
     @property
     def description(self) -> str:
         return DESCRIPTIONS[self.kind]
-
-    @property
-    def carries_config(self) -> bool:
-        return self.config is not None
 
     @property
     def num_classes(self) -> Optional[int]:
@@ -173,7 +171,7 @@ def _torch(path: Path) -> ModelFile:
     obj = load_pickle_free(path)
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict) and "config" in obj and "optimizer" in obj:
         cfg = _config(obj["config"], path, "checkpoint") if obj["config"] else None
-        return ModelFile(path, "checkpoint", cfg)
+        return ModelFile(path, "checkpoint", cfg, checkpoint=obj)
     keys = list(unwrap_state_dict(obj, str(path)))
     if looks_official_smmcl(keys) and not looks_smmcl(keys):
         return ModelFile(path, "released")

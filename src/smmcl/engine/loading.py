@@ -34,7 +34,8 @@ def load_trained(cfg: Config, checkpoint: str | Path | ModelFile, device: str | 
         if file.kind == "released":
             load_official_smmcl(model, file.path, strict=True)
         else:
-            load_state_strict(model, evaluation_weights(load_checkpoint(file.path)), str(file.path))
+            ckpt = file.checkpoint if file.checkpoint is not None else load_checkpoint(file.path)
+            load_state_strict(model, evaluation_weights(ckpt), str(file.path))
     # Compiled for inference: weights frozen into the graph; the wrapper forwards attribute access.
     return prepare_model(model.to(dev).eval(), channels_last=cfg.train.channels_last, compile=cfg.train.compile, freeze=True)
 
