@@ -98,8 +98,8 @@ def dry_run(cfg: Config, resume: str | Path | None = None, allow_config_change: 
             "batch_warning": batch_warning(cfg),
             "params": parameter_counts(trainer.model),
             "loss": {"formula": trainer.objective.formula(), "contrast": cfg.loss.contrast if trainer.objective.contrast is not None else None,
-                     "temperature": cfg.loss.region_temperature if cfg.loss.contrast == "region_released"
-                     else cfg.loss.temperature},
+                     # The contrast's own temperature (region_released has one of its own); Base: the config's.
+                     "temperature": getattr(trainer.objective.contrast, "temperature", cfg.loss.temperature)},
         }
         result["step"] = trainer.dry_run()
     finally:
