@@ -26,7 +26,8 @@ def run_agreement(case: Case) -> dict:
     from smmcl.api import load_trained
     from smmcl.config import load_config
     from smmcl.data.dataset import RGBXDataset
-    from smmcl.engine.precision import autocast, prepare_model, to_channels_last
+    from smmcl.engine.precision import autocast
+    from smmcl.models.compiled import prepare_model, to_channels_last
 
     cpu = torch.device("cpu")
     demo = Path(case.demo)
@@ -41,9 +42,9 @@ def run_agreement(case: Case) -> dict:
     def predict(path: str) -> list[torch.Tensor]:
         precision, channels_last = PATHS[path.replace("+compile", "")]
         if path == "onnxruntime":
-            model = onnx_model(load_trained(cfg, weights, device=cpu), cfg, tuple(batches[0]["rgb"].shape[-2:]), case.threads)
+            model = onnx_model(load_trained(weights, cfg, device=cpu), cfg, tuple(batches[0]["rgb"].shape[-2:]), case.threads)
         else:
-            model = prepare_model(load_trained(cfg, weights, device=cpu), channels_last, path.endswith("+compile"), freeze=True)
+            model = prepare_model(load_trained(weights, cfg, device=cpu), channels_last, path.endswith("+compile"), freeze=True)
         preds = []
         with torch.no_grad(), autocast(cpu, precision):
             for b in batches:

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import Optional, Sequence
 
 from machine import contended
-
-if TYPE_CHECKING:  # runner.py imports this module for its progress lines
-    from runner import Runner
 
 
 def progress_line(e: dict) -> str:
@@ -41,10 +38,10 @@ def paired_result(e: dict) -> str:
     return f"fp32 {e['fp32_median_s']:.3f} s, {e['path']} {e['median_s']:.3f} s: x{e['speedup']:.2f}"
 
 
-def paired_lines(runner: Runner) -> list[str]:
+def paired_lines(measured: Sequence[dict]) -> list[str]:
     lines = []
     for group, title in PAIRED_SECTIONS:
-        entries = [runner.results[n] for n in runner.order if runner.results[n].get("group") == group]
+        entries = [e for e in measured if e.get("group") == group]
         if not entries:
             continue
         lines.append(title)
@@ -55,13 +52,14 @@ def paired_lines(runner: Runner) -> list[str]:
     return lines
 
 
-def format_report(results: dict, runner: Runner) -> str:
+def format_report(results: dict, measured: Sequence[dict]) -> str:
+    """The report's tables; `measured`: the cases' entries in the order they ran."""
     lines = []
     header = f"{'case':<46} {'median s':>9} {'min s':>8} {'max s':>8} {'img/s':>7} {'peak RSS MB':>11} {'RSS +MB':>8}  note"
     for group, title in (("train", "Training step"), ("infer", "Inference"), ("scale", "Scaling (lead model, SMMCL, fp32 eager)")):
         if group == "infer":
-            lines += paired_lines(runner)
-        entries = [runner.results[n] for n in runner.order if runner.results[n].get("group") == group]
+            lines += paired_lines(measured)
+        entries = [e for e in measured if e.get("group") == group]
         if not entries:
             continue
         lines += [title, header, "-" * len(header)]

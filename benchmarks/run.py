@@ -225,7 +225,7 @@ def main() -> None:
         "cases": [runner.results[n] for n in runner.order],
     }
     print()
-    print(format_report(results, runner))
+    print(format_report(results, [runner.results[n] for n in runner.order]))
     Path(args.out).write_text(json.dumps(results, indent=2, default=_json_default) + "\n")
     print(f"saved {args.out} ({duration / 60:.1f} min)")
 

@@ -26,7 +26,7 @@ def train_step(case: Case) -> tuple[Callable[[str], None], float]:
     one model and optimizer, so they can be timed side by side."""
     from smmcl.config import LossConfig, TrainConfig
     from smmcl.engine.optim import build_optimizer
-    from smmcl.engine.precision import prepare_model, to_channels_last
+    from smmcl.models.compiled import prepare_model, to_channels_last
     from smmcl.engine.step import train_step as one_step
     from smmcl.losses import Objective, build_objective
 
@@ -69,7 +69,8 @@ def run_train(case: Case) -> dict:
 def infer_call(case: Case) -> tuple[Callable[[], None], float]:
     """One inference pass `model(rgb, aux)` in eval mode under no_grad, and the setup seconds."""
     from smmcl.config import load_config
-    from smmcl.engine.precision import autocast, prepare_model, to_channels_last
+    from smmcl.engine.precision import autocast
+    from smmcl.models.compiled import prepare_model, to_channels_last
 
     cpu = torch.device("cpu")
     t_setup = time.perf_counter()

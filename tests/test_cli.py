@@ -124,9 +124,9 @@ def test_demo_end_to_end_small(tmp_path):
         run = tmp_path / "demo" / name.lower()
         cfg = load_config(run / "config.yaml")
         assert cfg.eval.flip
-        flipped = evaluate_checkpoint(cfg, run / "model.safetensors", progress=False)
+        flipped = evaluate_checkpoint(run / "model.safetensors", cfg, progress=False)
         assert flipped["miou"] == model["miou"] and list(model["per_class_iou"].values()) == flipped["iou"]
-        plain = evaluate_checkpoint(load_config(run / "config.yaml", ["eval.flip=false"]), run / "model.safetensors",
+        plain = evaluate_checkpoint(run / "model.safetensors", load_config(run / "config.yaml", ["eval.flip=false"]),
                                     progress=False)
         assert plain["confusion"] != flipped["confusion"]
     on_disk = json.loads((tmp_path / "demo" / "summary.json").read_text())

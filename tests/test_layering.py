@@ -89,3 +89,37 @@ def test_the_public_names_resolve_and_dir_lists_them():
     assert {"train", "evaluate", "open_model_file", "Predictor", "predict", "export"} <= set(smmcl.__all__)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         smmcl.nope
+
+
+def test_the_api_calls_a_model_file_checkpoint_and_a_config_config(tmp_path):
+    """One name for each thing across the public API: a model file is `checkpoint` and comes first, a config is
+    `config`; the 0.2 spellings (`cfg=`, `source=`, config before checkpoint) still work with a deprecation message."""
+    import inspect
+
+    import torch
+
+    import smmcl
+    from support import TINY_CONFIG, build_tiny_model
+
+    for name in smmcl.__all__:
+        fn = getattr(smmcl, name)
+        if not inspect.isfunction(fn):
+            continue
+        params = list(inspect.signature(fn).parameters)
+        if name in ("load_config", "build_model"):
+            params = [p for p in params if p != "source"]  # where a config is read from: a YAML file or a dict
+        assert not {"cfg", "source", "weights"} & set(params), f"smmcl.{name}{inspect.signature(fn)}"
+        if "checkpoint" in params and "config" in params:
+            assert params.index("checkpoint") < params.index("config"), f"smmcl.{name}{inspect.signature(fn)}"
+
+    cfg = smmcl.load_config(TINY_CONFIG)
+    path = tmp_path / "model.safetensors"
+    smmcl.save_pretrained(build_tiny_model(cfg, seed=0), cfg, path)
+    want = smmcl.load_trained(path).state_dict()
+    with pytest.warns(DeprecationWarning, match=r"smmcl.load_trained\(config, checkpoint\) is deprecated"):
+        old = smmcl.load_trained(cfg, path).state_dict()
+    assert all(torch.equal(want[k], old[k]) for k in want)
+    with pytest.warns(DeprecationWarning, match=r"model_info\(cfg=...\) is deprecated .* write config="):
+        assert smmcl.model_info(cfg=cfg, size=(64, 64)) == smmcl.model_info(cfg, size=(64, 64))
+    with pytest.raises(TypeError, match="both config= and its old spelling cfg="):
+        smmcl.model_info(cfg=cfg, config=cfg)

@@ -330,3 +330,34 @@ def test_two_runs_started_together_into_one_folder_leave_one_run(indoor_data, tm
         steps = [row["step"] for row in read_log(out) if "loss" in row]
         assert steps == [1, 2, 3, 4]
         assert load_config(out / "config.yaml").train.seed in (0, 1)
+
+
+def test_a_holder_that_writes_its_id_late_is_still_named(tmp_path):
+    """The instant between a holder taking the lock and writing its id: a second writer arriving then waits for
+    the id instead of naming nobody (the race CI met with two `smmcl train` started together)."""
+    import fcntl
+    import os
+    import threading
+
+    from smmcl.files import LOCK_NAME, FolderBusyError, folder_lock
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    holder = open(folder / LOCK_NAME, "a+")
+    fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)  # locked, id not yet written
+
+    def write_id():
+        holder.write("pid 4242 on robot\n")
+        holder.flush()
+
+    late = threading.Timer(0.2, write_id)
+    late.start()
+    try:
+        with pytest.raises(FolderBusyError, match=r"\(pid 4242 on robot\)"):
+            with folder_lock(folder, "train.out_dir"):
+                pass
+    finally:
+        late.join()
+        holder.close()
+    with folder_lock(folder, "train.out_dir"):  # released by its holder: free again
+        assert (folder / LOCK_NAME).read_text().startswith(f"pid {os.getpid()} on ")

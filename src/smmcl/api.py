@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
@@ -14,12 +16,47 @@ from smmcl.data.dataset import RGBXDataset
 from smmcl.engine.checkpoint import evaluation_weights, load_checkpoint
 from smmcl.deploy.predictor import Predictor  # noqa: F401  (public API: frame streams)
 from smmcl.engine.evaluate import evaluate
-from smmcl.engine.loading import load_trained, model_and_config
+from smmcl.engine import loading
+from smmcl.engine.loading import model_and_config
 from smmcl.errors import CheckpointError
 from smmcl.model_file import ModelFile, is_model_file, open_model_file  # noqa: F401  (is_model_file: for the CLI)
 from smmcl.models import build_model
 from smmcl.weights import LoadReport, load_backbone_weights, load_official_smmcl, save_pretrained
 from smmcl.weights.loading import load_state_strict
+
+# One name for each thing across the API: a model file is `checkpoint`, a config (a `Config` or its YAML file where
+# a path is taken) is `config`. The 0.2 spellings (`cfg=`, config before checkpoint) still work for one release.
+def _renamed(**old_to_new: str) -> Callable:
+    """Take the 0.2 keyword names (`cfg=`, `source=`) as today's, with a deprecation message."""
+
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            for old, new in old_to_new.items():
+                if old in kwargs:
+                    if new in kwargs:
+                        raise TypeError(f"smmcl.{fn.__name__}() got both {new}= and its old spelling {old}=")
+                    warnings.warn(f"smmcl.{fn.__name__}({old}=...) is deprecated and goes in the next release; "
+                                  f"write {new}=", DeprecationWarning, stacklevel=2)
+                    kwargs[new] = kwargs.pop(old)
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def _checkpoint_first(name: str, checkpoint: Any, config: Any) -> Tuple[Any, Any]:
+    """(checkpoint, config), also from a 0.2 call that gave the config first (with a deprecation message)."""
+    old = isinstance(checkpoint, Config) or (checkpoint is None and config is not None) or (
+        isinstance(checkpoint, (str, Path)) and isinstance(config, (str, Path))
+        and not is_model_file(checkpoint) and is_model_file(config))
+    if not old:
+        return checkpoint, config
+    warnings.warn(f"smmcl.{name}(config, checkpoint) is deprecated and goes in the next release; the model file comes "
+                  f"first: smmcl.{name}(checkpoint, config)", DeprecationWarning, stacklevel=3)
+    return config, checkpoint
+
 
 # `smmcl convert --from` choices: released SMMCL checkpoints, ImageNet files of each backbone's release
 # (named after our backbone), and our own training checkpoints.
@@ -38,9 +75,10 @@ BACKENDS = ("torch", "onnxruntime")
 _ONNX_PROTOCOL = ("train.precision=fp32", "train.channels_last=false", "train.compile=false")
 
 
-def train(cfg: Config, resume: str | Path | None = None, overwrite: bool = False, allow_config_change: bool = False,
+@_renamed(cfg="config")
+def train(config: Config, resume: str | Path | None = None, overwrite: bool = False, allow_config_change: bool = False,
           log: Callable[[str], None] = lambda _: None) -> dict:
-    """Train (or continue) the run of `cfg` to its planned end; one process, or one rank under `torchrun`.
+    """Train (or continue) the run of `config` to its planned end; one process, or one rank under `torchrun`.
 
     `resume`: a checkpoint path or `auto` (the newest in `train.out_dir`, a fresh start when none). A folder
     holding another run is refused unless `overwrite`; a resume with changed training keys is refused unless
@@ -51,14 +89,14 @@ def train(cfg: Config, resume: str | Path | None = None, overwrite: bool = False
     from smmcl.engine.trainer import Trainer
 
     try:
-        trainer = Trainer(cfg, resume=resume, overwrite=overwrite, allow_config_change=allow_config_change)
+        trainer = Trainer(config, resume=resume, overwrite=overwrite, allow_config_change=allow_config_change)
         main = trainer.ctx.is_main
         say = log if main else (lambda _: None)
         if trainer.pretrained_report is not None:
             say(trainer.pretrained_report.summary())
         p, world = trainer.plan, trainer.ctx.world_size
         ranks = f", {world} processes x batch {trainer.local_batch_size}" if world > 1 else ""
-        say(f"[smmcl] {cfg.name}: {p.total_iters} iterations ({p.iters_per_epoch}/epoch), warm-up {p.warmup_iters}, "
+        say(f"[smmcl] {config.name}: {p.total_iters} iterations ({p.iters_per_epoch}/epoch), warm-up {p.warmup_iters}, "
             f"from step {trainer.step}, device {trainer.device}{ranks}, output {trainer.out_dir}")
         last = trainer.run()
     finally:
@@ -72,8 +110,9 @@ def train(cfg: Config, resume: str | Path | None = None, overwrite: bool = False
             "rank": trainer.ctx.rank, "world_size": world}
 
 
-def dry_run(cfg: Config, resume: str | Path | None = None, allow_config_change: bool = False) -> dict:
-    """Build everything a run of `cfg` needs and take one step on one batch, writing nothing: the data, the
+@_renamed(cfg="config")
+def dry_run(config: Config, resume: str | Path | None = None, allow_config_change: bool = False) -> dict:
+    """Build everything a run of `config` needs and take one step on one batch, writing nothing: the data, the
     plan (iterations, effective batch, warm-up, learning rates), the model's size, the loss, the batch
     warning (`train.paper_batch`) and the step's figures, as a dict; `rank` / `world_size` under torchrun.
     `resume` and `allow_config_change` as for `train`."""
@@ -83,23 +122,23 @@ def dry_run(cfg: Config, resume: str | Path | None = None, allow_config_change: 
     from smmcl.models.summary import parameter_counts
 
     try:
-        trainer = Trainer(cfg, resume=resume, allow_config_change=allow_config_change)
-        p, t, d = trainer.plan, cfg.train, cfg.data
+        trainer = Trainer(config, resume=resume, allow_config_change=allow_config_change)
+        p, t, d = trainer.plan, config.train, config.data
         result = {
-            "name": cfg.name, "rank": trainer.ctx.rank, "world_size": trainer.ctx.world_size,
+            "name": config.name, "rank": trainer.ctx.rank, "world_size": trainer.ctx.world_size,
             "device": str(trainer.device), "from_step": trainer.step,
             "pretrained": trainer.pretrained_report.summary() if trainer.pretrained_report is not None else None,
             "data": {"root": d.root, "preset": d.preset, "train_images": len(trainer.train_set),
                      "crop_size": list(d.crop_size), "scales": list(d.scales)},
             "plan": {"total_iters": p.total_iters, "iters_per_epoch": p.iters_per_epoch, "warmup_iters": p.warmup_iters,
-                     "checkpoint_every": p.checkpoint_every, "effective_batch": effective_batch(cfg),
+                     "checkpoint_every": p.checkpoint_every, "effective_batch": effective_batch(config),
                      "batch_size": t.batch_size, "accumulate": t.accumulate, "local_batch_size": trainer.local_batch_size},
-            "lr": lr_points(p, cfg),
-            "batch_warning": batch_warning(cfg),
+            "lr": lr_points(p, config),
+            "batch_warning": batch_warning(config),
             "params": parameter_counts(trainer.model),
-            "loss": {"formula": trainer.objective.formula(), "contrast": cfg.loss.contrast if trainer.objective.contrast is not None else None,
+            "loss": {"formula": trainer.objective.formula(), "contrast": config.loss.contrast if trainer.objective.contrast is not None else None,
                      # The contrast's own temperature (region_released has one of its own); Base: the config's.
-                     "temperature": getattr(trainer.objective.contrast, "temperature", cfg.loss.temperature)},
+                     "temperature": getattr(trainer.objective.contrast, "temperature", config.loss.temperature)},
         }
         result["step"] = trainer.dry_run()
     finally:
@@ -116,8 +155,6 @@ def open_model(checkpoint: str | Path | ModelFile, config: Config | str | Path |
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     file = checkpoint if isinstance(checkpoint, ModelFile) else open_model_file(checkpoint)
     if file.backend(backend) == "torch":
-        if isinstance(config, Config):
-            return load_trained(config, file, device=device), config
         return model_and_config(file, config, overrides, device)
     from smmcl.deploy.onnx_runtime import OnnxSegmentor
 
@@ -130,12 +167,26 @@ def open_model(checkpoint: str | Path | ModelFile, config: Config | str | Path |
     return model, cfg
 
 
-def evaluate_checkpoint(cfg: Config | str | Path | None, checkpoint: str | Path, split: str | None = None,
+def load_trained(checkpoint: str | Path | ModelFile, config: Config | None = None,
+                 device: str | torch.device | None = None) -> torch.nn.Module:
+    """A trained PyTorch model in eval mode from smmcl weights, a training checkpoint or a released SMMCL
+    checkpoint, on `device` (default `config.train.device`), with `config`'s precision, layout and compile
+    settings; `config` None: the one the file carries (a released checkpoint carries none)."""
+    checkpoint, config = _checkpoint_first("load_trained", checkpoint, config)
+    file = checkpoint if isinstance(checkpoint, ModelFile) else open_model_file(checkpoint)
+    if config is None:
+        config = file.require_config()
+    return loading.load_trained(config, file, device=device)
+
+
+def evaluate_checkpoint(checkpoint: str | Path, config: Config | str | Path | None = None, split: str | None = None,
                         subset: str | None = None, progress: bool = True, backend: str | None = None) -> dict:
     """Scores of a checkpoint (or an ONNX export) on a split (or a named subset of it) with the protocol of
-    `cfg.eval`, from one confusion matrix over the whole split. `cfg` None: the config the file carries."""
+    `config.eval`, from one confusion matrix over the whole split. `config` None: the one the file carries."""
+    checkpoint, config = _checkpoint_first("evaluate_checkpoint", checkpoint, config)
     file = open_model_file(checkpoint)
-    model, cfg = open_model(file, cfg if isinstance(cfg, Config) or cfg is None else load_config(cfg), backend=backend)
+    model, cfg = open_model(file, config if isinstance(config, Config) or config is None else load_config(config),
+                            backend=backend)
     split = split or cfg.eval.split
     subset = subset if subset is not None else cfg.eval.subset
     own = file.num_classes or cfg.model.num_classes
@@ -168,45 +219,47 @@ def export(checkpoint: str | Path, out: str | Path, size: Sequence[int] = (480, 
 
     cfg, _ = read_model_source(checkpoint)
     plain = load_config(to_dict(cfg), ["train.compile=false", "train.channels_last=false", "train.device=cpu"])
-    model = load_trained(plain, checkpoint, device="cpu")
+    model = loading.load_trained(plain, checkpoint, device="cpu")
     return export_onnx(model, cfg, out, size=(int(size[0]), int(size[1])), dynamic=dynamic,
                        opset=opset or DEFAULT_OPSET, exporter=exporter)  # type: ignore[arg-type]
 
 
+@_renamed(source="checkpoint", cfg="config")
 def convert(
-    source: str | Path, fmt: str, cfg: Config, out: str | Path, strict: bool | None = None
+    checkpoint: str | Path, fmt: str, config: Config, out: str | Path, strict: bool | None = None
 ) -> LoadReport:
-    """Load an outside checkpoint into the model of `cfg` and write it as smmcl weights (.safetensors)."""
+    """Load an outside checkpoint into the model of `config` and write it as smmcl weights (.safetensors)."""
     if fmt not in CONVERT_FORMATS:
         raise ValueError(f"unknown format {fmt!r}; valid: {', '.join(CONVERT_FORMATS)}")
-    if fmt in ("mscan", "mit", "resnet") and fmt != cfg.model.backbone.name:
+    if fmt in ("mscan", "mit", "resnet") and fmt != config.model.backbone.name:
         raise ValueError(
-            f"--from {fmt} holds {fmt} weights but the config builds a {cfg.model.backbone.name!r} backbone"
+            f"--from {fmt} holds {fmt} weights but the config builds a {config.model.backbone.name!r} backbone"
         )
     # Parts the file does not hold keep a reproducible initialisation.
-    torch.manual_seed(cfg.train.seed)
-    model = build_model(cfg.model)
+    torch.manual_seed(config.train.seed)
+    model = build_model(config.model)
     if fmt == "official-smmcl":
-        report = load_official_smmcl(model, source, strict=True if strict is None else strict)
+        report = load_official_smmcl(model, checkpoint, strict=True if strict is None else strict)
     elif fmt == "checkpoint":
-        load_state_strict(model, evaluation_weights(load_checkpoint(Path(source))), str(source))
-        report = LoadReport(str(source), "smmcl training checkpoint", loaded=len(model.state_dict()))
+        load_state_strict(model, evaluation_weights(load_checkpoint(Path(checkpoint))), str(checkpoint))
+        report = LoadReport(str(checkpoint), "smmcl training checkpoint", loaded=len(model.state_dict()))
     else:
-        report = load_backbone_weights(model, source, strict=bool(strict))
-    save_pretrained(model, cfg, out)
+        report = load_backbone_weights(model, checkpoint, strict=bool(strict))
+    save_pretrained(model, config, out)
     return report
 
 
-def model_info(cfg: Config, size: Sequence[int] = (480, 640)) -> Dict[str, Any]:
-    """What `cfg` builds (backbone, preset, decoder, classes, stage channels), its parameters per part and FLOPs
+@_renamed(cfg="config")
+def model_info(config: Config, size: Sequence[int] = (480, 640)) -> Dict[str, Any]:
+    """What `config` builds (backbone, preset, decoder, classes, stage channels), its parameters per part and FLOPs
     at `size` (HxW), computed on the meta device (no memory, no weights)."""
     from smmcl.models.factory import decoder_name, resolve_backbone
     from smmcl.models.summary import flop_counts, parameter_counts
 
     with torch.device("meta"):
-        model = build_model(cfg.model)
-    b = cfg.model.backbone
-    return {"backbone": b.name, "preset": b.preset, "decoder": decoder_name(cfg.model), "num_classes": cfg.model.num_classes,
+        model = build_model(config.model)
+    b = config.model.backbone
+    return {"backbone": b.name, "preset": b.preset, "decoder": decoder_name(config.model), "num_classes": config.model.num_classes,
             "stage_channels": resolve_backbone(b).get("embed_dims"),
             "params": parameter_counts(model), "flops": flop_counts(model, size), "size": list(size)}
 
@@ -224,7 +277,8 @@ def read_model_source(source: str | Path, overrides: Sequence[str] = ()) -> Tupl
     return load_config(to_dict(file.require_config()), overrides), str(source)
 
 
-def analyze_features(cfg: Config, checkpoints: Dict[str, str | Path], out: str | Path, split: str | None = None,
+@_renamed(cfg="config")
+def analyze_features(config: Config, checkpoints: Dict[str, str | Path], out: str | Path, split: str | None = None,
                      stage: int = 4, per_class: int = 200, max_images: int | None = None, seed: int = 0) -> dict:
     """The paper's Fig. 8 for one or more trained models (name -> weights or checkpoint): t-SNE of the
     stage-`stage` encoder features of both modalities on held-out images, with k-NN accuracy and
@@ -232,14 +286,14 @@ def analyze_features(cfg: Config, checkpoints: Dict[str, str | Path], out: str |
     `eval.exclude_classes` (and ignored pixels) are left out."""
     from smmcl.analysis import analyze_models
 
-    models = {name: load_trained(cfg, path) for name, path in checkpoints.items()}
-    dataset = RGBXDataset(cfg.data, split or cfg.eval.split, cfg.model.num_classes, train=False)
-    names = class_names(cfg)
-    keep = [k for k in range(cfg.model.num_classes) if k not in set(cfg.eval.exclude_classes)]
-    result = analyze_models(models, dataset, names, dataset_palette(cfg.data.class_names, cfg.data.palette, cfg.model.num_classes), keep, out, stage=stage, per_class=per_class,
+    models = {name: loading.load_trained(config, path) for name, path in checkpoints.items()}
+    dataset = RGBXDataset(config.data, split or config.eval.split, config.model.num_classes, train=False)
+    names = class_names(config)
+    keep = [k for k in range(config.model.num_classes) if k not in set(config.eval.exclude_classes)]
+    result = analyze_models(models, dataset, names, dataset_palette(config.data.class_names, config.data.palette, config.model.num_classes), keep, out, stage=stage, per_class=per_class,
                             max_images=max_images, seed=seed)
     result["checkpoints"] = {name: str(path) for name, path in checkpoints.items()}
-    result["split"] = split or cfg.eval.split
+    result["split"] = split or config.eval.split
     (Path(out) / "features.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 

@@ -16,6 +16,7 @@ import fcntl
 import os
 import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -41,8 +42,7 @@ def folder_lock(folder: Path, what: str) -> Iterator[None]:
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "a process that has not written its id yet"
+        holder = _holder(handle)
         handle.close()
         raise FolderBusyError(f"{folder} is being written by another smmcl process ({holder}); wait for it to end, "
                               f"or choose another {what}") from None
@@ -54,6 +54,18 @@ def folder_lock(folder: Path, what: str) -> Iterator[None]:
         yield
     finally:
         handle.close()
+
+
+def _holder(handle) -> str:
+    """The holder's id from its lock file. The holder writes it just after taking the lock, so a second process that
+    arrives in that instant waits up to a second for it rather than naming nobody."""
+    for _ in range(40):
+        handle.seek(0)
+        holder = handle.read().strip()
+        if holder:
+            return holder
+        time.sleep(0.025)
+    return "a process that has not written its id yet"
 
 
 def _umask() -> int:
@@ -79,6 +91,17 @@ def atomic_path(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+# The writers' naming rule: what smmcl writes ends in these (readers tell a file by its content, never by its name).
+OUTPUT_SUFFIXES = {"weights": (".safetensors", "smmcl weights"), "onnx": (".onnx", "an ONNX export")}
+
+
+def check_output_name(path: Path, kind: str) -> None:
+    """Refuse an output name that hides what the file is: smmcl weights end in .safetensors, ONNX exports in .onnx."""
+    wanted, description = OUTPUT_SUFFIXES[kind]
+    if path.suffix.lower() != wanted:
+        raise CheckpointError(f"{description} files end in {wanted}, got {path}")
 
 
 def container(path: Path) -> str:

@@ -97,16 +97,6 @@ class ModelFile:
 
 
 # What the writers name their files (the kind of a file is never read from its name).
-OUTPUT_SUFFIXES = {"weights": ".safetensors", "onnx": ".onnx"}
-
-
-def check_output_name(path: Path, kind: str) -> None:
-    """The writers' naming rule: smmcl weights end in .safetensors, ONNX exports in .onnx."""
-    wanted = OUTPUT_SUFFIXES[kind]
-    if path.suffix.lower() != wanted:
-        raise CheckpointError(f"{DESCRIPTIONS[kind]} files end in {wanted}, got {path}")
-
-
 def is_model_file(path: str | Path) -> bool:
     """Whether `path` is a file in one of the model containers (else, e.g., a YAML config)."""
     try:

@@ -80,8 +80,8 @@ json.dump({{"smmcl_imported": any(m.startswith("smmcl") for m in sys.modules), "
 
 def test_onnxruntime_eval_matches_torch_eval(exported, capsys):
     weights, onnx_path, cfg = exported
-    torch_scores = evaluate_checkpoint(cfg, weights, progress=False)
-    ort_scores = evaluate_checkpoint(None, onnx_path, progress=False)  # the config comes from the file
+    torch_scores = evaluate_checkpoint(weights, cfg, progress=False)
+    ort_scores = evaluate_checkpoint(onnx_path, progress=False)  # the config comes from the file
     a, b = np.asarray(torch_scores["confusion"]), np.asarray(ort_scores["confusion"])
     assert a.sum() == b.sum() > 0
     assert np.abs(a - b).sum() / 2 <= 0.001 * a.sum()  # at most 0.1% of pixels change class
@@ -106,9 +106,9 @@ def test_onnxruntime_predict_writes_the_labels_torch_writes(exported, indoor_dat
 def test_backend_and_file_must_agree(exported):
     weights, onnx_path, cfg = exported
     with pytest.raises(CheckpointError, match="is smmcl weights, which the onnxruntime backend does not run .*smmcl export"):
-        evaluate_checkpoint(cfg, weights, backend="onnxruntime")
+        evaluate_checkpoint(weights, cfg, backend="onnxruntime")
     with pytest.raises(CheckpointError, match="is an ONNX export, which the torch backend does not run"):
-        evaluate_checkpoint(cfg, onnx_path, backend="torch")
+        evaluate_checkpoint(onnx_path, cfg, backend="torch")
 
 
 def test_a_foreign_onnx_file_is_a_named_error(tmp_path):

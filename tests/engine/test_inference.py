@@ -299,7 +299,7 @@ def test_bf16_and_channels_last_inference_agree_with_fp32():
 
 def test_compiled_frozen_inference_matches_eager():
     """`train.compile` at inference: Inductor with frozen weights (BN folded into convs) computes the same."""
-    from smmcl.engine.precision import prepare_model
+    from smmcl.models.compiled import prepare_model
     from smmcl.models.cpu_guard import GuardedConv2d
 
     # Two stages, not four: the guarded strip conv of the 8-channel stage breaks the graph inside the

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from smmcl.engine.precision import prepare_model
+from smmcl.models.compiled import prepare_model
 from smmcl.models import build_model
 from smmcl.models.cpu_guard import GuardedConv2d, guard_cpu_depthwise, hang_prone
 
@@ -55,7 +55,7 @@ def test_slim_mscan_bf16_channels_last_returns():
     code = textwrap.dedent(
         f"""
         import torch
-        from smmcl.engine.precision import prepare_model
+        from smmcl.models.compiled import prepare_model
         from smmcl.models import build_model
         torch.set_num_threads(1)
         model = prepare_model(build_model({SLIM!r}).eval(), channels_last=True)

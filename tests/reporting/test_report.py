@@ -89,8 +89,8 @@ def test_comparison_shows_deltas_and_escapes_text(tiny_runs, tmp_path):
     sources = _images(page)
     assert {"confusion_0.png", "confusion_1.png", "img00_pred0.png", "img00_pred1.png"} <= set(sources)
     # The scores and their delta are the project's own evaluation of each run's weights.
-    ref = smmcl.evaluate_checkpoint(None, base / "model.safetensors", progress=False)
-    mine = smmcl.evaluate_checkpoint(None, other / "model.safetensors", progress=False)
+    ref = smmcl.evaluate_checkpoint(base / "model.safetensors", progress=False)
+    mine = smmcl.evaluate_checkpoint(other / "model.safetensors", progress=False)
     for key in ("miou", "pixel_acc", "mean_acc"):
         assert f"<td>{100 * ref[key]:.2f}</td>" in page and f"<td>{100 * mine[key]:.2f}</td>" in page
         shown = f"{100 * (mine[key] - ref[key]):+.2f}"

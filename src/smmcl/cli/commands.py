@@ -126,7 +126,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     cfg = _eval_config(args)
     split = args.split or cfg.eval.split
     subset = args.subset if args.subset is not None else cfg.eval.subset
-    scores = evaluate_checkpoint(cfg, args.checkpoint, split=split, subset=subset, backend=args.backend)
+    scores = evaluate_checkpoint(args.checkpoint, cfg, split=split, subset=subset, backend=args.backend)
     names = class_names(cfg)
     label = f"{split}/{subset}" if subset else split
     tag = f"{split}_{subset}" if subset else split

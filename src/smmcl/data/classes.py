@@ -43,10 +43,10 @@ def colorize(label: np.ndarray, palette: Sequence[Sequence[int]]) -> np.ndarray:
     return lut[label.astype(np.intp)]
 
 
-def class_names(cfg) -> list[str]:
+def class_names(config) -> list[str]:
     """The one rule for a config's class names: `data.class_names` (which the config checks holds none or one per
     class), else the class ids 0..K-1 as text."""
-    return list(cfg.data.class_names) or [str(k) for k in range(cfg.model.num_classes)]
+    return list(config.data.class_names) or [str(k) for k in range(config.model.num_classes)]
 
 
 def dataset_palette(class_names: Sequence[str], palette: Sequence[Sequence[int]], num_classes: int) -> list[tuple[int, int, int]]:

@@ -28,8 +28,7 @@ from smmcl.deploy.metadata import metadata_for
 from smmcl.deploy.onnx_runtime import OnnxSegmentor
 from smmcl.engine.inference import predict_probs
 from smmcl.errors import SmmclError
-from smmcl.files import atomic_path
-from smmcl.model_file import check_output_name
+from smmcl.files import atomic_path, check_output_name
 from smmcl.models.cpu_guard import unguarded
 
 EXPORTERS = ("torchscript", "dynamo")

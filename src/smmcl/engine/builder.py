@@ -22,7 +22,8 @@ from smmcl.engine import distributed
 from smmcl.engine.distributed import DistContext
 from smmcl.engine.optim import build_optimizer
 from smmcl.engine.plan import Plan, make_plan
-from smmcl.engine.precision import grad_scaler, prepare_model
+from smmcl.engine.precision import grad_scaler
+from smmcl.models.compiled import prepare_model
 from smmcl.engine.runtime import seed_everything, use_deterministic_kernels
 from smmcl.engine.state import TrainingState
 from smmcl.losses import build_objective

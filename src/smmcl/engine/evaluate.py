@@ -76,21 +76,21 @@ def score_dataset(
     return scores
 
 
-def evaluate(model: torch.nn.Module, cfg: Config, split: str | None = None, subset: str | None = None, *,
+def evaluate(model: torch.nn.Module, config: Config, split: str | None = None, subset: str | None = None, *,
              dataset: Dataset | None = None, progress: bool = False) -> dict:
-    """Scores of `model` on `split` of `cfg.data` (default `eval.split`, with `eval.subset` unless `subset` is
+    """Scores of `model` on `split` of `config.data` (default `eval.split`, with `eval.subset` unless `subset` is
     given) under the config's eval protocol (`eval.mode`, `scales`, `flip`), batch and excluded classes; the
     scores also name the split, subset and protocol. `dataset`: score this one instead (e.g. another run's
-    split, as the report compares runs on the reference's), still under `cfg`'s protocol."""
+    split, as the report compares runs on the reference's), still under `config`'s protocol."""
     if split is None:
-        split = cfg.eval.split
-        subset = cfg.eval.subset if subset is None else subset
+        split = config.eval.split
+        subset = config.eval.subset if subset is None else subset
     if dataset is None:
-        dataset = RGBXDataset(cfg.data, split, cfg.model.num_classes, train=False, subset=subset)
-    protocol = InferenceProtocol.from_config(cfg)
-    ignore_index = getattr(getattr(dataset, "cfg", None), "ignore_index", cfg.data.ignore_index)
-    scores = score_dataset(model, dataset, cfg.model.num_classes, batch_size=cfg.eval.batch_size,
-                           ignore_index=ignore_index, exclude=cfg.eval.exclude_classes, progress=progress,
+        dataset = RGBXDataset(config.data, split, config.model.num_classes, train=False, subset=subset)
+    protocol = InferenceProtocol.from_config(config)
+    ignore_index = getattr(getattr(dataset, "cfg", None), "ignore_index", config.data.ignore_index)
+    scores = score_dataset(model, dataset, config.model.num_classes, batch_size=config.eval.batch_size,
+                           ignore_index=ignore_index, exclude=config.eval.exclude_classes, progress=progress,
                            protocol=protocol)
     scores["split"], scores["subset"] = split, subset
     scores["protocol_text"] = protocol.describe()

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from smmcl.engine.precision import autocast, check_precision, to_channels_last
+from smmcl.engine.precision import autocast, check_precision
+from smmcl.models.compiled import to_channels_last
 
 MODES = ("whole", "slide")
 

@@ -10,10 +10,10 @@ import torch
 
 from smmcl.config import Config, load_config, to_dict
 from smmcl.engine.checkpoint import evaluation_weights, load_checkpoint
-from smmcl.engine.precision import prepare_model
 from smmcl.engine.runtime import resolve_device
 from smmcl.model_file import ModelFile, open_model_file
 from smmcl.models import build_model
+from smmcl.models.compiled import prepare_model
 from smmcl.weights import load_official_smmcl
 from smmcl.weights.loading import load_state_strict
 from smmcl.weights.pretrained import load_pretrained
@@ -40,13 +40,13 @@ def load_trained(cfg: Config, checkpoint: str | Path | ModelFile, device: str | 
     return prepare_model(model.to(dev).eval(), channels_last=cfg.train.channels_last, compile=cfg.train.compile, freeze=True)
 
 
-def model_and_config(checkpoint: str | Path | ModelFile, config: str | Path | None = None, overrides: Sequence[str] = (),
-                     device: str | None = None) -> Tuple[torch.nn.Module, Config]:
-    """A trained model and its config: weights files and training checkpoints carry their config;
-    `config` (a YAML) replaces it (a released checkpoint needs one)."""
+def model_and_config(checkpoint: str | Path | ModelFile, config: Config | str | Path | None = None,
+                     overrides: Sequence[str] = (), device: str | torch.device | None = None) -> Tuple[torch.nn.Module, Config]:
+    """A trained model and the config it runs under: `config` (a Config, or a YAML file) replaces the one that
+    weights files and training checkpoints carry (a released checkpoint needs one); `overrides` apply to either."""
     file = checkpoint if isinstance(checkpoint, ModelFile) else open_model_file(checkpoint)
-    if config is not None:
-        cfg = load_config(config, overrides)
+    if isinstance(config, Config):
+        cfg = load_config(to_dict(config), overrides) if overrides else config
     else:
-        cfg = load_config(to_dict(file.require_config()), overrides)
+        cfg = load_config(config if config is not None else to_dict(file.require_config()), overrides)
     return load_trained(cfg, file, device=device), cfg

@@ -36,7 +36,7 @@ from smmcl.engine.distributed import RankSlice
 from smmcl.engine.evaluate import evaluate
 from smmcl.engine.optim import lr_at
 from smmcl.engine.plan import effective_batch
-from smmcl.engine.precision import to_channels_last
+from smmcl.models.compiled import to_channels_last
 from smmcl.engine.run_dir import check_writable, claim_run_dir, remove_partial_saves, writing
 from smmcl.engine.run_log import RankMeanLog, RunLog, run_summary
 from smmcl.engine.step import shared_encoder_parameters, train_step

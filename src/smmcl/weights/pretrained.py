@@ -16,8 +16,7 @@ from torch import nn
 from smmcl.config import Config, ModelConfig, load_config, to_dict
 from smmcl.errors import CheckpointError, ConfigError
 
-from smmcl.files import atomic_path, container
-from smmcl.model_file import check_output_name
+from smmcl.files import atomic_path, check_output_name, container
 
 from .loading import load_state_strict
 from .reading import read_file
