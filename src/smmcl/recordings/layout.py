@@ -1,0 +1,125 @@
+"""Where a recording keeps what goes with an image topic: its camera_info, its depth units, the depth-to-colour
+extrinsics; and which image topics to read when the caller names none.
+
+Two layouts are known:
+    ROS drivers (realsense-ros, most cameras)  /camera/color/image_raw, /camera/color/camera_info,
+        /camera/aligned_depth_to_color/image_raw (depth already registered to colour),
+        /camera/extrinsics/depth_to_color (realsense2_camera Extrinsics)
+    The RealSense recorder (realsense-viewer, rs-record; librealsense's rosbag format, version 3 and up)
+        /device_0/sensor_0/Depth_0/image/data, .../Depth_0/info/camera_info, .../Depth_0/tf/<group>
+        (geometry_msgs/Transform from the group's reference stream to this one),
+        /device_0/sensor_0/option/Depth Units/value (std_msgs/Float32, metres per unit; some librealsense
+        versions write the option name with "_" for spaces), /device_0/sensor_1/Color_0/image/data
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Mapping, Optional
+
+from smmcl.errors import DatasetError
+from smmcl.recordings.messages import CAMERA_INFO, IMAGE_TYPES
+
+REALSENSE_STREAM = re.compile(r"^(/device_\d+/sensor_\d+)/([A-Za-z]+_\d+)/image/data$")
+REALSENSE_TF = re.compile(r"/tf/(?:ref_)?(\d+)$")
+DEPTH_UNITS_OPTION = re.compile(r"/option/depth[ _]units/value$", re.IGNORECASE)
+ALIGNED_NAMES = ("aligned_depth_to_color", "depth_registered")
+RGB_WORDS = ("color", "colour", "rgb")
+AUX_WORDS = ("depth", "thermal", "infra", "ir")
+
+
+def is_aligned(topic: str) -> bool:
+    """Depth that the driver already registered to the colour camera, by the drivers' names for it."""
+    return any(name in topic.lower() for name in ALIGNED_NAMES)
+
+
+def realsense_stream(topic: str) -> Optional[str]:
+    """The stream prefix (/device_0/sensor_0/Depth_0) of a RealSense recorder image topic, else None."""
+    match = REALSENSE_STREAM.match(topic)
+    return f"{match.group(1)}/{match.group(2)}" if match else None
+
+
+def camera_info_topic(image_topic: str, types: Mapping[str, Optional[str]]) -> Optional[str]:
+    """The CameraInfo topic beside an image topic: the nearest enclosing namespace's `camera_info` (ROS
+    drivers; image_raw/compressed included) or `info/camera_info` (the RealSense recorder)."""
+    parts = image_topic.strip("/").split("/")
+    for depth in range(len(parts) - 1, 0, -1):
+        prefix = "/" + "/".join(parts[:depth])
+        for candidate in (f"{prefix}/camera_info", f"{prefix}/info/camera_info"):
+            if types.get(candidate) == CAMERA_INFO:
+                return candidate
+    return None
+
+
+def depth_units_topic(image_topic: str, types: Mapping[str, Optional[str]]) -> Optional[str]:
+    """The RealSense recorder's "Depth Units" option topic of the sensor that recorded `image_topic`."""
+    match = REALSENSE_STREAM.match(image_topic)
+    if not match:
+        return None
+    sensor = match.group(1) + "/option/"
+    return next((t for t in sorted(types) if t.startswith(sensor) and DEPTH_UNITS_OPTION.search(t)), None)
+
+
+def realsense_extrinsics(stream: str, types: Mapping[str, Optional[str]]) -> dict[str, str]:
+    """Extrinsic group -> tf topic of a RealSense recorder stream (each maps the group's reference to it)."""
+    found = {}
+    for topic in types:
+        if topic.startswith(stream + "/tf/"):
+            match = REALSENSE_TF.search(topic)
+            if match:
+                found[match.group(1)] = topic
+    return found
+
+
+def ros_extrinsics_topic(depth_topic: str, types: Mapping[str, Optional[str]]) -> Optional[str]:
+    """realsense-ros's depth-to-colour Extrinsics topic of the camera namespace that holds `depth_topic`."""
+    best = None
+    for topic, msgtype in types.items():
+        if topic.endswith("/extrinsics/depth_to_color") and (msgtype or "").endswith("/Extrinsics"):
+            namespace = topic[: -len("extrinsics/depth_to_color")]
+            if depth_topic.startswith(namespace) and (best is None or len(topic) > len(best)):
+                best = topic
+    return best
+
+
+def image_topics(types: Mapping[str, Optional[str]]) -> list[str]:
+    return sorted(t for t, m in types.items() if m in IMAGE_TYPES)
+
+
+def _pick(candidates: list[str], what: str, images: list[str], flag: str) -> str:
+    if len(candidates) == 1:
+        return candidates[0]
+    listed = ", ".join(images) if images else "none"
+    if not candidates:
+        raise DatasetError(f"no {what} image topic found; name it ({flag}). Image topics: {listed}")
+    raise DatasetError(f"{len(candidates)} {what} image topics: {', '.join(candidates)}; name one ({flag})")
+
+
+def choose_topics(types: Mapping[str, Optional[str]], rgb_topic: Optional[str],
+                  aux_topic: Optional[str]) -> tuple[str, str]:
+    """The named topics, checked to be image topics; where one is not named, the only image topic that fits
+    (an aligned depth topic before raw depth); a `DatasetError` listing the image topics otherwise."""
+    images = image_topics(types)
+    for topic, flag in ((rgb_topic, "rgb topic"), (aux_topic, "aux topic")):
+        if topic is not None and topic not in images:
+            what = f"holds {types[topic]}" if topic in types else "is not in the recording"
+            raise DatasetError(f"{flag} {topic} {what}; image topics (sensor_msgs Image or CompressedImage): "
+                               f"{', '.join(images) or 'none'}")
+
+    def words(topic: str, names: tuple[str, ...]) -> bool:
+        parts = re.split(r"[/_]", topic.lower())
+        return any(any(p.startswith(n) for n in names) for p in parts)
+
+    if rgb_topic is None:
+        # Compressed copies of a raw topic (image_raw/compressed) are the same frames: prefer the raw one.
+        found = [t for t in images if words(t, RGB_WORDS) and not is_aligned(t) and not words(t, AUX_WORDS)]
+        raw = [t for t in found if types[t] == IMAGE_TYPES[0]]
+        rgb_topic = _pick(raw or found, "colour", images, "rgb topic")
+    if aux_topic is None:
+        # Depth before thermal before infrared: a RealSense records infrared beside its depth.
+        others = [t for t in images if t != rgb_topic]
+        tiers = [[t for t in others if is_aligned(t)]] + [[t for t in others if words(t, (w,))] for w in AUX_WORDS]
+        preferred = next((tier for tier in tiers if tier), [])
+        raw = [t for t in preferred if types[t] == IMAGE_TYPES[0]]
+        aux_topic = _pick(raw or preferred, "auxiliary (depth or thermal)", images, "aux topic")
+    return rgb_topic, aux_topic

@@ -1,0 +1,81 @@
+"""An opened recording: what was found (streams, pairing, alignment, units) before a frame is decoded, and the
+frames themselves on iteration; `open_recording` tells a bag from a video."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+from smmcl.errors import DatasetError
+from smmcl.recordings.frames import Frame
+from smmcl.recordings.pairing import Pairing
+
+BAG_SUFFIXES = (".bag",)
+ROS2_FILES = (".db3", ".mcap")
+
+
+@dataclass(frozen=True)
+class Recording:
+    """Iterate for the paired `Frame`s, in time order (each pass reads the recording again).
+
+    `alignment`: how the auxiliary frames were registered to the RGB ones ("aligned stream", "reprojected",
+    "as recorded"). `aux_units`: the units of the first auxiliary frame (each frame carries its own, which a
+    mid-recording option change can alter)."""
+
+    path: Path
+    rgb_source: str
+    aux_source: str
+    pairing: Pairing
+    alignment: str
+    aux_units: str
+    frames: Callable[[], Iterator[Frame]] = field(repr=False)
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self.frames()
+
+    def __len__(self) -> int:
+        return len(self.pairing.pairs)
+
+    def summary(self) -> str:
+        """What a log shows before the frames: sources, units, alignment, and the pairing's counts."""
+        return (f"{self.path}: rgb {self.rgb_source}, aux {self.aux_source} ({self.aux_units}, {self.alignment}); "
+                f"{self.pairing.summary()}")
+
+
+def is_bag(path: Path) -> bool:
+    """A ROS 1 bag file, a ROS 2 bag folder (metadata.yaml, .db3 / .mcap files) or one of its storage files."""
+    if path.is_dir():
+        return (path / "metadata.yaml").is_file() or any(p.suffix in ROS2_FILES for p in path.iterdir())
+    return path.suffix.lower() in BAG_SUFFIXES + ROS2_FILES
+
+
+def open_recording(path: str | Path, rgb_topic: Optional[str] = None, aux_topic: Optional[str] = None, *,
+                   aux_path: str | Path | None = None, tolerance: Optional[float] = None,
+                   align: Optional[bool] = None, aux_units: Optional[str] = None) -> Recording:
+    """Open a ROS bag (ROS 1 `.bag`, RealSense recordings included, or a ROS 2 bag folder) or a video.
+
+    Bags: `rgb_topic` / `aux_topic` (default: the only colour and the only depth / thermal image topic, an
+    aligned depth topic first); `align` None aligns unaligned depth by the recording's calibration and refuses
+    without it, True always reprojects, False takes the depth as registered already. Videos: `aux_path` is a
+    second video or a folder of images; `aux_units` states their units (see `smmcl.recordings.frames`).
+    `tolerance`: the most seconds between paired frames (default: half the slower stream's frame interval)."""
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"recording not found: {path}")
+    if is_bag(path):
+        if aux_path is not None or aux_units is not None:
+            raise DatasetError(f"{path} is a ROS bag: its auxiliary stream is a topic (aux_topic), and its units "
+                               "are read from the recording; aux_path and aux_units are for videos")
+        from smmcl.recordings.bags import open_bag
+
+        return open_bag(path, rgb_topic, aux_topic, tolerance=tolerance, align=align)
+    if rgb_topic is not None or aux_topic is not None or align is not None:
+        raise DatasetError(f"{path} is not a ROS bag (a .bag file or a ROS 2 bag folder): topics and alignment "
+                           "apply to bags only")
+    if aux_path is None:
+        raise DatasetError(f"{path}: a video needs its auxiliary stream, a second video or an image folder "
+                           "(aux_path)")
+    from smmcl.recordings.video import open_video
+
+    return open_video(path, aux_path, tolerance=tolerance, aux_units=aux_units)

@@ -1,0 +1,139 @@
+"""Videos to paired frames and the overlay writer (smmcl.recordings.video), on small videos PyAV writes: FFV1 in
+Matroska where pixels must come back exact (lossless), H.264 / MPEG-4 where a tolerance is the codec's."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+av = pytest.importorskip("av", reason="videos need the recordings extra: pip install -e '.[recordings]'")
+
+from smmcl.data.io import write_image  # noqa: E402
+from smmcl.errors import DatasetError  # noqa: E402
+from smmcl.recordings import VideoWriter, open_recording  # noqa: E402
+
+H, W, N, FPS = 24, 32, 8, 10
+
+
+def rgb_frame(k: int) -> np.ndarray:
+    y, x = np.mgrid[0:H, 0:W]
+    return np.stack([x * 8, y * 10, np.full_like(x, 25 * k)], -1).astype(np.uint8)
+
+
+def thermal_frame(k: int) -> np.ndarray:
+    return ((np.arange(H * W).reshape(H, W) + 7 * k) % 256).astype(np.uint8)
+
+
+def write_ffv1(path: Path, frames: list[np.ndarray], source_format: str, pix_fmt: str) -> Path:
+    """Frames through PyAV's own encoder, FFV1 (lossless) at FPS."""
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("ffv1", rate=Fraction(FPS))
+        stream.width, stream.height, stream.pix_fmt = W, H, pix_fmt
+        for array in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(array, format=source_format)):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def test_rgb_video_with_a_grey_thermal_video(tmp_path):
+    rgb = write_ffv1(tmp_path / "rgb.mkv", [rgb_frame(k) for k in range(N)], "rgb24", "bgr0")
+    thermal = write_ffv1(tmp_path / "thermal.mkv", [thermal_frame(k) for k in range(N - 2)], "gray", "gray")
+    recording = open_recording(rgb, aux_path=thermal)
+    assert len(recording) == N - 2 and recording.pairing.unpaired_rgb == [N - 2, N - 1]
+    assert recording.aux_units == "raw" and "by frame index" in recording.summary()
+    frames = list(recording)
+    assert [f.index for f in frames] == list(range(N - 2))
+    for k, frame in enumerate(frames):
+        np.testing.assert_array_equal(frame.rgb, rgb_frame(k))  # FFV1 is lossless
+        np.testing.assert_array_equal(frame.aux, thermal_frame(k))
+        assert frame.aux.dtype == np.uint8 and frame.aux_units == "raw"
+        assert frame.time == pytest.approx(k / FPS, abs=1e-9)  # pts x time_base: a rational made float
+
+
+def test_a_16_bit_grey_video_keeps_its_bit_depth_and_stated_units(tmp_path):
+    depth = [(np.arange(H * W).reshape(H, W) * 50 + k).astype(np.uint16) for k in range(4)]
+    rgb = write_ffv1(tmp_path / "rgb.mkv", [rgb_frame(k) for k in range(4)], "rgb24", "bgr0")
+    aux = write_ffv1(tmp_path / "depth.mkv", depth, "gray16le", "gray16le")
+    frames = list(open_recording(rgb, aux_path=aux, aux_units="mm"))
+    assert len(frames) == 4 and frames[0].aux_units == "mm"
+    for k, frame in enumerate(frames):
+        assert frame.aux.dtype == np.uint16
+        np.testing.assert_array_equal(frame.aux, depth[k])
+    with pytest.raises(DatasetError, match="aux_units 'cm'"):
+        list(open_recording(rgb, aux_path=aux, aux_units="cm"))
+
+
+def test_an_image_folder_named_by_timestamps_pairs_by_time(tmp_path):
+    rgb = write_ffv1(tmp_path / "rgb.mkv", [rgb_frame(k) for k in range(N)], "rgb24", "bgr0")
+    folder = tmp_path / "thermal"
+    for k in range(N):
+        if k != 3:  # a lost image: rgb frame 3 stays unpaired
+            # Milliseconds on the camera's clock, 4 ms behind the video's frames.
+            write_image(folder / f"{1_700_000_000_000 + 100 * k + 4}.png", thermal_frame(k))
+    recording = open_recording(rgb, aux_path=folder)
+    assert recording.pairing.rule == "by time" and recording.pairing.unpaired_rgb == [3]
+    frames = list(recording)
+    assert [f.time for f in frames] == pytest.approx([k / FPS for k in range(N) if k != 3], abs=1e-9)
+    for frame, k in zip(frames, [k for k in range(N) if k != 3]):
+        np.testing.assert_array_equal(frame.rgb, rgb_frame(k))
+        np.testing.assert_array_equal(frame.aux, thermal_frame(k))
+        assert frame.aux_source.endswith(f"{1_700_000_000_000 + 100 * k + 4}.png")
+
+
+def test_an_image_folder_of_frame_numbers_pairs_by_index(tmp_path):
+    rgb = write_ffv1(tmp_path / "rgb.mkv", [rgb_frame(k) for k in range(4)], "rgb24", "bgr0")
+    folder = tmp_path / "thermal"
+    for k in range(4):
+        write_image(folder / f"{k:06d}.png", thermal_frame(k))
+    recording = open_recording(rgb, aux_path=folder)
+    assert recording.pairing.rule == "by frame index" and len(recording) == 4
+    np.testing.assert_array_equal(list(recording)[2].aux, thermal_frame(2))
+    with pytest.raises(DatasetError, match="needs its auxiliary stream"):
+        open_recording(rgb)
+
+
+@pytest.mark.parametrize("codec", [None, "mpeg4"], ids=["default", "mpeg4"])
+def test_overlay_writer_lossy_round_trip(tmp_path, codec):
+    path = tmp_path / "overlay.mp4"
+    odd = [np.pad(rgb_frame(k), ((0, 1), (0, 1), (0, 0)), mode="edge") for k in range(N)]  # 25 x 33
+    with VideoWriter(path, fps=FPS, codec=codec) as video:
+        for frame in odd:
+            video.write(frame)
+    assert video.codec in ("libx264", "mpeg4") and path.is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["overlay.mp4"]  # no temporary file left beside it
+    with av.open(str(path)) as container:
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(decoded) == N
+    assert decoded[0].shape == (H + 2, W + 2, 3)  # padded to even sizes for 4:2:0
+    # A lossy codec at its default quality, 4:2:0 chroma on a 34 x 26 picture: compare the mean error, a few
+    # levels (measured: 3.5 with libx264, 5.7 with mpeg4), not single pixels (block edges and chroma
+    # subsampling move some by 15).
+    for k in range(N):
+        error = np.abs(decoded[k][: H + 1, : W + 1].astype(int) - odd[k]).mean()
+        assert error < 8, (k, error)
+
+
+def test_overlay_writer_ffv1_is_exact_and_failed_writes_leave_nothing(tmp_path):
+    path = tmp_path / "overlay.mkv"
+    with VideoWriter(path, fps=FPS, codec="ffv1") as video:
+        for k in range(3):
+            video.write(rgb_frame(k))
+    with av.open(str(path)) as container:
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    for k in range(3):
+        np.testing.assert_array_equal(decoded[k], rgb_frame(k))
+
+    broken = tmp_path / "broken.mp4"
+    with pytest.raises(ValueError, match="H x W x 3 uint8"):
+        with VideoWriter(broken, fps=FPS) as video:
+            video.write(rgb_frame(0))
+            video.write(np.zeros((H, W), dtype=np.uint8))
+    with pytest.raises(ValueError, match="no frames were written"):
+        with VideoWriter(tmp_path / "empty.mp4"):
+            pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["overlay.mkv"]
