@@ -62,9 +62,10 @@ def test_overlay_carries_a_legend_of_the_classes_it_shows(indoor_data, tmp_path)
     cfg = load_config(TINY_CONFIG, [f"data.root={indoor_data}"])
     weights = save_pretrained(_biased_model(cfg, [12]), cfg, tmp_path / "m.safetensors")
     rgb, aux = indoor_data / "RGB" / "scene_00000.png", indoor_data / "Depth" / "scene_00000.png"
-    assert main(["predict", "--checkpoint", str(weights), "--rgb", str(rgb), "--aux", str(aux), "--out", str(tmp_path)]) == 0
-    labels = np.asarray(Image.open(tmp_path / "scene_00000.png"))
-    overlay = Image.open(tmp_path / "scene_00000_overlay.png")
+    out = tmp_path / "pred"
+    assert main(["predict", "--checkpoint", str(weights), "--rgb", str(rgb), "--aux", str(aux), "--out", str(out)]) == 0
+    labels = np.asarray(Image.open(out / "scene_00000.png"))
+    overlay = Image.open(out / "scene_00000_overlay.png")
     assert overlay.height >= labels.shape[0] and overlay.width > labels.shape[1]  # a legend column on the right
     shown = np.unique(labels)
     key = np.asarray(overlay)[:, labels.shape[1]:]

@@ -214,7 +214,7 @@ def test_info_reads_training_checkpoints_and_names_bad_files(tiny_overrides, tmp
 
     evil = tmp_path / "evil.pt"
     evil.write_bytes(pickle.dumps({"model": Payload()}))
-    for command in (["info", str(evil)], ["predict", "--checkpoint", str(evil), "--rgb", str(evil), "--out", str(tmp_path)]):
+    for command in (["info", str(evil)], ["predict", "--checkpoint", str(evil), "--rgb", str(evil), "--out", str(tmp_path / "pred")]):
         assert main(command) == 2
         err = capsys.readouterr().err
         assert "will not load" in err and "weights_only=False" not in err and "pwned" not in err

@@ -21,6 +21,7 @@ from smmcl.engine.loading import model_and_config
 from smmcl.errors import CheckpointError
 from smmcl.model_file import ModelFile, is_model_file, open_model_file  # noqa: F401  (is_model_file: for the CLI)
 from smmcl.models import build_model
+from smmcl.outputs import check_output_file
 from smmcl.weights import LoadReport, load_backbone_weights, load_official_smmcl, save_pretrained
 from smmcl.weights.loading import load_state_strict
 
@@ -88,6 +89,7 @@ def train(config: Config, resume: str | Path | None = None, overwrite: bool = Fa
     from smmcl.engine import distributed
     from smmcl.engine.trainer import Trainer
 
+    trainer = None
     try:
         trainer = Trainer(config, resume=resume, overwrite=overwrite, allow_config_change=allow_config_change)
         main = trainer.ctx.is_main
@@ -100,7 +102,7 @@ def train(config: Config, resume: str | Path | None = None, overwrite: bool = Fa
             f"from step {trainer.step}, device {trainer.device}{ranks}, output {trainer.out_dir}")
         last = trainer.run()
     finally:
-        distributed.cleanup()
+        distributed.cleanup(keep=trainer)
     finished = trainer.step == p.total_iters
     weights = trainer.out_dir / "model.safetensors" if finished else None
     if weights is not None:
@@ -121,6 +123,7 @@ def dry_run(config: Config, resume: str | Path | None = None, allow_config_chang
     from smmcl.engine.trainer import Trainer
     from smmcl.models.summary import parameter_counts
 
+    trainer = None
     try:
         trainer = Trainer(config, resume=resume, allow_config_change=allow_config_change)
         p, t, d = trainer.plan, config.train, config.data
@@ -142,7 +145,7 @@ def dry_run(config: Config, resume: str | Path | None = None, allow_config_chang
         }
         result["step"] = trainer.dry_run()
     finally:
-        distributed.cleanup()
+        distributed.cleanup(keep=trainer)
     return result
 
 
@@ -198,17 +201,35 @@ def evaluate_checkpoint(checkpoint: str | Path, config: Config | str | Path | No
 
 def predict(checkpoint: str | Path, rgb: str | Path | None, aux: str | Path | None, out: str | Path,
             config: str | Path | None = None, list_file: str | Path | None = None, overrides: Sequence[str] = (),
-            device: str | None = None, progress: bool = True, backend: str | None = None) -> list:
+            device: str | None = None, progress: bool = True, backend: str | None = None, aux_scale: float = 1.0) -> list:
     """Label PNGs and overlays for image files, folders (paired by name) or a list file; see `pair_inputs`.
-    `checkpoint` may be an ONNX export (run by ONNX Runtime)."""
-    from smmcl.engine.predict import pair_inputs, predict_files
+    `checkpoint` may be an ONNX export (run by ONNX Runtime). The model file's classes, palette and input scaling
+    (`data.aux_max`) always apply: `config` and `overrides` give the protocol (`eval.*`) and the run-time switches
+    (`engine.loading.config_for_model`), and one that says other classes or scaling is refused. `aux_scale`: the
+    auxiliary images' units in the model's, multiplied in before its aux_max applies (1000: depth in metres for a
+    model trained on millimetres); images whose values do not fit are refused, naming the likely cause."""
+    from smmcl.data.modality import check_aux_scale
+    from smmcl.engine.loading import config_for_model
+    from smmcl.engine.predict import claim_prediction_folder, pair_inputs, predict_files
 
+    aux_scale = check_aux_scale(aux_scale)
     pairs = pair_inputs(Path(rgb) if rgb else None, Path(aux) if aux else None, Path(list_file) if list_file else None)
-    model, cfg = open_model(checkpoint, config, overrides, device, backend)
+    # Before the model loads: the output folder is apart from every input and holds only earlier predictions.
+    claim_prediction_folder(Path(out), pairs, [rgb, aux, list_file, checkpoint])
+    file = open_model_file(checkpoint)
+    model, cfg = open_model(file, config_for_model(file, config, overrides), (), device, backend)
     k = cfg.model.num_classes
     names = class_names(cfg)
     return predict_files(model, pairs, Path(out), dataset_palette(cfg.data.class_names, cfg.data.palette, k), names,
-                         cfg.data.aux_max, inference_protocol(cfg), progress=progress)
+                         cfg.data.aux_max, inference_protocol(cfg), progress=progress, aux_scale=aux_scale)
+
+
+def _smmcl_file(path: str | Path, kinds: Sequence[str]) -> bool:
+    """Whether `path` is a model file smmcl wrote, of one of `kinds` (which a new one of that kind may replace)."""
+    try:
+        return Path(path).is_file() and open_model_file(path).kind in kinds
+    except CheckpointError:
+        return False
 
 
 def export(checkpoint: str | Path, out: str | Path, size: Sequence[int] = (480, 640), dynamic: bool = True,
@@ -218,6 +239,7 @@ def export(checkpoint: str | Path, out: str | Path, size: Sequence[int] = (480, 
     from smmcl.deploy.onnx_export import DEFAULT_OPSET, export_onnx
 
     cfg, _ = read_model_source(checkpoint)
+    check_output_file(Path(out), "--out", [checkpoint], replaceable=_smmcl_file(out, ("onnx", "onnx-int8")))
     plain = load_config(to_dict(cfg), ["train.compile=false", "train.channels_last=false", "train.device=cpu"])
     model = loading.load_trained(plain, checkpoint, device="cpu")
     return export_onnx(model, cfg, out, size=(int(size[0]), int(size[1])), dynamic=dynamic,
@@ -235,6 +257,7 @@ def convert(
         raise ValueError(
             f"--from {fmt} holds {fmt} weights but the config builds a {config.model.backbone.name!r} backbone"
         )
+    check_output_file(Path(out), "--out", [checkpoint], replaceable=_smmcl_file(out, ("weights",)))
     # Parts the file does not hold keep a reproducible initialisation.
     torch.manual_seed(config.train.seed)
     model = build_model(config.model)
@@ -337,12 +360,14 @@ def make_synthetic(kind: str, out: str | Path, num: int, size: Sequence[int], se
 
 def check_data(root: str | Path, preset: str | None = None, splits: Sequence[str] | None = None,
                overrides: Sequence[str] = ()) -> Tuple[Config, Any, bool]:
-    """Check a dataset folder against a layout preset (default: `generic` when it holds a meta.json, whose
-    description then fills the generic defaults); returns the config used, the `DatasetReport` and whether
-    the layout came from meta.json."""
-    from smmcl.data.check import check_dataset
-    from smmcl.data.meta import meta_layer, read_meta
+    """Check a dataset folder against a layout preset (default: `generic` when it holds a meta.json). A meta.json is
+    read as training reads it (`smmcl.config.meta`: its classes and auxiliary folder and range fill the config, a
+    preset contradicting them is refused, an override doing so is used with a warning); read as generic, the folder's
+    whole description (palette, folders, ignore index) fills the generic defaults too. Returns the config used, the
+    `DatasetReport` and whether the layout came from meta.json."""
+    from smmcl.config.meta import meta_layer, read_meta
     from smmcl.config.presets import DATASET_PRESETS
+    from smmcl.data.check import check_dataset
 
     meta = read_meta(root)
     preset = (preset or ("generic" if meta else "")).lower()
@@ -354,7 +379,7 @@ def check_data(root: str | Path, preset: str | None = None, splits: Sequence[str
         # The dataset describes itself (classes, folders, auxiliary range): that beats the generic defaults.
         described = meta_layer(meta)
         layer = {"model": described.get("model", {}), "data": {**described["data"], **layer["data"]}}
-    cfg = load_config(layer, overrides)
+    cfg = load_config(layer, overrides, dataset_meta=True)
     return cfg, check_dataset(cfg.data, cfg.model.num_classes, splits=list(splits) if splits else None), from_meta
 
 

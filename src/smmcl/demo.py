@@ -19,6 +19,7 @@ from smmcl.data.synth import generate_dataset
 from smmcl.engine.evaluate import evaluate, format_scores
 from smmcl.engine.trainer import Trainer
 from smmcl.errors import ConfigError
+from smmcl.outputs import claim_folder
 from smmcl.reporting import write_report
 from smmcl.visualize import beside, brighten, legend, panel, scalar_tile
 
@@ -27,6 +28,10 @@ RUNS = {
     "Base": ["loss.cm_weight=0", "loss.vis_weight=0", "loss.aux_weight=0"],
     "SMMCL": [],
 }
+
+
+# What the demo writes in its folder (the data and each run are claimed again by what writes them).
+DEMO_FILES = ("data", "base", "smmcl", "predictions", "report", "summary.json")
 
 
 # What the demo is not: printed after its scores (README, "Does SMMCL help?", and docs/study.md).
@@ -115,6 +120,8 @@ def run_demo(
     t_start = time.perf_counter()
     out = Path(out)
     cfg_path = Path(config) if config else default_config_path()
+    # The demo replaces its own data and runs when their settings change: only in a folder it wrote itself.
+    claim_folder(out, "demo", "--out", inputs=[cfg_path], names=DEMO_FILES)
     meta = _ensure_data(out / "data", num_scenes, size, seed)
     results, models = {}, {}
     for name, extra in RUNS.items():

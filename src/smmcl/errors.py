@@ -19,3 +19,12 @@ class CheckpointError(SmmclError, ValueError):
 
 class NonFiniteWarning(UserWarning):
     """An auxiliary image held NaN or infinite values; they were read as "no measurement" (0)."""
+
+
+class AuxUnitsWarning(UserWarning):
+    """An auxiliary frame's values do not fit the model's `aux_max` (e.g. metres given to a model trained on
+    millimetres); files with the same fault are refused with a `DatasetError` instead."""
+
+
+class ConfigWarning(UserWarning):
+    """A config value departs from the dataset's own `meta.json` by an explicit override, which is used."""

@@ -37,6 +37,8 @@ def folder_lock(folder: Path, what: str) -> Iterator[None]:
     with an error naming the holder (the process id and host written in the lock file, only for that). The OS
     releases the lock when the holder ends, however it ends, so a killed run never leaves its folder locked."""
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise SmmclError(f"{what} {folder} is a file; a folder is expected")
     folder.mkdir(parents=True, exist_ok=True)
     handle = open(folder / LOCK_NAME, "a+")
     try:

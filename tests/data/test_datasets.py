@@ -20,6 +20,7 @@ from smmcl.engine.evaluate import score_dataset
 from smmcl.engine.inference import InferenceProtocol
 from smmcl.engine.trainer import Trainer
 from smmcl.errors import DatasetError
+from smmcl.outputs import MANIFEST_NAME
 
 from support import ROOT
 from support.release_layouts import SIZE, make_generic, make_llrgbd, make_mfnet, make_nyudv2
@@ -179,7 +180,7 @@ def test_predict_folders_files_lists_and_packed(releases, mfnet_weights, tmp_pat
     out = tmp_path / "folders"
     assert main(["predict", "--checkpoint", str(mfnet_weights), "--rgb", str(split / "RGB"),
                  "--aux", str(split / "Thermal"), "--out", str(out)]) == 0
-    names = sorted(p.name for p in out.iterdir())
+    names = sorted(p.name for p in out.iterdir() if p.name != MANIFEST_NAME)
     assert len(names) == 16 and "00001D.png" in names and "00001D_overlay.png" in names
     label = Image.open(out / "00001D.png")
     assert label.mode == "P" and label.size == (SIZE[1], SIZE[0])
@@ -194,7 +195,7 @@ def test_predict_folders_files_lists_and_packed(releases, mfnet_weights, tmp_pat
     assert main(["predict", "--checkpoint", str(mfnet_weights), "--rgb", str(split / "RGB"), "--aux", str(split / "Thermal"),
                  "--list", str(names_list), "--out", str(tmp_path / "listed")]) == 0
     assert sorted(p.name for p in (tmp_path / "listed").iterdir()) == [
-        "00003D.png", "00003D_overlay.png", "00004D.png", "00004D_overlay.png"]
+        MANIFEST_NAME, "00003D.png", "00003D_overlay.png", "00004D.png", "00004D_overlay.png"]
     # Same prediction from Python on numpy arrays.
     from smmcl.deploy.predictor import Predictor
 

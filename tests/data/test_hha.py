@@ -13,6 +13,7 @@ from smmcl.data.hha import (
 )
 from smmcl.data.io import read_image, write_image
 from smmcl.errors import DatasetError
+from smmcl.outputs import MANIFEST_NAME
 
 # NYUDv2 colour-camera intrinsics (fx, fy, cx, cy) at 480 x 640, and scaled to 120 x 160.
 NYU = (518.8579, 519.4696, 325.5824, 253.7362)
@@ -215,7 +216,7 @@ def test_convert_folder(tmp_path):
     write_image(src / "b.png", np.rint(d2 * 10).astype(np.uint16))
     (src / "notes.txt").write_text("not an image")
     assert convert_folder(src, out, NYU_QUARTER, progress=False) == 2
-    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST_NAME, "a.png", "b.png"]  # and what smmcl wrote there
     a = read_image(out / "a.png")
     assert a.shape == (30, 40, 3) and a.dtype == np.uint8
     assert np.array_equal(a, depth_to_hha(read_image(src / "a.png"), NYU_QUARTER))

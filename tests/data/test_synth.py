@@ -10,6 +10,7 @@ from smmcl.data.classes import LLRGBD_CLASSES, LLRGBD_PALETTE, MFNET_CLASSES, MF
 from smmcl.data.synth import KINDS, generate_dataset, render_scene
 from smmcl.data.synth.indoor import depth_sensor
 from smmcl.data.synth.raycast import Camera, box, cast, frustum, rotation, sphere
+from smmcl.outputs import MANIFEST_NAME
 
 SIZE = (60, 80)
 AUX = {"indoor-rgbd": ("Depth", "I;16", np.uint16), "night-rgbt": ("Thermal", "L", np.uint8)}
@@ -44,7 +45,7 @@ def test_layout_modes_and_bit_depths(dataset):
             assert (rgb.mode, aux.mode, label.mode) == ("RGB", aux_mode, "L")
             assert rgb.size == aux.size == label.size == (SIZE[1], SIZE[0])
             assert np.asarray(aux).dtype == aux_dtype
-    assert {p.name for p in out.iterdir()} == {"RGB", aux_dir, "Label", "train.txt", "test.txt", "meta.json"}
+    assert {p.name for p in out.iterdir()} == {"RGB", aux_dir, "Label", "train.txt", "test.txt", "meta.json", MANIFEST_NAME}
 
 
 def test_splits_cover_all_names_without_overlap(dataset):

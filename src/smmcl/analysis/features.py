@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from smmcl.losses.sampling import downscale_labels
+from smmcl.outputs import claim_folder
 
 
 @dataclass
@@ -133,8 +134,7 @@ def analyze_models(models: Mapping[str, nn.Module], dataset, class_names: Sequen
     import json
     from pathlib import Path
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_folder(Path(out), "features", "--out", names=("tsne.png", "features.json"))
     maps: Dict[str, Dict[str, np.ndarray]] = {}
     scores: Dict[str, Dict[str, dict]] = {}
     labels = None

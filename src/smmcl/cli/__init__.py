@@ -9,7 +9,7 @@ import warnings
 from typing import Sequence
 
 from smmcl.cli.parser import build_parser, parse_args
-from smmcl.errors import NonFiniteWarning, SmmclError
+from smmcl.errors import AuxUnitsWarning, ConfigWarning, NonFiniteWarning, SmmclError
 from smmcl.progress import set_quiet
 
 __all__ = ["build_parser", "main", "parse_args"]
@@ -26,7 +26,7 @@ def _message(exc: BaseException) -> str:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Our own warnings read like our errors; others keep Python's format."""
-    if issubclass(category, NonFiniteWarning):
+    if issubclass(category, (NonFiniteWarning, AuxUnitsWarning, ConfigWarning)):
         print(f"smmcl: warning: {message}", file=sys.stderr)
     else:
         print(warnings.formatwarning(message, category, filename, lineno, line), file=sys.stderr, end="")

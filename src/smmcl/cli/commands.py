@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from smmcl.cli.output import print_json, say, wants_json, warn
+from smmcl.outputs import check_output_file
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -119,6 +120,15 @@ def _eval_config(args: argparse.Namespace):
     return load_config(to_dict(cfg), extra)
 
 
+def _earlier_scores(path: Path) -> bool:
+    """Whether `path` holds scores `smmcl eval` wrote (which a new evaluation may replace)."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and {"checkpoint", "split", "miou", "protocol_text"} <= set(record)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from smmcl.api import class_names, evaluate_checkpoint
     from smmcl.engine.evaluate import format_scores
@@ -126,12 +136,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     cfg = _eval_config(args)
     split = args.split or cfg.eval.split
     subset = args.subset if args.subset is not None else cfg.eval.subset
-    scores = evaluate_checkpoint(args.checkpoint, cfg, split=split, subset=subset, backend=args.backend)
-    names = class_names(cfg)
     label = f"{split}/{subset}" if subset else split
     tag = f"{split}_{subset}" if subset else split
     out = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(f".{tag}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    # Before the evaluation: scores never replace an input or a file that is not earlier scores.
+    check_output_file(out, "--out", [args.checkpoint, cfg.data.root], replaceable=_earlier_scores(out))
+    scores = evaluate_checkpoint(args.checkpoint, cfg, split=split, subset=subset, backend=args.backend)
+    names = class_names(cfg)
     record = {"checkpoint": str(args.checkpoint), "split": split, "class_names": names, **scores}
     out.write_text(json.dumps(record, indent=2))
     if wants_json(args):
@@ -215,7 +226,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from smmcl.api import predict
 
     written = predict(args.checkpoint, args.rgb, args.aux, args.out, config=args.config, list_file=args.list,
-                      overrides=[*args.overrides, *_protocol_overrides(args)], device=args.device, backend=args.backend)
+                      overrides=[*args.overrides, *_protocol_overrides(args)], device=args.device, backend=args.backend,
+                      aux_scale=args.aux_scale)
     if wants_json(args):
         print_json({"out": args.out, "files": [str(p) for p in written]})
         return 0

@@ -18,10 +18,23 @@ def _size(text: str) -> tuple[int, int]:
     return h, w
 
 
+def _scales(text: str) -> str:
+    """`--scales`: positive numbers separated by commas, kept as written for the `eval.scales` override."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"scales '{text}': expected positive numbers separated by commas, "
+                                         f"e.g. 0.75,1,1.25") from None
+    if not all(v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"scales '{text}': every scale must be above 0")
+    return ",".join(str(v) for v in values)
+
+
 def _add_protocol_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=["whole", "slide"], type=str.lower, default=None,
                    help="whole: one pass per image; slide: windows of eval.crop_size (default: eval.mode)")
-    p.add_argument("--scales", default=None, help="multi-scale testing, e.g. 0.75,1,1.25 (default: eval.scales)")
+    p.add_argument("--scales", type=_scales, default=None,
+                   help="multi-scale testing, e.g. 0.75,1,1.25 (default: eval.scales)")
     p.add_argument("--flip", action="store_true", help="add horizontally flipped passes")
 
 
@@ -189,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--aux", default=None, help="auxiliary image or folder; omit for 4-channel RGB+X images")
     pr.add_argument("--list", default=None, help="list file: 'RGB AUX' paths per line, or names in --rgb/--aux")
     pr.add_argument("--out", required=True, help="output folder")
+    pr.add_argument("--aux-scale", type=float, default=1.0, metavar="FACTOR",
+                    help="multiply the auxiliary images into the units the model was trained on (1000: depth in metres "
+                         "for a model trained on millimetres; default 1)")
     pr.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: train.device of the config)")
     pr.add_argument("overrides", nargs="*", help="dotted overrides of the model's config, e.g. eval.crop_size=[240,320]")
     _add_protocol_flags(pr)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
-from typing import Any, List, Mapping, Sequence, Tuple, Union
+from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from smmcl.config.meta import read_meta, reconcile, stated_layer, stated_values
 from smmcl.config.presets import preset_layer
 from smmcl.config.rules import check_values
 from smmcl.config.schema import Config, ModelConfig
@@ -113,45 +114,133 @@ def parse_overrides(overrides: Sequence[str]) -> DictConfig:
     for item in overrides:
         if "=" not in item or item.startswith("="):
             raise ConfigError(f"override '{item}': expected key=value, e.g. train.lr=0.001")
-    try:
-        return OmegaConf.from_dotlist(list(overrides))
-    except OmegaConfBaseException as exc:
-        raise ConfigError(f"overrides: {_explain(exc)}") from None
+    layers = []
+    for item in overrides:  # one at a time, so an error names the override at fault
+        try:
+            layers.append(OmegaConf.from_dotlist([item]))
+        except OmegaConfBaseException as exc:
+            raise ConfigError(f"override '{item}': {_explain(exc)}") from None
+        except Exception as exc:  # YAML's own errors for a value it cannot parse (`[1,,2]`)
+            reason = str(getattr(exc, "problem", None) or exc).splitlines()[0]
+            raise ConfigError(f"override '{item}': the value is not valid YAML ({reason})") from None
+    return OmegaConf.merge(*layers) if layers else OmegaConf.create({})
 
 
-def _resolve(layers: Layers) -> DictConfig:
-    """The layers merged in order over the schema, and over the dataset preset they name, if any."""
+_UNSET = object()
+
+
+def _stated(layer: Any, key: str) -> Any:
+    """The value `layer` gives the dotted `key`, as plain data; `_UNSET` where it gives none (an empty class list
+    states no classes)."""
+    value = OmegaConf.select(layer, key, default=_UNSET)
+    if isinstance(value, (DictConfig, ListConfig)):
+        value = OmegaConf.to_container(value)
+    return _UNSET if value == [] else value
+
+
+def _with_meta(base: DictConfig, root: str, layers: Layers, overrides: Any, preset: Any) -> DictConfig:
+    """`base` (schema and preset) with `root`/meta.json merged over it, after `smmcl.config.meta.reconcile` has
+    refused the config values that contradict it and warned of the overrides that do."""
+    meta = read_meta(root)
+    if meta is None:
+        return base
+    path = Path(root) / "meta.json"
+    # A named dataset's preset states its classes as a config file would; the generic one only has defaults.
+    stating = layers if preset in (None, "generic") else [(OmegaConf.create(preset_layer(preset)), f"preset {preset}"), *layers]
+    stated = stated_values(meta)
+    config = {}
+    for key in stated:
+        for layer, origin in stating:  # the last layer that sets a key decides it
+            value = _stated(layer, key)
+            if value is not _UNSET:
+                config[key] = (value, origin)
+    given = {key: _stated(overrides, key) for key in stated} if overrides is not None else {}
+    reconcile(path, stated, config, {k: v for k, v in given.items() if v is not _UNSET})
+    return _merge(base, stated_layer(meta), str(path))
+
+
+def _resolve(layers: Layers, overrides: Any = None, dataset_meta: bool = False) -> DictConfig:
+    """The layers (then the `overrides` layer) merged in order over the schema, over the dataset preset they name,
+    if any, and with `dataset_meta` over the dataset's meta.json between the two."""
     schema = OmegaConf.structured(Config)
     layers = [(_normalise_choices(layer), origin) for layer, origin in layers]
+    overrides = _normalise_choices(overrides)
+    every = [*layers, (overrides, "override")] if overrides is not None else layers
 
     def merge_all(start: DictConfig) -> DictConfig:
-        for layer, origin in layers:
+        for layer, origin in every:
             start = _merge(start, layer, origin)
         return start
 
     merged = merge_all(schema)
-    if merged.data.preset is None:
-        return merged
-    # The preset sits under every file and the overrides, so any of them can still change its values.
-    return merge_all(_merge(schema, preset_layer(merged.data.preset), f"preset {merged.data.preset}"))
+    preset = merged.data.preset
+    # The preset (and meta.json) sit under every file and the overrides, so any of them can still change its values.
+    base = schema if preset is None else _merge(schema, preset_layer(preset), f"preset {preset}")
+    if dataset_meta:
+        base = _with_meta(base, merged.data.root, layers, overrides, preset)
+    return merged if base is schema else merge_all(base)
+
+
+def _reads_meta(source: Any, dataset_meta: Optional[bool]) -> bool:
+    """`dataset_meta`, where None means: for a config file or none (a run being set up), not for a mapping."""
+    return dataset_meta if dataset_meta is not None else source is None or isinstance(source, (str, Path))
 
 
 def load_config(
     source: Union[str, Path, Mapping[str, Any], DictConfig, None] = None,
     overrides: Sequence[str] = (),
+    dataset_meta: Optional[bool] = None,
 ) -> Config:
-    """Load an experiment config (YAML path or mapping, with its chain of `base:` files) and apply dotted overrides."""
+    """Load an experiment config (YAML path or mapping, with its chain of `base:` files) and apply dotted overrides.
+
+    `dataset_meta`: read the dataset's own `data.root/meta.json` (`smmcl.config.meta`): its class_names /
+    num_classes / aux_dir / aux_max fill what the config leaves unset; a config file contradicting one is refused,
+    an override doing so is used with a `ConfigWarning`. None (the default): read
+    for a config file or none (a run to set up), not for a mapping (a resolved config, as a model file or a
+    checkpoint carries it, records what its run used and is taken as it is)."""
     layers = _layers(source)
     origin = layers[-1][1]
+    override_layer = None
     if overrides:
         named = [item for item in overrides if item.split("=", 1)[0].strip() == BASE_KEY]
         if named:
             raise ConfigError(f"override '{named[0]}': a base config is named inside a config file, not as an override")
-        layers.append((parse_overrides(overrides), "override"))
+        override_layer = parse_overrides(overrides)
         origin = f"{origin} with overrides"
-    cfg: Config = OmegaConf.to_object(_resolve(layers))  # type: ignore[assignment]
+    cfg: Config = OmegaConf.to_object(_resolve(layers, override_layer, _reads_meta(source, dataset_meta)))  # type: ignore[assignment]
     check_values(cfg, origin)
     return cfg
+
+
+def _flatten(d: Any, prefix: str = "") -> dict:
+    if not isinstance(d, dict) or not d:
+        return {prefix[:-1]: d} if prefix else {}
+    out: dict = {}
+    for k, v in d.items():
+        out.update(_flatten(v, f"{prefix}{k}."))
+    return out
+
+
+def stated(
+    source: Union[str, Path, Mapping[str, Any], DictConfig, None] = None,
+    overrides: Sequence[str] = (),
+    dataset_meta: Optional[bool] = None,
+) -> dict:
+    """What a config itself says, as dotted key -> value: its files (with their bases), the dataset preset they name,
+    meta.json (where `load_config` reads it) and the overrides, not the schema's defaults. A key missing here is one
+    the config leaves to the defaults; a resolved config (a mapping such as `to_dict(cfg)`) says every key. Load it
+    with `load_config` first: this reads what it says, and checks (and warns of) nothing."""
+    override_layer = parse_overrides(overrides) if overrides else None
+    layers: list = [layer for layer, _ in _layers(source)] + ([override_layer] if override_layer is not None else [])
+    # Where the dataset is and which preset it has, as load_config finds them (meta.json sets neither).
+    merged = _resolve([(layer, "config") for layer in layers])
+    if _reads_meta(source, dataset_meta):
+        meta = read_meta(merged.data.root)
+        if meta is not None:
+            layers.insert(0, OmegaConf.create(stated_layer(meta)))
+    if merged.data.preset is not None:
+        layers.insert(0, OmegaConf.create(preset_layer(merged.data.preset)))
+    return _flatten(OmegaConf.to_container(OmegaConf.merge(*layers)) if layers else {})
 
 
 def load_model_config(source: Union[str, Path, Mapping[str, Any], ModelConfig, Config]) -> ModelConfig:

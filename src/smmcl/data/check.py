@@ -1,19 +1,23 @@
-"""`smmcl data check`: read a whole dataset once and report every problem, each naming its file."""
+"""`smmcl data check`: read a whole dataset once and report every problem, each naming its file.
+
+Every image passes its modality's rule (`smmcl.data.modality`), the one training, evaluation and prediction
+apply, so a file the check passes is one they read, and one it flags they refuse in the same words. Per folder
+it also lists the formats (dtype x channels) it found: a folder mixing bit depths (8- and 16-bit depth, say)
+holds values that mean different things, and is flagged.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from smmcl.config import DataConfig
 from smmcl.data.dataset import (
     SPLIT_LISTS,
-    decode_label,
-    label_problem,
     sample_files,
     split_list_path,
     split_names,
@@ -21,6 +25,7 @@ from smmcl.data.dataset import (
     split_root,
 )
 from smmcl.data.io import read_image
+from smmcl.data.modality import check_aux, check_label, check_rgb
 from smmcl.errors import DatasetError
 from smmcl.progress import track
 
@@ -45,6 +50,31 @@ class CheckReport:
     # Pixels per class id; the last entry counts the ignore label.
     histogram: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     problems: List[str] = field(default_factory=list)
+    # Per folder (relative to root): decoded format ("uint16x1ch") -> files, and the first file of each format.
+    folders: Dict[str, Counter] = field(default_factory=dict)
+    first_of: Dict[Tuple[str, str], Path] = field(default_factory=dict)
+
+    def count_format(self, path: Path, array: np.ndarray) -> None:
+        try:
+            folder = str(path.parent.relative_to(self.root))
+        except ValueError:
+            folder = str(path.parent)
+        fmt = image_format(array)
+        self.folders.setdefault(folder, Counter())[fmt] += 1
+        self.first_of.setdefault((folder, fmt), path)
+
+    def flag_mixed_depths(self) -> None:
+        """A problem for each folder whose files come in more than one dtype (bit depth)."""
+        for folder, formats in self.folders.items():
+            by_dtype: Counter = Counter()
+            for fmt, n in formats.items():
+                by_dtype[fmt.split("x")[0]] += n
+            if len(by_dtype) > 1:
+                counts = ", ".join(f"{dtype} in {n}" for dtype, n in by_dtype.most_common())
+                rare = by_dtype.most_common()[-1][0]
+                example = next(p for (f, fmt), p in self.first_of.items() if f == folder and fmt.split("x")[0] == rare)
+                self.problems.append(f"{Path(self.root) / folder}: mixed bit depths ({counts} files; e.g. {example}): "
+                                     f"one folder of one modality should hold one format, or its values mean different things")
 
     @property
     def ok(self) -> bool:
@@ -59,6 +89,7 @@ class CheckReport:
             "splits": {name: {"count": s.count, "sizes": {f"{h}x{w}": n for (h, w), n in s.sizes.items()},
                               "aux_formats": dict(s.aux_formats), "subsets": dict(s.subsets)}
                        for name, s in self.splits.items()},
+            "folders": {folder: dict(formats) for folder, formats in self.folders.items()},
             "label_histogram": [int(v) for v in self.histogram],
             "problems": list(self.problems),
         }
@@ -72,6 +103,12 @@ class CheckReport:
             lines.append(f"{name:<12}{s.count:>8}  {sizes:<24}{aux}")
             for sub, n in s.subsets.items():
                 lines.append(f"{'  ' + name + '/' + sub:<14}{n:>6}")
+        if self.folders:
+            lines.append(f"{'folder':<12}{'files':>8}  formats (dtype x channels: count)")
+            for folder, formats in self.folders.items():
+                shown = ", ".join(f"{fmt}: {n}" for fmt, n in formats.most_common())
+                mixed = "  <- mixed bit depths" if len({fmt.split("x")[0] for fmt in formats}) > 1 else ""
+                lines.append(f"{folder:<12}{sum(formats.values()):>8}  {shown}{mixed}")
         total = int(self.histogram.sum())
         if total:
             lines.append("label histogram (pixels of the checked splits):")
@@ -99,46 +136,55 @@ def discover_splits(cfg: DataConfig) -> List[str]:
     return found
 
 
+def image_format(array: np.ndarray) -> str:
+    """A decoded image's format as the report lists it: dtype x channels ("uint16x1ch")."""
+    return f"{array.dtype}x{1 if array.ndim == 2 else array.shape[2]}ch"
+
+
 def _check_sample(cfg: DataConfig, split: str, name: str, num_classes: int, summary: SplitSummary,
-                  histogram: np.ndarray, problems: List[str]) -> None:
+                  report: CheckReport) -> None:
     files = sample_files(cfg, split, name)
-    arrays: Dict[str, np.ndarray] = {}
+    problems = report.problems
+    raw: Dict[str, np.ndarray] = {}
     paths = {"rgb": files.rgb, "label": files.label} if files.aux is None else {"rgb": files.rgb, "aux": files.aux, "label": files.label}
     for role, path in paths.items():
         if not path.is_file():
             problems.append(f"{path}: missing {role} file of sample {name!r}")
             continue
         try:
-            arrays[role] = read_image(path)
+            raw[role] = read_image(path)
         except DatasetError as exc:
             problems.append(str(exc))
-    if "rgb" in arrays and files.aux is None:
+            continue
+        report.count_format(path, raw[role])
+    if "rgb" in raw and files.aux is None:
         try:
-            arrays["rgb"], arrays["aux"] = split_packed(arrays["rgb"], files.rgb)
+            raw["rgb"], raw["aux"] = split_packed(raw["rgb"], files.rgb)
         except DatasetError as exc:
             problems.append(str(exc))
-            del arrays["rgb"]
-    if "rgb" in arrays:
-        h, w = arrays["rgb"].shape[:2]
+            del raw["rgb"]
+    checked: Dict[str, np.ndarray] = {}
+    rules = {"rgb": lambda a: check_rgb(a, files.rgb),
+             "aux": lambda a: check_aux(a, files.aux or files.rgb, cfg.aux_max),
+             "label": lambda a: check_label(a, files.label, num_classes, cfg.ignore_index, cfg.label_shift)}
+    for role, array in raw.items():
+        try:
+            checked[role] = rules[role](array)
+        except DatasetError as exc:
+            problems.append(str(exc))
+    if "aux" in raw:
+        summary.aux_formats[image_format(raw["aux"])] += 1
+    if "rgb" in raw:
+        h, w = raw["rgb"].shape[:2]
         summary.sizes[(h, w)] += 1
         for role in ("aux", "label"):
-            if role in arrays and arrays[role].shape[:2] != (h, w):
+            if role in raw and raw[role].shape[:2] != (h, w):
                 other = files.aux if role == "aux" and files.aux else files.label
-                problems.append(f"{other}: {arrays[role].shape[1]}x{arrays[role].shape[0]} but {files.rgb} is {w}x{h}")
-    if "aux" in arrays:
-        aux = arrays["aux"]
-        summary.aux_formats[f"{aux.dtype}x{1 if aux.ndim == 2 else aux.shape[2]}ch"] += 1
-    if "label" in arrays:
-        raw = arrays["label"]
-        if raw.ndim != 2:
-            problems.append(f"{files.label}: shape {raw.shape}; expected a single-channel label image")
-            return
-        label = decode_label(raw, cfg)
-        problem = label_problem(label, num_classes, cfg)
-        if problem:
-            problems.append(f"{files.label}: {problem}")
-        ids = np.where(label == cfg.ignore_index, num_classes, np.clip(label, 0, num_classes))
-        histogram += np.bincount(ids.ravel(), minlength=num_classes + 1)[: num_classes + 1]
+                problems.append(f"{other}: {raw[role].shape[1]}x{raw[role].shape[0]} but {files.rgb} is {w}x{h}")
+    if "label" in checked:
+        label = checked["label"]
+        ids = np.where(label == cfg.ignore_index, num_classes, label)
+        report.histogram += np.bincount(ids.ravel(), minlength=num_classes + 1)[: num_classes + 1]
 
 
 def check_dataset(cfg: DataConfig, num_classes: int, splits: Optional[Sequence[str]] = None,
@@ -166,5 +212,6 @@ def check_dataset(cfg: DataConfig, num_classes: int, splits: Optional[Sequence[s
             except DatasetError:
                 pass
         for name in track(names, desc=f"check {split}", unit="img", enabled=progress):
-            _check_sample(cfg, split, name, num_classes, summary, report.histogram, report.problems)
+            _check_sample(cfg, split, name, num_classes, summary, report)
+    report.flag_mixed_depths()
     return report

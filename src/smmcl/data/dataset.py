@@ -13,7 +13,8 @@ from torch.utils.data import Dataset
 from smmcl.config import DataConfig
 from smmcl.data.io import read_image
 from smmcl.data.photometric import PhotometricAugment, photometric_rng
-from smmcl.data.transforms import TrainAugment, eval_transform, finite_aux, to_tensor_aux, to_tensor_rgb
+from smmcl.data.modality import check_aux, check_label, check_rgb, check_same_size
+from smmcl.data.transforms import TrainAugment, eval_transform, to_tensor_aux, to_tensor_rgb
 from smmcl.errors import DatasetError
 
 SPLIT_LISTS = {"train": "train_list", "test": "test_list"}
@@ -110,48 +111,19 @@ def split_packed(image: np.ndarray, path: Path) -> tuple[np.ndarray, np.ndarray]
     return image[..., :3], aux[..., 0] if aux.shape[2] == 1 else aux
 
 
-def decode_label(label: np.ndarray, cfg: DataConfig) -> np.ndarray:
-    """Stored label image -> int64 class ids with `ignore_index`, applying `label_shift`."""
-    out = label.astype(np.int64)
-    if cfg.label_shift:
-        ignored = out == cfg.ignore_index
-        out = out - cfg.label_shift
-        out[(out < 0) | ignored] = cfg.ignore_index
-    return out
-
-
-def label_problem(label: np.ndarray, num_classes: int, cfg: DataConfig) -> Optional[str]:
-    """Why a decoded label map is invalid, or None."""
-    bad = (label >= num_classes) & (label != cfg.ignore_index)
-    if bad.any():
-        shift = f" after subtracting label_shift={cfg.label_shift}" if cfg.label_shift else ""
-        return f"has value {int(label[bad].max())}{shift}; expected 0..{num_classes - 1} or {cfg.ignore_index} (ignore)"
-    return None
-
-
 def load_sample(files: SampleFiles, cfg: DataConfig, num_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Decoded, checked arrays: RGB H x W x 3 uint8, auxiliary H x W (x C), label H x W int64."""
+    """Decoded arrays, each checked by its modality's rule (`smmcl.data.modality`): RGB H x W x 3 uint8,
+    auxiliary H x W (x C), label H x W int64."""
     rgb = read_image(files.rgb)
     if files.aux is None:
         rgb, aux = split_packed(rgb, files.rgb)
     else:
         aux = read_image(files.aux)
-    aux = finite_aux(aux, files.aux or files.rgb)
-    raw_label = read_image(files.label)
-    if rgb.ndim == 2:
-        rgb = np.repeat(rgb[..., None], 3, axis=2)
-    rgb = rgb[..., :3]
-    if raw_label.ndim != 2:
-        raise DatasetError(f"label {files.label} has shape {raw_label.shape}; expected a single-channel H x W image")
-    for path, arr in ((files.aux or files.rgb, aux), (files.label, raw_label)):
-        if arr.shape[:2] != rgb.shape[:2]:
-            raise DatasetError(
-                f"size mismatch: {path} is {arr.shape[1]}x{arr.shape[0]} but {files.rgb} is {rgb.shape[1]}x{rgb.shape[0]}"
-            )
-    label = decode_label(raw_label, cfg)
-    problem = label_problem(label, num_classes, cfg)
-    if problem:
-        raise DatasetError(f"label {files.label} {problem}")
+    rgb = check_rgb(rgb, files.rgb)
+    aux = check_aux(aux, files.aux or files.rgb, cfg.aux_max)
+    label = check_label(read_image(files.label), files.label, num_classes, cfg.ignore_index, cfg.label_shift)
+    for path, arr in ((files.aux or files.rgb, aux), (files.label, label)):
+        check_same_size(rgb, files.rgb, arr, path)
     return rgb, aux, label
 
 

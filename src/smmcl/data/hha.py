@@ -45,6 +45,7 @@ import numpy as np
 
 from smmcl.data.io import read_image, write_image
 from smmcl.errors import DatasetError
+from smmcl.outputs import claim_folder, unique_outputs
 from smmcl.progress import track
 
 __all__ = [
@@ -386,16 +387,10 @@ def convert_folder(
     intrinsics = _check_intrinsics(intrinsics)
     if not depth_dir.is_dir():
         raise DatasetError(f"depth folder not found: {depth_dir}")
-    if out_dir.exists() and out_dir.resolve() == depth_dir.resolve():
-        raise DatasetError(f"output folder {out_dir} is the depth folder: HHA PNGs would overwrite the depth PNGs")
     files = sorted(p for p in depth_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    # Check name clashes before writing anything: a.png and a.tif would both become a.png.
-    seen: dict[str, Path] = {}
-    for path in files:
-        if path.stem in seen:
-            target = out_dir / f"{path.stem}.png"
-            raise DatasetError(f"{seen[path.stem]} and {path} would both be written as {target}")
-        seen[path.stem] = path
+    # Before anything is written: a.png and a.tif would both become a.png; the output is apart from the depth.
+    planned = unique_outputs(((f"{path.stem}.png", path) for path in files), f"--out folder {out_dir}")
+    claim_folder(out_dir, "hha", "--out", inputs=[depth_dir], names=planned)
 
     for path in track(files, desc="hha", unit="image", enabled=progress):
         depth = read_image(path)

@@ -79,6 +79,8 @@ class OnnxSegmentor(nn.Module):
         names = [i.name for i in self.session.get_inputs()]
         if names != ["rgb", "aux"]:
             raise CheckpointError(f"{path}: inputs are {names}, an smmcl export has ['rgb', 'aux']")
+        # A `--no-dynamic` export takes one input shape only; a name for each free dimension otherwise.
+        self.input_shape = tuple(d if isinstance(d, int) else None for d in self.session.get_inputs()[0].shape)
 
     @property
     def threads(self) -> int:
@@ -86,6 +88,12 @@ class OnnxSegmentor(nn.Module):
 
     def run(self, rgb: np.ndarray, aux: np.ndarray) -> np.ndarray:
         """The raw session call on float32 NCHW arrays."""
+        for given in (rgb.shape, aux.shape):
+            if len(given) != len(self.input_shape) or any(d is not None and d != g for d, g in zip(self.input_shape, given)):
+                fixed = "x".join("N" if d is None else str(d) for d in self.input_shape)
+                raise CheckpointError(f"{self.path} was exported for inputs of shape {fixed} (a fixed-size export, "
+                                      f"--no-dynamic), got {'x'.join(map(str, given))}: export it again with --dynamic "
+                                      f"or at this size, or give it inputs of that shape")
         return self.session.run(["logits"], {"rgb": rgb, "aux": aux})[0]
 
     def forward(self, rgb: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:

@@ -8,9 +8,11 @@ from typing import Sequence, Tuple
 
 import torch
 
-from smmcl.config import Config, load_config, to_dict
+from smmcl.config import Config, load_config, stated, to_dict
+from smmcl.data.classes import dataset_palette
 from smmcl.engine.checkpoint import evaluation_weights, load_checkpoint
 from smmcl.engine.runtime import resolve_device
+from smmcl.errors import CheckpointError
 from smmcl.model_file import ModelFile, open_model_file
 from smmcl.models import build_model
 from smmcl.models.compiled import prepare_model
@@ -26,7 +28,7 @@ def load_trained(cfg: Config, checkpoint: str | Path | ModelFile, device: str | 
     `cfg.train.compile` apply as in training (compiled with frozen weights, for no_grad inference)."""
     file = checkpoint if isinstance(checkpoint, ModelFile) else open_model_file(checkpoint)
     file.backend("torch")  # an ONNX export or a bare state dict is refused here, by name
-    dev = resolve_device(cfg.train.device) if device is None else torch.device(device)
+    dev = resolve_device(cfg.train.device if device is None else device)
     if file.kind == "weights":
         model = load_pretrained(file.path, device=dev)
     else:
@@ -50,3 +52,41 @@ def model_and_config(checkpoint: str | Path | ModelFile, config: Config | str | 
     else:
         cfg = load_config(config if config is not None else to_dict(file.require_config()), overrides)
     return load_trained(cfg, file, device=device), cfg
+
+
+# What a trained model file fixes: its classes and the scaling its inputs were trained with. A config given to run it
+# (predict --config) sets how it runs: `eval.*` (the inference protocol) and these `train.*` switches.
+MODEL_OWNS = ("model.num_classes", "data.class_names", "data.palette", "data.aux_max")
+RUNTIME_KEYS = ("device", "precision", "channels_last", "compile")
+
+
+def config_for_model(file: ModelFile, config: Config | str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
+    """The config to predict with: the model file's own, with `eval.*` and the `RUNTIME_KEYS` of `config` and
+    `overrides`. A config (or override) that says other `MODEL_OWNS` values than the file is refused, naming the
+    key: labels would be drawn with another dataset's names and colours, and inputs scaled to another range. A
+    released checkpoint carries no config: the one given is used whole."""
+    own = file.config
+    if own is None or config is None and not overrides:
+        if config is None:
+            return file.require_config()  # the file's own, or a named error for a released checkpoint without one
+        return load_config(to_dict(config) if isinstance(config, Config) else config, overrides)
+    source = to_dict(config) if isinstance(config, Config) else config if config is not None else to_dict(own)
+    given = load_config(source, overrides)
+    said = stated(source, overrides)
+    mine = stated(to_dict(own), dataset_meta=False)
+    if said.get("data.palette"):  # colours compared as drawn: an unset palette draws its classes' built-in one
+        k, names = own.model.num_classes, own.data.class_names
+        said["data.palette"] = [list(c) for c in dataset_palette(names, said["data.palette"], k)]
+        mine["data.palette"] = [list(c) for c in dataset_palette(names, own.data.palette, k)]
+    for key in MODEL_OWNS:
+        # An empty list states nothing (no names, a generated palette); null aux_max does state the dtype's maximum.
+        if key in said and said[key] != [] and said[key] != mine[key]:
+            where = "an override" if config is None else "the config given" if isinstance(config, Config) else f"the config {config}"
+            fix = "; for frames in other units pass aux_scale instead" if key == "data.aux_max" else ""
+            raise CheckpointError(f"{file.path} was trained with {key}={mine[key]!r} but {where} gives {key}={said[key]!r}: "
+                                  f"a model's classes, palette and input scaling come from its file; give a config of "
+                                  f"its own dataset, or none (the file carries one){fix}")
+    merged = to_dict(own)
+    merged["eval"] = to_dict(given)["eval"]
+    merged["train"].update({k: getattr(given.train, k) for k in RUNTIME_KEYS})
+    return load_config(merged)

@@ -12,8 +12,10 @@ from PIL import Image
 
 from smmcl.data.dataset import IMAGE_SUFFIXES, split_packed
 from smmcl.data.io import read_image
+from smmcl.data.modality import check_aux, check_rgb, check_same_size
 from smmcl.data.preprocess import Preprocessing
 from smmcl.errors import DatasetError
+from smmcl.outputs import claim_folder, unique_outputs
 from smmcl.progress import track
 
 Array = Union[np.ndarray, torch.Tensor]
@@ -87,23 +89,25 @@ def pair_inputs(rgb: Optional[Path], aux: Optional[Path] = None, list_file: Opti
     return [InputPair(rgb.stem, rgb, aux)]
 
 
-def load_pair(pair: InputPair) -> tuple[np.ndarray, np.ndarray]:
-    """RGB H x W x 3 uint8 and the auxiliary array of one input pair, sizes checked."""
+def load_pair(pair: InputPair, aux_max: Optional[float] = None, aux_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """RGB H x W x 3 uint8 and the auxiliary array of one input pair, each checked by its modality's rule
+    (`smmcl.data.modality`) against the model's `aux_max` (values times `aux_scale`), sizes checked. Files are
+    refused where they do not fit, as the dataset refuses them: every image of a folder shares the fault."""
     rgb = read_image(pair.rgb)
     if pair.aux is None:
         rgb, aux = split_packed(rgb, pair.rgb)
     else:
         aux = read_image(pair.aux)
-    if rgb.ndim == 2:
-        rgb = np.repeat(rgb[..., None], 3, axis=2)
-    if aux.shape[:2] != rgb.shape[:2]:
-        raise DatasetError(f"size mismatch: {pair.aux} is {aux.shape[1]}x{aux.shape[0]} but {pair.rgb} is {rgb.shape[1]}x{rgb.shape[0]}")
-    return rgb[..., :3], aux
+    rgb = check_rgb(rgb, pair.rgb)
+    aux = check_aux(aux, pair.aux or pair.rgb, aux_max, aux_scale, for_model=True)
+    check_same_size(rgb, pair.rgb, aux, pair.aux or pair.rgb)
+    return rgb, aux
 
 
-def to_batch(rgb: np.ndarray, aux: np.ndarray, aux_max: Optional[float], source: object = "the auxiliary image") -> tuple[torch.Tensor, torch.Tensor]:
+def to_batch(rgb: np.ndarray, aux: np.ndarray, aux_max: Optional[float], source: object = "the auxiliary image",
+             aux_scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Raw arrays -> normalised 1 x 3 x H x W tensors, exactly as the evaluation dataset prepares them."""
-    rgb_t, aux_t = Preprocessing(aux_max=aux_max).pair(rgb, aux, source=source)
+    rgb_t, aux_t = Preprocessing(aux_max=aux_max).pair(rgb, aux, source=source, aux_scale=aux_scale)
     return rgb_t[None], aux_t[None]
 
 
@@ -116,13 +120,14 @@ def model_device(model: torch.nn.Module) -> torch.device:
 
 @torch.no_grad()
 def predict_labels(model: torch.nn.Module, rgb: Array, aux: Array, aux_max: Optional[float] = None, protocol=None,
-                   source: object = "the auxiliary image") -> Array:
-    """Class ids: raw numpy images -> H x W int64 array; normalised B x 3 x H x W tensors -> B x H x W tensor."""
+                   source: object = "the auxiliary image", aux_scale: float = 1.0) -> Array:
+    """Class ids: raw numpy images -> H x W int64 array; normalised B x 3 x H x W tensors -> B x H x W tensor.
+    `aux_scale` multiplies raw auxiliary values into the units `aux_max` counts (1000: metres for millimetres)."""
     from smmcl.engine.inference import predict_probs
 
     raw = isinstance(rgb, np.ndarray)
     if raw:
-        rgb_t, aux_t = to_batch(rgb, np.asarray(aux), aux_max, source)
+        rgb_t, aux_t = to_batch(rgb, np.asarray(aux), aux_max, source, aux_scale)
     else:
         rgb_t, aux_t = rgb, aux
         # Normalised tensors have no "no measurement" value to put in their place.
@@ -142,6 +147,11 @@ def predict_labels(model: torch.nn.Module, rgb: Array, aux: Array, aux_max: Opti
     return labels[0].cpu().numpy() if raw else labels
 
 
+def output_names(name: str) -> tuple[str, str]:
+    """The files one input writes: its label PNG and its overlay."""
+    return f"{name}.png", f"{name}_overlay.png"
+
+
 def write_prediction(out: Path, name: str, rgb: np.ndarray, labels: np.ndarray, palette: np.ndarray,
                      class_names: Sequence[str] = (), alpha: float = 0.5) -> List[Path]:
     """`<name>.png`: palette PNG whose pixel values are the class ids; `<name>_overlay.png`: colours on the
@@ -154,7 +164,7 @@ def write_prediction(out: Path, name: str, rgb: np.ndarray, labels: np.ndarray, 
     flat = np.zeros((256, 3), np.uint8)
     flat[: len(palette)] = palette
     label_img.putpalette(flat.ravel().tolist())
-    label_path, overlay_path = out / f"{name}.png", out / f"{name}_overlay.png"
+    label_path, overlay_path = (out / n for n in output_names(name))
     label_img.save(label_path)
     # Dark scenes are near black as captured: blend onto a brightened copy so the scene stays readable.
     base = brighten(rgb).astype(np.float32)
@@ -167,17 +177,30 @@ def write_prediction(out: Path, name: str, rgb: np.ndarray, labels: np.ndarray, 
     return [label_path, overlay_path]
 
 
+def claim_prediction_folder(out: Path, pairs: Iterable[InputPair], inputs: Sequence[Optional[str | Path]] = ()) -> List[InputPair]:
+    """Check, before anything is written, that `out` may take the predictions of `pairs` (`smmcl.outputs`): apart
+    from every input file and from `inputs` (the folders and list given, the model file), holding only earlier
+    predictions, and one output name per input (x.png beside x.jpg, or two folders' x.png, are refused with both
+    named)."""
+    pairs = list(pairs)
+    unique_outputs(((n, p.rgb) for p in pairs for n in output_names(p.name)), f"--out folder {out}")
+    files = [f for p in pairs for f in (p.rgb, p.aux) if f is not None]
+    claim_folder(out, "predictions", "--out", [*inputs, *files],
+                 names=[n for p in pairs for n in output_names(p.name)])
+    return pairs
+
+
 def predict_files(model: torch.nn.Module, pairs: Iterable[InputPair], out: Path, palette: Sequence[Sequence[int]],
                   class_names: Sequence[str] = (), aux_max: Optional[float] = None, protocol=None,
-                  progress: bool = True) -> List[Path]:
+                  progress: bool = True, aux_scale: float = 1.0) -> List[Path]:
     """Predict every input pair and write its label PNG and overlay into `out`; returns the written files.
     `palette` has one colour per class: the dataset's (`data.classes.dataset_palette`), as the demo and
-    the report use."""
-    pairs = list(pairs)
+    the report use. `aux_scale` multiplies the auxiliary values into the units `aux_max` counts."""
+    pairs = claim_prediction_folder(Path(out), pairs)
     colours = np.asarray(palette, np.uint8)
     written: List[Path] = []
     for pair in track(pairs, desc="predict", unit="img", enabled=progress):
-        rgb, aux = load_pair(pair)
-        labels = predict_labels(model, rgb, aux, aux_max, protocol, source=pair.aux or pair.rgb)
+        rgb, aux = load_pair(pair, aux_max, aux_scale)
+        labels = predict_labels(model, rgb, aux, aux_max, protocol, source=pair.aux or pair.rgb, aux_scale=aux_scale)
         written += write_prediction(Path(out), pair.name, rgb, labels, colours, class_names)
     return written

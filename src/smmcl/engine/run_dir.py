@@ -8,10 +8,11 @@ import errno
 import os
 import shutil
 from pathlib import Path
-from typing import Dict, Iterator, List, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from smmcl.config import load_config, to_dict
 from smmcl.errors import CheckpointError, ConfigError
+from smmcl.outputs import claim_folder
 
 # What `smmcl train` writes into `train.out_dir`.
 RUN_FILES = ("config.yaml", "log.jsonl", "summary.json", "model.safetensors", "tb", "checkpoints")
@@ -36,20 +37,22 @@ def run_files(out_dir: Path) -> List[str]:
     return found
 
 
-def claim_run_dir(out_dir: Path, resumed: bool, same_config: bool, overwrite: bool) -> None:
+def claim_run_dir(out_dir: Path, resumed: bool, same_config: bool, overwrite: bool,
+                  inputs: Iterable[Optional[str | Path]] = ()) -> None:
     """Refuse to start a run in a folder that holds another one, unless it is resumed from there, or it is
-    the same config killed before its first checkpoint, or `overwrite` (then the old run's files go)."""
+    the same config killed before its first checkpoint, or `overwrite` (then the old run's files go, as listed in
+    the folder's manifest, and nothing else). The folder is claimed as a run's (`smmcl.outputs`): apart from the
+    `inputs` (data, pretrained weights), holding nothing smmcl did not write there."""
     found = run_files(out_dir)
-    if not found or resumed or (same_config and "checkpoints" not in found):
-        return
-    if not overwrite:
+    replace = bool(found) and not (resumed or (same_config and "checkpoints" not in found))
+    if replace and not overwrite:
         raise ConfigError(
             f"{out_dir} already holds a run ({', '.join(found)}); continue it with --resume auto, "
             f"train into another folder (train.out_dir=...), or replace it with --overwrite"
         )
-    for name in found:
-        path = out_dir / name
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    # A run written before manifests existed is adopted only when resumed: its checkpoint was just read from here.
+    legacy = [*RUN_FILES, *(p.name for p in out_dir.glob("config.before_step*.yaml"))] if resumed else []
+    claim_folder(out_dir, "run", "train.out_dir", inputs, names=RUN_FILES, overwrite=replace, adopt=legacy)
 
 
 def remove_partial_saves(ckpt_dir: Path) -> int:

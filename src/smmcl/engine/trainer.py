@@ -41,6 +41,7 @@ from smmcl.engine.run_dir import check_writable, claim_run_dir, remove_partial_s
 from smmcl.engine.run_log import RankMeanLog, RunLog, run_summary
 from smmcl.engine.step import shared_encoder_parameters, train_step
 from smmcl.files import folder_lock
+from smmcl.outputs import record
 from smmcl.losses import contrast_scale
 from smmcl.progress import track
 from smmcl.weights import LoadReport, load_weights, save_pretrained
@@ -105,12 +106,15 @@ class Trainer:
         """Rank 0, before the first step: the folder is ours to write, writable, and free of a kill's leftovers."""
         saved = self.out_dir / "config.yaml"
         same = saved.is_file() and saved.read_text() == to_yaml(self.cfg)
-        claim_run_dir(self.out_dir, self.resumed_from is not None, same, self.overwrite)
+        claim_run_dir(self.out_dir, self.resumed_from is not None, same, self.overwrite,
+                      inputs=[self.cfg.data.root, self.cfg.model.pretrained or None])
         check_writable(self.ckpt_dir)
         remove_partial_saves(self.ckpt_dir)
         if saved.is_file() and not same:
             # An allowed config change on resume: the old config stays beside the new one.
-            saved.replace(self.out_dir / f"config.before_step{self.step}.yaml")
+            before = self.out_dir / f"config.before_step{self.step}.yaml"
+            record(self.out_dir, [before.name])
+            saved.replace(before)
         with writing(saved, "config"):
             saved.write_text(to_yaml(self.cfg))
 

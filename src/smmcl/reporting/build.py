@@ -10,24 +10,17 @@ from typing import Callable, List, Optional, Sequence
 from smmcl.config import to_dict
 from smmcl.engine.run_dir import flatten
 from smmcl.errors import ConfigError
+from smmcl.outputs import claim_folder
 from smmcl.reporting.collect import Run, check_comparable, environment, open_run, run_names, score_run, scored_split
 from smmcl.reporting.figures import class_iou_bars, confusion_heatmap, pyplot, training_curves
 from smmcl.reporting.grid import write_grid
 from smmcl.reporting.page import Page, render
 
-# Files of an earlier report in the same folder that this one replaces (names this module chooses).
-OWN_FILES = ("index.html", "curves.png", "class_iou.png", "confusion_*.png", "img*_*.png", "tsne_*.png")
-
-
-def _clear_old_report(out: Path) -> None:
-    """Remove an earlier report's files, so that no stale picture of it survives; only a folder holding
-    an index.html is touched, and only the file names a report writes."""
-    if not (out / "index.html").is_file():
-        return
-    for pattern in OWN_FILES:
-        for path in out.glob(pattern):
-            if path.is_file():
-                path.unlink()
+def _report_files(num_runs: int, num_images: int) -> List[str]:
+    """Every name a report of `num_runs` runs and `num_images` pictures may write (`grid.write_grid` included)."""
+    tiles = ["rgb", "bright", "aux", "gt", *(f"pred{r}" for r in range(num_runs))]
+    return ["index.html", "curves.png", "class_iou.png", *(f"confusion_{i}.png" for i in range(num_runs)),
+            *(f"tsne_{i}.png" for i in range(num_runs)), *(f"img{i:02d}_{t}.png" for i in range(num_images) for t in tiles)]
 
 
 def _config_diff(runs: Sequence[Run]) -> List[tuple]:
@@ -53,13 +46,13 @@ def write_report(run_dirs: Sequence[str | Path], out: str | Path, num_images: in
     runs = [open_run(f, n, overrides) for f, n in zip(folders, run_names(folders, names))]
     check_comparable(runs)
     split = scored_split(runs[0])
+    out = Path(out)
+    # Before any scoring: a folder of an earlier report is replaced (its files alone), any other one refused.
+    claim_folder(out, "report", "--out", names=_report_files(len(runs), num_images), overwrite=True)
     for run in runs:
         log(f"scoring {run.name} ({run.folder}) on {len(split.dataset)} {split.split_name} images")
         score_run(run, split, num_images, device=device, progress=progress)
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    _clear_old_report(out)
     drawn = training_curves({r.name: r.log for r in runs}, out / "curves.png")
     class_iou_bars(split.class_names, split.excluded, {r.name: r.scores["iou"] for r in runs}, out / "class_iou.png")
     confusion = []

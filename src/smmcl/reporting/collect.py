@@ -86,7 +86,7 @@ def open_run(folder: str | Path, name: str, overrides: Sequence[str] = ()) -> Ru
             # A killed run has checkpoints but no final weights: say how to finish it.
             hint = "; it has checkpoints but no final weights (not finished?): smmcl train CONFIG --resume auto"
         raise CheckpointError(f"{folder}: no {' and no '.join(missing)} ({expected}){hint}")
-    cfg = load_config(folder / "config.yaml", overrides)
+    cfg = load_config(folder / "config.yaml", overrides, dataset_meta=False)  # as trained: meta.json was applied then
     log = read_log(folder / "log.jsonl")
     if not any("loss" in row for row in log):
         raise CheckpointError(f"{folder / 'log.jsonl'} holds no training rows ({expected})")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -28,9 +29,10 @@ from smmcl.data.synth import generate_dataset
 from smmcl.engine.evaluate import evaluate
 from smmcl.engine.run_dir import flatten
 from smmcl.engine.trainer import Trainer
-from smmcl.errors import ConfigError
-from smmcl.files import folder_lock
+from smmcl.errors import ConfigError, SmmclError
+from smmcl.files import atomic_path, folder_lock
 from smmcl.losses import CONTRASTS
+from smmcl.outputs import OWN_FILES, claim_folder, record as record_written
 from smmcl.study.disclosure import non_paper_options
 from smmcl.study.imports import import_runs
 from smmcl.study.report import write_results
@@ -53,6 +55,10 @@ def config_difference(old: dict, new: dict) -> List[str]:
     """Dotted keys whose values differ between two config dicts."""
     a, b = flatten(old), flatten(new)
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
+# What a study writes in its --out folder (each run folder under runs/ is claimed by its training run).
+STUDY_FILES = ("results.json", "results.md", "results.png", "runs")
 
 
 def ensure_synth(synth: SynthSpec, log: Callable[[str], None] = print) -> None:
@@ -105,7 +111,7 @@ def check_run_dir(task: RunTask) -> None:
     cfg = load_config(task.config)
     if saved.read_text() == to_yaml(cfg):
         return
-    old = to_dict(load_config(saved))
+    old = to_dict(load_config(saved, dataset_meta=False))
     keys = config_difference(old, task.config)
     raise ConfigError(f"{run_dir} holds a run of another config ({', '.join(keys[:6]) or 'formatting'} differ); "
                       f"use another --out, or delete that folder to retrain it")
@@ -130,9 +136,9 @@ def execute(task: RunTask) -> dict:
         record["split"] = f"{task.split}/{cfg.eval.subset}" if cfg.eval.subset else task.split
     record["config"] = task.config
     path = _scores_path(Path(task.run_dir))
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, path)
+    record_written(path.parent, [path.name])  # the run folder's manifest (smmcl.outputs) takes it as smmcl's
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
     return record
 
 
@@ -253,21 +259,30 @@ def run_study(path: str | Path, out: str | Path | None = None, jobs: int = 1,
     trained: the results are written from the runs already finished. `imports`: earlier results.json files of
     this study whose runs count as finished (`smmcl.study.imports`). `threads`: torch threads per job
     (default: the CPU cores shared out among the jobs)."""
-    spec = read_study(path)
-    out = Path(out) if out is not None else default_out(path)
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {jobs}")
     if threads is not None and threads < 1:
         raise ConfigError(f"--threads must be at least 1, got {threads}")
+    spec = read_study(path)
+    out = Path(out) if out is not None else default_out(path)
     pre, tasks = plan_study(spec, out, str(path))
-    for source in imports:
-        import_runs(spec, tasks, source, log)
-    if report_only:
-        return report_study(spec, str(path), tasks, out, log)
-    out.mkdir(parents=True, exist_ok=True)
-    # One study writing a folder at a time (its results files; every run also locks its own folder).
-    with folder_lock(out, "--out"):
-        return _run_locked(spec, path, out, jobs, threads, pre, tasks, log)
+    new = not out.exists()
+    try:
+        if report_only:
+            claim_folder(out, "study", "--out", inputs=[path], names=STUDY_FILES)
+            for source in imports:
+                import_runs(spec, tasks, source, log)
+            return report_study(spec, str(path), tasks, out, log)
+        # One study writing a folder at a time (its results files; every run also locks its own folder).
+        with folder_lock(out, "--out"):
+            claim_folder(out, "study", "--out", inputs=[path], names=STUDY_FILES)
+            for source in imports:
+                import_runs(spec, tasks, source, log)
+            return _run_locked(spec, path, out, jobs, threads, pre, tasks, log)
+    except SmmclError:
+        if new and out.is_dir() and not any(p.name not in OWN_FILES for p in out.iterdir()):
+            shutil.rmtree(out)  # refused before anything was written: leave no empty folder behind
+        raise
 
 
 def _run_locked(spec: StudySpec, path, out: Path, jobs: int, threads: Optional[int], pre: Optional[RunTask],

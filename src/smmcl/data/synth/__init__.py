@@ -25,6 +25,7 @@ import numpy as np
 from smmcl.data.classes import IGNORE_INDEX, LLRGBD_CLASSES, LLRGBD_PALETTE, MFNET_CLASSES, MFNET_PALETTE
 from smmcl.data.io import write_image
 from smmcl.data.synth import indoor, night
+from smmcl.outputs import claim_folder
 from smmcl.progress import track
 
 __all__ = ["KINDS", "SceneKind", "generate_dataset", "get_kind", "render_scene", "scene_name"]
@@ -103,6 +104,9 @@ def generate_dataset(kind: str, out_dir, num: int, size: tuple[int, int] = (120,
     h, w = _check(num, size, seed, test_fraction, val_fraction)
     out = Path(out_dir)
     folders = {"rgb": out / "RGB", "aux": out / spec.aux_dir, "label": out / "Label"}
+    # Only a new or empty folder, or one an earlier synth wrote: a user's dataset there is never touched.
+    claim_folder(out, "dataset", "--out", names=[*(f.name for f in folders.values()), "train.txt", "val.txt",
+                                                 "test.txt", "meta.json"])
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
     # Scene files of an earlier, larger run would linger unlisted: start from empty folders.

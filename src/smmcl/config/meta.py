@@ -1,0 +1,94 @@
+"""A dataset's own description, `ROOT/meta.json` (written by `smmcl data synth`), as config layers.
+
+Four of its values say what the data *is* (`STATED`: classes, their number, the auxiliary folder and the raw value
+mapped to 1.0); training against other ones mislabels or misscales every image. `load_config` reads them for a
+config file (`dataset_meta`, smmcl.config.loading) as a layer over the dataset preset and under the config files
+and overrides (`stated_layer`): they fill what the config leaves unset, and
+
+- a config file (or a named dataset preset) that contradicts one is refused, naming the key and both values;
+- an explicit override wins, with a `ConfigWarning` naming the key, meta.json's value and the value used.
+
+Its other values (palette, folder names, ignore index) describe the layout: `smmcl data check` takes them too
+(`meta_layer`) for a folder it is given without a preset. A training config is left to state those itself, so
+that it resolves alike whether the data exists yet or not (a study settles its configs before generating data).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from smmcl.errors import ConfigError, ConfigWarning, DatasetError
+
+# The auxiliary modality of each built-in kind, as `data.aux_kind` names it.
+_AUX_KIND = {"Depth": "depth", "Thermal": "thermal", "HHA": "hha"}
+# The dotted keys whose meta.json value a config may not silently contradict.
+STATED = ("data.class_names", "model.num_classes", "data.aux_dir", "data.aux_max")
+
+
+def read_meta(root: str | Path) -> Optional[dict]:
+    """The parsed `ROOT/meta.json`, or None when there is none."""
+    path = Path(root) / "meta.json"
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(meta, dict):
+        raise DatasetError(f"{path}: expected a JSON object")
+    return meta
+
+
+def meta_layer(meta: dict) -> Dict[str, Any]:
+    """Config values a `meta.json` fixes: classes (and so `model.num_classes`), palette, folders, aux range."""
+    data: Dict[str, Any] = {}
+    for key in ("class_names", "palette", "rgb_dir", "aux_dir", "label_dir", "ignore_index", "aux_max"):
+        if key in meta:
+            data[key] = meta[key]
+    if meta.get("aux_dir") in _AUX_KIND:
+        data["aux_kind"] = _AUX_KIND[meta["aux_dir"]]
+    layer: Dict[str, Any] = {"data": data}
+    if isinstance(meta.get("class_names"), list):
+        layer["model"] = {"num_classes": len(meta["class_names"])}
+    return layer
+
+
+def stated_layer(meta: dict) -> Dict[str, Any]:
+    """The `STATED` values of a meta.json as a config layer, with the `data.aux_kind` its aux_dir names."""
+    layer: Dict[str, Any] = {}
+    for key, value in stated_values(meta).items():
+        section, name = key.split(".")
+        layer.setdefault(section, {})[name] = value
+    if meta.get("aux_dir") in _AUX_KIND:
+        layer.setdefault("data", {})["aux_kind"] = _AUX_KIND[meta["aux_dir"]]
+    return layer
+
+
+def stated_values(meta: dict) -> Dict[str, Any]:
+    """The `STATED` keys a meta.json gives a value for, dotted key -> value."""
+    layer = meta_layer(meta)
+    out = {}
+    for key in STATED:
+        section, name = key.split(".")
+        if name in layer.get(section, {}):
+            out[key] = layer[section][name]
+    return out
+
+
+def reconcile(path: Path, stated: Dict[str, Any], config: Dict[str, tuple[Any, str]], overrides: Dict[str, Any]) -> None:
+    """Refuse a config value (key -> (value, where it was set)) that contradicts meta.json's `stated` one; warn of
+    an override that does (it is used). Keys neither sets are left to meta.json."""
+    for key, want in stated.items():
+        if key in overrides:
+            if overrides[key] != want:
+                warnings.warn(f"{key}={overrides[key]!r} (override) departs from {path}, which says {key}={want!r}; "
+                              f"the override is used", ConfigWarning, stacklevel=2)
+            continue
+        if key in config and config[key][0] != want:  # 10000 (JSON) == 10000.0 (YAML)
+            value, origin = config[key]
+            raise ConfigError(f"{origin}: {key}={value!r} contradicts {path}, which says {key}={want!r}; "
+                              f"correct the config (or leave the key out), or give {key}=... as an override "
+                              f"to train with another value anyway")

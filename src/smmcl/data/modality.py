@@ -1,0 +1,166 @@
+"""One rule per modality: what an RGB, auxiliary or label array must be, wherever it enters smmcl.
+
+Files are decoded in `smmcl.data.io.read_image` alone. Every reader (the dataset, `smmcl data check`, `smmcl predict`
+and, through `Preprocessing`, the frame-stream `Predictor`) hands the decoded array to its modality's function here,
+so what one of them refuses, all refuse, in the same words (the file or frame, what it holds, what was expected):
+
+    check_rgb    H x W x 3 uint8. RGBA: the alpha channel is dropped; 8-bit grey (H x W): repeated to 3 channels.
+                 16-bit, float and other shapes are refused (a 16-bit grey PNG read as 8-bit is 257x too bright).
+    check_aux    H x W or H x W x C of an integer or float type; NaN / inf read as 0 ("no measurement", with a
+                 NonFiniteWarning); the values checked against `aux_max`, the raw value mapped to 1.0
+                 (`units_problem`: 8-bit for a scale above 255, float metres for a millimetre scale, values far
+                 above the scale).
+    check_label  H x W integer class ids; after subtracting `label_shift` (values below 0 become the ignore
+                 index), each must be in 0..num_classes-1 or the ignore index.
+
+A units mismatch in a file is refused: a dataset or a folder to predict holds it in every image. A live frame's
+caller passes `on_units` and is told instead (the Predictor warns), since a robot's stream should not stop.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+from typing import Callable, Optional
+
+import numpy as np
+
+from smmcl.data.transforms import aux_full_scale, finite_aux
+from smmcl.errors import DatasetError
+
+RGB_EXPECTED = "8-bit colour, H x W x 3 uint8 (RGBA and 8-bit grey are read as RGB)"
+AUX_EXPECTED = "H x W or H x W x C of an integer or float type"
+LABEL_EXPECTED = "a single-channel H x W integer image of class ids"
+
+# Values beyond OVERSHOOT x the full scale are in other units (0.1 mm read as mm, 16-bit read with an 8-bit scale);
+# a sensor's modest overshoot (12 m on a 10 m scale) stays below it.
+OVERSHOOT = 2.0
+# Float values all at most FLOAT_SMALL on a scale of at least FLOAT_LARGE_SCALE: metres (or another unit 1000x
+# coarser) where the scale is in millimetres. An all-zero image (no measurement anywhere) says nothing.
+FLOAT_SMALL, FLOAT_LARGE_SCALE = 100.0, 1000.0
+
+
+def _num(value: float) -> str:
+    """A number as messages write it: 10000 (not 1e+04) for whole values, else 4 significant digits."""
+    value = float(value)
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:.4g}"
+
+
+def describe(array: object) -> str:
+    """What an array holds, as messages show it: dtype, shape and the range of its finite values."""
+    if not isinstance(array, np.ndarray):
+        return f"a {type(array).__name__}, not a numpy array"
+    text = f"{array.dtype}, shape {tuple(array.shape)}"
+    if array.size and (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        finite = array[np.isfinite(array)] if np.issubdtype(array.dtype, np.floating) else array
+        if finite.size:
+            text += f", values {_num(finite.min())}..{_num(finite.max())}"
+    return text
+
+
+def check_rgb(rgb: object, source: object) -> np.ndarray:
+    """`rgb` as H x W x 3 uint8 (alpha dropped, grey repeated), or a `DatasetError` naming `source`."""
+    if isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8:
+        if rgb.ndim == 3 and rgb.shape[2] == 3:
+            return rgb
+        if rgb.ndim == 3 and rgb.shape[2] == 4:
+            return rgb[..., :3]
+        if rgb.ndim == 2 or (rgb.ndim == 3 and rgb.shape[2] == 1):
+            return np.repeat(rgb.reshape(*rgb.shape[:2], 1), 3, axis=2)
+    hint = ""
+    if isinstance(rgb, np.ndarray) and np.issubdtype(rgb.dtype, np.integer) and rgb.dtype.itemsize > 1:
+        hint = ("; an image of more than 8 bits is no photo smmcl reads (as 8-bit it would be up to 257x too "
+                "bright): a depth or thermal image among the RGB ones? Convert colour images to 8 bits")
+    elif isinstance(rgb, np.ndarray) and np.issubdtype(rgb.dtype, np.floating):
+        hint = "; convert float images to 8-bit values 0..255"
+    raise DatasetError(f"{source}: RGB image is {describe(rgb)}; expected {RGB_EXPECTED}{hint}")
+
+
+def _power_of_ten(ratio: float) -> float:
+    """The power of ten at or below `ratio`: the unit step a value range is off by (9.8 m vs 10000 -> 1000)."""
+    return 10.0 ** math.floor(math.log10(ratio))
+
+
+def units_problem(aux: np.ndarray, aux_max: Optional[float], aux_scale: float = 1.0,
+                  for_model: bool = False) -> Optional[str]:
+    """Why the (finite) values of `aux` times `aux_scale` do not fit the full scale `aux_max`, or None.
+
+    `for_model`: the scale is a trained model's (predict, Predictor), which the remedy cannot change: it names
+    `aux_scale` instead of `data.aux_max`."""
+    full = aux_full_scale(aux.dtype, aux_max)
+    if aux_max is not None:
+        scale = f"a model whose aux_max is {_num(full)}" if for_model else f"data.aux_max={_num(full)}"
+    else:  # floats are then read as 0..1, integers up to their type's maximum
+        unset = f"unset (full scale {_num(full)} for {aux.dtype})"
+        scale = f"a model whose aux_max is {unset}" if for_model else f"data.aux_max {unset}"
+    link = "for" if for_model else "but"
+    raw = float(aux.max())
+    top = raw * aux_scale
+    scaled = f" (x aux_scale {_num(aux_scale)} = {_num(top)})" if aux_scale != 1 else ""
+    if np.issubdtype(aux.dtype, np.integer) and aux.dtype.itemsize == 1 and 255 * aux_scale < full:
+        fix = ("give the frames at their full bit depth" if for_model else
+               "store the images at their full bit depth, or set data.aux_max=255 if 8 bits is their true scale")
+        return (f"8-bit auxiliary image ({describe(aux)}) {link} {scale}, which expects larger values, "
+                f"e.g. 16-bit millimetres: {fix}")
+    if np.issubdtype(aux.dtype, np.floating) and 0 < top <= FLOAT_SMALL and full >= FLOAT_LARGE_SCALE:
+        step = _power_of_ten(full / top) * aux_scale
+        fix = (f"pass aux_scale={_num(step)}" if for_model else
+               f"convert the files (x{_num(step)}), or set data.aux_max to their own full scale")
+        what = "given to a model trained on" if for_model else "where data.aux_max counts"
+        return f"float values up to {_num(raw)}{scaled} {link} {scale}: metres {what} millimetres? {fix}"
+    if top > OVERSHOOT * full:
+        fix = (f"other units than it was trained on? pass aux_scale={_num(_power_of_ten(full / top) * aux_scale)}"
+               if for_model else "the images are in other units than data.aux_max: set it to their full scale")
+        return (f"values up to {_num(raw)}{scaled} {link} {scale}, more than {_num(OVERSHOOT)}x its full scale "
+                f"({describe(aux)}): {fix}")
+    return None
+
+
+def check_aux_scale(aux_scale: object) -> float:
+    """`aux_scale` (the auxiliary values' factor into the model's units) as a float; a ValueError unless positive."""
+    if isinstance(aux_scale, bool) or not isinstance(aux_scale, Real) or not (math.isfinite(aux_scale) and aux_scale > 0):
+        raise ValueError(f"aux_scale must be a positive number (1000: metres for a millimetre model), got {aux_scale!r}")
+    return float(aux_scale)
+
+
+def check_aux(aux: object, source: object, aux_max: Optional[float], aux_scale: float = 1.0,
+              on_units: Optional[Callable[[str], None]] = None, for_model: bool = False) -> np.ndarray:
+    """`aux` with non-finite values read as 0, or a `DatasetError` naming `source`.
+
+    A units mismatch (`units_problem`) is refused, or handed to `on_units` (a live frame's caller) as a message."""
+    numeric = isinstance(aux, np.ndarray) and (np.issubdtype(aux.dtype, np.integer) or np.issubdtype(aux.dtype, np.floating))
+    if not numeric or aux.ndim not in (2, 3) or aux.size == 0:  # type: ignore[union-attr]
+        raise DatasetError(f"{source}: auxiliary image is {describe(aux)}; expected {AUX_EXPECTED}")
+    aux = finite_aux(aux, source)  # type: ignore[arg-type]
+    problem = units_problem(aux, aux_max, aux_scale, for_model)
+    if problem is not None:
+        if on_units is None:
+            raise DatasetError(f"{source}: {problem}")
+        on_units(f"{source}: {problem}")
+    return aux
+
+
+def check_label(label: object, source: object, num_classes: int, ignore_index: int = 255,
+                label_shift: int = 0) -> np.ndarray:
+    """Class ids (H x W int64) of a stored label image, `label_shift` applied; or a `DatasetError` naming `source`."""
+    if not (isinstance(label, np.ndarray) and label.ndim == 2 and np.issubdtype(label.dtype, np.integer)):
+        raise DatasetError(f"{source}: label image is {describe(label)}; expected {LABEL_EXPECTED}")
+    out = label.astype(np.int64)
+    if label_shift:
+        ignored = out == ignore_index
+        out = out - label_shift
+        out[(out < 0) | ignored] = ignore_index
+    bad = ((out >= num_classes) | (out < 0)) & (out != ignore_index)
+    if bad.any():
+        values = out[bad]
+        worst = int(values.max()) if values.max() >= num_classes else int(values.min())
+        shift = f" after subtracting label_shift={label_shift}" if label_shift else ""
+        raise DatasetError(f"{source}: has value {worst}{shift}; expected 0..{num_classes - 1} or {ignore_index} (ignore)")
+    return out
+
+
+def check_same_size(rgb: np.ndarray, rgb_source: object, other: np.ndarray, other_source: object) -> None:
+    """The images of one sample are registered pixel to pixel: a `DatasetError` naming both when sizes differ."""
+    if other.shape[:2] != rgb.shape[:2]:
+        raise DatasetError(f"size mismatch: {other_source} is {other.shape[1]}x{other.shape[0]} but "
+                           f"{rgb_source} is {rgb.shape[1]}x{rgb.shape[0]}")

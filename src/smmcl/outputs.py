@@ -1,0 +1,157 @@
+"""Where smmcl writes, checked one way for every command: an output never lands on an input, a folder holds only
+what one kind of smmcl command wrote there, and `--overwrite` removes only that.
+
+Each output folder gets a manifest, `.smmcl-written.json`: the kind of command that writes there (a training run,
+predictions, a dataset, ...) and the names it wrote, directly in that folder. A folder is claimed before anything
+is written:
+
+- the output must not be an input, lie inside an input folder or hold one (paths compared resolved, so symlinks
+  and `..` do not hide a clash);
+- a folder that holds anything not in its manifest is refused, naming what: smmcl writes only into a new or empty
+  folder, or one the same kind of command wrote (a subfolder with a manifest of its own, such as a run's report,
+  counts as smmcl's);
+- `overwrite` removes the manifest's names and nothing else; a folder without a manifest is never emptied.
+
+A writer records its names before it writes them, so a killed command leaves a folder that the next one can claim.
+Two inputs that would write one output name are refused before anything is written (`unique_outputs`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Dict, Iterable, Optional
+
+from smmcl.errors import SmmclError
+from smmcl.files import LOCK_NAME, atomic_path
+
+MANIFEST_NAME = ".smmcl-written.json"
+# Bookkeeping smmcl keeps in a folder it writes: never the user's, never listed.
+OWN_FILES = {MANIFEST_NAME, LOCK_NAME, ".smmcl-write-test"}
+
+
+class OutputError(SmmclError):
+    """An output that would land on an input, or in a folder holding files smmcl did not write there."""
+
+
+def resolved(path: str | Path) -> Path:
+    """`path` absolute, with `~`, `..` and symlinks resolved (also for a path that does not exist yet)."""
+    return Path(path).expanduser().resolve(strict=False)
+
+
+def check_apart(out: str | Path, inputs: Iterable[Optional[str | Path]], what: str) -> None:
+    """Refuse an output (file or folder) that is an input, lies inside an input folder, or holds an input."""
+    target = resolved(out)
+    for given in inputs:
+        if given is None:
+            continue
+        source = resolved(given)
+        if target == source:
+            raise OutputError(f"{what} {out} is the input {given}: writing there would replace it")
+        if source.is_dir() and target.is_relative_to(source):
+            raise OutputError(f"{what} {out} lies inside the input folder {given}: choose a folder outside it")
+        if source.is_relative_to(target):
+            raise OutputError(f"{what} {out} holds the input {given}: choose a folder apart from the inputs")
+
+
+def read_manifest(folder: Path) -> Optional[dict]:
+    """The folder's manifest (`kind`, `written`), or None when smmcl has written none there."""
+    path = Path(folder) / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    ok = isinstance(manifest, dict) and isinstance(manifest.get("written"), list)
+    return manifest if ok else None
+
+
+def _write_manifest(folder: Path, kind: str, names: Iterable[str]) -> None:
+    with atomic_path(folder / MANIFEST_NAME) as tmp:
+        Path(tmp).write_text(json.dumps({"kind": kind, "written": sorted(set(names))}, indent=1) + "\n")
+
+
+def _ours(entry: Path, listed: set) -> bool:
+    if entry.name in OWN_FILES or entry.name in listed or (entry.is_dir() and read_manifest(entry) is not None):
+        return True
+    # The temporary file of an atomic write of ours that a kill interrupted (`smmcl.files.atomic_path`).
+    return entry.name.endswith(".tmp") and any(entry.name.startswith(f".{name}.") for name in listed | OWN_FILES)
+
+
+def claim_folder(folder: str | Path, kind: str, what: str, inputs: Iterable[Optional[str | Path]] = (),
+                 names: Iterable[str] = (), overwrite: bool = False, adopt: Iterable[str] = ()) -> Path:
+    """Make `folder` one that the `kind` of command may write (see the module docstring), creating it; record
+    `names` as written there. `adopt`: names a folder written before manifests existed may hold (only a caller
+    that has checked the folder is its own, e.g. by resuming its checkpoint, passes them). Returns the folder."""
+    folder = Path(folder)
+    check_apart(folder, inputs, what)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{what} {folder} is a file; a folder is expected")
+    manifest = read_manifest(folder) if folder.is_dir() else None
+    listed = set(manifest["written"]) if manifest else set()
+    entries = sorted(folder.iterdir()) if folder.is_dir() else []
+    if manifest is None:
+        listed = {e.name for e in entries if e.name in set(adopt)}
+    elif manifest.get("kind") != kind and any(e.name in listed for e in entries):
+        raise OutputError(f"{what} {folder} holds the output of another smmcl command ({manifest.get('kind')}), "
+                          f"not of this one ({kind}): choose another folder")
+    foreign = [e.name for e in entries if not _ours(e, listed)]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise OutputError(f"{what} {folder} holds files smmcl did not write there ({shown}); smmcl writes only into "
+                          f"a new or empty folder, or one it wrote: choose another folder, nothing was changed")
+    if overwrite:
+        for name in sorted(listed):
+            path = folder / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.exists() or path.is_symlink():
+                path.unlink()
+        listed = set()
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_manifest(folder, kind, listed | set(names))
+    return folder
+
+
+def record(folder: str | Path, names: Iterable[str]) -> None:
+    """Add `names` (entries directly in `folder`) to the manifest of a folder claimed with `claim_folder`."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    if manifest is None:
+        raise OutputError(f"{folder} was not claimed for writing (no {MANIFEST_NAME}); this is a bug in smmcl")
+    new = set(names) - set(manifest["written"])
+    if new:
+        _write_manifest(folder, manifest["kind"], [*manifest["written"], *new])
+
+
+def check_output_file(path: str | Path, what: str, inputs: Iterable[Optional[str | Path]] = (),
+                      replaceable: bool = False) -> Path:
+    """A single output file (an export, converted weights, scores): not an input, not a folder, and an existing
+    file only when the caller has found it is smmcl's own output of that kind (`replaceable`). In a folder smmcl
+    wrote (a run), the name joins that folder's manifest."""
+    path = Path(path)
+    check_apart(path, inputs, what)
+    if path.is_dir():
+        raise OutputError(f"{what} {path} is a folder; a file name is expected")
+    if path.exists() and not replaceable:
+        raise OutputError(f"{what} {path} exists and is not a file smmcl wrote as this output; nothing was "
+                          f"changed: remove it yourself or choose another name")
+    if not path.parent.is_dir():
+        raise OutputError(f"{what} {path}: its folder {path.parent} does not exist")
+    if read_manifest(path.parent) is not None:
+        record(path.parent, [path.name])  # e.g. scores beside a run's checkpoints: the run folder knows them as smmcl's
+    return path
+
+
+def unique_outputs(planned: Iterable[tuple[str, str | Path]], what: str = "outputs") -> Dict[str, Path]:
+    """`output name -> input` for (output name, input) pairs; two inputs with one output name are refused,
+    naming both (e.g. `a/x.png` and `b/x.jpg` would both become `x.png`)."""
+    seen: Dict[str, Path] = {}
+    for name, source in planned:
+        if name in seen and resolved(seen[name]) != resolved(source):
+            raise OutputError(f"{seen[name]} and {source} would both be written as {name} in the {what}; rename "
+                              f"one, or write them into separate folders")
+        seen[name] = Path(source)
+    return seen

@@ -1,0 +1,176 @@
+"""Every command with a user's mistakes (bad arguments, bad paths, bad files): exit status 2, one line starting
+`smmcl: error:` (argparse's own errors: `smmcl COMMAND: error:`) that names what is wrong, and no traceback.
+A traceback is kept for real bugs only."""
+
+from __future__ import annotations
+
+import pytest
+
+from smmcl.cli import main
+
+from support import TINY_CONFIG
+
+# {name}: a path from the `files` fixture; each case: (id, argv template, words the message must hold).
+CASES = [
+    # --- train ---
+    ("train config missing", ["train", "{tmp}/nope.yaml"], "nope.yaml"),
+    ("train config a folder", ["train", "{tmp}"], "{tmp}"),
+    ("train config not YAML", ["train", "{garbage}"], "garbage.yaml"),
+    ("train unknown key", ["train", "{tiny}", "train.nope=1"], "train.nope"),
+    ("train key without value", ["train", "{tiny}", "train.max_iters"], "train.max_iters"),
+    ("train bad number", ["train", "{tiny}", "train.max_iters=abc"], "train.max_iters"),
+    ("train negative iterations", ["train", "{tiny}", "{data_root}", "train.max_iters=-3"], "max_iters"),
+    ("train data root missing", ["train", "{tiny}", "data.root={tmp}/no_data", "train.out_dir={tmp}/r1"], "no_data"),
+    ("train out_dir a file", ["train", "{tiny}", "{data_root}", "train.out_dir={weights}"], "model.safetensors"),
+    ("train out_dir on the data", ["train", "{tiny}", "{data_root}", "train.out_dir={data}"], "train.out_dir"),
+    ("train resume missing", ["train", "{tiny}", "{data_root}", "train.out_dir={tmp}/r2", "--resume", "{tmp}/c.pt"], "c.pt"),
+    ("train resume not a checkpoint", ["train", "{tiny}", "{data_root}", "train.out_dir={tmp}/r3", "--resume", "{garbage}"],
+     "garbage.yaml"),
+    ("train device gpu0", ["train", "{tiny}", "{data_root}", "train.out_dir={tmp}/r4", "train.device=gpu0"], "gpu0"),
+    ("train device cuda without one", ["train", "{tiny}", "{data_root}", "train.out_dir={tmp}/r5", "train.device=cuda"],
+     "cuda"),
+    ("train pretrained missing", ["train", "{tiny}", "{data_root}", "train.out_dir={tmp}/r6", "model.pretrained={tmp}/w.pth"],
+     "w.pth"),
+    ("train pretrained is a YAML", ["train", "{tiny}", "{data_root}", "train.out_dir={tmp}/r7", "model.pretrained={tiny}"],
+     "tiny.yaml"),
+    # --- eval ---
+    ("eval checkpoint missing", ["eval", "--checkpoint", "{tmp}/none.safetensors"], "none.safetensors"),
+    ("eval checkpoint a YAML", ["eval", "--checkpoint", "{tiny}"], "tiny.yaml"),
+    ("eval checkpoint empty", ["eval", "--checkpoint", "{empty}"], "empty"),
+    ("eval checkpoint a folder", ["eval", "--checkpoint", "{tmp}"], "{tmp}"),
+    ("eval out a folder", ["eval", "--checkpoint", "{weights}", "{data_root}", "--out", "{tmp}"], "folder"),
+    ("eval out over the model", ["eval", "--checkpoint", "{weights}", "{data_root}", "--out", "{weights}"], "--out"),
+    ("eval out over a user's file", ["eval", "--checkpoint", "{weights}", "{data_root}", "--out", "{notes}"], "notes.txt"),
+    ("eval scales with a hole", ["eval", "--checkpoint", "{weights}", "{data_root}", "--scales", "1,,2"], "scales"),
+    ("eval scales not numbers", ["eval", "--checkpoint", "{weights}", "{data_root}", "--scales", "a,b"], "scales"),
+    ("eval unknown split", ["eval", "--checkpoint", "{weights}", "{data_root}", "--split", "nosuch"], "nosuch"),
+    ("eval unknown backend", ["eval", "--checkpoint", "{weights}", "--backend", "tensorrt"], "tensorrt"),
+    ("eval ONNX runtime for weights", ["eval", "--checkpoint", "{weights}", "{data_root}", "--backend", "onnxruntime"],
+     "onnx"),
+    ("eval fixed-size ONNX at another size", ["eval", "--checkpoint", "{onnx_fixed}", "{data_root}"], "onnx"),
+    # --- predict ---
+    ("predict out a file", ["predict", "--checkpoint", "{weights}", "--rgb", "{rgb}", "--aux", "{aux}", "--out", "{notes}"],
+     "notes.txt"),
+    ("predict out the RGB folder", ["predict", "--checkpoint", "{weights}", "--rgb", "{rgb}", "--aux", "{aux}", "--out", "{rgb}"],
+     "--out"),
+    ("predict out inside the aux folder", ["predict", "--checkpoint", "{weights}", "--rgb", "{rgb}", "--aux", "{aux}",
+                                           "--out", "{aux}/pred"], "--out"),
+    ("predict rgb missing", ["predict", "--checkpoint", "{weights}", "--rgb", "{tmp}/none", "--out", "{tmp}/p1"], "none"),
+    ("predict aux a file for a folder", ["predict", "--checkpoint", "{weights}", "--rgb", "{rgb}", "--aux", "{notes}",
+                                         "--out", "{tmp}/p2"], "notes.txt"),
+    ("predict list missing", ["predict", "--checkpoint", "{weights}", "--list", "{tmp}/l.txt", "--out", "{tmp}/p3"], "l.txt"),
+    ("predict no input", ["predict", "--checkpoint", "{weights}", "--out", "{tmp}/p4"], "input"),
+    ("predict device gpu0", ["predict", "--checkpoint", "{weights}", "--rgb", "{rgb}", "--aux", "{aux}", "--out", "{tmp}/p5",
+                             "--device", "gpu0"], "gpu0"),
+    ("predict device cuda without one", ["predict", "--checkpoint", "{weights}", "--rgb", "{rgb}", "--aux", "{aux}",
+                                         "--out", "{tmp}/p6", "--device", "cuda"], "cuda"),
+    ("predict checkpoint garbage", ["predict", "--checkpoint", "{notes}", "--rgb", "{rgb}", "--aux", "{aux}", "--out",
+                                    "{tmp}/p7"], "notes.txt"),
+    ("predict image not an image", ["predict", "--checkpoint", "{weights}", "--rgb", "{notes}", "--aux", "{notes}",
+                                    "--out", "{tmp}/p8"], "notes.txt"),
+    # --- export / info / convert ---
+    ("export out not .onnx", ["export", "--checkpoint", "{weights}", "--out", "{tmp}/model.txt"], ".onnx"),
+    ("export out over the model", ["export", "--checkpoint", "{weights}", "--out", "{weights}"], "--out"),
+    ("export size not HxW", ["export", "--checkpoint", "{weights}", "--out", "{tmp}/m.onnx", "--size", "big"], "size"),
+    ("export checkpoint missing", ["export", "--checkpoint", "{tmp}/none.pt", "--out", "{tmp}/m.onnx"], "none.pt"),
+    ("export out in a missing folder", ["export", "--checkpoint", "{weights}", "--out", "{tmp}/no/dir/m.onnx"], "no/dir"),
+    ("info garbage", ["info", "--checkpoint", "{notes}"], "notes.txt"),
+    ("info nothing", ["info"], "config"),
+    ("convert unknown format", ["convert", "{weights}", "--from", "caffe", "--config", "{tiny}", "--out", "{tmp}/c.safetensors"],
+     "caffe"),
+    ("convert source missing", ["convert", "{tmp}/e.pth", "--from", "official-smmcl", "--config", "{tiny}", "--out",
+                                "{tmp}/c.safetensors"], "e.pth"),
+    ("convert out over the source", ["convert", "{checkpoint}", "--from", "checkpoint", "--config", "{tiny}", "--out",
+                                     "{checkpoint}"], "--out"),
+    # --- data ---
+    ("data check missing", ["data", "check", "{tmp}/none"], "none"),
+    ("data check not a dataset", ["data", "check", "{rgb}"], "{rgb}"),
+    ("data synth unknown kind", ["data", "synth", "--kind", "moon", "--out", "{tmp}/s1"], "moon"),
+    ("data synth zero scenes", ["data", "synth", "--kind", "indoor-rgbd", "--out", "{tmp}/s2", "--num", "0"], "num"),
+    ("data synth size zero", ["data", "synth", "--kind", "indoor-rgbd", "--out", "{tmp}/s3", "--size", "0x10"], "size"),
+    ("data synth out a file", ["data", "synth", "--kind", "indoor-rgbd", "--out", "{notes}", "--num", "4"], "notes.txt"),
+    ("data synth into the user's data", ["data", "synth", "--kind", "indoor-rgbd", "--out", "{user_data}", "--num", "4"],
+     "did not write"),
+    ("data hha three intrinsics", ["data", "hha", "--depth", "{aux}", "--intrinsics", "1,2,3", "--out", "{tmp}/h1"],
+     "intrinsics"),
+    ("data hha depth missing", ["data", "hha", "--depth", "{tmp}/none", "--intrinsics", "50,50,20,16", "--out", "{tmp}/h2"],
+     "none"),
+    ("data hha out the depth folder", ["data", "hha", "--depth", "{aux}", "--intrinsics", "50,50,20,16", "--out", "{aux}"],
+     "--out"),
+    # --- study / report / analyze / demo ---
+    ("study missing", ["study", "{tmp}/none.yaml"], "none.yaml"),
+    ("study not a study", ["study", "{tiny}"], "tiny.yaml"),
+    ("study jobs zero", ["study", "{tiny}", "--jobs", "0"], "jobs"),
+    ("report run missing", ["report", "{tmp}/none"], "none"),
+    ("report not a run", ["report", "{rgb}"], "{rgb}"),
+    ("report into the user's folder", ["report", "{run}", "--out", "{user_data}"], "did not write"),
+    ("analyze checkpoint missing", ["analyze", "features", "{tiny}", "{data_root}", "--checkpoint", "{tmp}/n.pt", "--out",
+                                    "{tmp}/f1"], "n.pt"),
+    ("analyze stage 7", ["analyze", "features", "{tiny}", "{data_root}", "--checkpoint", "{weights}", "--out", "{tmp}/f2",
+                         "--stage", "7"], "stage"),
+    ("demo out a file", ["demo", "--out", "{notes}"], "notes.txt"),
+    ("demo into the user's folder", ["demo", "--out", "{user_data}"], "did not write"),
+]
+
+
+@pytest.fixture(scope="module")
+def files(indoor_data, tmp_path_factory):
+    """A trained model (weights, checkpoint, fixed-size ONNX), a finished run, frames, and a user's own files."""
+    import numpy as np
+    from PIL import Image
+
+    tmp = tmp_path_factory.mktemp("bad_input")
+    run = tmp / "run"
+    assert main(["--quiet", "train", str(TINY_CONFIG), f"data.root={indoor_data}", f"train.out_dir={run}",
+                 "train.max_iters=2", "train.tensorboard=false", "train.checkpoint_every=2"]) == 0
+    onnx = tmp / "fixed.onnx"
+    assert main(["--quiet", "export", "--checkpoint", str(run / "model.safetensors"), "--out", str(onnx), "--no-dynamic",
+                 "--size", "32x48"]) == 0
+    frames = tmp / "frames"
+    (frames / "rgb").mkdir(parents=True)
+    (frames / "depth").mkdir()
+    Image.fromarray(np.full((40, 56, 3), 30, np.uint8)).save(frames / "rgb" / "a.png")
+    Image.fromarray(np.full((40, 56), 2000, np.uint16)).save(frames / "depth" / "a.png")
+    (tmp / "notes.txt").write_text("the user's notes\n")
+    (tmp / "garbage.yaml").write_text("train: [unclosed\n")
+    (tmp / "empty").write_bytes(b"")
+    user = tmp / "user_data"
+    user.mkdir()
+    (user / "train.txt").write_text("their list\n")
+    return {"tmp": str(tmp / "work"), "tiny": str(TINY_CONFIG), "data": str(indoor_data),
+            "data_root": f"data.root={indoor_data}", "weights": str(run / "model.safetensors"),
+            "checkpoint": str(run / "checkpoints" / "ckpt_00000002.pt"), "onnx_fixed": str(onnx), "run": str(run),
+            "rgb": str(frames / "rgb"), "aux": str(frames / "depth"), "notes": str(tmp / "notes.txt"),
+            "garbage": str(tmp / "garbage.yaml"), "empty": str(tmp / "empty"), "user_data": str(user)}
+
+
+def _snapshot(files):
+    """Every file the user (or an earlier command) owns: all but the commands' working folder and smmcl's bookkeeping."""
+    from pathlib import Path
+
+    root, work = Path(files["notes"]).parent, Path(files["tmp"])
+    return {str(p): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and ".smmcl" not in p.name and not p.is_relative_to(work)}
+
+
+@pytest.mark.parametrize("argv, words", [pytest.param(a, w, id=i) for i, a, w in CASES])
+def test_a_users_mistake_is_a_named_error(files, argv, words, capsys, monkeypatch):
+    import os
+    from pathlib import Path
+
+    Path(files["tmp"]).mkdir(exist_ok=True)
+    monkeypatch.chdir(files["tmp"])
+    monkeypatch.delenv("SMMCL_DEBUG", raising=False)
+    args = [a.format(**files) for a in argv]
+    owned = _snapshot(files)
+    try:
+        code = main(args)
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2, (args, err)
+    assert "Traceback" not in err, err
+    assert "smmcl: error:" in err or ": error:" in err.splitlines()[-1], err
+    assert words.format(**files) in err, (words, err)
+    assert _snapshot(files) == owned, "a file the command did not own changed"
+    assert not os.environ.get("SMMCL_DEBUG")

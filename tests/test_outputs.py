@@ -1,0 +1,151 @@
+"""Where smmcl writes (`smmcl.outputs`), through the commands that write: nothing the user owns is overwritten or
+merged, `--overwrite` removes only what smmcl wrote, and two inputs never collapse into one output."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from smmcl.cli import main
+from smmcl.outputs import MANIFEST_NAME, OutputError, check_apart, claim_folder, read_manifest, unique_outputs
+
+from support import TINY_CONFIG
+
+
+def _user_files(folder, names=("notes.txt", "config.yaml", "train.txt")):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / name).write_text(f"the user's own {name}\n")
+    return {name: (folder / name).read_text() for name in names}
+
+
+def _unchanged(folder, before):
+    return {name: (folder / name).read_text() for name in before} == before
+
+
+@pytest.mark.parametrize("layout", ["same", "inside", "holds", "symlink", "dotdot"])
+def test_an_output_on_an_input_is_refused_however_spelled(tmp_path, layout):
+    data = tmp_path / "data"
+    (data / "rgb").mkdir(parents=True)
+    out = {"same": data / "rgb", "inside": data / "rgb" / "out", "holds": tmp_path,
+           "symlink": tmp_path / "link", "dotdot": tmp_path / "x" / ".." / "data" / "rgb"}[layout]
+    if layout == "symlink":
+        os.symlink(data / "rgb", out)
+    with pytest.raises(OutputError, match=r"--out .* (is the input|lies inside the input folder|holds the input)"):
+        check_apart(out, [data / "rgb"], "--out")
+    check_apart(tmp_path / "elsewhere", [data / "rgb"], "--out")  # apart: fine
+
+
+def test_a_folder_with_foreign_files_is_refused_and_overwrite_removes_only_the_manifest(tmp_path):
+    out = tmp_path / "out"
+    before = _user_files(out)
+    with pytest.raises(OutputError, match=r"holds files smmcl did not write there \(config.yaml, notes.txt, train.txt\)"):
+        claim_folder(out, "run", "train.out_dir", names=["log.jsonl"], overwrite=True)
+    assert _unchanged(out, before) and not (out / MANIFEST_NAME).exists()
+
+    mine = tmp_path / "mine"
+    claim_folder(mine, "run", "train.out_dir", names=["log.jsonl", "checkpoints"])
+    (mine / "log.jsonl").write_text("{}\n")
+    (mine / "checkpoints").mkdir()
+    assert read_manifest(mine) == {"kind": "run", "written": ["checkpoints", "log.jsonl"]}
+    claim_folder(mine, "run", "train.out_dir", names=["log.jsonl"], overwrite=True)
+    assert sorted(p.name for p in mine.iterdir()) == [MANIFEST_NAME]
+    with pytest.raises(OutputError, match=r"holds the output of another smmcl command \(run\), not of this one \(predictions\)"):
+        (mine / "log.jsonl").write_text("{}\n")
+        claim_folder(mine, "predictions", "--out")
+
+
+def test_two_inputs_with_one_output_name_are_named(tmp_path):
+    with pytest.raises(OutputError, match=r"a/x.png and b/x.jpg would both be written as x.png"):
+        unique_outputs([("x.png", "a/x.png"), ("y.png", "a/y.png"), ("x.png", "b/x.jpg")])
+
+
+def _frames(folder, names, size=(32, 40)):
+    rgb, aux = folder / "rgb", folder / "depth"
+    rgb.mkdir(parents=True, exist_ok=True)
+    aux.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for name in names:
+        stem, suffix = name.rsplit(".", 1)
+        Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(rgb / name)
+        Image.fromarray(rng.integers(0, 5000, size, dtype=np.uint16)).save(aux / f"{stem}.png")
+    return rgb, aux
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    import smmcl
+    from support import build_tiny_model
+
+    cfg = smmcl.load_config(TINY_CONFIG)
+    path = tmp_path_factory.mktemp("model") / "model.safetensors"
+    smmcl.save_pretrained(build_tiny_model(cfg, seed=0), cfg, path)
+    return path
+
+
+def test_predict_never_writes_over_its_inputs_nor_merges_names(weights, tmp_path, capsys):
+    rgb, aux = _frames(tmp_path, ["a.png", "b.png"])
+    pictures = {p.name: p.read_bytes() for p in rgb.iterdir()}
+    assert main(["predict", "--checkpoint", str(weights), "--rgb", str(rgb), "--aux", str(aux), "--out", str(rgb)]) == 2
+    assert "--out" in capsys.readouterr().err and {p.name: p.read_bytes() for p in rgb.iterdir()} == pictures
+
+    user = tmp_path / "labels"
+    before = _user_files(user, ("a.png.txt", "readme.md"))
+    assert main(["predict", "--checkpoint", str(weights), "--rgb", str(rgb), "--aux", str(aux), "--out", str(user)]) == 2
+    assert "holds files smmcl did not write there" in capsys.readouterr().err and _unchanged(user, before)
+
+    out = tmp_path / "pred"
+    for _ in range(2):  # a second prediction into its own folder replaces its own files
+        assert main(["--quiet", "predict", "--checkpoint", str(weights), "--rgb", str(rgb), "--aux", str(aux),
+                     "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted([MANIFEST_NAME, "a.png", "a_overlay.png", "b.png", "b_overlay.png"])
+
+    listed = tmp_path / "list.txt"
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "a.png").write_bytes((rgb / "a.png").read_bytes())
+    listed.write_text("rgb/a.png depth/a.png\nother/a.png depth/b.png\n")
+    assert main(["predict", "--checkpoint", str(weights), "--list", str(listed), "--out", str(tmp_path / "p2")]) == 2
+    err = capsys.readouterr().err
+    assert "rgb/a.png and" in err and "other/a.png would both be written as a.png" in err
+    assert not (tmp_path / "p2" / "a.png").exists()
+
+
+def test_synth_and_hha_keep_out_of_a_users_folder(tmp_path, capsys):
+    theirs = tmp_path / "theirs"
+    before = _user_files(theirs, ("train.txt", "meta.json"))
+    assert main(["data", "synth", "--out", str(theirs), "--kind", "indoor-rgbd", "--num", "4", "--size", "32x40"]) == 2
+    assert "holds files smmcl did not write there" in capsys.readouterr().err and _unchanged(theirs, before)
+    assert sorted(p.name for p in theirs.iterdir()) == ["meta.json", "train.txt"]
+
+    ours = tmp_path / "ours"
+    for _ in range(2):  # regenerating into its own folder is fine
+        assert main(["--quiet", "data", "synth", "--out", str(ours), "--kind", "indoor-rgbd", "--num", "4", "--size", "32x40"]) == 0
+    assert json.loads((ours / "meta.json").read_text())["num"] == 4
+
+    depth = ours / "Depth"
+    assert main(["data", "hha", "--depth", str(depth), "--out", str(depth / "hha"), "--intrinsics", "50,50,20,16"]) == 2
+    assert "lies inside the input folder" in capsys.readouterr().err
+
+
+def test_overwrite_of_a_folder_that_only_looks_like_a_run_removes_nothing(indoor_data, tmp_path, capsys):
+    out = tmp_path / "looks_like_a_run"
+    before = _user_files(out, ("config.yaml", "log.jsonl", "summary.json", "thesis.tex"))
+    args = ["train", str(TINY_CONFIG), f"data.root={indoor_data}", f"train.out_dir={out}", "train.max_iters=2",
+            "train.tensorboard=false"]
+    assert main([*args, "--overwrite"]) == 2
+    assert "holds files smmcl did not write there" in capsys.readouterr().err and _unchanged(out, before)
+
+    run = tmp_path / "run"
+    args[3] = f"train.out_dir={run}"
+    assert main(["--quiet", *args]) == 0
+    (run / "thesis.tex").write_text("the user's, put in later\n")
+    assert main([*args, "--overwrite"]) == 2  # a file of the user's inside a run: nothing is removed
+    assert (run / "thesis.tex").is_file() and (run / "model.safetensors").is_file()
+    (run / "thesis.tex").unlink()
+    assert main(["--quiet", *args, "--overwrite"]) == 0
+    assert sorted(read_manifest(run)["written"]) == sorted(["checkpoints", "config.yaml", "log.jsonl", "model.safetensors",
+                                                           "summary.json", "tb"])
