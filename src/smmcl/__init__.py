@@ -27,6 +27,8 @@ _API = {
     "report": "smmcl.api",
     "export": "smmcl.api",
     "predict": "smmcl.api",
+    "predict_recording": "smmcl.api",
+    "list_topics": "smmcl.api",
     "convert": "smmcl.api",
     "model_info": "smmcl.api",
     "open_model": "smmcl.api",

@@ -224,6 +224,39 @@ def predict(checkpoint: str | Path, rgb: str | Path | None, aux: str | Path | No
                          cfg.data.aux_max, inference_protocol(cfg), progress=progress, aux_scale=aux_scale)
 
 
+def predict_recording(checkpoint: str | Path, recording: str | Path, out: str | Path, rgb_topic: str | None = None,
+                      aux_topic: str | None = None, aux_path: str | Path | None = None, aux_units: str | None = None,
+                      tolerance: float | None = None, align: bool | None = None, aux_scale: float | None = None,
+                      video: bool = True, labels: bool = False, device: str | None = None, threads: int | None = None,
+                      progress: bool = True, log: Callable[[str], None] = lambda _: None) -> dict:
+    """Segment a recording: a ROS 1 / ROS 2 bag (RealSense recordings included; `rgb_topic` / `aux_topic`, else
+    the only ones) or an RGB video with its auxiliary stream at `aux_path` (a second video or an image folder,
+    in `aux_units`). Frames pair by time within `tolerance` seconds; unaligned depth is aligned by the
+    recording's calibration (`align`: see `smmcl.recordings.open_recording`). Writes `out/overlay.mp4`,
+    `frames.csv`, `summary.json` (and `labels/` with `labels`; see `smmcl.deploy.recording`); returns the
+    summary. `aux_scale` None: from the recording's units into the model's."""
+    from smmcl.deploy.recording import aux_scale_for, claim_recording_folder, predict_recording as run
+    from smmcl.recordings import open_recording
+
+    opened = open_recording(recording, rgb_topic, aux_topic, aux_path=aux_path, tolerance=tolerance, align=align,
+                            aux_units=aux_units)
+    claim_recording_folder(out, recording)  # before the model loads
+    cfg = open_model_file(checkpoint).require_config()
+    how = "given"
+    if aux_scale is None:
+        aux_scale, how = aux_scale_for(opened.aux_units, cfg.data.aux_kind, cfg.data.aux_max)
+    log(f"[smmcl] auxiliary values: {how}")
+    predictor = Predictor(checkpoint, device=device, threads=threads, aux_scale=aux_scale)
+    return run(predictor, opened, out, video=video, labels=labels, progress=progress, log=log)
+
+
+def list_topics(recording: str | Path) -> list:
+    """A bag's topics (`name`, `msgtype`, `count`), to choose `predict_recording`'s two image topics from."""
+    from smmcl.recordings import list_topics as topics
+
+    return topics(recording)
+
+
 def _smmcl_file(path: str | Path, kinds: Sequence[str]) -> bool:
     """Whether `path` is a model file smmcl wrote, of one of `kinds` (which a new one of that kind may replace)."""
     try:

@@ -225,13 +225,67 @@ def cmd_hha(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from smmcl.api import predict
 
+    recording = args.bag or args.video
+    if args.bag and args.video:
+        raise ValueError("give --bag or --video, not both")
+    if args.list_topics:
+        return _list_topics(args)
+    for flag, value in (("--checkpoint", args.checkpoint), ("--out", args.out)):
+        if value is None:
+            raise ValueError(f"smmcl predict needs {flag}")
+    if recording:
+        return _predict_recording(args)
+    recording_only = [f for f, v in (("--rgb-topic", args.rgb_topic), ("--aux-topic", args.aux_topic),
+                                     ("--aux-units", args.aux_units), ("--pair-tolerance", args.pair_tolerance),
+                                     ("--aux-aligned", args.aux_aligned), ("--labels", args.labels),
+                                     ("--no-video", args.no_video)) if v not in (None, False)]
+    if recording_only:
+        raise ValueError(f"{', '.join(recording_only)}: for a recording (--bag or --video) only")
     written = predict(args.checkpoint, args.rgb, args.aux, args.out, config=args.config, list_file=args.list,
                       overrides=[*args.overrides, *_protocol_overrides(args)], device=args.device, backend=args.backend,
-                      aux_scale=args.aux_scale)
+                      aux_scale=1.0 if args.aux_scale is None else args.aux_scale)
     if wants_json(args):
         print_json({"out": args.out, "files": [str(p) for p in written]})
         return 0
     print(f"[smmcl] wrote {len(written) // 2} label PNGs and overlays to {args.out}")
+    return 0
+
+
+def _list_topics(args: argparse.Namespace) -> int:
+    from smmcl.api import list_topics
+
+    if not args.bag:
+        raise ValueError("--list-topics needs --bag BAG")
+    topics = list_topics(args.bag)
+    if wants_json(args):
+        print_json([{"topic": t.name, "type": t.msgtype, "count": t.count} for t in topics])
+        return 0
+    width = max([len(t.name) for t in topics] + [5])
+    print(f"{'topic':<{width}}  {'messages':>8}  type")
+    for t in topics:
+        print(f"{t.name:<{width}}  {t.count:>8}  {t.msgtype}")
+    return 0
+
+
+def _predict_recording(args: argparse.Namespace) -> int:
+    from smmcl.api import predict_recording
+
+    if args.config or args.overrides or args.rgb or args.list or _protocol_overrides(args) or args.backend:
+        raise ValueError("a recording is predicted with the model file's own config and one whole-frame pass: "
+                         "--config, overrides, --rgb, --list, --mode/--scales/--flip and --backend do not apply")
+    if args.bag and args.aux:
+        raise ValueError("--aux is a video's auxiliary stream; a bag's is --aux-topic")
+    summary = predict_recording(args.checkpoint, args.bag or args.video, args.out, rgb_topic=args.rgb_topic,
+                                aux_topic=args.aux_topic, aux_path=args.aux, aux_units=args.aux_units,
+                                tolerance=args.pair_tolerance, align=False if args.aux_aligned else None,
+                                aux_scale=args.aux_scale, video=not args.no_video, labels=args.labels,
+                                device=args.device, progress=not args.quiet, log=lambda line: say(args, line))
+    if wants_json(args):
+        print_json(summary)
+        return 0
+    print(f"[smmcl] {summary['frames']} frames at {summary['frames_per_second_end_to_end']} frames/s end to end "
+          f"(median latency {summary['latency_ms_median']} ms): {args.out}"
+          + (f", video {summary['video']}" if summary["video"] else ""))
     return 0
 
 

@@ -194,17 +194,39 @@ def build_parser() -> argparse.ArgumentParser:
                               "config comes from the model file unless --config is given.",
                   examples=["smmcl predict --checkpoint runs/demo/smmcl/model.safetensors --rgb data/indoor/RGB "
                             "--aux data/indoor/Depth --out preds",
-                            "smmcl predict --checkpoint model.onnx --list frames.txt --out preds --mode slide"])
-    pr.add_argument("--checkpoint", required=True, help="weights (.safetensors), a training checkpoint, or an ONNX export")
+                            "smmcl predict --checkpoint model.onnx --list frames.txt --out preds --mode slide",
+                            "smmcl predict --bag night.bag --list-topics",
+                            "smmcl predict --checkpoint model.onnx --bag night.bag --rgb-topic /camera/color/image_raw "
+                            "--aux-topic /camera/aligned_depth_to_color/image_raw --out night_pred",
+                            "smmcl predict --checkpoint model.onnx --video drive.mp4 --aux thermal/ --aux-units raw "
+                            "--out drive_pred"])
+    pr.add_argument("--checkpoint", default=None,
+                    help="weights (.safetensors), a training checkpoint, or an ONNX export (required but for --list-topics)")
     _add_backend_flag(pr)
     pr.add_argument("--config", default=None, help="YAML config (default: the one stored with the checkpoint)")
     pr.add_argument("--rgb", default=None, help="RGB image or folder (paired with --aux by file name)")
     pr.add_argument("--aux", default=None, help="auxiliary image or folder; omit for 4-channel RGB+X images")
     pr.add_argument("--list", default=None, help="list file: 'RGB AUX' paths per line, or names in --rgb/--aux")
-    pr.add_argument("--out", required=True, help="output folder")
-    pr.add_argument("--aux-scale", type=float, default=1.0, metavar="FACTOR",
+    pr.add_argument("--bag", default=None, help="a ROS 1 .bag (RealSense recordings too) or a ROS 2 bag folder: "
+                                                "predict its paired frames into an overlay video")
+    pr.add_argument("--video", default=None, help="an RGB video; its auxiliary stream is --aux (a second video or "
+                                                  "an image folder)")
+    pr.add_argument("--list-topics", action="store_true", help="list the bag's topics, types and counts, and stop")
+    pr.add_argument("--rgb-topic", default=None, help="the bag's colour image topic (default: the only one)")
+    pr.add_argument("--aux-topic", default=None, help="the bag's depth or thermal topic (default: the only one, aligned "
+                                                      "depth first)")
+    pr.add_argument("--aux-units", default=None, help="units of a video's auxiliary stream: mm, m, raw, or e.g. "
+                                                      "'0.0001 m' (bags say their own)")
+    pr.add_argument("--pair-tolerance", type=float, default=None, metavar="SECONDS",
+                    help="most seconds between paired frames (default: half the slower stream's frame interval)")
+    pr.add_argument("--aux-aligned", action="store_true",
+                    help="the bag's depth is registered to colour already: take it as recorded")
+    pr.add_argument("--labels", action="store_true", help="with --bag / --video: also write a label PNG per frame")
+    pr.add_argument("--no-video", action="store_true", help="with --bag / --video: write no overlay video")
+    pr.add_argument("--out", default=None, help="output folder")
+    pr.add_argument("--aux-scale", type=float, default=None, metavar="FACTOR",
                     help="multiply the auxiliary images into the units the model was trained on (1000: depth in metres "
-                         "for a model trained on millimetres; default 1)")
+                         "for a model trained on millimetres; default 1, for a recording: from its units)")
     pr.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: train.device of the config)")
     pr.add_argument("overrides", nargs="*", help="dotted overrides of the model's config, e.g. eval.crop_size=[240,320]")
     _add_protocol_flags(pr)

@@ -24,7 +24,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def to_tensor_rgb(rgb: np.ndarray) -> torch.Tensor:
     """H x W x 3 uint8 -> 3 x H x W float in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
+    # A frame decoded from a buffer (a ROS message) is read-only: copied then, as torch needs a writable array.
+    return torch.from_numpy(np.require(rgb, requirements=("C", "W"))).permute(2, 0, 1).float().div_(255.0)
 
 
 def finite_aux(aux: np.ndarray, source: object) -> np.ndarray:
@@ -57,7 +58,7 @@ def to_tensor_aux(aux: np.ndarray, aux_max: float | None) -> torch.Tensor:
     `aux_max` is the raw value mapped to 1.0 (e.g. 10000 for depth in millimetres up to 10 m);
     None takes the maximum of the file's integer type, so 8-bit thermal or HHA maps to [0, 1].
     """
-    t = torch.from_numpy(aux.astype(np.float32, copy=False)) / aux_full_scale(aux.dtype, aux_max)
+    t = torch.from_numpy(np.require(aux.astype(np.float32, copy=False), requirements="W")) / aux_full_scale(aux.dtype, aux_max)
     if t.ndim == 2:
         t = t.unsqueeze(0).expand(3, -1, -1)
     else:

@@ -152,28 +152,41 @@ def output_names(name: str) -> tuple[str, str]:
     return f"{name}.png", f"{name}_overlay.png"
 
 
-def write_prediction(out: Path, name: str, rgb: np.ndarray, labels: np.ndarray, palette: np.ndarray,
-                     class_names: Sequence[str] = (), alpha: float = 0.5) -> List[Path]:
-    """`<name>.png`: palette PNG whose pixel values are the class ids; `<name>_overlay.png`: colours on the
-    RGB, with a legend of the classes it shows when `class_names` are given."""
-    from smmcl.visualize import beside, brighten, legend
-
-    out.mkdir(parents=True, exist_ok=True)
-    palette = np.asarray(palette, np.uint8)
+def label_png(labels: np.ndarray, palette: np.ndarray) -> Image.Image:
+    """A palette PNG whose pixel values are the class ids (shown in the class colours)."""
     label_img = Image.fromarray(labels.astype(np.uint8), mode="P")
     flat = np.zeros((256, 3), np.uint8)
-    flat[: len(palette)] = palette
+    flat[: len(palette)] = np.asarray(palette, np.uint8)
     label_img.putpalette(flat.ravel().tolist())
-    label_path, overlay_path = (out / n for n in output_names(name))
-    label_img.save(label_path)
+    return label_img
+
+
+def overlay_picture(rgb: np.ndarray, labels: np.ndarray, palette: np.ndarray, class_names: Sequence[str] = (),
+                    alpha: float = 0.5, legend_classes: Optional[Sequence[int]] = None) -> Image.Image:
+    """Class colours on the RGB, with a legend of the classes it shows when `class_names` are given
+    (`legend_classes`: these instead, e.g. all of them, so that every frame of a video has one size)."""
+    from smmcl.visualize import beside, brighten, legend
+
+    palette = np.asarray(palette, np.uint8)
     # Dark scenes are near black as captured: blend onto a brightened copy so the scene stays readable.
     base = brighten(rgb).astype(np.float32)
     blend = (1 - alpha) * base + alpha * palette[labels].astype(np.float32)
     overlay = Image.fromarray(np.clip(blend + 0.5, 0, 255).astype(np.uint8))
     if class_names:
-        shown = [int(k) for k in np.unique(labels) if k < len(class_names)]
+        shown = list(legend_classes) if legend_classes is not None else [int(k) for k in np.unique(labels)]
+        shown = [k for k in shown if k < len(class_names)]
         overlay = beside(overlay, legend([class_names[k] for k in shown], palette[shown]))
-    overlay.save(overlay_path)
+    return overlay
+
+
+def write_prediction(out: Path, name: str, rgb: np.ndarray, labels: np.ndarray, palette: np.ndarray,
+                     class_names: Sequence[str] = (), alpha: float = 0.5) -> List[Path]:
+    """`<name>.png`: palette PNG whose pixel values are the class ids; `<name>_overlay.png`: colours on the
+    RGB, with a legend of the classes it shows when `class_names` are given."""
+    out.mkdir(parents=True, exist_ok=True)
+    label_path, overlay_path = (out / n for n in output_names(name))
+    label_png(labels, palette).save(label_path)
+    overlay_picture(rgb, labels, palette, class_names, alpha).save(overlay_path)
     return [label_path, overlay_path]
 
 

@@ -1,0 +1,95 @@
+"""A recording in, an overlay video out (`smmcl predict --bag` / `--video`, `smmcl.deploy.recording`): a ROS 2 bag
+and a video written in the test with rosbags' and PyAV's own writers, segmented by a saved model."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("rosbags", reason="recordings need the recordings extra: pip install -e '.[recordings]'")
+pytest.importorskip("av", reason="videos need the recordings extra: pip install -e '.[recordings]'")
+
+import smmcl  # noqa: E402
+from smmcl.cli import main  # noqa: E402
+from smmcl.deploy.recording import aux_scale_for  # noqa: E402
+from smmcl.outputs import MANIFEST_NAME  # noqa: E402
+
+from support import TINY_CONFIG, build_tiny_model  # noqa: E402
+from support.bags import DT_NS, H, N, W, depth_frame, rgb_frame, write_ros2_aligned  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    cfg = smmcl.load_config(TINY_CONFIG, ["data.aux_max=10000"])
+    path = tmp_path_factory.mktemp("model") / "model.safetensors"
+    smmcl.save_pretrained(build_tiny_model(cfg, seed=0).eval(), cfg, path)
+    return path
+
+
+def test_a_bag_goes_in_and_an_overlay_video_comes_out(weights, tmp_path, capsys):
+    import av
+
+    bag = write_ros2_aligned(tmp_path / "bag")
+    assert main(["predict", "--bag", str(bag), "--list-topics"]) == 0
+    listed = capsys.readouterr().out
+    assert "/camera/aligned_depth_to_color/image_raw" in listed and "sensor_msgs/msg/Image" in listed
+
+    out = tmp_path / "pred"
+    assert main(["--quiet", "predict", "--checkpoint", str(weights), "--bag", str(bag), "--out", str(out), "--labels",
+                 "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    # The bag lost depth frame 5: 7 pairs, one RGB frame unpaired, one aux frame dropped from its stream.
+    assert summary["frames"] == N - 1 and summary["unpaired"] == {"rgb": 1, "aux": 0} and summary["dropped"]["aux"] == 1
+    assert summary["aux_units"] == "mm" and summary["aux_scale"] == 1.0
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST_NAME, "frames.csv", "labels", "overlay.mp4", "summary.json"]
+    with av.open(str(out / "overlay.mp4")) as video:
+        frames = [f.to_ndarray(format="rgb24") for f in video.decode(video=0)]
+    assert len(frames) == N - 1 and frames[0].shape[0] >= H and frames[0].shape[1] > W  # the legend beside
+    rows = list(csv.DictReader((out / "frames.csv").open()))
+    assert [int(r["index"]) for r in rows] == list(range(N - 1))
+    steps = np.diff([float(r["time"]) for r in rows])  # RGB frame 5 went unpaired: one double step
+    assert np.allclose(np.delete(steps, 4), DT_NS / 1e9, atol=1e-6) and steps[4] == pytest.approx(2 * DT_NS / 1e9, abs=1e-6)
+    fractions = np.array([[float(r[name]) for name in rows[0] if name not in ("index", "time", "aux_time", "latency_ms")]
+                          for r in rows])
+    assert np.allclose(fractions.sum(1), 1.0, atol=1e-4)  # 5-decimal shares of every pixel
+    # The label PNGs are the predictor's own labels for the same frames.
+    predictor = smmcl.Predictor(weights)
+    want = predictor(rgb_frame(0), depth_frame(0))
+    assert np.array_equal(np.asarray(Image.open(out / "labels" / "000000.png")), want)
+
+    # A second prediction into its own folder is fine; into the bag is not.
+    assert main(["--quiet", "predict", "--checkpoint", str(weights), "--bag", str(bag), "--out", str(out), "--no-video"]) == 0
+    assert main(["predict", "--checkpoint", str(weights), "--bag", str(bag), "--out", str(bag / "pred")]) == 2
+    assert "lies inside the input folder" in capsys.readouterr().err
+
+
+def test_a_video_with_an_image_folder_of_depth(weights, tmp_path, capsys):
+    from smmcl.recordings import VideoWriter
+
+    video = tmp_path / "drive.mkv"
+    depth = tmp_path / "depth"
+    depth.mkdir()
+    with VideoWriter(video, fps=10, codec="ffv1") as writer:
+        for k in range(4):
+            writer.write(rgb_frame(k))
+            Image.fromarray(depth_frame(k)).save(depth / f"{k:04d}.png")
+    out = tmp_path / "pred"
+    assert main(["--quiet", "predict", "--checkpoint", str(weights), "--video", str(video), "--aux", str(depth),
+                 "--aux-units", "mm", "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["frames"] == 4 and summary["aux_scale"] == 1.0
+    assert main(["predict", "--checkpoint", str(weights), "--video", str(video), "--aux", str(depth), "--out",
+                 str(out), "--flip"]) == 2
+    assert "do not apply" in capsys.readouterr().err
+
+
+def test_the_units_of_a_recording_become_the_models():
+    assert aux_scale_for("mm", "depth", 10000) == (1.0, aux_scale_for("mm", "depth", 10000)[1])
+    assert aux_scale_for("m", "depth", 10000)[0] == pytest.approx(1000)
+    assert aux_scale_for("0.0001 m", "depth", 10000)[0] == pytest.approx(0.1)
+    assert aux_scale_for("raw", "thermal", None)[0] == 1.0
+    assert aux_scale_for("m", "depth", 255)[0] == 1.0  # an 8-bit depth model counts no millimetres
