@@ -177,7 +177,17 @@ def _model_file_argument(args: argparse.Namespace, old: str, command: str) -> st
 def cmd_export(args: argparse.Namespace) -> int:
     from smmcl.api import export
 
-    report = export(_model_file_argument(args, "weights", "export"), args.out, size=args.size, dynamic=args.dynamic, opset=args.opset, exporter=args.exporter)
+    if args.int8 != (args.calibration is not None):
+        raise ValueError("--int8 needs --calibration DIR (frames to calibrate and verify on), and --calibration --int8")
+    report = export(_model_file_argument(args, "weights", "export"), args.out, size=args.size, dynamic=args.dynamic,
+                    opset=args.opset, exporter=args.exporter, calibration=args.calibration,
+                    calibration_split=args.calibration_split)
+    if args.int8:
+        if wants_json(args):
+            print_json({"out": args.out, **report.to_dict()})
+        else:
+            print(f"[smmcl] {args.out}: {report}")
+        return 0
     if wants_json(args):
         print_json(report.to_dict())
         return 0

@@ -237,7 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "file carries class names, palette and preprocessing; it is checked against PyTorch "
                               "with ONNX Runtime before it is written.",
                   examples=["smmcl export --checkpoint runs/demo/smmcl/model.safetensors --out smmcl.onnx --size 120x160",
-                            "smmcl export --checkpoint model.safetensors --out fixed.onnx --no-dynamic --size 480x640"])
+                            "smmcl export --checkpoint model.safetensors --out fixed.onnx --no-dynamic --size 480x640",
+                            "smmcl export --checkpoint model.safetensors --out model.int8.onnx --int8 --calibration data/indoor "
+                            "--size 120x160"])
     ex.add_argument("--checkpoint", default=None,
                     help="smmcl weights or a training checkpoint (the config comes from the file)")
     ex.add_argument("weights", nargs="?", default=None, help=argparse.SUPPRESS)  # the former spelling, one release
@@ -246,6 +248,13 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--dynamic", action=argparse.BooleanOptionalAction, default=True,
                     help="dynamic batch, height and width (default); --no-dynamic fixes 1 x 3 x H x W")
     ex.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
+    ex.add_argument("--int8", action="store_true",
+                    help="write an int8 model (static quantisation, calibrated on --calibration), only if it keeps "
+                         ">= 99%% of the fp32 pixels, loses <= 0.5 mIoU points and is faster here")
+    ex.add_argument("--calibration", default=None, metavar="DIR",
+                    help="frames for --int8: a dataset in the model's layout (its --calibration-split list, with "
+                         "labels), or a folder holding the model's RGB and auxiliary folders")
+    ex.add_argument("--calibration-split", default="train", help="the list of --calibration to use (default train)")
     ex.add_argument("--exporter", choices=["torchscript", "dynamo"], type=str.lower, default="torchscript",
                     help="PyTorch exporter: torchscript (default, fast) or dynamo (torch.export-based, slow to export)")
     _add_json_flag(ex, "the export report (file, exporter, parity figures)")
