@@ -97,9 +97,29 @@ CASES = [
      "none"),
     ("data hha out the depth folder", ["data", "hha", "--depth", "{aux}", "--intrinsics", "50,50,20,16", "--out", "{aux}"],
      "--out"),
+    # --- an output below a file, and trial findings ---
+    ("synth out below a file", ["data", "synth", "--kind", "indoor-rgbd", "--out", "{notes}/sub", "--num", "4"], "is a file"),
+    ("predict out below a file", ["predict", "--checkpoint", "{weights}", "--rgb", "{rgb}", "--aux", "{aux}", "--out",
+                                  "{notes}/p"], "is a file"),
+    ("train out_dir below a file", ["train", "{tiny}", "{data_root}", "train.out_dir={notes}/run"], "is a file"),
+    ("hha out below a file", ["data", "hha", "--depth", "{aux}", "--intrinsics", "50,50,20,16", "--out", "{notes}/h"],
+     "is a file"),
+    ("report out below a file", ["report", "{run}", "--out", "{notes}/r"], "is a file"),
+    ("analyze out below a file", ["analyze", "features", "{tiny}", "{data_root}", "--checkpoint", "{weights}", "--out",
+                                  "{notes}/f"], "is a file"),
+    ("analyze out inside the data", ["analyze", "features", "{tiny}", "{data_root}", "--checkpoint", "{weights}", "--out",
+                                     "{data}/feat"], "lies inside the input folder"),
+    ("resume from weights", ["train", "{tiny}", "{data_root}", "train.out_dir={tmp}/r8", "--resume", "{weights}"],
+     "it is a safetensors file"),
+    ("eval with another aux_max", ["eval", "--checkpoint", "{weights}", "{data_root}", "data.aux_max=5000"], "data.aux_max"),
+    ("eval checkpoint a text file", ["eval", "--checkpoint", "{notes}"], "not a model file"),
+    ("info checkpoint a text file", ["info", "--checkpoint", "{notes}"], "not a model file"),
+    ("hha float metres as mm", ["data", "hha", "--depth", "{metres}", "--intrinsics", "50,50,20,16", "--out", "{tmp}/h3"],
+     "--depth-scale 1"),
+    ("demo with a missing config", ["demo", "--config", "{tmp}/none.yaml", "--out", "{tmp}/d1"], "none.yaml"),
     # --- study / report / analyze / demo ---
     ("study missing", ["study", "{tmp}/none.yaml"], "none.yaml"),
-    ("study not a study", ["study", "{tiny}"], "tiny.yaml"),
+    ("study not a study", ["study", "{tiny}"], "is a training config, not a study file"),
     ("study jobs zero", ["study", "{tiny}", "--jobs", "0"], "jobs"),
     ("report run missing", ["report", "{tmp}/none"], "none"),
     ("report not a run", ["report", "{rgb}"], "{rgb}"),
@@ -132,6 +152,8 @@ def files(indoor_data, tmp_path_factory):
     Image.fromarray(np.full((40, 56, 3), 30, np.uint8)).save(frames / "rgb" / "a.png")
     Image.fromarray(np.full((40, 56), 2000, np.uint16)).save(frames / "depth" / "a.png")
     (tmp / "notes.txt").write_text("the user's notes\n")
+    (tmp / "metres").mkdir()
+    Image.fromarray(np.full((40, 56), 2.5, np.float32)).save(tmp / "metres" / "a.tiff")  # depth in metres
     (tmp / "garbage.yaml").write_text("train: [unclosed\n")
     (tmp / "empty").write_bytes(b"")
     user = tmp / "user_data"
@@ -141,7 +163,8 @@ def files(indoor_data, tmp_path_factory):
             "data_root": f"data.root={indoor_data}", "weights": str(run / "model.safetensors"),
             "checkpoint": str(run / "checkpoints" / "ckpt_00000002.pt"), "onnx_fixed": str(onnx), "run": str(run),
             "rgb": str(frames / "rgb"), "aux": str(frames / "depth"), "notes": str(tmp / "notes.txt"),
-            "garbage": str(tmp / "garbage.yaml"), "empty": str(tmp / "empty"), "user_data": str(user)}
+            "garbage": str(tmp / "garbage.yaml"), "empty": str(tmp / "empty"), "user_data": str(user),
+            "metres": str(tmp / "metres")}
 
 
 def _snapshot(files):
@@ -173,4 +196,9 @@ def test_a_users_mistake_is_a_named_error(files, argv, words, capsys, monkeypatc
     assert "smmcl: error:" in err or ": error:" in err.splitlines()[-1], err
     assert words.format(**files) in err, (words, err)
     assert _snapshot(files) == owned, "a file the command did not own changed"
+    # A refused command leaves no trace either: no lock or manifest in a folder it did not own.
+    root = Path(files["notes"]).parent
+    left = [p for p in root.rglob(".smmcl*") if not p.is_relative_to(Path(files["tmp"])) and p.parent.name not in
+            ("run", "checkpoints", "bad_input0") and not p.parent.is_relative_to(Path(files["run"]))]
+    assert not left, left
     assert not os.environ.get("SMMCL_DEBUG")

@@ -149,3 +149,50 @@ def test_overwrite_of_a_folder_that_only_looks_like_a_run_removes_nothing(indoor
     assert main(["--quiet", *args, "--overwrite"]) == 0
     assert sorted(read_manifest(run)["written"]) == sorted(["checkpoints", "config.yaml", "log.jsonl", "model.safetensors",
                                                            "summary.json", "tb"])
+
+
+def test_overwrite_keeps_a_users_files_inside_a_runs_folders(indoor_data, tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["train", str(TINY_CONFIG), f"data.root={indoor_data}", f"train.out_dir={run}", "train.max_iters=2",
+            "train.tensorboard=false", "train.checkpoint_every=1"]
+    assert main(["--quiet", *args]) == 0
+    (run / "checkpoints" / "best_by_hand.txt").write_text("mine\n")
+    assert main([*args, "--overwrite"]) == 2
+    assert "checkpoints/best_by_hand.txt" in capsys.readouterr().err
+    assert (run / "checkpoints" / "best_by_hand.txt").is_file() and (run / "checkpoints" / "ckpt_00000002.pt").is_file()
+
+
+def test_synth_replaces_its_own_dataset_whole_and_no_one_elses_files(tmp_path, capsys):
+    out = tmp_path / "data"
+    base = ["--quiet", "data", "synth", "--out", str(out), "--num", "4", "--size", "32x40"]
+    assert main([*base, "--kind", "indoor-rgbd"]) == 0
+    assert main([*base, "--kind", "night-rgbt"]) == 0
+    assert not (out / "Depth").exists() and len(list((out / "Thermal").glob("*.png"))) == 4  # no stale depth
+    (out / "RGB" / "my_photo.png").write_bytes(b"mine")
+    assert main([*base, "--kind", "indoor-rgbd"]) == 2
+    assert "RGB/my_photo.png" in capsys.readouterr().err and (out / "RGB" / "my_photo.png").read_bytes() == b"mine"
+
+
+def test_save_pretrained_keeps_other_files_and_refuses_a_config_that_does_not_fit(tmp_path):
+    import smmcl
+    import torch
+    from safetensors.torch import save_file
+
+    from smmcl.errors import CheckpointError
+    from support import build_tiny_model
+
+    cfg = smmcl.load_config(TINY_CONFIG)
+    theirs = tmp_path / "their.safetensors"
+    save_file({"w": torch.zeros(3)}, str(theirs))
+    before = theirs.read_bytes()
+    with pytest.raises(OutputError, match="exists and is not a file smmcl wrote"):
+        smmcl.save_pretrained(build_tiny_model(cfg, seed=0), cfg, theirs)
+    assert theirs.read_bytes() == before
+    other = smmcl.load_config(TINY_CONFIG, ["model.num_classes=5", "data.class_names=[]"])
+    with pytest.raises(CheckpointError, match="the model does not fit the config given with it"):
+        smmcl.save_pretrained(build_tiny_model(cfg, seed=0), other, tmp_path / "mismatch.safetensors")
+    assert not (tmp_path / "mismatch.safetensors").exists()
+    ours = smmcl.save_pretrained(build_tiny_model(cfg, seed=0), cfg, tmp_path / "ours.safetensors")
+    (tmp_path / ".ours.safetensors.abc123.tmp").write_bytes(b"a kill's leftover")
+    smmcl.save_pretrained(build_tiny_model(cfg, seed=1), cfg, ours)  # its own file: replaced, the leftover gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ours.safetensors", "their.safetensors"]

@@ -1,4 +1,9 @@
-"""The small public Python API; the CLI calls these and nothing deeper."""
+"""The small public Python API; the CLI calls these and nothing deeper.
+
+Importing it imports no PyTorch: what needs PyTorch (training, PyTorch models, evaluation, export) imports it
+inside the function, so that a runtime without it (numpy and ONNX Runtime or OpenVINO: `Predictor`, `open_model`
+on an ONNX export) can use the API.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +11,19 @@ import functools
 import json
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
-
-import torch
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence, Tuple
 
 from smmcl.config import Config, load_config, to_dict
 from smmcl.data.classes import class_names, dataset_palette
-from smmcl.data.dataset import RGBXDataset
-from smmcl.engine.checkpoint import evaluation_weights, load_checkpoint
-from smmcl.deploy.predictor import Predictor  # noqa: F401  (public API: frame streams)
-from smmcl.engine.evaluate import evaluate
-from smmcl.engine import loading
-from smmcl.engine.loading import model_and_config
+from smmcl.deploy.predictor import BACKENDS as _BACKENDS, Predictor, load_backend  # noqa: F401  (Predictor: frame streams)
 from smmcl.errors import CheckpointError
 from smmcl.model_file import ModelFile, is_model_file, open_model_file  # noqa: F401  (is_model_file: for the CLI)
-from smmcl.models import build_model
 from smmcl.outputs import check_output_file
-from smmcl.weights import LoadReport, load_backbone_weights, load_official_smmcl, save_pretrained
-from smmcl.weights.loading import load_state_strict
+
+if TYPE_CHECKING:
+    import torch
+
+    from smmcl.weights import LoadReport
 
 # One name for each thing across the API: a model file is `checkpoint`, a config (a `Config` or its YAML file where
 # a path is taken) is `config`. The 0.2 spellings (`cfg=`, config before checkpoint) still work for one release.
@@ -71,9 +71,8 @@ def inference_protocol(cfg: Config):
     return InferenceProtocol.from_config(cfg)
 
 
-BACKENDS = ("torch", "onnxruntime")
-# An ONNX model runs as exported: PyTorch's precision, layout and compile switches do not apply to it.
-_ONNX_PROTOCOL = ("train.precision=fp32", "train.channels_last=false", "train.compile=false")
+# The backends' names, from their one table (`smmcl.deploy.predictor.BACKENDS`): torch, onnxruntime, openvino.
+BACKENDS = tuple(_BACKENDS)
 
 
 @_renamed(cfg="config")
@@ -150,24 +149,14 @@ def dry_run(config: Config, resume: str | Path | None = None, allow_config_chang
 
 
 def open_model(checkpoint: str | Path | ModelFile, config: Config | str | Path | None = None, overrides: Sequence[str] = (),
-               device: str | None = None, backend: str | None = None, threads: int | None = None) -> Tuple[torch.nn.Module, Config]:
+               device: str | None = None, backend: str | None = None, threads: int | None = None,
+               precision: str = "fp32") -> Tuple[torch.nn.Module, Config]:
     """A trained model ready for inference and its config, from smmcl weights, a training checkpoint, a released
-    SMMCL checkpoint with a config (PyTorch) or an ONNX export (ONNX Runtime); each but the released one carries
-    its config, which `config` replaces."""
-    if backend is not None and backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    SMMCL checkpoint with a config (PyTorch) or an ONNX export (ONNX Runtime, or OpenVINO with `backend="openvino"`,
+    in fp32 or `precision="bf16"`); each but the released one carries its config, which `config` replaces. An
+    export comes as an `nn.Module` (its runtime's PyTorch face), for the evaluation and inference protocols."""
     file = checkpoint if isinstance(checkpoint, ModelFile) else open_model_file(checkpoint)
-    if file.backend(backend) == "torch":
-        return model_and_config(file, config, overrides, device)
-    from smmcl.deploy.onnx_runtime import OnnxSegmentor
-
-    model = OnnxSegmentor(file.path, device=device or "cpu", threads=threads)
-    if isinstance(config, Config):
-        base: Config | dict | str | Path = config
-    else:
-        base = config if config is not None else to_dict(model.metadata.config)
-    cfg = load_config(to_dict(base) if isinstance(base, Config) else base, [*overrides, *_ONNX_PROTOCOL])
-    return model, cfg
+    return load_backend(file.backend(backend), file, config, overrides, device, threads, precision)
 
 
 def load_trained(checkpoint: str | Path | ModelFile, config: Config | None = None,
@@ -176,6 +165,8 @@ def load_trained(checkpoint: str | Path | ModelFile, config: Config | None = Non
     checkpoint, on `device` (default `config.train.device`), with `config`'s precision, layout and compile
     settings; `config` None: the one the file carries (a released checkpoint carries none)."""
     checkpoint, config = _checkpoint_first("load_trained", checkpoint, config)
+    from smmcl.engine import loading
+
     file = checkpoint if isinstance(checkpoint, ModelFile) else open_model_file(checkpoint)
     if config is None:
         config = file.require_config()
@@ -186,6 +177,9 @@ def evaluate_checkpoint(checkpoint: str | Path, config: Config | str | Path | No
                         subset: str | None = None, progress: bool = True, backend: str | None = None) -> dict:
     """Scores of a checkpoint (or an ONNX export) on a split (or a named subset of it) with the protocol of
     `config.eval`, from one confusion matrix over the whole split. `config` None: the one the file carries."""
+    from smmcl.engine import loading
+    from smmcl.engine.evaluate import evaluate
+
     checkpoint, config = _checkpoint_first("evaluate_checkpoint", checkpoint, config)
     file = open_model_file(checkpoint)
     model, cfg = open_model(file, config if isinstance(config, Config) or config is None else load_config(config),
@@ -196,6 +190,7 @@ def evaluate_checkpoint(checkpoint: str | Path, config: Config | str | Path | No
     if own != cfg.model.num_classes:
         raise CheckpointError(f"{checkpoint} predicts {own} classes but the config's dataset has "
                               f"model.num_classes={cfg.model.num_classes}")
+    loading.check_model_owned(file, cfg, "the evaluation's config")
     return evaluate(model, cfg, split, subset, progress=progress)
 
 
@@ -276,8 +271,9 @@ def export(checkpoint: str | Path, out: str | Path, size: Sequence[int] = (480, 
     instead (`smmcl.deploy.quantize`): written only when it agrees with fp32 on the held-out frames, keeps their
     mIoU, and is faster here; the return value is then its `Int8Report`."""
     from smmcl.deploy.onnx_export import DEFAULT_OPSET, export_onnx
+    from smmcl.engine import loading
 
-    cfg, _ = read_model_source(checkpoint)
+    cfg, _ = read_model_source(checkpoint, model_file=True)
     check_output_file(Path(out), "--out", [checkpoint, calibration], replaceable=_smmcl_file(out, ("onnx", "onnx-int8")))
     frames = _calibration_frames(cfg, calibration, calibration_split) if calibration is not None else None
     plain = load_config(to_dict(cfg), ["train.compile=false", "train.channels_last=false", "train.device=cpu"])
@@ -297,6 +293,7 @@ def export(checkpoint: str | Path, out: str | Path, size: Sequence[int] = (480, 
 
 def _calibration_frames(cfg: Config, root: str | Path, split: str) -> list:
     """The calibration frames of `export --int8`, in the model's preprocessing (see `export`)."""
+    from smmcl.data.dataset import RGBXDataset
     from smmcl.data.preprocess import Preprocessing
     from smmcl.deploy.quantize import dataset_frames, image_frames
     from smmcl.engine.predict import pair_inputs
@@ -320,6 +317,13 @@ def convert(
     checkpoint: str | Path, fmt: str, config: Config, out: str | Path, strict: bool | None = None
 ) -> LoadReport:
     """Load an outside checkpoint into the model of `config` and write it as smmcl weights (.safetensors)."""
+    import torch
+
+    from smmcl.engine.checkpoint import evaluation_weights, load_checkpoint
+    from smmcl.models import build_model
+    from smmcl.weights import LoadReport, load_backbone_weights, load_official_smmcl, save_pretrained
+    from smmcl.weights.loading import load_state_strict
+
     if fmt not in CONVERT_FORMATS:
         raise ValueError(f"unknown format {fmt!r}; valid: {', '.join(CONVERT_FORMATS)}")
     if fmt in ("mscan", "mit", "resnet") and fmt != config.model.backbone.name:
@@ -345,6 +349,9 @@ def convert(
 def model_info(config: Config, size: Sequence[int] = (480, 640)) -> Dict[str, Any]:
     """What `config` builds (backbone, preset, decoder, classes, stage channels), its parameters per part and FLOPs
     at `size` (HxW), computed on the meta device (no memory, no weights)."""
+    import torch
+
+    from smmcl.models import build_model
     from smmcl.models.factory import decoder_name, resolve_backbone
     from smmcl.models.summary import flop_counts, parameter_counts
 
@@ -356,9 +363,11 @@ def model_info(config: Config, size: Sequence[int] = (480, 640)) -> Dict[str, An
             "params": parameter_counts(model), "flops": flop_counts(model, size), "size": list(size)}
 
 
-def read_model_source(source: str | Path, overrides: Sequence[str] = ()) -> Tuple[Config, str]:
+def read_model_source(source: str | Path, overrides: Sequence[str] = (), model_file: bool = False) -> Tuple[Config, str]:
     """A config from a YAML file, or the one a model file carries (`smmcl.model_file`: smmcl weights, a training
     checkpoint, an ONNX export). An ONNX export takes overrides (its eval settings); the others fix their model."""
+    if model_file:  # given as --checkpoint: a model file or a named error, never read as a YAML config
+        open_model_file(source)
     if not is_model_file(source):
         if Path(source).is_file() and Path(source).stat().st_size == 0:
             open_model_file(source)  # an empty file: said as such, whichever of the two it was meant to be
@@ -377,13 +386,15 @@ def analyze_features(config: Config, checkpoints: Dict[str, str | Path], out: st
     silhouette per modality; writes `out/tsne.png` and `out/features.json`. Classes in
     `eval.exclude_classes` (and ignored pixels) are left out."""
     from smmcl.analysis import analyze_models
+    from smmcl.data.dataset import RGBXDataset
+    from smmcl.engine import loading
 
     models = {name: loading.load_trained(config, path) for name, path in checkpoints.items()}
     dataset = RGBXDataset(config.data, split or config.eval.split, config.model.num_classes, train=False)
     names = class_names(config)
     keep = [k for k in range(config.model.num_classes) if k not in set(config.eval.exclude_classes)]
     result = analyze_models(models, dataset, names, dataset_palette(config.data.class_names, config.data.palette, config.model.num_classes), keep, out, stage=stage, per_class=per_class,
-                            max_images=max_images, seed=seed)
+                            max_images=max_images, seed=seed, inputs=[config.data.root, *checkpoints.values()])
     result["checkpoints"] = {name: str(path) for name, path in checkpoints.items()}
     result["split"] = split or config.eval.split
     (Path(out) / "features.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -121,6 +121,7 @@ def run_demo(
     out = Path(out)
     cfg_path = Path(config) if config else default_config_path()
     # The demo replaces its own data and runs when their settings change: only in a folder it wrote itself.
+    load_config(cfg_path, [f"data.root={out / 'data'}", *overrides], dataset_meta=False)  # a bad config: before any data
     claim_folder(out, "demo", "--out", inputs=[cfg_path], names=DEMO_FILES)
     meta = _ensure_data(out / "data", num_scenes, size, seed)
     results, models = {}, {}

@@ -96,14 +96,14 @@ def atomic_path(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
 
 
 # The writers' naming rule: what smmcl writes ends in these (readers tell a file by its content, never by its name).
-OUTPUT_SUFFIXES = {"weights": (".safetensors", "smmcl weights"), "onnx": (".onnx", "an ONNX export")}
+OUTPUT_SUFFIXES = {"weights": (".safetensors", "smmcl weights"), "onnx": (".onnx", "ONNX exports")}
 
 
 def check_output_name(path: Path, kind: str) -> None:
     """Refuse an output name that hides what the file is: smmcl weights end in .safetensors, ONNX exports in .onnx."""
     wanted, description = OUTPUT_SUFFIXES[kind]
     if path.suffix.lower() != wanted:
-        raise CheckpointError(f"{description} files end in {wanted}, got {path}")
+        raise CheckpointError(f"{description} are files ending in {wanted}, got {path}")
 
 
 def container(path: Path) -> str:

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from fnmatch import fnmatch
 from pathlib import Path
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, Optional, Sequence
 
 from smmcl.errors import SmmclError
 from smmcl.files import LOCK_NAME, atomic_path
@@ -80,12 +81,24 @@ def _ours(entry: Path, listed: set) -> bool:
     return entry.name.endswith(".tmp") and any(entry.name.startswith(f".{name}.") for name in listed | OWN_FILES)
 
 
-def claim_folder(folder: str | Path, kind: str, what: str, inputs: Iterable[Optional[str | Path]] = (),
-                 names: Iterable[str] = (), overwrite: bool = False, adopt: Iterable[str] = ()) -> Path:
-    """Make `folder` one that the `kind` of command may write (see the module docstring), creating it; record
-    `names` as written there. `adopt`: names a folder written before manifests existed may hold (only a caller
-    that has checked the folder is its own, e.g. by resuming its checkpoint, passes them). Returns the folder."""
+def check_path(path: str | Path, what: str) -> None:
+    """Refuse a path that runs through an existing file (`notes.txt/out`): no folder can be made there."""
+    for parent in Path(path).absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(f"{what} {path}: {parent} is a file, so no folder can be made below it")
+            return
+
+
+def check_claim(folder: str | Path, kind: str, what: str, inputs: Iterable[Optional[str | Path]] = (),
+                overwrite: bool = False, adopt: Iterable[str] = (), contents: Optional[dict] = None) -> set:
+    """Everything `claim_folder` checks, writing nothing; returns the names smmcl wrote there before.
+
+    `contents`: for a folder listed in the manifest, the file-name patterns smmcl writes inside it (`checkpoints`:
+    `ckpt_*.pt`); with `overwrite`, a listed folder holding any other file is refused, for it would be removed.
+    A listed folder without patterns is removed whole only when it is empty or holds a manifest of its own."""
     folder = Path(folder)
+    check_path(folder, what)
     check_apart(folder, inputs, what)
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{what} {folder} is a file; a folder is expected")
@@ -98,10 +111,33 @@ def claim_folder(folder: str | Path, kind: str, what: str, inputs: Iterable[Opti
         raise OutputError(f"{what} {folder} holds the output of another smmcl command ({manifest.get('kind')}), "
                           f"not of this one ({kind}): choose another folder")
     foreign = [e.name for e in entries if not _ours(e, listed)]
+    if overwrite:
+        foreign += [str(p.relative_to(folder)) for name in sorted(listed) for p in _foreign_inside(folder / name,
+                                                                                                 (contents or {}).get(name))]
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         raise OutputError(f"{what} {folder} holds files smmcl did not write there ({shown}); smmcl writes only into "
                           f"a new or empty folder, or one it wrote: choose another folder, nothing was changed")
+    return listed
+
+
+def _foreign_inside(path: Path, patterns: Optional[Sequence[str]]) -> list:
+    """Files inside a listed folder that smmcl does not write there (all of them when no patterns are known)."""
+    if path.is_symlink() or not path.is_dir() or read_manifest(path) is not None:
+        return []
+    files = [p for p in path.rglob("*") if not p.is_dir()]
+    return [p for p in files if not (patterns and p.parent == path and any(fnmatch(p.name, pat) for pat in patterns))]
+
+
+def claim_folder(folder: str | Path, kind: str, what: str, inputs: Iterable[Optional[str | Path]] = (),
+                 names: Iterable[str] = (), overwrite: bool = False, adopt: Iterable[str] = (),
+                 contents: Optional[dict] = None) -> Path:
+    """Make `folder` one that the `kind` of command may write (see the module docstring and `check_claim`),
+    creating it; record `names` as written there. `adopt`: names a folder written before manifests existed may
+    hold (only a caller that has checked the folder is its own, e.g. by resuming its checkpoint, passes them).
+    Returns the folder."""
+    folder = Path(folder)
+    listed = check_claim(folder, kind, what, inputs, overwrite, adopt, contents)
     if overwrite:
         for name in sorted(listed):
             path = folder / name
@@ -132,6 +168,7 @@ def check_output_file(path: str | Path, what: str, inputs: Iterable[Optional[str
     file only when the caller has found it is smmcl's own output of that kind (`replaceable`). In a folder smmcl
     wrote (a run), the name joins that folder's manifest."""
     path = Path(path)
+    check_path(path, what)
     check_apart(path, inputs, what)
     if path.is_dir():
         raise OutputError(f"{what} {path} is a folder; a file name is expected")
@@ -142,6 +179,8 @@ def check_output_file(path: str | Path, what: str, inputs: Iterable[Optional[str
         raise OutputError(f"{what} {path}: its folder {path.parent} does not exist")
     if read_manifest(path.parent) is not None:
         record(path.parent, [path.name])  # e.g. scores beside a run's checkpoints: the run folder knows them as smmcl's
+    for stale in path.parent.glob(f".{path.name}.*.tmp*"):
+        stale.unlink(missing_ok=True)  # an earlier write of this file that a kill cut short (`files.atomic_path`)
     return path
 
 

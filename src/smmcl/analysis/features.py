@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from smmcl.errors import DatasetError
 from smmcl.losses.sampling import downscale_labels
 from smmcl.outputs import claim_folder
 
@@ -79,10 +80,18 @@ def feature_scores(x: np.ndarray, labels: np.ndarray, images: np.ndarray, k: int
     from sklearn.neighbors import KNeighborsClassifier
 
     if len(np.unique(labels)) < 2:
-        raise ValueError("feature scores need points of at least two classes")
+        raise DatasetError("feature scores need points of at least two classes")
     splits = min(folds, len(np.unique(images)))
+    if splits < 2:
+        raise DatasetError(f"k-NN accuracy is measured on images held out from the neighbours: it needs pixels of at "
+                           f"least 2 images, got {splits}; use a larger split (or more --images)")
+    cv = GroupKFold(n_splits=splits)
+    smallest = min(len(train) for train, _ in cv.split(x, labels, groups=images))
+    if smallest < k:
+        raise DatasetError(f"k-NN with k={k} needs at least {k} neighbour points in every fold, but a fold has "
+                           f"{smallest}: raise --per-class or use more images")
     knn = KNeighborsClassifier(n_neighbors=k, metric="cosine")
-    acc = cross_val_score(knn, x, labels, groups=images, cv=GroupKFold(n_splits=splits))
+    acc = cross_val_score(knn, x, labels, groups=images, cv=cv, error_score="raise")
     return {"knn_accuracy": float(acc.mean()), "silhouette": float(silhouette_score(x, labels, metric="cosine")),
             "points": int(len(labels)), "classes": int(len(np.unique(labels)))}
 
@@ -128,13 +137,13 @@ def plot_tsne(maps: Mapping[str, Mapping[str, np.ndarray]], labels: np.ndarray, 
 
 def analyze_models(models: Mapping[str, nn.Module], dataset, class_names: Sequence[str], palette: Sequence[Sequence[int]],
                    keep: Sequence[int], out, stage: int = 4, per_class: int = 200, max_images: Optional[int] = None,
-                   seed: int = 0, k: int = 10) -> dict:
+                   seed: int = 0, k: int = 10, inputs: Sequence = ()) -> dict:
     """Features, scores and t-SNE maps of every model on the same pixels; writes `out/tsne.png` and
     `out/features.json`; returns what the JSON holds."""
     import json
     from pathlib import Path
 
-    out = claim_folder(Path(out), "features", "--out", names=("tsne.png", "features.json"))
+    out = claim_folder(Path(out), "features", "--out", inputs=inputs, names=("tsne.png", "features.json"))
     maps: Dict[str, Dict[str, np.ndarray]] = {}
     scores: Dict[str, Dict[str, dict]] = {}
     labels = None

@@ -14,6 +14,22 @@ from smmcl.progress import set_quiet
 
 __all__ = ["build_parser", "main", "parse_args"]
 
+# The optional dependencies (pyproject's extras): the module a missing one is imported as -> the extra that installs it.
+# Without the `torch` extra smmcl still runs ONNX exports (`smmcl.Predictor` on ONNX Runtime or OpenVINO).
+EXTRAS = {"torch": "torch", "tensorboard": "torch", "safetensors": "torch",
+          "onnx": "deploy", "onnxruntime": "deploy", "onnxscript": "deploy", "openvino": "openvino",
+          "matplotlib": "analysis", "sklearn": "analysis", "scipy": "analysis", "rosbags": "recordings", "av": "recordings"}
+
+
+def _missing_extra(exc: ImportError) -> str | None:
+    """The error line for a missing optional dependency, naming the extra to install; None for any other ImportError."""
+    module = (exc.name or "").split(".")[0]
+    if module not in EXTRAS:
+        return None
+    what = "PyTorch" if module == "torch" else module
+    hint = " (without it, smmcl.Predictor runs ONNX exports on ONNX Runtime or OpenVINO)" if EXTRAS[module] == "torch" else ""
+    return f"this needs {what}, which is not installed: pip install 'smmcl[{EXTRAS[module]}]'{hint}"
+
 
 def _message(exc: BaseException) -> str:
     """The error's own words; an error re-raised from a DataLoader worker carries a traceback: keep its last line."""
@@ -42,6 +58,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("SMMCL_DEBUG"):
             raise
         print(f"smmcl: error: {_message(exc)}", file=sys.stderr)
+        return 2
+    except ImportError as exc:
+        missing = _missing_extra(exc)
+        if missing is None or os.environ.get("SMMCL_DEBUG"):
+            raise
+        print(f"smmcl: error: {missing}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("smmcl: interrupted (the last checkpoint is intact; resume with --resume auto)", file=sys.stderr)

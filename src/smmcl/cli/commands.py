@@ -116,7 +116,7 @@ def _eval_config(args: argparse.Namespace):
         return load_config(config, extra)
     from smmcl.api import read_model_source
 
-    cfg, _ = read_model_source(args.checkpoint)  # weights, checkpoint or ONNX file: the config it carries
+    cfg, _ = read_model_source(args.checkpoint, model_file=True)  # weights, checkpoint or ONNX: the config it carries
     return load_config(to_dict(cfg), extra)
 
 
@@ -306,7 +306,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         args.checkpoint, args.config = _model_file_argument(args, "config", "info"), None
     if (args.config is None) == (args.checkpoint is None):
         raise ValueError("smmcl info: give a YAML config or --checkpoint MODEL_FILE (one of the two)")
-    cfg, origin = read_model_source(args.checkpoint or args.config, args.overrides)
+    cfg, origin = read_model_source(args.checkpoint or args.config, args.overrides, model_file=args.checkpoint is not None)
     info = model_info(cfg, args.size)
     if wants_json(args):
         print_json({"source": origin, **info})

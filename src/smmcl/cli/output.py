@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -23,7 +24,18 @@ def say(args: argparse.Namespace, *lines: str) -> None:
 
 
 def print_json(data) -> None:
-    print(json.dumps(data, indent=2, default=plain))
+    # Standard JSON has no NaN (a class absent from the split has no IoU): null, which every parser reads.
+    print(json.dumps(_finite(json.loads(json.dumps(data, default=plain))), indent=2, allow_nan=False))
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 def plain(value):

@@ -39,8 +39,11 @@ def _add_protocol_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _add_backend_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", choices=["torch", "onnxruntime"], type=str.lower, default=None,
-                   help="torch for weights and checkpoints, onnxruntime for .onnx exports (default: by the file's suffix)")
+    from smmcl.api import BACKENDS  # the one table of backends (smmcl.deploy.predictor.BACKENDS)
+
+    p.add_argument("--backend", choices=list(BACKENDS), type=str.lower, default=None,
+                   help="torch for weights and checkpoints; onnxruntime or openvino (the openvino extra) for ONNX "
+                        "exports (default: by the file's content: torch, or onnxruntime for an export)")
 
 
 def _add_json_flag(p: argparse.ArgumentParser, what: str) -> None:

@@ -372,6 +372,24 @@ def parse_intrinsics(text: str) -> Intrinsics:
         ) from None
 
 
+# The range a depth camera sees, in metres: a frame whose farthest point lies outside it is in other units than
+# --depth-scale says (metres read as millimetres: all within 1 cm; 8-bit values as millimetres: within 25 cm).
+PLAUSIBLE_FARTHEST_M = (0.5, 100.0)
+
+
+def _check_depth_units(depth: np.ndarray, depth_scale: float, path: Path) -> None:
+    finite = depth[np.isfinite(depth)] if np.issubdtype(depth.dtype, np.floating) else depth
+    farthest = float(finite.max()) * depth_scale if finite.size else 0.0
+    low, high = PLAUSIBLE_FARTHEST_M
+    if farthest > 0 and not low <= farthest <= high:
+        hint = (" Float depth is usually in metres: --depth-scale 1." if np.issubdtype(depth.dtype, np.floating) else
+                " 8-bit depth is no metric depth: HHA needs the camera's depth in known units." if depth.dtype == np.uint8
+                else "")
+        raise DatasetError(f"{path}: {depth.dtype} depth up to {float(finite.max()):g} x --depth-scale {depth_scale:g} "
+                           f"puts its farthest point at {farthest:g} m, outside the {low:g}-{high:g} m a depth camera "
+                           f"sees: give --depth-scale as the metres per stored unit.{hint}")
+
+
 def convert_folder(
     depth_dir: Path,
     out_dir: Path,
@@ -396,5 +414,6 @@ def convert_folder(
         depth = read_image(path)
         if depth.ndim != 2:
             raise DatasetError(f"{path}: expected a single-channel depth image, got shape {depth.shape}")
+        _check_depth_units(depth, depth_scale, path)
         write_image(out_dir / f"{path.stem}.png", depth_to_hha(depth, intrinsics, depth_scale, normal_radius, camera_height))
     return len(files)

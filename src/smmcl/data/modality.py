@@ -104,12 +104,12 @@ def units_problem(aux: np.ndarray, aux_max: Optional[float], aux_scale: float = 
                 f"e.g. 16-bit millimetres: {fix}")
     if np.issubdtype(aux.dtype, np.floating) and 0 < top <= FLOAT_SMALL and full >= FLOAT_LARGE_SCALE:
         step = _power_of_ten(full / top) * aux_scale
-        fix = (f"pass aux_scale={_num(step)}" if for_model else
+        fix = (f"pass aux_scale={_num(step)} (--aux-scale {_num(step)})" if for_model else
                f"convert the files (x{_num(step)}), or set data.aux_max to their own full scale")
         what = "given to a model trained on" if for_model else "where data.aux_max counts"
         return f"float values up to {_num(raw)}{scaled} {link} {scale}: metres {what} millimetres? {fix}"
     if top > OVERSHOOT * full:
-        fix = (f"other units than it was trained on? pass aux_scale={_num(_power_of_ten(full / top) * aux_scale)}"
+        fix = (f"other units than it was trained on? pass aux_scale={_num(_power_of_ten(full / top) * aux_scale)} (--aux-scale on the command line)"
                if for_model else "the images are in other units than data.aux_max: set it to their full scale")
         return (f"values up to {_num(raw)}{scaled} {link} {scale}, more than {_num(OVERSHOOT)}x its full scale "
                 f"({describe(aux)}): {fix}")

@@ -1,4 +1,4 @@
-"""The preprocessing contract of a trained model: raw camera frames -> the normalised tensors it was trained on.
+"""The preprocessing contract of a trained model: raw camera frames -> the normalised arrays it was trained on.
 
 One object knows it all (mean, std, `aux_max`, channel order), so training-time evaluation, `predict`, the
 frame-stream `Predictor` and an exported ONNX file (which carries it as metadata) cannot disagree:
@@ -7,11 +7,14 @@ frame-stream `Predictor` and an exported ONNX file (which carries it as metadata
     aux  H x W or H x W x C, integer or float; NaN / inf read as 0 ("no measurement"); single channel
          repeated to 3; / aux_max (None: the dtype's maximum for integers, 1 for floats)  ->  (aux - mean) / std
 
-Both come out as 3 x H x W float32, exactly (bit for bit) as the evaluation dataset prepares them. Frames pass
-the dataset's own rules first (`smmcl.data.modality`): an RGB frame that is not 8-bit colour is refused (RGBA and
-8-bit grey are read as RGB); an auxiliary frame whose values do not fit `aux_max` (metres for a model trained on
-millimetres) gives an `AuxUnitsWarning` naming the likely cause. `aux_scale` multiplies the auxiliary values
-first: a camera's metres reach a millimetre model with `aux_scale=1000`.
+Both come out as 3 x H x W float32, exactly (bit for bit) as the evaluation dataset prepares them
+(`smmcl.data.transforms`, in PyTorch; tests/deploy/test_runtime_without_torch.py compares the two). The
+computation is NumPy's (`rgb_array`, `aux_array`, `pair_arrays`), so a runtime without PyTorch (ONNX Runtime,
+OpenVINO) uses it as it is; `rgb`, `aux` and `pair` hand the same arrays to PyTorch as tensors, without a copy.
+Frames pass the dataset's own rules first (`smmcl.data.modality`): an RGB frame that is not 8-bit colour is refused
+(RGBA and 8-bit grey are read as RGB); an auxiliary frame whose values do not fit `aux_max` (metres for a model
+trained on millimetres) gives an `AuxUnitsWarning` naming the likely cause. `aux_scale` multiplies the auxiliary
+values first: a camera's metres reach a millimetre model with `aux_scale=1000`.
 """
 
 from __future__ import annotations
@@ -19,14 +22,16 @@ from __future__ import annotations
 import json
 import warnings
 from dataclasses import asdict, dataclass
-from typing import Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 import numpy as np
-import torch
 
 from smmcl.data.modality import check_aux, check_rgb
-from smmcl.data.transforms import IMAGENET_MEAN, IMAGENET_STD, aux_full_scale, normalize, to_tensor_aux, to_tensor_rgb
+from smmcl.data.transforms import IMAGENET_MEAN, IMAGENET_STD, aux_full_scale
 from smmcl.errors import AuxUnitsWarning
+
+if TYPE_CHECKING:
+    import torch
 
 
 def warn_units(message: str) -> None:
@@ -48,29 +53,61 @@ class Preprocessing:
         """The contract of a `DataConfig` (smmcl trains with ImageNet statistics on both modalities)."""
         return cls(aux_max=None if data.aux_max is None else float(data.aux_max))
 
-    def rgb(self, frame: np.ndarray, bgr: bool = False, source: object = "the RGB frame") -> torch.Tensor:
+    def rgb_array(self, frame: np.ndarray, bgr: bool = False, source: object = "the RGB frame") -> np.ndarray:
         """H x W x 3 uint8 (RGB, or BGR with `bgr`; RGBA and 8-bit grey are read as RGB) -> 3 x H x W normalised
         float32; any other frame is refused (`smmcl.data.modality.check_rgb`)."""
         frame = check_rgb(frame, source)
-        return normalize(to_tensor_rgb(frame[..., ::-1] if bgr else frame), self.mean, self.std)
+        unit = (frame[..., ::-1] if bgr else frame).transpose(2, 0, 1).astype(np.float32, order="C")
+        unit /= np.float32(255.0)
+        return self._normalize(unit)
 
-    def aux(self, frame: np.ndarray, source: object = "the auxiliary image", aux_scale: float = 1.0,
-            on_units: Callable[[str], None] = warn_units) -> torch.Tensor:
+    def aux_array(self, frame: np.ndarray, source: object = "the auxiliary image", aux_scale: float = 1.0,
+                  on_units: Callable[[str], None] = warn_units) -> np.ndarray:
         """H x W [x C] integer or float auxiliary frame -> 3 x H x W normalised float32 (non-finite values read as
         0). Its values times `aux_scale` are checked against `aux_max`; a mismatch goes to `on_units`."""
         frame = check_aux(np.asarray(frame), source, self.aux_max, aux_scale, on_units, for_model=True)
         # aux_scale 1 divides by exactly what the evaluation dataset divides by: the two stay bit for bit equal.
-        full = self.aux_max if aux_scale == 1 else aux_full_scale(frame.dtype, self.aux_max) / aux_scale
-        return normalize(to_tensor_aux(frame, full), self.mean, self.std)
+        full = aux_full_scale(frame.dtype, self.aux_max) / aux_scale
+        unit = frame.astype(np.float32)  # a copy: the caller's frame is never written
+        unit /= np.float32(full)
+        unit = unit[None] if unit.ndim == 2 else unit.transpose(2, 0, 1)[:3]
+        return self._normalize(np.broadcast_to(unit, (3, *unit.shape[1:])) if unit.shape[0] == 1 else unit)
 
-    def pair(self, rgb: np.ndarray, aux: np.ndarray, bgr: bool = False, source: object = "the auxiliary image",
-             aux_scale: float = 1.0, on_units: Callable[[str], None] = warn_units,
-             rgb_source: object = "the RGB frame") -> tuple[torch.Tensor, torch.Tensor]:
-        """Both frames of one observation, sizes checked; 3 x H x W each."""
+    def pair_arrays(self, rgb: np.ndarray, aux: np.ndarray, bgr: bool = False, source: object = "the auxiliary image",
+                    aux_scale: float = 1.0, on_units: Callable[[str], None] = warn_units,
+                    rgb_source: object = "the RGB frame") -> tuple[np.ndarray, np.ndarray]:
+        """Both frames of one observation, sizes checked; 3 x H x W float32 each."""
         if np.shape(aux)[:2] != np.shape(rgb)[:2]:
             raise ValueError(f"aux is {np.shape(aux)[:2]} but rgb is {np.shape(rgb)[:2]} (H x W); "
                              f"the two frames of an observation must be registered to one size")
-        return self.rgb(rgb, bgr, rgb_source), self.aux(aux, source, aux_scale, on_units)
+        return self.rgb_array(rgb, bgr, rgb_source), self.aux_array(aux, source, aux_scale, on_units)
+
+    def _normalize(self, unit: np.ndarray) -> np.ndarray:
+        """(x - mean) / std per channel in float32, the operations `transforms.normalize` makes in PyTorch."""
+        out = unit - np.asarray(self.mean, np.float32).reshape(-1, 1, 1)
+        out /= np.asarray(self.std, np.float32).reshape(-1, 1, 1)
+        return out
+
+    # The same arrays as PyTorch tensors (sharing their memory), for the PyTorch backend and its callers.
+    def rgb(self, frame: np.ndarray, bgr: bool = False, source: object = "the RGB frame") -> "torch.Tensor":
+        import torch
+
+        return torch.from_numpy(self.rgb_array(frame, bgr, source))
+
+    def aux(self, frame: np.ndarray, source: object = "the auxiliary image", aux_scale: float = 1.0,
+            on_units: Callable[[str], None] = warn_units) -> "torch.Tensor":
+        import torch
+
+        return torch.from_numpy(self.aux_array(frame, source, aux_scale, on_units))
+
+    def pair(self, rgb: np.ndarray, aux: np.ndarray, bgr: bool = False, source: object = "the auxiliary image",
+             aux_scale: float = 1.0, on_units: Callable[[str], None] = warn_units,
+             rgb_source: object = "the RGB frame") -> tuple["torch.Tensor", "torch.Tensor"]:
+        """`pair_arrays` as tensors."""
+        import torch
+
+        r, a = self.pair_arrays(rgb, aux, bgr, source, aux_scale, on_units, rgb_source)
+        return torch.from_numpy(r), torch.from_numpy(a)
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "rgb_order": "RGB", "rgb_scale": 255.0, "layout": "NCHW",
@@ -82,9 +119,9 @@ class Preprocessing:
         return cls(tuple(raw["mean"]), tuple(raw["std"]), raw.get("aux_max"))  # type: ignore[arg-type]
 
 
-def stack_into(buffer: Optional[torch.Tensor], tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-    """`torch.stack(tensors)`, written into `buffer` when it has the right shape (a frame stream reuses it)."""
-    shape = (len(tensors), *tensors[0].shape)
-    if buffer is None or tuple(buffer.shape) != shape:
-        buffer = torch.empty(shape, dtype=torch.float32)
-    return torch.stack(list(tensors), out=buffer)
+def stack_into(buffer: Optional[np.ndarray], arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """`np.stack(arrays)` (float32), written into `buffer` when it has the right shape (a frame stream reuses it)."""
+    shape = (len(arrays), *arrays[0].shape)
+    if buffer is None or buffer.shape != shape:
+        buffer = np.empty(shape, dtype=np.float32)
+    return np.stack(list(arrays), out=buffer)

@@ -3,20 +3,25 @@
 Every geometric operation takes the three tensors together, so they can never drift apart. The random
 choices come from a NumPy generator handed in by the caller, seeded per (run seed, epoch, sample):
 augmentation is then independent of worker count and of resuming.
+
+PyTorch is imported where a tensor is made, not at import: `smmcl.data.modality` and `smmcl.data.preprocess` take
+the NumPy rules of this module (`finite_aux`, `aux_full_scale`, the statistics), and they serve the runtime that
+has no PyTorch (`smmcl.Predictor` on an ONNX file).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import warnings
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from smmcl.errors import NonFiniteWarning
+
+if TYPE_CHECKING:
+    import torch
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -24,6 +29,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def to_tensor_rgb(rgb: np.ndarray) -> torch.Tensor:
     """H x W x 3 uint8 -> 3 x H x W float in [0, 1]."""
+    import torch
+
     # A frame decoded from a buffer (a ROS message) is read-only: copied then, as torch needs a writable array.
     return torch.from_numpy(np.require(rgb, requirements=("C", "W"))).permute(2, 0, 1).float().div_(255.0)
 
@@ -58,6 +65,8 @@ def to_tensor_aux(aux: np.ndarray, aux_max: float | None) -> torch.Tensor:
     `aux_max` is the raw value mapped to 1.0 (e.g. 10000 for depth in millimetres up to 10 m);
     None takes the maximum of the file's integer type, so 8-bit thermal or HHA maps to [0, 1].
     """
+    import torch
+
     t = torch.from_numpy(np.require(aux.astype(np.float32, copy=False), requirements="W")) / aux_full_scale(aux.dtype, aux_max)
     if t.ndim == 2:
         t = t.unsqueeze(0).expand(3, -1, -1)
@@ -69,6 +78,8 @@ def to_tensor_aux(aux: np.ndarray, aux_max: float | None) -> torch.Tensor:
 
 
 def normalize(img: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> torch.Tensor:
+    import torch
+
     m = torch.tensor(mean, dtype=img.dtype).view(-1, 1, 1)
     s = torch.tensor(std, dtype=img.dtype).view(-1, 1, 1)
     return (img - m) / s
@@ -76,6 +87,8 @@ def normalize(img: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Seq
 
 def resize_triplet(rgb: torch.Tensor, aux: torch.Tensor, label: torch.Tensor, size: tuple[int, int]):
     """Bilinear for the images, nearest for the label (labels must never be interpolated)."""
+    import torch.nn.functional as F
+
     rgb = F.interpolate(rgb[None], size=size, mode="bilinear", align_corners=False)[0]
     aux = F.interpolate(aux[None], size=size, mode="bilinear", align_corners=False)[0]
     label = F.interpolate(label[None, None].float(), size=size, mode="nearest")[0, 0].long()
@@ -88,6 +101,8 @@ def hflip_triplet(rgb: torch.Tensor, aux: torch.Tensor, label: torch.Tensor):
 
 def crop_triplet(rgb, aux, label, crop: tuple[int, int], rng: np.random.Generator, ignore_index: int):
     """Random crop to `crop`, padding images with 0 and the label with `ignore_index` where smaller."""
+    import torch.nn.functional as F
+
     ch, cw = crop
     h, w = label.shape
     pad_h, pad_w = max(ch - h, 0), max(cw - w, 0)

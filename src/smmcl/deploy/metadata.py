@@ -77,11 +77,11 @@ def parse_metadata(props: Dict[str, str], source: object) -> OnnxMetadata:
 
 
 def read_metadata(path: str | Path) -> OnnxMetadata:
-    """The metadata of an ONNX file, read without loading its weights."""
-    import onnx
+    """The metadata of an ONNX file, read without loading its weights (and without the `onnx` package)."""
+    from smmcl.model_file import read_onnx_header
 
     try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf decode errors have several types
-        raise CheckpointError(f"{path}: not a readable ONNX file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
-    return parse_metadata({p.key: p.value for p in model.metadata_props}, path)
+        props, _ = read_onnx_header(path)
+    except (ValueError, UnicodeDecodeError, OSError) as exc:
+        raise CheckpointError(f"{path}: not a readable ONNX file ({exc})") from None
+    return parse_metadata(props, path)

@@ -1,18 +1,25 @@
-"""An exported smmcl ONNX file as an inference backend: ONNX Runtime behind the `model(rgb, aux) -> logits` call.
+"""Exported smmcl ONNX files as inference backends: what every runtime shares, and ONNX Runtime.
 
-`OnnxSegmentor` is an `nn.Module` without parameters, so evaluation, the inference protocols (sliding
-window, scales, flip) and `predict` run it unchanged; everything they need to know (classes, palette,
-preprocessing, the training config) comes from the file's metadata (`smmcl.deploy.metadata`).
+`ExportedModel` is what does not depend on the runtime: the file, its smmcl metadata (`smmcl.deploy.metadata`:
+classes, palette, preprocessing, the training config), the check of its inputs' names and of a fixed-size
+export's shape, and `run(rgb, aux)`: float32 N x 3 x H x W arrays -> logits N x K x H x W. It needs neither
+PyTorch nor the `onnx` package, so the `Predictor` runs an export on numpy alone. A runtime subclasses it with
+its session (`_open`) and its call (`_infer`): `OnnxRuntimeModel` here, `OpenVinoModel` in
+`smmcl.deploy.openvino_runtime`.
+
+Evaluation, the inference protocols (sliding window, scales, flip) and `predict` take an `nn.Module`: each runtime
+has a PyTorch face, an `nn.Module` without parameters whose `forward` calls `run` (`OnnxSegmentor`,
+`OpenVinoSegmentor`; `torch_face`). The faces are made on first use, so importing this module imports no PyTorch.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-import torch
-from torch import nn
 
 from smmcl.deploy.metadata import OnnxMetadata, parse_metadata
 from smmcl.errors import CheckpointError
@@ -20,11 +27,104 @@ from smmcl.errors import CheckpointError
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
 
+def default_threads() -> int:
+    """Intra-op threads when none are given: PyTorch's own count where PyTorch is loaded (the backends then
+    compare at equal threads), else the cores this process may run on."""
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "get_num_threads"):
+        return int(torch.get_num_threads())
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+class ExportedModel:
+    """An smmcl ONNX export on one runtime; see the module docstring. Subclasses set `backend` (the name in the
+    backends' table, `smmcl.deploy.predictor.BACKENDS`) and `precisions`, and implement `_open` and `_infer`."""
+
+    backend = ""
+    face_name = ""  # the class name of its PyTorch face
+    precisions: Tuple[str, ...] = ("fp32",)
+
+    def __init__(self, path: str | Path, device: str = "cpu", threads: Optional[int] = None,
+                 precision: str = "fp32") -> None:
+        super().__init__()  # nn.Module's, in a PyTorch face
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"ONNX file not found: {path}")
+        if precision not in self.precisions:
+            raise ValueError(f"the {self.backend} backend runs an export in {' or '.join(self.precisions)}, "
+                             f"not {precision!r}")
+        self.path = path
+        self.precision = precision
+        props, names, shape = self._open(path, device, int(threads or default_threads()), precision)
+        # From the runtime's own reading, not a second parse of the file (hundreds of MB for the paper models).
+        self.metadata: OnnxMetadata = parse_metadata(props, path)
+        self.num_classes = self.metadata.num_classes
+        if list(names) != ["rgb", "aux"]:
+            raise CheckpointError(f"{path}: inputs are {list(names)}, an smmcl export has ['rgb', 'aux']")
+        # A `--no-dynamic` export takes one input shape only; None for each free dimension otherwise.
+        self.input_shape: Tuple[Optional[int], ...] = tuple(d if isinstance(d, int) else None for d in shape)
+
+    def _open(self, path: Path, device: str, threads: int, precision: str) -> Tuple[Dict[str, str], List[str], Sequence[Any]]:
+        """Load the file: returns its metadata strings, its input names and the first input's shape (an int for
+        each fixed dimension)."""
+        raise NotImplementedError
+
+    def _infer(self, rgb: np.ndarray, aux: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    @property
+    def threads(self) -> int:
+        raise NotImplementedError
+
+    def run(self, rgb: np.ndarray, aux: np.ndarray) -> np.ndarray:
+        """Logits N x K x H x W (float32) for normalised float32 N x 3 x H x W arrays."""
+        for given in (rgb.shape, aux.shape):
+            if len(given) != len(self.input_shape) or any(d is not None and d != g for d, g in zip(self.input_shape, given)):
+                fixed = "x".join("N" if d is None else str(d) for d in self.input_shape)
+                raise CheckpointError(f"{self.path} was exported for inputs of shape {fixed} (a fixed-size export, "
+                                      f"--no-dynamic), got {'x'.join(map(str, given))}: export it again with --dynamic "
+                                      f"or at this size, or give it inputs of that shape")
+        return self._infer(np.ascontiguousarray(rgb, np.float32), np.ascontiguousarray(aux, np.float32))
+
+    def extra_repr(self) -> str:
+        return f"path={str(self.path)!r}, backend={self.backend}, precision={self.precision}, threads={self.threads}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+
+_FACES: Dict[type, type] = {}
+
+
+def torch_face(runtime: type) -> type:
+    """The PyTorch face of an `ExportedModel` subclass: the same class and arguments, also an `nn.Module` without
+    parameters whose `forward(rgb, aux)` takes tensors (or arrays) and returns the logits as a CPU tensor (the
+    runtime copies to its own device itself). Made once per runtime, on first use; needs PyTorch."""
+    if runtime not in _FACES:
+        import torch
+        from torch import nn
+
+        class Face(runtime, nn.Module):  # type: ignore[valid-type, misc]
+            def forward(self, rgb: Any, aux: Any) -> torch.Tensor:
+                def array(t: Any) -> np.ndarray:
+                    t = t.detach().to("cpu", torch.float32) if isinstance(t, torch.Tensor) else torch.as_tensor(t, dtype=torch.float32)
+                    return np.ascontiguousarray(t.numpy())
+
+                return torch.from_numpy(self.run(array(rgb), array(aux)))
+
+        Face.__name__ = Face.__qualname__ = runtime.face_name
+        Face.__module__ = runtime.__module__
+        _FACES[runtime] = Face
+    return _FACES[runtime]
+
+
+# ---------------------------------------------------------------------------------------------------- ONNX Runtime
+
 def import_onnxruntime():
     try:
         import onnxruntime
     except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError("ONNX Runtime is not installed: pip install 'smmcl[deploy]'") from None
+        raise ImportError("ONNX Runtime is not installed: pip install 'smmcl[deploy]'", name="onnxruntime") from None
     return onnxruntime
 
 
@@ -32,15 +132,15 @@ def session_options(threads: Optional[int] = None):
     """Session options set on purpose, not left to defaults.
 
     All graph optimisations (constant folding, conv + BN/activation fusion, layout transforms); `threads`
-    intra-op threads (default: PyTorch's own count, so the two backends compare at equal threads) and one
-    inter-op thread with sequential execution: a segmentation graph is one chain of large ops, and a second
-    thread pool would only compete with the first for the same cores.
+    intra-op threads (default: `default_threads`, PyTorch's own count where it is loaded, so the two backends
+    compare at equal threads) and one inter-op thread with sequential execution: a segmentation graph is one
+    chain of large ops, and a second thread pool would only compete with the first for the same cores.
     """
     ort = import_onnxruntime()
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.intra_op_num_threads = int(threads or torch.get_num_threads())
+    options.intra_op_num_threads = int(threads or default_threads())
     options.inter_op_num_threads = 1
     return options
 
@@ -59,50 +159,31 @@ def make_session(path: str | Path, device: str = "cpu", threads: Optional[int] =
         raise CheckpointError(f"{path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0]})") from None
 
 
-class OnnxSegmentor(nn.Module):
-    """An exported smmcl model run by ONNX Runtime: `(rgb, aux)` normalised B x 3 x H x W -> logits B x K x H x W.
+class OnnxRuntimeModel(ExportedModel):
+    """An smmcl export run by ONNX Runtime (fp32, as exported; an int8 export in int8), on `device` "cpu" or "cuda"
+    (ONNX Runtime copies the inputs to the GPU itself)."""
 
-    Inputs are taken as CPU float32 tensors (or numpy arrays) and logits returned as a CPU tensor; with
-    `device="cuda"` ONNX Runtime copies them to the GPU itself.
-    """
+    backend = "onnxruntime"
+    face_name = "OnnxSegmentor"
 
-    def __init__(self, path: str | Path, device: str = "cpu", threads: Optional[int] = None) -> None:
-        super().__init__()
-        path = Path(path)
-        if not path.is_file():
-            raise CheckpointError(f"ONNX file not found: {path}")
-        self.path = path
+    def _open(self, path: Path, device: str, threads: int, precision: str):
         self.session = make_session(path, device, threads)
-        # From the session, not a second parse of the file (hundreds of MB for the paper models).
-        self.metadata: OnnxMetadata = parse_metadata(self.session.get_modelmeta().custom_metadata_map, path)
-        self.num_classes = self.metadata.num_classes
-        names = [i.name for i in self.session.get_inputs()]
-        if names != ["rgb", "aux"]:
-            raise CheckpointError(f"{path}: inputs are {names}, an smmcl export has ['rgb', 'aux']")
-        # A `--no-dynamic` export takes one input shape only; a name for each free dimension otherwise.
-        self.input_shape = tuple(d if isinstance(d, int) else None for d in self.session.get_inputs()[0].shape)
+        inputs = self.session.get_inputs()
+        return self.session.get_modelmeta().custom_metadata_map, [i.name for i in inputs], inputs[0].shape
+
+    def _infer(self, rgb: np.ndarray, aux: np.ndarray) -> np.ndarray:
+        return self.session.run(["logits"], {"rgb": rgb, "aux": aux})[0]
 
     @property
     def threads(self) -> int:
         return int(self.session.get_session_options().intra_op_num_threads)
 
-    def run(self, rgb: np.ndarray, aux: np.ndarray) -> np.ndarray:
-        """The raw session call on float32 NCHW arrays."""
-        for given in (rgb.shape, aux.shape):
-            if len(given) != len(self.input_shape) or any(d is not None and d != g for d, g in zip(self.input_shape, given)):
-                fixed = "x".join("N" if d is None else str(d) for d in self.input_shape)
-                raise CheckpointError(f"{self.path} was exported for inputs of shape {fixed} (a fixed-size export, "
-                                      f"--no-dynamic), got {'x'.join(map(str, given))}: export it again with --dynamic "
-                                      f"or at this size, or give it inputs of that shape")
-        return self.session.run(["logits"], {"rgb": rgb, "aux": aux})[0]
-
-    def forward(self, rgb: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:
-        def array(t) -> np.ndarray:
-            t = t.detach().to("cpu", torch.float32) if isinstance(t, torch.Tensor) else torch.as_tensor(t, dtype=torch.float32)
-            return np.ascontiguousarray(t.numpy())
-
-        return torch.from_numpy(self.run(array(rgb), array(aux)))
-
     def extra_repr(self) -> str:
-        providers: Sequence[str] = self.session.get_providers()
-        return f"path={str(self.path)!r}, providers={list(providers)}, threads={self.threads}"
+        return f"{super().extra_repr()}, providers={list(self.session.get_providers())}"
+
+
+def __getattr__(name: str) -> Any:
+    # `OnnxSegmentor(path, device="cpu", threads=None)`: the PyTorch face of `OnnxRuntimeModel` (see `torch_face`).
+    if name == "OnnxSegmentor":
+        return torch_face(OnnxRuntimeModel)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

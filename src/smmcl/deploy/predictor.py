@@ -8,81 +8,128 @@ the caller hands over frames as the camera gives them:
     labels, probs = predictor(rgb, depth, probs=True)       # + K x H x W float32 class probabilities
     labels = predictor(bgr_frames, depths, bgr=True)        # N x H x W x 3 (BGR, e.g. OpenCV) -> N x H x W
     predictor = Predictor("model.onnx", aux_scale=1000)     # depth in metres for a model trained on millimetres
+    predictor = Predictor("model.onnx", backend="openvino", precision="bf16")   # OpenVINO, bf16 where it is safe
 
 Frames may have any size; every call with frames of the size of the last one reuses its input buffers. Frames
 follow the dataset's rules (`smmcl.data.modality`): RGB must be 8-bit colour (RGBA and 8-bit grey are read as
 RGB); auxiliary values that do not fit the model's `aux_max` (float metres for a millimetre model, 8-bit depth,
 values far beyond the scale) give one `AuxUnitsWarning` per Predictor, naming the likely cause and the `aux_scale`
 that would fit.
+
+An ONNX export with one whole-frame pass (no `protocol`) runs on numpy and its runtime alone (ONNX Runtime or
+OpenVINO): nothing on that path imports PyTorch (tests/deploy/test_runtime_without_torch.py). Weights and
+checkpoints, and any `protocol`, need PyTorch (the `torch` extra).
+
+`BACKENDS` is the one table of backends, name -> loader; `smmcl.model_file.BACKENDS` says which of them runs
+which kind of file, `smmcl.api.open_model` and the CLI's `--backend` take their names from here.
 """
 
 from __future__ import annotations
 
+import importlib
 import warnings
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-import torch
 
-from smmcl.config import Config
+from smmcl.config import Config, load_config, to_dict
 from smmcl.data.classes import class_names, dataset_palette
-from smmcl.model_file import open_model_file
 from smmcl.data.modality import check_aux_scale
 from smmcl.data.preprocess import Preprocessing, stack_into
-from smmcl.deploy.onnx_runtime import OnnxSegmentor
-from smmcl.engine.inference import InferenceProtocol
-from smmcl.engine.predict import model_device
 from smmcl.errors import AuxUnitsWarning
+from smmcl.model_file import ModelFile, open_model_file
 
 Frames = Union[np.ndarray, Sequence[np.ndarray]]
+# An exported model runs as exported: PyTorch's precision, layout and compile switches do not apply to it.
+EXPORTED_PROTOCOL = ("train.precision=fp32", "train.channels_last=false", "train.compile=false")
+
+
+def _load_torch(file: ModelFile, config: Any, overrides: Sequence[str], device: Optional[str], threads: Optional[int],
+                precision: str, face: bool) -> Tuple[Any, Config]:
+    if precision != "fp32":
+        raise ValueError(f"precision={precision!r} is for the openvino backend; a PyTorch model takes its precision "
+                         f"from the inference protocol (train.precision, InferenceProtocol(precision=...))")
+    from smmcl.engine.loading import model_and_config
+
+    return model_and_config(file, config, overrides, device)
+
+
+def _exported(module: str, runtime: str) -> Callable[..., Tuple[Any, Config]]:
+    """The loader of an ONNX runtime: its `ExportedModel` (its PyTorch face with `face`), and the config the file
+    carries (or `config`) with `overrides` and `EXPORTED_PROTOCOL`."""
+
+    def load(file: ModelFile, config: Any, overrides: Sequence[str], device: Optional[str], threads: Optional[int],
+             precision: str, face: bool) -> Tuple[Any, Config]:
+        from smmcl.deploy.onnx_runtime import torch_face
+
+        cls = getattr(importlib.import_module(module), runtime)
+        model = (torch_face(cls) if face else cls)(file.path, device=device or "cpu", threads=threads, precision=precision)
+        base = config if config is not None else model.metadata.config
+        return model, load_config(to_dict(base) if isinstance(base, Config) else base, [*overrides, *EXPORTED_PROTOCOL])
+
+    return load
+
+
+BACKENDS: Dict[str, Callable[..., Tuple[Any, Config]]] = {
+    "torch": _load_torch,
+    "onnxruntime": _exported("smmcl.deploy.onnx_runtime", "OnnxRuntimeModel"),
+    "openvino": _exported("smmcl.deploy.openvino_runtime", "OpenVinoModel"),
+}
+
+
+def load_backend(name: str, file: ModelFile, config: Any = None, overrides: Sequence[str] = (), device: Optional[str] = None,
+                 threads: Optional[int] = None, precision: str = "fp32", face: bool = True) -> Tuple[Any, Config]:
+    """`file` loaded on the backend `name`, and its config (`config`, a Config or YAML path, replaces the file's;
+    `overrides` apply). `face`: an exported model as an `nn.Module` (for evaluation and the protocols), else its
+    plain runtime (numpy in, numpy out). `threads`: a runtime's intra-op threads; `precision`: fp32, or bf16 on
+    openvino. An unknown name is an error listing the known ones."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; the backends are {', '.join(BACKENDS)}")
+    return BACKENDS[name](file, config, overrides, device, threads, precision, face)
 
 
 class Predictor:
     """Label maps (and class probabilities) for RGB + auxiliary frames; see the module docstring.
 
-    `source`: a `.onnx` export (run by ONNX Runtime, `threads` intra-op threads), smmcl weights
-    (`.safetensors`) or a training checkpoint (PyTorch on `device`). `protocol`: how probabilities are
-    computed (default: one whole-frame pass; an ONNX file cannot take autocast precisions). `aux_scale`: the
-    auxiliary frames' units in the model's, multiplied in before its `aux_max` applies (1000: a depth camera's
-    metres for a model trained on millimetres; 1: the frames are in the training data's units).
+    `source`: a `.onnx` export (run by ONNX Runtime, or OpenVINO with `backend="openvino"`, `threads` intra-op
+    threads, `precision` fp32 or, on OpenVINO, bf16), smmcl weights (`.safetensors`) or a training checkpoint
+    (PyTorch on `device`). `protocol`: how probabilities are computed (default None: one whole-frame pass; an
+    ONNX file cannot take autocast precisions). `aux_scale`: the auxiliary frames' units in the model's, multiplied
+    in before its `aux_max` applies (1000: a depth camera's metres for a model trained on millimetres; 1: the
+    frames are in the training data's units).
     """
 
     def __init__(self, source: str | Path, device: Optional[str] = None, threads: Optional[int] = None,
-                 protocol: Optional[InferenceProtocol] = None, aux_scale: float = 1.0) -> None:
+                 protocol: Any = None, aux_scale: float = 1.0, backend: Optional[str] = None,
+                 precision: str = "fp32") -> None:
         self.aux_scale = check_aux_scale(aux_scale)
         self._units_told = False
         self.source = Path(source)
         file = open_model_file(source)
-        if file.backend() == "onnxruntime":
-            self.model: torch.nn.Module = OnnxSegmentor(source, device=device or "cpu", threads=threads)
-            meta = self.model.metadata
-            self.config: Config = meta.config
-            self.preprocessing = meta.preprocessing
-            self.class_names: List[str] = list(meta.class_names)
-            self.palette = np.asarray(meta.palette, np.uint8)
-            self.backend = "onnxruntime"
-        else:
-            from smmcl.engine.loading import model_and_config
-
-            self.model, self.config = model_and_config(file, device=device)
-            k = self.config.model.num_classes
+        self.backend = file.backend(backend)
+        self.protocol = protocol
+        if self.backend != "torch" and protocol is not None and protocol.precision != "fp32":
+            raise ValueError(f"an ONNX model runs in the precision it was exported in (or precision='bf16' on "
+                             f"openvino); protocol precision {protocol.precision!r} applies to PyTorch models only")
+        # One whole-frame pass on an export: the runtime itself, on numpy. Anything else goes through PyTorch.
+        self._numpy = self.backend != "torch" and protocol is None
+        self.model, self.config = load_backend(self.backend, file, device=device, threads=threads, precision=precision,
+                                               face=not self._numpy)
+        k = self.num_classes = self.config.model.num_classes
+        if self.backend == "torch":
             self.preprocessing = Preprocessing.from_data_config(self.config.data)
-            self.class_names = class_names(self.config)
+            self.class_names: List[str] = class_names(self.config)
             self.palette = np.asarray(dataset_palette(self.config.data.class_names, self.config.data.palette, k), np.uint8)
-            self.backend = "torch"
-        self.num_classes = self.config.model.num_classes
-        self.protocol = protocol or InferenceProtocol()
-        if self.backend == "onnxruntime" and self.protocol.precision != "fp32":
-            raise ValueError(f"an ONNX model runs in the precision it was exported in; protocol precision "
-                             f"{self.protocol.precision!r} applies to PyTorch models only")
-        self._rgb: Optional[torch.Tensor] = None
-        self._aux: Optional[torch.Tensor] = None
+        else:
+            meta = self.model.metadata
+            self.preprocessing, self.class_names = meta.preprocessing, list(meta.class_names)
+            self.palette = np.asarray(meta.palette, np.uint8)
+        self._buffers: List[Optional[np.ndarray]] = [None, None]  # rgb, aux: N x 3 x H x W float32, reused
 
     def __repr__(self) -> str:
         return f"Predictor({str(self.source)!r}, backend={self.backend}, classes={self.num_classes})"
 
-    @torch.no_grad()
     def __call__(self, rgb: Frames, aux: Frames, bgr: bool = False, probs: bool = False):
         """Class ids per pixel (uint8 when K <= 256, else int32) for one frame (H x W x 3 and H x W [x C])
         or a batch (N x H x W x 3 arrays or lists of frames of one size) -> H x W or N x H x W.
@@ -92,20 +139,44 @@ class Predictor:
         aux_list = [aux] if single else list(aux)
         if not rgb_list or len(rgb_list) != len(aux_list):
             raise ValueError(f"got {len(rgb_list)} RGB and {len(aux_list)} auxiliary frames; give one of each per observation")
-        pairs = [self.preprocessing.pair(np.asarray(r), np.asarray(a), bgr=bgr, source=f"auxiliary frame {i}",
-                                         aux_scale=self.aux_scale, on_units=self._tell_units, rgb_source=f"RGB frame {i}")
+        pairs = [self.preprocessing.pair_arrays(np.asarray(r), np.asarray(a), bgr=bgr, source=f"auxiliary frame {i}",
+                                                aux_scale=self.aux_scale, on_units=self._tell_units, rgb_source=f"RGB frame {i}")
                  for i, (r, a) in enumerate(zip(rgb_list, aux_list))]
         sizes = {tuple(p[0].shape[-2:]) for p in pairs}
         if len(sizes) > 1:
             raise ValueError(f"the frames of one batch must share a size, got {sorted(sizes)}; call once per size")
-        self._rgb = stack_into(self._rgb, [p[0] for p in pairs])
-        self._aux = stack_into(self._aux, [p[1] for p in pairs])
-        device = model_device(self.model)
-        p = self.protocol.apply(self.model, self._rgb.to(device), self._aux.to(device))
-        labels = p.argmax(1).to("cpu", torch.uint8 if self.num_classes <= 256 else torch.int32).numpy()
+        self._buffers = [stack_into(self._buffers[i], [p[i] for p in pairs]) for i in (0, 1)]
+        dtype = np.uint8 if self.num_classes <= 256 else np.int32
+        if self._numpy:
+            logits = self.model.run(*self._buffers)
+            labels = logits.argmax(1).astype(dtype)
+            p = _softmax(logits) if probs else None
+        else:
+            labels, p = self._torch_call(dtype, probs)
         if single:
-            labels, p = labels[0], p[0]
-        return (labels, p.cpu().numpy()) if probs else labels
+            labels, p = labels[0], (p[0] if probs else None)
+        return (labels, p) if probs else labels
+
+    def _torch_call(self, dtype: type, probs: bool) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        import torch
+
+        from smmcl.engine.inference import InferenceProtocol
+        from smmcl.engine.predict import model_device
+
+        device = model_device(self.model)
+        rgb, aux = (torch.from_numpy(b).to(device) for b in self._buffers)  # type: ignore[arg-type]
+        with torch.no_grad():
+            p = (self.protocol or InferenceProtocol()).apply(self.model, rgb, aux)
+        labels = p.argmax(1).to("cpu", torch.uint8 if dtype is np.uint8 else torch.int32).numpy()
+        return labels, (p.cpu().numpy() if probs else None)
+
+    @property
+    def _rgb(self) -> Any:
+        # The RGB input buffer as a tensor sharing its memory: tests/deploy/test_export.py checks its reuse by the
+        # tensor's data_ptr() (it predates the numpy buffers); needs PyTorch.
+        import torch
+
+        return torch.from_numpy(self._buffers[0])
 
     def _tell_units(self, message: str) -> None:
         # One camera keeps its units: the first frame that shows a mismatch says so, the stream is not flooded.
@@ -116,3 +187,10 @@ class Predictor:
     def colorize(self, labels: np.ndarray) -> np.ndarray:
         """A label map (H x W) as an H x W x 3 uint8 picture in the dataset's class colours."""
         return self.palette[np.asarray(labels, np.int64)]
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities over axis 1, in float32, as `torch.softmax` computes them (the maximum subtracted)."""
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    e /= e.sum(1, keepdims=True)
+    return e

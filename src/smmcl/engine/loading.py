@@ -90,3 +90,23 @@ def config_for_model(file: ModelFile, config: Config | str | Path | None = None,
     merged["eval"] = to_dict(given)["eval"]
     merged["train"].update({k: getattr(given.train, k) for k in RUNTIME_KEYS})
     return load_config(merged)
+
+
+def check_model_owned(file: ModelFile, cfg: Config, where: str = "the config") -> None:
+    """Refuse a resolved config (e.g. `smmcl eval`'s dataset config) that says other `MODEL_OWNS` values than the
+    model file: its scores would be of inputs scaled, or classes named, as the model was not trained."""
+    own = file.config
+    if own is None:
+        return
+    k = own.model.num_classes
+    mine = {"model.num_classes": k, "data.aux_max": own.data.aux_max, "data.class_names": list(own.data.class_names),
+            "data.palette": [list(c) for c in dataset_palette(own.data.class_names, own.data.palette, k)]}
+    theirs = {"model.num_classes": cfg.model.num_classes, "data.aux_max": cfg.data.aux_max,
+              "data.class_names": list(cfg.data.class_names) or mine["data.class_names"],
+              "data.palette": [list(c) for c in dataset_palette(cfg.data.class_names or own.data.class_names,
+                                                                cfg.data.palette, cfg.model.num_classes)]}
+    for key in MODEL_OWNS:
+        if theirs[key] != mine[key]:
+            raise CheckpointError(f"{file.path} was trained with {key}={mine[key]!r} but {where} gives "
+                                  f"{key}={theirs[key]!r}: a model's classes and input scaling come from its file; "
+                                  f"evaluate it on data in its own units and classes")

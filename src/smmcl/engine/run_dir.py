@@ -12,10 +12,12 @@ from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from smmcl.config import load_config, to_dict
 from smmcl.errors import CheckpointError, ConfigError
-from smmcl.outputs import claim_folder
+from smmcl.outputs import check_claim, claim_folder
 
 # What `smmcl train` writes into `train.out_dir`.
 RUN_FILES = ("config.yaml", "log.jsonl", "summary.json", "model.safetensors", "tb", "checkpoints")
+# What it writes inside those folders: `--overwrite` removes them only when they hold nothing else.
+RUN_CONTENTS = {"checkpoints": ("ckpt_*.pt", ".ckpt_*.tmp"), "tb": ("events.out.tfevents.*",)}
 
 # Keys that may differ on resume: where things are and how they are shown, not what is trained.
 RESUME_FREE = ("name", "train.out_dir", "train.device", "train.progress", "train.tensorboard", "train.log_every",
@@ -50,9 +52,19 @@ def claim_run_dir(out_dir: Path, resumed: bool, same_config: bool, overwrite: bo
             f"{out_dir} already holds a run ({', '.join(found)}); continue it with --resume auto, "
             f"train into another folder (train.out_dir=...), or replace it with --overwrite"
         )
+    claim_folder(out_dir, "run", "train.out_dir", inputs, names=RUN_FILES, overwrite=replace,
+                 adopt=_legacy(out_dir, resumed), contents=RUN_CONTENTS)
+
+
+def check_run_folder(out_dir: Path, resumed: bool, inputs: Iterable[Optional[str | Path]] = ()) -> None:
+    """What `claim_run_dir` refuses for the folder itself (an input, another command's output, files smmcl did not
+    write), checked before the run's lock is taken, so that a refused folder is left as it was."""
+    check_claim(out_dir, "run", "train.out_dir", inputs, adopt=_legacy(out_dir, resumed))
+
+
+def _legacy(out_dir: Path, resumed: bool) -> list:
     # A run written before manifests existed is adopted only when resumed: its checkpoint was just read from here.
-    legacy = [*RUN_FILES, *(p.name for p in out_dir.glob("config.before_step*.yaml"))] if resumed else []
-    claim_folder(out_dir, "run", "train.out_dir", inputs, names=RUN_FILES, overwrite=replace, adopt=legacy)
+    return [*RUN_FILES, *(p.name for p in out_dir.glob("config.before_step*.yaml"))] if resumed else []
 
 
 def remove_partial_saves(ckpt_dir: Path) -> int:

@@ -37,7 +37,7 @@ from smmcl.engine.evaluate import evaluate
 from smmcl.engine.optim import lr_at
 from smmcl.engine.plan import effective_batch
 from smmcl.models.compiled import to_channels_last
-from smmcl.engine.run_dir import check_writable, claim_run_dir, remove_partial_saves, writing
+from smmcl.engine.run_dir import check_run_folder, check_writable, claim_run_dir, remove_partial_saves, writing
 from smmcl.engine.run_log import RankMeanLog, RunLog, run_summary
 from smmcl.engine.step import shared_encoder_parameters, train_step
 from smmcl.files import folder_lock
@@ -102,12 +102,15 @@ class Trainer:
         rank 0, which alone evaluates and writes), else the trained model."""
         return self.ema.module if self.ema is not None else self.model
 
+    def _inputs(self) -> list:
+        """What the run reads and its folder must keep apart from: the data, and pretrained weights."""
+        return [self.cfg.data.root, self.cfg.model.pretrained or None]
+
     def _prepare_out_dir(self) -> None:
         """Rank 0, before the first step: the folder is ours to write, writable, and free of a kill's leftovers."""
         saved = self.out_dir / "config.yaml"
         same = saved.is_file() and saved.read_text() == to_yaml(self.cfg)
-        claim_run_dir(self.out_dir, self.resumed_from is not None, same, self.overwrite,
-                      inputs=[self.cfg.data.root, self.cfg.model.pretrained or None])
+        claim_run_dir(self.out_dir, self.resumed_from is not None, same, self.overwrite, inputs=self._inputs())
         check_writable(self.ckpt_dir)
         remove_partial_saves(self.ckpt_dir)
         if saved.is_file() and not same:
@@ -209,6 +212,8 @@ class Trainer:
         shows the progress bar and validates, and the logged losses are means over the ranks. Rank 0 holds the
         run folder's lock (`smmcl.files.folder_lock`) throughout: a second run into it stops at once.
         """
+        if self.ctx.is_main:
+            check_run_folder(self.out_dir, self.resumed_from is not None, self._inputs())
         with folder_lock(self.out_dir, "train.out_dir") if self.ctx.is_main else contextlib.nullcontext():
             return self._run(stop_at)
 

@@ -32,7 +32,7 @@ from smmcl.engine.trainer import Trainer
 from smmcl.errors import ConfigError, SmmclError
 from smmcl.files import atomic_path, folder_lock
 from smmcl.losses import CONTRASTS
-from smmcl.outputs import OWN_FILES, claim_folder, record as record_written
+from smmcl.outputs import OWN_FILES, check_claim, claim_folder, record as record_written
 from smmcl.study.disclosure import non_paper_options
 from smmcl.study.imports import import_runs
 from smmcl.study.report import write_results
@@ -274,6 +274,7 @@ def run_study(path: str | Path, out: str | Path | None = None, jobs: int = 1,
                 import_runs(spec, tasks, source, log)
             return report_study(spec, str(path), tasks, out, log)
         # One study writing a folder at a time (its results files; every run also locks its own folder).
+        check_claim(out, "study", "--out", inputs=[path])  # before the lock: a refused folder is left as it was
         with folder_lock(out, "--out"):
             claim_folder(out, "study", "--out", inputs=[path], names=STUDY_FILES)
             for source in imports:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Literal, Optional
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from smmcl.config import Config, load_config
@@ -82,11 +82,17 @@ def read_study(path: str | Path) -> StudySpec:
         raise ConfigError(f"study file not found: {path}")
     try:
         raw = OmegaConf.load(path)
+        if isinstance(raw, DictConfig) and not set(raw) & {"base", "variants"} and set(raw) & {"model", "train", "data"}:
+            raise ConfigError(f"{path} is a training config, not a study file: a study names its 'base' config, its "
+                              f"'variants' (name -> overrides) and 'seeds' (docs/study.md); train this one with "
+                              f"`smmcl train {path}`")
         spec: StudySpec = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(StudySpec), raw))  # type: ignore[assignment]
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None)
         msg = (getattr(exc, "msg", None) or str(exc)).splitlines()[0]
         raise ConfigError(f"{path}: {'key ' + repr(key) + ': ' if key else ''}{msg}") from None
+    except ConfigError:
+        raise
     except Exception as exc:  # YAML syntax errors come in several types
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     _check(spec, path)

@@ -17,6 +17,7 @@ from smmcl.config import Config, ModelConfig, load_config, to_dict
 from smmcl.errors import CheckpointError, ConfigError
 
 from smmcl.files import atomic_path, check_output_name, container
+from smmcl.outputs import check_output_file, check_path
 
 from .loading import load_state_strict
 from .reading import read_file
@@ -33,8 +34,13 @@ def save_pretrained(model: nn.Module, config: Union[Config, ModelConfig], path: 
 
     path = Path(path)
     check_output_name(path, "weights")
+    # Never over a file smmcl did not write as weights (another library's .safetensors, say).
+    check_path(path, "save_pretrained")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    check_output_file(path, "save_pretrained", replaceable=_is_smmcl_weights(path))
     cfg = config if isinstance(config, Config) else Config(model=config)
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    _check_fits(state, cfg, path)
     metadata = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -44,6 +50,28 @@ def save_pretrained(model: nn.Module, config: Union[Config, ModelConfig], path: 
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=metadata)
     return path
+
+
+def _is_smmcl_weights(path: Path) -> bool:
+    try:
+        return path.is_file() and container(path) == "safetensors" and read_file(path)[1].get("format") == FORMAT
+    except CheckpointError:
+        return False
+
+
+def _check_fits(state: dict, cfg: Config, path: Path) -> None:
+    """Refuse weights that the config cannot rebuild (a file `load_pretrained` would refuse), before writing them;
+    the config's model is built on the meta device: shapes only, no memory."""
+    from smmcl.models import build_model
+
+    with torch.device("meta"):
+        want = {k: tuple(v.shape) for k, v in build_model(cfg.model).state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    if want != got:
+        differ = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))
+        raise CheckpointError(f"not writing {path}: the model does not fit the config given with it ({len(differ)} "
+                              f"tensors differ, e.g. {differ[0]}: model {got.get(differ[0])}, config "
+                              f"{want.get(differ[0])}); save it with the config it was built from")
 
 
 def read_pretrained_config(path: Union[str, Path]) -> Config:

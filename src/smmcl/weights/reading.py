@@ -48,6 +48,11 @@ def load_pickle_free(path: Union[str, Path], map_location: Any = "cpu") -> Any:
         raise CheckpointError(f"file not found: {path}")
     if path.stat().st_size == 0:
         raise CheckpointError(f"cannot read {path}: the file is empty (0 bytes)")
+    kind = container(path)  # a named error for a file that is no model file at all
+    if kind != "torch":
+        raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint: it is a {kind} file"
+                              + (" (smmcl weights? they load with --checkpoint or load_pretrained)" if kind == "safetensors"
+                                 else " (an ONNX export runs with --backend onnxruntime)"))
     try:
         # An open file, not the name: torch.load would pick a reader by the name's suffix.
         with path.open("rb") as f:

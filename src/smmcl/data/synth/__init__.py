@@ -104,9 +104,12 @@ def generate_dataset(kind: str, out_dir, num: int, size: tuple[int, int] = (120,
     h, w = _check(num, size, seed, test_fraction, val_fraction)
     out = Path(out_dir)
     folders = {"rgb": out / "RGB", "aux": out / spec.aux_dir, "label": out / "Label"}
-    # Only a new or empty folder, or one an earlier synth wrote: a user's dataset there is never touched.
+    # Only a new or empty folder, or one an earlier synth wrote, whose dataset this one replaces (its scenes alone:
+    # a folder holding anything else is refused). A user's dataset there is never touched.
+    scene_folders = {"RGB", "Label", *(k.aux_dir for k in KINDS.values())}
     claim_folder(out, "dataset", "--out", names=[*(f.name for f in folders.values()), "train.txt", "val.txt",
-                                                 "test.txt", "meta.json"])
+                                                 "test.txt", "meta.json"], overwrite=True,
+                 contents={name: ("scene_*.png",) for name in scene_folders})
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
     # Scene files of an earlier, larger run would linger unlisted: start from empty folders.
