@@ -205,18 +205,17 @@ def predict(checkpoint: str | Path, rgb: str | Path | None, aux: str | Path | No
     model trained on millimetres); images whose values do not fit are refused, naming the likely cause."""
     from smmcl.data.modality import check_aux_scale
     from smmcl.engine.loading import config_for_model
-    from smmcl.engine.predict import claim_prediction_folder, pair_inputs, predict_files
+    from smmcl.engine.predict import pair_inputs, predict_files
 
     aux_scale = check_aux_scale(aux_scale)
     pairs = pair_inputs(Path(rgb) if rgb else None, Path(aux) if aux else None, Path(list_file) if list_file else None)
-    # Before the model loads: the output folder is apart from every input and holds only earlier predictions.
-    claim_prediction_folder(Path(out), pairs, [rgb, aux, list_file, checkpoint])
     file = open_model_file(checkpoint)
     model, cfg = open_model(file, config_for_model(file, config, overrides), (), device, backend)
     k = cfg.model.num_classes
     names = class_names(cfg)
     return predict_files(model, pairs, Path(out), dataset_palette(cfg.data.class_names, cfg.data.palette, k), names,
-                         cfg.data.aux_max, inference_protocol(cfg), progress=progress, aux_scale=aux_scale)
+                         cfg.data.aux_max, inference_protocol(cfg), progress=progress, aux_scale=aux_scale,
+                         inputs=[rgb, aux, list_file, checkpoint])
 
 
 def predict_recording(checkpoint: str | Path, recording: str | Path, out: str | Path, rgb_topic: str | None = None,
@@ -230,12 +229,11 @@ def predict_recording(checkpoint: str | Path, recording: str | Path, out: str | 
     recording's calibration (`align`: see `smmcl.recordings.open_recording`). Writes `out/overlay.mp4`,
     `frames.csv`, `summary.json` (and `labels/` with `labels`; see `smmcl.deploy.recording`); returns the
     summary. `aux_scale` None: from the recording's units into the model's."""
-    from smmcl.deploy.recording import aux_scale_for, claim_recording_folder, predict_recording as run
+    from smmcl.deploy.recording import aux_scale_for, predict_recording as run
     from smmcl.recordings import open_recording
 
     opened = open_recording(recording, rgb_topic, aux_topic, aux_path=aux_path, tolerance=tolerance, align=align,
                             aux_units=aux_units)
-    claim_recording_folder(out, recording)  # before the model loads
     cfg = open_model_file(checkpoint).require_config()
     how = "given"
     if aux_scale is None:

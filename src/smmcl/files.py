@@ -125,3 +125,14 @@ def container(path: Path) -> str:
         return "onnx"
     raise CheckpointError(f"{path}: not a model file smmcl reads (its first bytes {head[:8].hex(' ')} are none of "
                           f"safetensors, PyTorch or ONNX); expected {EXPECTED_MODEL_FILES}")
+
+
+def safetensors_metadata(path: str | Path) -> dict:
+    """The metadata strings of a safetensors file, from its header alone: no tensor is read, and no PyTorch."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            return dict(f.metadata() or {})
+    except Exception as exc:  # SafetensorError for truncated or malformed headers
+        raise CheckpointError(f"cannot read {path}: not a valid safetensors file ({exc})") from None

@@ -28,7 +28,7 @@ from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
 from smmcl.config import Config, load_config
 from smmcl.errors import CheckpointError, ConfigError
-from smmcl.files import EXPECTED_MODEL_FILES as EXPECTED, container
+from smmcl.files import EXPECTED_MODEL_FILES as EXPECTED, container, safetensors_metadata
 
 KINDS = ("weights", "checkpoint", "released", "onnx", "onnx-int8", "state-dict")
 # Which backends run each kind, the first by default. The backends themselves (name -> how a file is loaded) are one
@@ -217,13 +217,7 @@ def _fields(buf: Any, start: int, end: int) -> Iterator[Tuple[int, Optional[Tupl
 
 
 def _safetensors(path: Path) -> ModelFile:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            metadata = dict(f.metadata() or {})
-    except Exception as exc:  # SafetensorError for truncated or malformed headers
-        raise CheckpointError(f"cannot read {path}: not a valid safetensors file ({exc})") from None
+    metadata = safetensors_metadata(path)
     if metadata.get("format") != WEIGHTS_FORMAT or "config" not in metadata:
         raise CheckpointError(f"{path} is a safetensors file but not smmcl weights (no embedded smmcl config); "
                               f"convert it with `smmcl convert`")

@@ -22,9 +22,8 @@ from smmcl.errors import CheckpointError
 from smmcl.models import build_model
 from smmcl.models.cpu_guard import GuardedConv2d
 from smmcl.models.lightham_head import NMF2D
-from smmcl.weights import save_pretrained
 
-from support import ROOT, TINY_CONFIG, build_tiny_model
+from support import ROOT, TINY_CONFIG, build_tiny_model, export_decided_tiny
 
 pytest.importorskip("onnxruntime")
 
@@ -32,15 +31,8 @@ pytest.importorskip("onnxruntime")
 @pytest.fixture(scope="module")
 def exported(indoor_data, tmp_path_factory):
     """The tiny model (MSCAN with guarded strip convs + LightHam), lightly trained weights, and its ONNX export."""
-    out = tmp_path_factory.mktemp("export")
-    cfg = load_config(TINY_CONFIG, [f"data.root={indoor_data}"])
-    model = build_tiny_model(cfg, seed=0)
-    with torch.no_grad():  # class biases apart so the argmax is decided, as in a trained model
-        model.decoder.conv_seg.bias.copy_(torch.linspace(-0.5, 0.5, cfg.model.num_classes))
-    assert any(isinstance(m, GuardedConv2d) for m in model.modules())
-    weights = save_pretrained(model, cfg, out / "tiny.safetensors")
-    onnx_path = out / "tiny.onnx"
-    assert main(["export", "--checkpoint", str(weights), "--out", str(onnx_path), "--size", "64x80"]) == 0
+    weights, onnx_path, cfg = export_decided_tiny(tmp_path_factory.mktemp("export"), indoor_data)
+    assert any(isinstance(m, GuardedConv2d) for m in build_tiny_model(cfg).modules())
     return weights, onnx_path, cfg
 
 

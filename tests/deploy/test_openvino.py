@@ -27,9 +27,8 @@ from smmcl.deploy.openvino_runtime import (Bf16HangRisk, Bf16NotSupported, OpenV
                                            builtin_frame, cpu_has_bf16)
 from smmcl.deploy.predictor import BACKENDS, load_backend  # noqa: E402
 from smmcl.model_file import BACKEND_NAMES, open_model_file  # noqa: E402
-from smmcl.weights import save_pretrained  # noqa: E402
 
-from support import TINY_CONFIG, build_tiny_model  # noqa: E402
+from support import TINY_CONFIG, build_tiny_model, export_decided_tiny  # noqa: E402
 
 # The tiny model's strip convs have 8 and 16 channels (hang-prone in bf16); this width has none below 17.
 WIDE = "model.backbone.embed_dims=[24,32,48,64]"
@@ -39,14 +38,7 @@ BF16_CPU = pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no bf16 (
 @pytest.fixture(scope="module")
 def tiny(indoor_data, tmp_path_factory):
     """The tiny model (MSCAN with 8- and 16-channel strip convs + LightHam) and its export by `smmcl export`."""
-    out = tmp_path_factory.mktemp("openvino")
-    cfg = load_config(TINY_CONFIG, [f"data.root={indoor_data}"])
-    model = build_tiny_model(cfg, seed=0)
-    with torch.no_grad():  # class biases apart so the argmax is decided, as in a trained model
-        model.decoder.conv_seg.bias.copy_(torch.linspace(-0.5, 0.5, cfg.model.num_classes))
-    weights = save_pretrained(model, cfg, out / "tiny.safetensors")
-    assert main(["--quiet", "export", "--checkpoint", str(weights), "--out", str(out / "tiny.onnx"), "--size", "64x80"]) == 0
-    return weights, out / "tiny.onnx", cfg
+    return export_decided_tiny(tmp_path_factory.mktemp("openvino"), indoor_data)
 
 
 def wide_export(path, weight_scale: float, bias_spread: float, bias_offset: float = 0.0):

@@ -18,14 +18,11 @@ import numpy as np
 import pytest
 import torch
 
-from smmcl.cli import main
-from smmcl.config import load_config
 from smmcl.data.preprocess import Preprocessing
 from smmcl.data.transforms import aux_full_scale, normalize, to_tensor_aux, to_tensor_rgb
 from smmcl.deploy.predictor import Predictor
-from smmcl.weights import save_pretrained
 
-from support import ROOT, TINY_CONFIG, build_tiny_model
+from support import ROOT, TINY_CONFIG, export_decided_tiny
 
 pytest.importorskip("onnxruntime")
 
@@ -45,13 +42,7 @@ FP32_GAP = 1e-3
 def exported(indoor_data, tmp_path_factory):
     """The tiny model's weights, their export by `smmcl export`, and frames of the synthetic set."""
     out = tmp_path_factory.mktemp("torchless")
-    cfg = load_config(TINY_CONFIG, [f"data.root={indoor_data}"])
-    model = build_tiny_model(cfg, seed=0)
-    with torch.no_grad():  # class biases apart so the argmax is decided, as in a trained model
-        model.decoder.conv_seg.bias.copy_(torch.linspace(-0.5, 0.5, cfg.model.num_classes))
-    weights = save_pretrained(model, cfg, out / "tiny.safetensors")
-    onnx_path = out / "tiny.onnx"
-    assert main(["--quiet", "export", "--checkpoint", str(weights), "--out", str(onnx_path), "--size", "64x80"]) == 0
+    weights, onnx_path, cfg = export_decided_tiny(out, indoor_data)
     from PIL import Image
 
     frames = out / "frames.npz"

@@ -60,3 +60,19 @@ def stage_outputs(backbone: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
             x = stage(x)
             outs.append(x)
     return outs
+
+
+def export_decided_tiny(out: Path, data_root: Path) -> tuple:
+    """The tiny model with its class biases set apart (so that the argmax is decided, as in a trained model), saved
+    as smmcl weights and exported at 64x80 by `smmcl export`: (weights, ONNX file, config), both in `out`."""
+    from smmcl.cli import main
+    from smmcl.weights import save_pretrained
+
+    cfg = load_config(TINY_CONFIG, [f"data.root={data_root}"])
+    model = build_tiny_model(cfg, seed=0)
+    with torch.no_grad():
+        model.decoder.conv_seg.bias.copy_(torch.linspace(-0.5, 0.5, cfg.model.num_classes))
+    weights = save_pretrained(model, cfg, out / "tiny.safetensors")
+    onnx_path = out / "tiny.onnx"
+    assert main(["--quiet", "export", "--checkpoint", str(weights), "--out", str(onnx_path), "--size", "64x80"]) == 0
+    return weights, onnx_path, cfg

@@ -43,12 +43,6 @@ def aux_scale_for(aux_units: str, aux_kind: str, aux_max: Optional[float]) -> tu
     return scale, f"depth in {aux_units} x{scale:g} into millimetres (the model's data.aux_max={aux_max:g} counts mm)"
 
 
-def claim_recording_folder(out: str | Path, recording: str | Path) -> Path:
-    """The output folder of a recording's predictions (`smmcl.outputs`): apart from the recording, holding only
-    an earlier such output."""
-    return claim_folder(Path(out), "recording", "--out", inputs=[recording], names=RECORDING_FILES)
-
-
 def predict_recording(predictor: Predictor, recording, out: str | Path, video: bool = True, labels: bool = False,
                       progress: bool = True, log: Callable[[str], None] = lambda _: None) -> dict:
     """Segment every paired frame of `recording` (a `smmcl.recordings.Recording`) with `predictor` and write
@@ -56,7 +50,7 @@ def predict_recording(predictor: Predictor, recording, out: str | Path, video: b
     earlier such output). Returns what summary.json holds."""
     from smmcl.recordings import VideoWriter
 
-    out = claim_recording_folder(out, recording.path)
+    out = claim_folder(Path(out), "recording", "--out", inputs=[recording.path], names=RECORDING_FILES)
     log(recording.summary())
     interval = recording.pairing.rgb.median_interval
     fps = 1.0 / interval if interval else 10.0

@@ -205,11 +205,12 @@ def claim_prediction_folder(out: Path, pairs: Iterable[InputPair], inputs: Seque
 
 def predict_files(model: torch.nn.Module, pairs: Iterable[InputPair], out: Path, palette: Sequence[Sequence[int]],
                   class_names: Sequence[str] = (), aux_max: Optional[float] = None, protocol=None,
-                  progress: bool = True, aux_scale: float = 1.0) -> List[Path]:
+                  progress: bool = True, aux_scale: float = 1.0, inputs: Sequence[Optional[str | Path]] = ()) -> List[Path]:
     """Predict every input pair and write its label PNG and overlay into `out`; returns the written files.
     `palette` has one colour per class: the dataset's (`data.classes.dataset_palette`), as the demo and
-    the report use. `aux_scale` multiplies the auxiliary values into the units `aux_max` counts."""
-    pairs = claim_prediction_folder(Path(out), pairs)
+    the report use. `aux_scale` multiplies the auxiliary values into the units `aux_max` counts. `out` is
+    claimed first (`claim_prediction_folder`), apart also from `inputs` (the folders and list given, the model)."""
+    pairs = claim_prediction_folder(Path(out), pairs, inputs)
     colours = np.asarray(palette, np.uint8)
     written: List[Path] = []
     for pair in track(pairs, desc="predict", unit="img", enabled=progress):

@@ -16,7 +16,7 @@ from torch import nn
 from smmcl.config import Config, ModelConfig, load_config, to_dict
 from smmcl.errors import CheckpointError, ConfigError
 
-from smmcl.files import atomic_path, check_output_name, container
+from smmcl.files import atomic_path, check_output_name, container, safetensors_metadata
 from smmcl.outputs import check_output_file, check_path
 
 from .loading import load_state_strict
@@ -54,7 +54,8 @@ def save_pretrained(model: nn.Module, config: Union[Config, ModelConfig], path: 
 
 def _is_smmcl_weights(path: Path) -> bool:
     try:
-        return path.is_file() and container(path) == "safetensors" and read_file(path)[1].get("format") == FORMAT
+        return (path.is_file() and container(path) == "safetensors"
+                and safetensors_metadata(path).get("format") == FORMAT)
     except CheckpointError:
         return False
 
@@ -76,8 +77,7 @@ def _check_fits(state: dict, cfg: Config, path: Path) -> None:
 
 def read_pretrained_config(path: Union[str, Path]) -> Config:
     """The config embedded in an smmcl weights file."""
-    _, metadata = read_file(_checked(path))
-    return _config_from(metadata, path)
+    return _config_from(safetensors_metadata(_checked(path)), path)
 
 
 def _checked(path: Union[str, Path]) -> Path:

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from smmcl.errors import CheckpointError
-from smmcl.files import container
+from smmcl.files import container, safetensors_metadata
 
 StateDict = Dict[str, Tensor]
 WeightSource = Union[str, Path, Mapping[str, Any]]
@@ -28,16 +28,15 @@ def read_file(path: Union[str, Path]) -> Tuple[Any, Dict[str, str]]:
     if not path.is_file():
         raise CheckpointError(f"weights file not found: {path}")
     if container(path) == "safetensors":
-        from safetensors import safe_open
         from safetensors.torch import load_file
 
+        metadata = safetensors_metadata(path)
         try:
-            with safe_open(str(path), framework="pt") as f:
-                metadata = dict(f.metadata() or {})
             return load_file(str(path)), metadata
         except Exception as exc:  # SafetensorError for truncated or malformed headers
             raise CheckpointError(f"cannot read {path}: not a valid safetensors file ({exc})") from None
     return load_pickle_free(path), {}
+
 
 
 def load_pickle_free(path: Union[str, Path], map_location: Any = "cpu") -> Any:
