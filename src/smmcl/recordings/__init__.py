@@ -24,8 +24,8 @@ registered to colour is aligned by the recording's calibration, or refused with 
 
 # rosbags and PyAV are imported where a bag or a video is opened: these names need neither.
 from smmcl.recordings.bags import TopicInfo, list_topics
-from smmcl.recordings.frames import Frame, metres_per_unit
-from smmcl.recordings.recording import Recording, open_recording
+from smmcl.recordings.frames import Frame, Recording, metres_per_unit
+from smmcl.recordings.recording import open_recording
 from smmcl.recordings.video import VideoWriter
 
 __all__ = ["Frame", "Recording", "TopicInfo", "VideoWriter", "list_topics", "metres_per_unit", "open_recording"]

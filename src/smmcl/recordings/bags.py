@@ -18,13 +18,15 @@ import numpy as np
 from smmcl.errors import DatasetError
 from smmcl.recordings import layout
 from smmcl.recordings.align import Intrinsics, Rigid, align_depth_to_color
-from smmcl.recordings.frames import MM, Frame, check_frame, depth_units_text, metres_per_unit
+from smmcl.recordings.frames import MM, Frame, Recording, check_frame, depth_units_text, metres_per_unit
 from smmcl.recordings.messages import decode_image, encoding_of, intrinsics_of, is_depth_encoding, rigid_of, \
     stamp_seconds
 from smmcl.recordings.pairing import pair_by_time
-from smmcl.recordings.recording import ROS2_FILES, Recording
 
 Register = Callable[[np.ndarray, float, str], np.ndarray]
+
+BAG_SUFFIXES = (".bag",)  # ROS 1, RealSense recordings too
+ROS2_FILES = (".db3", ".mcap")  # a ROS 2 bag's storage files
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""A paired frame of a recording, the units its auxiliary values are in, and the one gate every frame passes.
+"""A paired frame of a recording, the units its auxiliary values are in, the one gate every frame passes, and the
+opened recording (`Recording`) each reader returns.
 
 Units text (`Frame.aux_units`), as the recording states them:
     "mm"          integer depth in millimetres (ROS 16UC1 / mono16, REP 118; a RealSense "Depth Units" of 0.001)
@@ -11,12 +12,14 @@ Units text (`Frame.aux_units`), as the recording states them:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 
 from smmcl.data import modality
+from smmcl.recordings.pairing import Pairing
 
 MM, METRES, RAW, UNKNOWN = "mm", "m", "raw", "unknown"
 
@@ -78,3 +81,31 @@ def check_frame(rgb: np.ndarray, aux: np.ndarray, rgb_source: str, aux_source: s
     aux = modality.check_aux(aux, aux_source, None, on_units=_ignore_units)
     modality.check_same_size(rgb, rgb_source, aux, aux_source)
     return rgb, aux
+
+
+@dataclass(frozen=True)
+class Recording:
+    """Iterate for the paired `Frame`s, in time order (each pass reads the recording again).
+
+    `alignment`: how the auxiliary frames were registered to the RGB ones ("aligned stream", "reprojected",
+    "as recorded"). `aux_units`: the units of the first auxiliary frame (each frame carries its own, which a
+    mid-recording option change can alter)."""
+
+    path: Path
+    rgb_source: str
+    aux_source: str
+    pairing: Pairing
+    alignment: str
+    aux_units: str
+    frames: Callable[[], Iterator[Frame]] = field(repr=False)
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self.frames()
+
+    def __len__(self) -> int:
+        return len(self.pairing.pairs)
+
+    def summary(self) -> str:
+        """What a log shows before the frames: sources, units, alignment, and the pairing's counts."""
+        return (f"{self.path}: rgb {self.rgb_source}, aux {self.aux_source} ({self.aux_units}, {self.alignment}); "
+                f"{self.pairing.summary()}")

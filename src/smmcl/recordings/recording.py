@@ -1,46 +1,14 @@
-"""An opened recording: what was found (streams, pairing, alignment, units) before a frame is decoded, and the
-frames themselves on iteration; `open_recording` tells a bag from a video."""
+"""Opening a recording: `open_recording` tells a bag from a video and hands it to its reader (`bags`, `video`),
+which returns a `frames.Recording`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Optional
 
 from smmcl.errors import DatasetError
-from smmcl.recordings.frames import Frame
-from smmcl.recordings.pairing import Pairing
-
-BAG_SUFFIXES = (".bag",)
-ROS2_FILES = (".db3", ".mcap")
-
-
-@dataclass(frozen=True)
-class Recording:
-    """Iterate for the paired `Frame`s, in time order (each pass reads the recording again).
-
-    `alignment`: how the auxiliary frames were registered to the RGB ones ("aligned stream", "reprojected",
-    "as recorded"). `aux_units`: the units of the first auxiliary frame (each frame carries its own, which a
-    mid-recording option change can alter)."""
-
-    path: Path
-    rgb_source: str
-    aux_source: str
-    pairing: Pairing
-    alignment: str
-    aux_units: str
-    frames: Callable[[], Iterator[Frame]] = field(repr=False)
-
-    def __iter__(self) -> Iterator[Frame]:
-        return self.frames()
-
-    def __len__(self) -> int:
-        return len(self.pairing.pairs)
-
-    def summary(self) -> str:
-        """What a log shows before the frames: sources, units, alignment, and the pairing's counts."""
-        return (f"{self.path}: rgb {self.rgb_source}, aux {self.aux_source} ({self.aux_units}, {self.alignment}); "
-                f"{self.pairing.summary()}")
+from smmcl.recordings.bags import BAG_SUFFIXES, ROS2_FILES
+from smmcl.recordings.frames import Recording
 
 
 def is_bag(path: Path) -> bool:

@@ -19,9 +19,8 @@ import numpy as np
 from smmcl.data.io import read_image
 from smmcl.errors import DatasetError
 from smmcl.files import atomic_path
-from smmcl.recordings.frames import RAW, UNKNOWN, Frame, check_frame, metres_per_unit
+from smmcl.recordings.frames import RAW, UNKNOWN, Frame, Recording, check_frame, metres_per_unit
 from smmcl.recordings.pairing import pair_by_index, pair_by_time
-from smmcl.recordings.recording import Recording
 from smmcl.recordings.sequence import list_images, name_times, relative
 
 # Encoders tried for .mp4 / .mkv / .mov when none is named: H.264 where the PyAV build has one, else MPEG-4 part 2.
