@@ -102,10 +102,16 @@ def test_console_script_help(capsys):
         assert text.startswith(f"usage: smmcl {' '.join(argv)} "), argv
         return text
 
+    json_commands = []
     for command, tools in COMMANDS.items():
-        assert listed_commands(own_help(command)) == tools
+        text = own_help(command)
+        assert listed_commands(text) == tools
+        json_commands += [command] if "--json" in text else []
         for tool in tools:
-            assert listed_commands(own_help(command, tool)) == []
+            json_commands += [f"{command} {tool}"] if "--json" in own_help(command, tool) else []
+    # The top help names every command that takes --json, and only those.
+    said = " ".join(out.split("--json (", 1)[1].split(")", 1)[0].split())
+    assert said.split(", ") == json_commands
 
 
 def test_demo_end_to_end_small(tmp_path):

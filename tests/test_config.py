@@ -58,3 +58,15 @@ def test_model_config_from_section_or_full(tmp_path):
 def test_round_trip_through_dict():
     cfg = load_config(None, ["train.seed=7"])
     assert load_config(to_dict(cfg)) == cfg
+
+
+def test_the_docs_list_every_config_key_as_the_schema_has_it():
+    from smmcl.config.reference import config_keys, keys_table
+
+    from support import ROOT
+
+    docs = (ROOT / "docs" / "configuration.md").read_text()
+    assert keys_table() in docs, "docs/configuration.md: run python -m smmcl.config.reference --write docs/configuration.md"
+    keys = [k for k, *_ in config_keys()]
+    assert {"train.device", "data.class_names", "loss.contrast", "eval.flip", "model.projector.stage"} <= set(keys)
+    assert len(keys) == len(set(keys)) > 90

@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from smmcl.cli import main
-from smmcl.outputs import MANIFEST_NAME, OutputError, check_apart, claim_folder, read_manifest, unique_outputs
+from smmcl.files import LOCK_NAME
+from smmcl.outputs import MANIFEST_NAME, OutputError, check_apart, claim_folder, read_manifest, unique_outputs, writing
 
 from support import TINY_CONFIG
 
@@ -112,6 +113,32 @@ def test_predict_never_writes_over_its_inputs_nor_merges_names(weights, tmp_path
     err = capsys.readouterr().err
     assert "rgb/a.png and" in err and "other/a.png would both be written as a.png" in err
     assert not (tmp_path / "p2" / "a.png").exists()
+
+
+@pytest.mark.parametrize("command", ["predict", "synth", "hha"])
+def test_a_second_writer_into_a_held_folder_stops_and_names_the_first(command, weights, tmp_path, capsys):
+    rgb, aux = _frames(tmp_path, ["a.png"])
+    out = tmp_path / "out"
+    argv = {"predict": ["predict", "--checkpoint", str(weights), "--rgb", str(rgb), "--aux", str(aux)],
+            "synth": ["data", "synth", "--kind", "indoor-rgbd", "--num", "2", "--size", "32x40"],
+            "hha": ["data", "hha", "--depth", str(aux), "--intrinsics", "50,50,20,16"]}[command]
+    kind = {"predict": "predictions", "synth": "dataset", "hha": "hha"}[command]
+    with writing(out, kind, "--out"):  # another command of the same kind, writing there now
+        assert main(["--quiet", *argv, "--out", str(out)]) == 2
+        assert f"pid {os.getpid()}" in capsys.readouterr().err
+        assert sorted(p.name for p in out.iterdir()) == [MANIFEST_NAME, LOCK_NAME]
+    assert main(["--quiet", *argv, "--out", str(out)]) == 0  # released when the first one ends
+    assert not (out / LOCK_NAME).exists()  # and a finished command leaves no lock file behind
+    (out / LOCK_NAME).write_text("pid 1 on a killed machine\n")  # a killed holder's file: unlocked, so no obstacle
+    assert main(["--quiet", *argv, "--out", str(out)]) == 0
+
+
+def test_a_refused_folder_gets_no_lock(tmp_path):
+    before = _user_files(tmp_path / "theirs")
+    with pytest.raises(OutputError, match="holds files smmcl did not write there"):
+        with writing(tmp_path / "theirs", "predictions", "--out"):
+            pass
+    assert sorted(p.name for p in (tmp_path / "theirs").iterdir()) == sorted(before)
 
 
 def test_synth_and_hha_keep_out_of_a_users_folder(tmp_path, capsys):

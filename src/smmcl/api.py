@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence, Tuple
 from smmcl.config import Config, load_config, to_dict
 from smmcl.data.classes import class_names, dataset_palette
 from smmcl.deploy.predictor import BACKENDS as _BACKENDS, Predictor, load_backend  # noqa: F401  (Predictor: frame streams)
-from smmcl.errors import CheckpointError
+from smmcl.errors import CheckpointError, DatasetError
 from smmcl.model_file import ModelFile, is_model_file, open_model_file  # noqa: F401  (is_model_file: for the CLI)
 from smmcl.outputs import check_output_file
 
@@ -174,16 +174,18 @@ def load_trained(checkpoint: str | Path | ModelFile, config: Config | None = Non
 
 
 def evaluate_checkpoint(checkpoint: str | Path, config: Config | str | Path | None = None, split: str | None = None,
-                        subset: str | None = None, progress: bool = True, backend: str | None = None) -> dict:
+                        subset: str | None = None, progress: bool = True, backend: str | None = None,
+                        precision: str = "fp32") -> dict:
     """Scores of a checkpoint (or an ONNX export) on a split (or a named subset of it) with the protocol of
-    `config.eval`, from one confusion matrix over the whole split. `config` None: the one the file carries."""
+    `config.eval`, from one confusion matrix over the whole split. `config` None: the one the file carries.
+    `precision`: as `Predictor`'s (bf16 on OpenVINO or PyTorch)."""
     from smmcl.engine import loading
     from smmcl.engine.evaluate import evaluate
 
     checkpoint, config = _checkpoint_first("evaluate_checkpoint", checkpoint, config)
     file = open_model_file(checkpoint)
     model, cfg = open_model(file, config if isinstance(config, Config) or config is None else load_config(config),
-                            backend=backend)
+                            backend=backend, precision=precision)
     split = split or cfg.eval.split
     subset = subset if subset is not None else cfg.eval.subset
     own = file.num_classes or cfg.model.num_classes
@@ -196,13 +198,15 @@ def evaluate_checkpoint(checkpoint: str | Path, config: Config | str | Path | No
 
 def predict(checkpoint: str | Path, rgb: str | Path | None, aux: str | Path | None, out: str | Path,
             config: str | Path | None = None, list_file: str | Path | None = None, overrides: Sequence[str] = (),
-            device: str | None = None, progress: bool = True, backend: str | None = None, aux_scale: float = 1.0) -> list:
+            device: str | None = None, progress: bool = True, backend: str | None = None, aux_scale: float = 1.0,
+            precision: str = "fp32") -> list:
     """Label PNGs and overlays for image files, folders (paired by name) or a list file; see `pair_inputs`.
     `checkpoint` may be an ONNX export (run by ONNX Runtime). The model file's classes, palette and input scaling
     (`data.aux_max`) always apply: `config` and `overrides` give the protocol (`eval.*`) and the run-time switches
     (`engine.loading.config_for_model`), and one that says other classes or scaling is refused. `aux_scale`: the
     auxiliary images' units in the model's, multiplied in before its aux_max applies (1000: depth in metres for a
-    model trained on millimetres); images whose values do not fit are refused, naming the likely cause."""
+    model trained on millimetres); images whose values do not fit are refused, naming the likely cause.
+    `precision`: as `Predictor`'s (bf16 on OpenVINO or PyTorch)."""
     from smmcl.data.modality import check_aux_scale
     from smmcl.engine.loading import config_for_model
     from smmcl.engine.predict import pair_inputs, predict_files
@@ -210,25 +214,34 @@ def predict(checkpoint: str | Path, rgb: str | Path | None, aux: str | Path | No
     aux_scale = check_aux_scale(aux_scale)
     pairs = pair_inputs(Path(rgb) if rgb else None, Path(aux) if aux else None, Path(list_file) if list_file else None)
     file = open_model_file(checkpoint)
-    model, cfg = open_model(file, config_for_model(file, config, overrides), (), device, backend)
-    k = cfg.model.num_classes
-    names = class_names(cfg)
-    return predict_files(model, pairs, Path(out), dataset_palette(cfg.data.class_names, cfg.data.palette, k), names,
-                         cfg.data.aux_max, inference_protocol(cfg), progress=progress, aux_scale=aux_scale,
-                         inputs=[rgb, aux, list_file, checkpoint])
+    cfg = config_for_model(file, config, overrides)
+    palette = dataset_palette(cfg.data.class_names, cfg.data.palette, cfg.model.num_classes)
+    inputs = [rgb, aux, list_file, checkpoint]
+    name, e = file.backend(backend), cfg.eval
+    if name != "torch" and e.mode == "whole" and list(e.scales) == [1.0] and not e.flip:
+        # One whole-frame pass on an export: its runtime on numpy, as the Predictor runs it (no PyTorch needed).
+        predictor = Predictor(file.path, device=device or cfg.train.device, backend=name, aux_scale=aux_scale,
+                              precision=precision)
+        return predict_files(None, pairs, Path(out), palette, class_names(cfg), cfg.data.aux_max, progress=progress,
+                             aux_scale=aux_scale, inputs=inputs, labels_of=lambda r, a: predictor(r, a))
+    model, cfg = open_model(file, cfg, (), device, backend, precision=precision)
+    return predict_files(model, pairs, Path(out), palette, class_names(cfg), cfg.data.aux_max, inference_protocol(cfg),
+                         progress=progress, aux_scale=aux_scale, inputs=inputs)
 
 
 def predict_recording(checkpoint: str | Path, recording: str | Path, out: str | Path, rgb_topic: str | None = None,
                       aux_topic: str | None = None, aux_path: str | Path | None = None, aux_units: str | None = None,
                       tolerance: float | None = None, align: bool | None = None, aux_scale: float | None = None,
                       video: bool = True, labels: bool = False, device: str | None = None, threads: int | None = None,
-                      progress: bool = True, log: Callable[[str], None] = lambda _: None) -> dict:
+                      progress: bool = True, log: Callable[[str], None] = lambda _: None, backend: str | None = None,
+                      precision: str = "fp32") -> dict:
     """Segment a recording: a ROS 1 / ROS 2 bag (RealSense recordings included; `rgb_topic` / `aux_topic`, else
     the only ones) or an RGB video with its auxiliary stream at `aux_path` (a second video or an image folder,
     in `aux_units`). Frames pair by time within `tolerance` seconds; unaligned depth is aligned by the
     recording's calibration (`align`: see `smmcl.recordings.open_recording`). Writes `out/overlay.mp4`,
     `frames.csv`, `summary.json` (and `labels/` with `labels`; see `smmcl.deploy.recording`); returns the
-    summary. `aux_scale` None: from the recording's units into the model's."""
+    summary. `aux_scale` None: from the recording's units into the model's. `backend`, `precision`: as
+    `Predictor`'s."""
     from smmcl.deploy.recording import aux_scale_for, predict_recording as run
     from smmcl.recordings import open_recording
 
@@ -239,7 +252,8 @@ def predict_recording(checkpoint: str | Path, recording: str | Path, out: str | 
     if aux_scale is None:
         aux_scale, how = aux_scale_for(opened.aux_units, cfg.data.aux_kind, cfg.data.aux_max)
     log(f"[smmcl] auxiliary values: {how}")
-    predictor = Predictor(checkpoint, device=device, threads=threads, aux_scale=aux_scale)
+    predictor = Predictor(checkpoint, device=device, threads=threads, aux_scale=aux_scale, backend=backend,
+                          precision=precision)
     return run(predictor, opened, out, video=video, labels=labels, progress=progress, log=log)
 
 
@@ -295,7 +309,6 @@ def _calibration_frames(cfg: Config, root: str | Path, split: str) -> list:
     from smmcl.data.preprocess import Preprocessing
     from smmcl.deploy.quantize import dataset_frames, image_frames
     from smmcl.engine.predict import pair_inputs
-    from smmcl.errors import DatasetError
 
     root = Path(root)
     if not root.is_dir():
@@ -447,6 +460,9 @@ def check_data(root: str | Path, preset: str | None = None, splits: Sequence[str
     from smmcl.config.presets import DATASET_PRESETS
     from smmcl.data.check import check_dataset
 
+    if not Path(root).is_dir():
+        raise DatasetError(f"dataset folder not found: {root}" if not Path(root).exists() else
+                           f"{root} is a file; give the dataset's folder (the one holding its image folders and lists)")
     meta = read_meta(root)
     preset = (preset or ("generic" if meta else "")).lower()
     if not preset:

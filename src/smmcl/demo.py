@@ -19,7 +19,7 @@ from smmcl.data.synth import generate_dataset
 from smmcl.engine.evaluate import evaluate, format_scores
 from smmcl.engine.trainer import Trainer
 from smmcl.errors import ConfigError
-from smmcl.outputs import claim_folder
+from smmcl.outputs import writing
 from smmcl.reporting import write_report
 from smmcl.visualize import beside, brighten, legend, panel, scalar_tile
 
@@ -122,58 +122,58 @@ def run_demo(
     cfg_path = Path(config) if config else default_config_path()
     # The demo replaces its own data and runs when their settings change: only in a folder it wrote itself.
     load_config(cfg_path, [f"data.root={out / 'data'}", *overrides], dataset_meta=False)  # a bad config: before any data
-    claim_folder(out, "demo", "--out", inputs=[cfg_path], names=DEMO_FILES)
-    meta = _ensure_data(out / "data", num_scenes, size, seed)
-    results, models = {}, {}
-    for name, extra in RUNS.items():
-        run_overrides = [f"name={name.lower()}", f"data.root={out / 'data'}", f"train.out_dir={out / name.lower()}"]
-        cfg = load_config(cfg_path, [*run_overrides, *extra, *overrides])
-        trainer, seconds = _train(cfg)
-        test_set = RGBXDataset(cfg.data, cfg.eval.split, cfg.model.num_classes, train=False, subset=cfg.eval.subset)
-        scores = evaluate(trainer.evaluation_model, cfg, dataset=test_set, progress=cfg.train.progress)
-        scores["train_seconds"] = round(seconds, 1)
-        scores["iterations"] = trainer.plan.total_iters
-        scores["contrast"] = {k: v for k, v in trainer.summary.items() if k != "warnings"}
-        results[name], models[name] = scores, trainer.evaluation_model
-    class_names = names_of(cfg)
-    print()
-    print(format_scores(class_names, results))
-    pictures = _pictures(out, test_set, models, cfg, num_pictures)
-    summary = {
-        "dataset": {k: meta[k] for k in ("kind", "num", "size", "seed") if k in meta},
-        "test_images": len(test_set),
-        "class_names": class_names,
-        "excluded_from_miou": [class_names[k] for k in cfg.eval.exclude_classes],
-        "models": {
-            name: {
-                "miou": s["miou"],
-                "miou_all": s["miou_all"],
-                "pixel_acc": s["pixel_acc"],
-                "mean_acc": s["mean_acc"],
-                "per_class_iou": dict(zip(class_names, s["iou"])),
-                "train_seconds": s["train_seconds"],
-                "iterations": s["iterations"],
-                "contrast": s["contrast"],
-            }
-            for name, s in results.items()
-        },
-        "pictures": pictures,
-        "total_seconds": round(time.perf_counter() - t_start, 1),
-    }
-    # The page a person looks at (docs/cli.md, "report"): curves, per-class IoU, confusion, predictions.
-    page = None
-    if importlib.util.find_spec("matplotlib") is not None:  # the `analysis` extra, which `make` installs
-        page = write_report([out / name.lower() for name in RUNS], out / "report", names=list(RUNS),
-                            progress=cfg.train.progress)
-    summary["report"] = str(page) if page else None
-    summary["total_seconds"] = round(time.perf_counter() - t_start, 1)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print("\n[demo] mIoU (without void): " + ", ".join(f"{n} {100 * s['miou']:.2f}%" for n, s in results.items()))
-    print(f"[demo] {len(pictures)} prediction panels in {out / 'predictions'}, summary in {out / 'summary.json'}"
-          f" ({summary['total_seconds']:.0f} s)")
-    print(f"[demo] report comparing Base and SMMCL: {page} (open it in a browser)" if page else
-          "[demo] no report page: it needs matplotlib (pip install 'smmcl[analysis]'), then: smmcl report "
-          f"{out / 'base'} --compare {out / 'smmcl'}")
-    for line in STUDY_NOTE:
-        print(f"[demo] {line}")
-    return summary
+    with writing(out, "demo", "--out", inputs=[cfg_path], names=DEMO_FILES):
+        meta = _ensure_data(out / "data", num_scenes, size, seed)
+        results, models = {}, {}
+        for name, extra in RUNS.items():
+            run_overrides = [f"name={name.lower()}", f"data.root={out / 'data'}", f"train.out_dir={out / name.lower()}"]
+            cfg = load_config(cfg_path, [*run_overrides, *extra, *overrides])
+            trainer, seconds = _train(cfg)
+            test_set = RGBXDataset(cfg.data, cfg.eval.split, cfg.model.num_classes, train=False, subset=cfg.eval.subset)
+            scores = evaluate(trainer.evaluation_model, cfg, dataset=test_set, progress=cfg.train.progress)
+            scores["train_seconds"] = round(seconds, 1)
+            scores["iterations"] = trainer.plan.total_iters
+            scores["contrast"] = {k: v for k, v in trainer.summary.items() if k != "warnings"}
+            results[name], models[name] = scores, trainer.evaluation_model
+        class_names = names_of(cfg)
+        print()
+        print(format_scores(class_names, results))
+        pictures = _pictures(out, test_set, models, cfg, num_pictures)
+        summary = {
+            "dataset": {k: meta[k] for k in ("kind", "num", "size", "seed") if k in meta},
+            "test_images": len(test_set),
+            "class_names": class_names,
+            "excluded_from_miou": [class_names[k] for k in cfg.eval.exclude_classes],
+            "models": {
+                name: {
+                    "miou": s["miou"],
+                    "miou_all": s["miou_all"],
+                    "pixel_acc": s["pixel_acc"],
+                    "mean_acc": s["mean_acc"],
+                    "per_class_iou": dict(zip(class_names, s["iou"])),
+                    "train_seconds": s["train_seconds"],
+                    "iterations": s["iterations"],
+                    "contrast": s["contrast"],
+                }
+                for name, s in results.items()
+            },
+            "pictures": pictures,
+            "total_seconds": round(time.perf_counter() - t_start, 1),
+        }
+        # The page a person looks at (docs/cli.md, "report"): curves, per-class IoU, confusion, predictions.
+        page = None
+        if importlib.util.find_spec("matplotlib") is not None:  # the `analysis` extra, which `make` installs
+            page = write_report([out / name.lower() for name in RUNS], out / "report", names=list(RUNS),
+                                progress=cfg.train.progress)
+        summary["report"] = str(page) if page else None
+        summary["total_seconds"] = round(time.perf_counter() - t_start, 1)
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        print("\n[demo] mIoU (without void): " + ", ".join(f"{n} {100 * s['miou']:.2f}%" for n, s in results.items()))
+        print(f"[demo] {len(pictures)} prediction panels in {out / 'predictions'}, summary in {out / 'summary.json'}"
+              f" ({summary['total_seconds']:.0f} s)")
+        print(f"[demo] report comparing Base and SMMCL: {page} (open it in a browser)" if page else
+              "[demo] no report page: it needs matplotlib (pip install 'smmcl[analysis]'), then: smmcl report "
+              f"{out / 'base'} --compare {out / 'smmcl'}")
+        for line in STUDY_NOTE:
+            print(f"[demo] {line}")
+        return summary

@@ -35,19 +35,29 @@ class FolderBusyError(SmmclError):
 def folder_lock(folder: Path, what: str) -> Iterator[None]:
     """Hold an exclusive OS lock (`flock`) on `folder` for the block: a second writer, in any process, stops at once
     with an error naming the holder (the process id and host written in the lock file, only for that). The OS
-    releases the lock when the holder ends, however it ends, so a killed run never leaves its folder locked."""
+    releases the lock when the holder ends, however it ends, so a killed run never leaves its folder locked (its lock
+    file stays, unlocked; a holder that ends normally removes it)."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise SmmclError(f"{what} {folder} is a file; a folder is expected")
     folder.mkdir(parents=True, exist_ok=True)
-    handle = open(folder / LOCK_NAME, "a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = _holder(handle)
+    path = folder / LOCK_NAME
+    while True:
+        handle = open(path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(handle)
+            handle.close()
+            raise FolderBusyError(f"{folder} is being written by another smmcl process ({holder}); wait for it to "
+                                  f"end, or choose another {what}") from None
+        # The holder removes the file as it ends: a lock taken on the removed file guards nothing, so take it again.
+        try:
+            if os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
         handle.close()
-        raise FolderBusyError(f"{folder} is being written by another smmcl process ({holder}); wait for it to end, "
-                              f"or choose another {what}") from None
     try:
         handle.seek(0)
         handle.truncate()
@@ -55,6 +65,9 @@ def folder_lock(folder: Path, what: str) -> Iterator[None]:
         handle.flush()
         yield
     finally:
+        # Removed while still held, so that a finished command leaves no lock file among its outputs.
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
         handle.close()
 
 
@@ -108,6 +121,9 @@ def check_output_name(path: Path, kind: str) -> None:
 
 def container(path: Path) -> str:
     """`safetensors`, `torch` or `onnx`, from the file's first bytes; a named error for anything else."""
+    if path.is_dir():
+        hint = "; a run folder holds model.safetensors" if (path / "model.safetensors").is_file() else ""
+        raise CheckpointError(f"{path} is a folder, not a model file{hint}")
     if not path.is_file():
         raise CheckpointError(f"model file not found: {path}")
     size = path.stat().st_size

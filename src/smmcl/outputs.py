@@ -13,19 +13,22 @@ is written:
 - `overwrite` removes the manifest's names and nothing else; a folder without a manifest is never emptied.
 
 A writer records its names before it writes them, so a killed command leaves a folder that the next one can claim.
+A command holds the folder's OS lock while it writes (`writing`): a second command into the same folder stops at
+once with an error naming the first, rather than mixing its files in.
 Two inputs that would write one output name are refused before anything is written (`unique_outputs`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import Dict, Iterable, Optional, Sequence
+from typing import Dict, Iterable, Iterator, Optional, Sequence
 
 from smmcl.errors import SmmclError
-from smmcl.files import LOCK_NAME, atomic_path
+from smmcl.files import LOCK_NAME, atomic_path, folder_lock
 
 MANIFEST_NAME = ".smmcl-written.json"
 # Bookkeeping smmcl keeps in a folder it writes: never the user's, never listed.
@@ -149,6 +152,18 @@ def claim_folder(folder: str | Path, kind: str, what: str, inputs: Iterable[Opti
     folder.mkdir(parents=True, exist_ok=True)
     _write_manifest(folder, kind, listed | set(names))
     return folder
+
+
+@contextlib.contextmanager
+def writing(folder: str | Path, kind: str, what: str, inputs: Iterable[Optional[str | Path]] = (),
+            names: Iterable[str] = (), overwrite: bool = False, contents: Optional[dict] = None) -> Iterator[Path]:
+    """`claim_folder` for a command that writes `folder` in the block, holding the folder's lock
+    (`smmcl.files.folder_lock`) until the block ends. Checked before the lock is taken, so a refused folder is left
+    as it was (no lock file), and again under it, so two commands started together cannot both claim it."""
+    inputs = list(inputs)
+    check_claim(folder, kind, what, inputs, overwrite, contents=contents)
+    with folder_lock(Path(folder), what):
+        yield claim_folder(folder, kind, what, inputs, names, overwrite, contents=contents)
 
 
 def record(folder: str | Path, names: Iterable[str]) -> None:

@@ -95,6 +95,24 @@ def test_onnxruntime_predict_writes_the_labels_torch_writes(exported, indoor_dat
     assert a.shape == (64, 80) and (a == b).mean() >= 0.999
 
 
+def test_precision_is_one_switch_for_every_backend(exported, indoor_data, tmp_path, capsys):
+    """bf16 is PyTorch's autocast for weights, OpenVINO's precision for an export (openvino tests), and refused by
+    ONNX Runtime, which runs an export as written; the CLI's --precision reaches each."""
+    weights, onnx_path, cfg = exported
+    scores = evaluate_checkpoint(weights, cfg, progress=False, precision="bf16")
+    assert "bf16 autocast" in scores["protocol_text"]
+    with pytest.raises(ValueError, match="runs an export in fp32, not 'bf16'"):
+        evaluate_checkpoint(onnx_path, progress=False, precision="bf16")
+    frame = (np.asarray(Image.open(indoor_data / "RGB" / "scene_00001.png")),
+             np.asarray(Image.open(indoor_data / "Depth" / "scene_00001.png")))
+    assert (Predictor(weights, precision="bf16")(*frame) == Predictor(weights)(*frame)).mean() >= 0.9
+    assert main(["--quiet", "predict", "--checkpoint", str(weights), "--rgb", str(indoor_data / "RGB" / "scene_00001.png"),
+                 "--aux", str(indoor_data / "Depth" / "scene_00001.png"), "--out", str(tmp_path / "bf16"),
+                 "--precision", "bf16"]) == 0
+    assert main(["eval", "--checkpoint", str(onnx_path), "--precision", "bf16"]) == 2
+    assert "runs an export in fp32" in capsys.readouterr().err
+
+
 def test_backend_and_file_must_agree(exported):
     weights, onnx_path, cfg = exported
     with pytest.raises(CheckpointError, match="is smmcl weights, which the onnxruntime backend does not run .*smmcl export"):
@@ -153,6 +171,27 @@ def test_predictor_frames_batches_bgr_sizes_and_buffers(exported, indoor_data):
         p([frames[0][0], frames[0][0][:32]], [frames[0][1], frames[0][1][:32]])
     with pytest.raises(ValueError, match="aux is .* but rgb is"):
         p(frames[0][0], frames[0][1][:32])
+
+
+def test_a_users_mistakes_with_the_predictor_are_named(exported, tmp_path):
+    import smmcl
+    from smmcl.errors import CheckpointError, ConfigError
+
+    weights, onnx_path, _ = exported
+    p = Predictor(onnx_path, device="cpu")
+    with pytest.raises(TypeError, match="rgb must be a numpy frame"):
+        p(None, None)
+    with pytest.raises(ValueError, match=r"label ids must lie in 0\.\.13"):
+        p.colorize(np.full((4, 4), 99))
+    for threads in (-2, 0, 1.5):
+        with pytest.raises(ValueError, match=f"threads={threads!r}"):
+            Predictor(onnx_path, threads=threads)
+    with pytest.raises(CheckpointError, match="is a folder, not a model file"):
+        smmcl.open_model_file(weights.parent)
+    with pytest.raises(ValueError, match="CUDAExecutionProvider"):  # ONNX Runtime here has no CUDA: never the CPU
+        Predictor(onnx_path, device="cuda")
+    with pytest.raises(ConfigError, match="model.num_classes=0"):
+        smmcl.build_model({"num_classes": 0})
 
 
 def test_preprocessing_matches_the_evaluation_dataset(indoor_data):

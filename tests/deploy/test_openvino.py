@@ -26,6 +26,7 @@ from smmcl.deploy.onnx_runtime import OnnxRuntimeModel  # noqa: E402
 from smmcl.deploy.openvino_runtime import (Bf16HangRisk, Bf16NotSupported, OpenVinoModel,  # noqa: E402
                                            builtin_frame, cpu_has_bf16)
 from smmcl.deploy.predictor import BACKENDS, load_backend  # noqa: E402
+from smmcl.engine.inference import InferenceProtocol  # noqa: E402
 from smmcl.model_file import BACKEND_NAMES, open_model_file  # noqa: E402
 
 from support import TINY_CONFIG, build_tiny_model, export_decided_tiny  # noqa: E402
@@ -150,8 +151,9 @@ def test_precision_and_device_are_checked(tiny):
         OpenVinoModel(onnx_path, precision="fp16")
     with pytest.raises(ValueError, match="runs an export in fp32, not 'bf16'"):
         smmcl.Predictor(onnx_path, precision="bf16")  # ONNX Runtime
-    with pytest.raises(ValueError, match="precision='bf16' is for the openvino backend"):
-        smmcl.Predictor(weights, precision="bf16")
+    assert smmcl.Predictor(weights, precision="bf16").config.train.precision == "bf16"  # PyTorch: its autocast
+    with pytest.raises(ValueError, match="precision='bf16' and protocol precision 'fp16': give one"):
+        smmcl.Predictor(weights, precision="bf16", protocol=InferenceProtocol(precision="fp16"))
     with pytest.raises(ValueError, match="runs on the CPU"):
         OpenVinoModel(onnx_path, device="cuda")
     with pytest.raises(Exception, match="which the openvino backend does not run"):

@@ -16,6 +16,7 @@ import venv
 
 import numpy as np
 import pytest
+from PIL import Image
 import torch
 
 from smmcl.data.preprocess import Preprocessing
@@ -43,8 +44,6 @@ def exported(indoor_data, tmp_path_factory):
     """The tiny model's weights, their export by `smmcl export`, and frames of the synthetic set."""
     out = tmp_path_factory.mktemp("torchless")
     weights, onnx_path, cfg = export_decided_tiny(out, indoor_data)
-    from PIL import Image
-
     frames = out / "frames.npz"
     np.savez(frames, rgb=np.stack([np.asarray(Image.open(indoor_data / "RGB" / f"scene_0000{i}.png")) for i in range(3)]),
              depth=np.stack([np.asarray(Image.open(indoor_data / "Depth" / f"scene_0000{i}.png")) for i in range(3)]))
@@ -138,14 +137,6 @@ def test_the_cli_names_the_extra_a_command_needs(exported, tmp_path):
                          r"pip install 'smmcl\[torch\]'", done.stderr, re.M), done.stderr
 
 
-def _cli_predict_is_torch_free() -> bool:
-    code = BLOCK + "import smmcl.engine.predict, smmcl.engine.loading"
-    return subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
-
-
-@pytest.mark.skipif(not _cli_predict_is_torch_free(), reason=(
-    "smmcl predict goes through smmcl.engine.predict and smmcl.engine.loading, which import PyTorch at the top "
-    "(not this change's files): they must import it lazily, and predict_files run an export on numpy"))
 def test_cli_predict_on_an_export_without_pytorch(exported, indoor_data, tmp_path):
     _, onnx_path, _ = exported
     rgb, depth = indoor_data / "RGB" / "scene_00001.png", indoor_data / "Depth" / "scene_00001.png"
@@ -191,6 +182,15 @@ def test_a_wheel_installed_without_extras_runs_the_predictor(exported, tmp_path)
         assert json.loads(done.stdout.splitlines()[-1]) == {"backend": backend, "imported": []}
         assert_torch_labels(weights, frames, np.load(out)["labels"])
     smmcl_cli = env_dir / "bin" / "smmcl"
+    frames_dir, f = tmp_path / "frames", np.load(frames)
+    for sub, array in (("rgb", f["rgb"][0]), ("depth", f["depth"][0])):
+        (frames_dir / sub).mkdir(parents=True)
+        Image.fromarray(array).save(frames_dir / sub / "f.png")
+    done = subprocess.run([str(smmcl_cli), "--quiet", "predict", "--checkpoint", str(onnx_path), "--rgb",
+                           str(frames_dir / "rgb"), "--aux", str(frames_dir / "depth"), "--out", str(tmp_path / "cli")],
+                          capture_output=True, text=True, timeout=300, env=clean)  # the command line too, torch-free
+    assert done.returncode == 0, done.stderr
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "cli" / "f.png")), np.load(tmp_path / "onnxruntime.npz")["one"])
     done = subprocess.run([str(smmcl_cli), "train", str(TINY_CONFIG)], capture_output=True, text=True, timeout=120, env=clean)
     assert done.returncode == 2 and "pip install 'smmcl[torch]'" in done.stderr and "Traceback" not in done.stderr
     site = next((env_dir / "lib").glob("python3*/site-packages"))

@@ -162,7 +162,7 @@ def test_only_rank0_writes_files(ddp):
     out, _, reports = ddp
     assert reports[1]["writes"] == []
     run = out / "ddp"
-    assert sorted(p.name for p in run.iterdir()) == [".smmcl-written.json", ".smmcl.lock", "checkpoints", "config.yaml", "log.jsonl",
+    assert sorted(p.name for p in run.iterdir()) == [".smmcl-written.json", "checkpoints", "config.yaml", "log.jsonl",
                                                      "model.safetensors", "summary.json", "tb"]
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [f"ckpt_0000000{k}.pt" for k in (1, 2, 3)]
     assert len(list((run / "tb").iterdir())) == 1

@@ -19,7 +19,7 @@ from torch import nn
 
 from smmcl.errors import DatasetError
 from smmcl.losses.sampling import downscale_labels
-from smmcl.outputs import claim_folder
+from smmcl.outputs import writing
 
 
 @dataclass
@@ -143,21 +143,21 @@ def analyze_models(models: Mapping[str, nn.Module], dataset, class_names: Sequen
     import json
     from pathlib import Path
 
-    out = claim_folder(Path(out), "features", "--out", inputs=inputs, names=("tsne.png", "features.json"))
-    maps: Dict[str, Dict[str, np.ndarray]] = {}
-    scores: Dict[str, Dict[str, dict]] = {}
-    labels = None
-    for name, model in models.items():
-        fs = collect_features(model, dataset, keep, stage, per_class, max_images, seed)
-        if labels is not None and not np.array_equal(labels, fs.labels):
-            raise ValueError(f"{name}: its stage-{stage} feature map has another size than the first model's")
-        labels = fs.labels
-        scores[name] = {m: feature_scores(getattr(fs, m), fs.labels, fs.images, k=k) for m in ("vis", "aux")}
-        maps[name] = {m: tsne_map(getattr(fs, m), seed) for m in ("vis", "aux")}
-    plot_tsne(maps, labels, scores, class_names, palette, out / "tsne.png", stage)
-    counts = {class_names[c]: int((labels == c).sum()) for c in np.unique(labels)}
-    result = {"stage": stage, "images": len(dataset) if max_images is None else min(max_images, len(dataset)),
-              "points_per_class": counts, "k": k, "metric": "cosine", "seed": seed, "scores": scores,
-              "figure": str(out / "tsne.png")}
-    (out / "features.json").write_text(json.dumps(result, indent=2) + "\n")
-    return result
+    with writing(Path(out), "features", "--out", inputs=inputs, names=("tsne.png", "features.json")) as out:
+        maps: Dict[str, Dict[str, np.ndarray]] = {}
+        scores: Dict[str, Dict[str, dict]] = {}
+        labels = None
+        for name, model in models.items():
+            fs = collect_features(model, dataset, keep, stage, per_class, max_images, seed)
+            if labels is not None and not np.array_equal(labels, fs.labels):
+                raise ValueError(f"{name}: its stage-{stage} feature map has another size than the first model's")
+            labels = fs.labels
+            scores[name] = {m: feature_scores(getattr(fs, m), fs.labels, fs.images, k=k) for m in ("vis", "aux")}
+            maps[name] = {m: tsne_map(getattr(fs, m), seed) for m in ("vis", "aux")}
+        plot_tsne(maps, labels, scores, class_names, palette, out / "tsne.png", stage)
+        counts = {class_names[c]: int((labels == c).sum()) for c in np.unique(labels)}
+        result = {"stage": stage, "images": len(dataset) if max_images is None else min(max_images, len(dataset)),
+                  "points_per_class": counts, "k": k, "metric": "cosine", "seed": seed, "scores": scores,
+                  "figure": str(out / "tsne.png")}
+        (out / "features.json").write_text(json.dumps(result, indent=2) + "\n")
+        return result

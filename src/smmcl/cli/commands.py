@@ -141,7 +141,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(f".{tag}.json")
     # Before the evaluation: scores never replace an input or a file that is not earlier scores.
     check_output_file(out, "--out", [args.checkpoint, cfg.data.root], replaceable=_earlier_scores(out))
-    scores = evaluate_checkpoint(args.checkpoint, cfg, split=split, subset=subset, backend=args.backend)
+    scores = evaluate_checkpoint(args.checkpoint, cfg, split=split, subset=subset, backend=args.backend,
+                                 precision=args.precision)
     names = class_names(cfg)
     record = {"checkpoint": str(args.checkpoint), "split": split, "class_names": names, **scores}
     out.write_text(json.dumps(record, indent=2))
@@ -162,6 +163,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def _model_file_argument(args: argparse.Namespace, old: str, command: str) -> str:
     """`--checkpoint`, or the former positional spelling (kept one release, with a deprecation warning)."""
     given = getattr(args, old)
+    if given is not None and "=" in given and not Path(given).exists():
+        raise ValueError(f"smmcl {command} takes no config overrides ({given}): the model file carries its config; "
+                         f"change it when training, or give a config to the command that reads one")
     if given is not None and args.checkpoint is not None:
         raise ValueError(f"smmcl {command}: give the model file once, as --checkpoint")
     if given is not None:
@@ -253,7 +257,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise ValueError(f"{', '.join(recording_only)}: for a recording (--bag or --video) only")
     written = predict(args.checkpoint, args.rgb, args.aux, args.out, config=args.config, list_file=args.list,
                       overrides=[*args.overrides, *_protocol_overrides(args)], device=args.device, backend=args.backend,
-                      aux_scale=1.0 if args.aux_scale is None else args.aux_scale)
+                      aux_scale=1.0 if args.aux_scale is None else args.aux_scale, precision=args.precision)
     if wants_json(args):
         print_json({"out": args.out, "files": [str(p) for p in written]})
         return 0
@@ -280,16 +284,17 @@ def _list_topics(args: argparse.Namespace) -> int:
 def _predict_recording(args: argparse.Namespace) -> int:
     from smmcl.api import predict_recording
 
-    if args.config or args.overrides or args.rgb or args.list or _protocol_overrides(args) or args.backend:
+    if args.config or args.overrides or args.rgb or args.list or _protocol_overrides(args):
         raise ValueError("a recording is predicted with the model file's own config and one whole-frame pass: "
-                         "--config, overrides, --rgb, --list, --mode/--scales/--flip and --backend do not apply")
+                         "--config, overrides, --rgb, --list and --mode/--scales/--flip do not apply")
     if args.bag and args.aux:
         raise ValueError("--aux is a video's auxiliary stream; a bag's is --aux-topic")
     summary = predict_recording(args.checkpoint, args.bag or args.video, args.out, rgb_topic=args.rgb_topic,
                                 aux_topic=args.aux_topic, aux_path=args.aux, aux_units=args.aux_units,
                                 tolerance=args.pair_tolerance, align=False if args.aux_aligned else None,
                                 aux_scale=args.aux_scale, video=not args.no_video, labels=args.labels,
-                                device=args.device, progress=not args.quiet, log=lambda line: say(args, line))
+                                device=args.device, progress=not args.quiet, log=lambda line: say(args, line),
+                                backend=args.backend, precision=args.precision)
     if wants_json(args):
         print_json(summary)
         return 0

@@ -44,6 +44,9 @@ def _add_backend_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=list(BACKENDS), type=str.lower, default=None,
                    help="torch for weights and checkpoints; onnxruntime or openvino (the openvino extra) for ONNX "
                         "exports (default: by the file's content: torch, or onnxruntime for an export)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], type=str.lower, default="fp32",
+                   help="bf16: OpenVINO's bf16 (refused for models where it is unsafe) or PyTorch's autocast; "
+                        "ONNX Runtime runs an export as written (default fp32)")
 
 
 def _add_json_flag(p: argparse.ArgumentParser, what: str) -> None:
@@ -93,15 +96,13 @@ def _command(sub, name: str, help: str, examples: Sequence[str], description: st
 
 _OUTPUT = """Output: a short summary on stdout; progress on stderr, as a bar on a terminal and as a plain line
 every tenth of the way in a log or pipe; --quiet shows no progress, only warnings, errors and the one-line
-result; --json (data synth, data check, train, eval, export, info, study, analyze features) prints the result as
-JSON on stdout for scripts. Errors end with `smmcl: error: ...` and exit status 2."""
+result; --json ({json}) prints the result as JSON on stdout for scripts. Errors end with `smmcl: error: ...` and exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="smmcl", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=_wrap("Dark-scene RGB-X segmentation with SMMCL: synthetic data, training, evaluation, "
-                          "prediction, export and studies.\n\n" + _OUTPUT),
+
         epilog=_examples("smmcl demo", "smmcl train configs/demo.yaml train.lr=0.001",
                          "smmcl --quiet eval --checkpoint runs/demo/smmcl/model.safetensors",
                          "smmcl COMMAND --help        (the options and examples of a command)"))
@@ -362,7 +363,22 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--config", default=None, help="demo config (default: configs/demo.yaml)")
     demo.add_argument("overrides", nargs="*", help="dotted overrides of the demo config, e.g. train.max_iters=300")
     _add_json_flag(demo, "the demo's summary (scores, times, files)")
+    # Written last, from the commands themselves, so that the list of --json commands cannot go stale.
+    parser.description = _wrap("Dark-scene RGB-X segmentation with SMMCL: synthetic data, training, evaluation, "
+                               "prediction, export and studies.\n\n" + _OUTPUT.format(json=", ".join(_json_commands(sub))))
     return parser
+
+
+def _json_commands(sub: argparse._SubParsersAction, prefix: str = "") -> list[str]:
+    """The (sub)commands that take --json, as typed: `data synth`, `eval`, ..."""
+    names = []
+    for name, p in sub.choices.items():
+        nested = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+        if nested:
+            names += _json_commands(nested[0], f"{prefix}{name} ")
+        elif any("--json" in a.option_strings for a in p._actions):
+            names.append(prefix + name)
+    return names
 
 
 # A dotted override (`train.lr=0.001`), accepted anywhere on the command line.

@@ -255,9 +255,13 @@ def load_model_config(source: Union[str, Path, Mapping[str, Any], ModelConfig, C
         return source.model
     layers = _layers(source)
     if len(layers) > 1 or "model" in layers[0][0]:
-        return OmegaConf.to_object(_resolve(layers)).model  # type: ignore[union-attr]
-    layer, origin = layers[0]
-    return OmegaConf.to_object(_merge(OmegaConf.structured(ModelConfig), _normalise_choices(layer, model_only=True), origin))
+        model = OmegaConf.to_object(_resolve(layers)).model  # type: ignore[union-attr]
+    else:
+        layer, origin = layers[0]
+        model = OmegaConf.to_object(_merge(OmegaConf.structured(ModelConfig), _normalise_choices(layer, model_only=True), origin))
+    # The model's rows of the one rule table (the rest of a default Config passes them): num_classes=0 never builds.
+    check_values(Config(model=model), layers[-1][1])
+    return model
 
 
 def to_dict(cfg: Any) -> dict:

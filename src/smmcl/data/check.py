@@ -21,10 +21,9 @@ from smmcl.data.dataset import (
     sample_files,
     split_list_path,
     split_names,
-    split_packed,
     split_root,
 )
-from smmcl.data.io import read_image
+from smmcl.data.io import read_image, split_packed
 from smmcl.data.modality import check_aux, check_label, check_rgb
 from smmcl.errors import DatasetError
 from smmcl.progress import track

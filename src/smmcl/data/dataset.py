@@ -11,14 +11,13 @@ import torch
 from torch.utils.data import Dataset
 
 from smmcl.config import DataConfig
-from smmcl.data.io import read_image
+from smmcl.data.io import IMAGE_SUFFIXES, read_image, split_packed
 from smmcl.data.photometric import PhotometricAugment, photometric_rng
 from smmcl.data.modality import check_aux, check_label, check_rgb, check_same_size
 from smmcl.data.transforms import TrainAugment, eval_transform, to_tensor_aux, to_tensor_rgb
 from smmcl.errors import DatasetError
 
 SPLIT_LISTS = {"train": "train_list", "test": "test_list"}
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 def split_root(cfg: DataConfig, split: str) -> Path:
@@ -101,14 +100,6 @@ def sample_files(cfg: DataConfig, split: str, name: str) -> SampleFiles:
     root = split_root(cfg, split)
     aux = None if cfg.layout == "packed" else root / cfg.aux_dir / f"{name}{cfg.aux_ext}"
     return SampleFiles(name, root / cfg.rgb_dir / f"{name}{cfg.rgb_ext}", aux, root / cfg.label_dir / f"{name}{cfg.label_ext}")
-
-
-def split_packed(image: np.ndarray, path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """RGB and auxiliary channels of one packed image (MFNet: R, G, B, thermal)."""
-    if image.ndim != 3 or image.shape[2] < 4:
-        raise DatasetError(f"{path} has shape {image.shape}; the packed layout expects RGB + auxiliary channels (H x W x 4)")
-    aux = image[..., 3:]
-    return image[..., :3], aux[..., 0] if aux.shape[2] == 1 else aux
 
 
 def load_sample(files: SampleFiles, cfg: DataConfig, num_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -43,9 +43,9 @@ from typing import Sequence
 
 import numpy as np
 
-from smmcl.data.io import read_image, write_image
+from smmcl.data.io import IMAGE_SUFFIXES, read_image, write_image
 from smmcl.errors import DatasetError
-from smmcl.outputs import claim_folder, unique_outputs
+from smmcl.outputs import unique_outputs, writing
 from smmcl.progress import track
 
 __all__ = [
@@ -91,7 +91,6 @@ FLOOR_PERCENTILE = 1.0
 # is taken NO_FLOOR_CAMERA_HEIGHT cm below it (Gupta's release makes the same assumption, 90 and 130 cm).
 NO_FLOOR_BELOW = 90.0
 NO_FLOOR_CAMERA_HEIGHT = 130.0
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
 
 def _check_intrinsics(intrinsics: Sequence[float]) -> Intrinsics:
@@ -408,12 +407,12 @@ def convert_folder(
     files = sorted(p for p in depth_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     # Before anything is written: a.png and a.tif would both become a.png; the output is apart from the depth.
     planned = unique_outputs(((f"{path.stem}.png", path) for path in files), f"--out folder {out_dir}")
-    claim_folder(out_dir, "hha", "--out", inputs=[depth_dir], names=planned)
+    with writing(out_dir, "hha", "--out", inputs=[depth_dir], names=planned):
 
-    for path in track(files, desc="hha", unit="image", enabled=progress):
-        depth = read_image(path)
-        if depth.ndim != 2:
-            raise DatasetError(f"{path}: expected a single-channel depth image, got shape {depth.shape}")
-        _check_depth_units(depth, depth_scale, path)
-        write_image(out_dir / f"{path.stem}.png", depth_to_hha(depth, intrinsics, depth_scale, normal_radius, camera_height))
-    return len(files)
+        for path in track(files, desc="hha", unit="image", enabled=progress):
+            depth = read_image(path)
+            if depth.ndim != 2:
+                raise DatasetError(f"{path}: expected a single-channel depth image, got shape {depth.shape}")
+            _check_depth_units(depth, depth_scale, path)
+            write_image(out_dir / f"{path.stem}.png", depth_to_hha(depth, intrinsics, depth_scale, normal_radius, camera_height))
+        return len(files)

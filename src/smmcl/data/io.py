@@ -9,6 +9,9 @@ from PIL import Image, UnidentifiedImageError
 
 from smmcl.errors import DatasetError
 
+# The image files every reader takes (folders of frames, datasets, depth for HHA), by suffix, any case.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm")
+
 
 def read_image(path: Path) -> np.ndarray:
     """Array of an image file: H x W (single channel, its own dtype) or H x W x C uint8."""
@@ -37,3 +40,11 @@ def write_image(path: Path, array: np.ndarray) -> None:
     """Write an H x W (uint8/uint16) or H x W x 3 uint8 array as PNG, creating folders."""
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.ascontiguousarray(array)).save(path)
+
+
+def split_packed(image: np.ndarray, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """RGB and auxiliary channels of one packed image (MFNet: R, G, B, thermal)."""
+    if image.ndim != 3 or image.shape[2] < 4:
+        raise DatasetError(f"{path} has shape {image.shape}; the packed layout expects RGB + auxiliary channels (H x W x 4)")
+    aux = image[..., 3:]
+    return image[..., :3], aux[..., 0] if aux.shape[2] == 1 else aux

@@ -145,16 +145,27 @@ def session_options(threads: Optional[int] = None):
     return options
 
 
+def execution_provider(device: str, available: Sequence[str]) -> Tuple[str, Dict[str, Any]]:
+    """The ONNX Runtime provider and its options for `device`: cpu, cuda, cuda:N, or auto (CUDA where this ONNX
+    Runtime has it, else the CPU). A device it cannot run on is a named error, never a fallback to the CPU."""
+    if device == "auto":
+        device = "cuda" if PROVIDERS["cuda"] in available else "cpu"
+    kind, _, index = str(device).partition(":")
+    if kind not in PROVIDERS or (index and (kind != "cuda" or not index.isdigit())):
+        raise ValueError(f"device {device!r} is not one ONNX Runtime runs on; use auto, cpu, cuda or cuda:N")
+    provider = PROVIDERS[kind]
+    if provider not in available:
+        raise ValueError(f"device {device!r} asked for, but this ONNX Runtime has no {provider} (it has "
+                         f"{', '.join(available)}); install onnxruntime-gpu for CUDA, or use device 'cpu'")
+    return provider, ({"device_id": int(index)} if index else {})
+
+
 def make_session(path: str | Path, device: str = "cpu", threads: Optional[int] = None):
-    """An ONNX Runtime session on `device` ("cpu" or "cuda"); an unavailable provider is an error, not a fallback."""
+    """An ONNX Runtime session on `device` (see `execution_provider`)."""
     ort = import_onnxruntime()
-    if device not in PROVIDERS:
-        raise ValueError(f"ONNX Runtime device must be one of {', '.join(PROVIDERS)}, got {device!r}")
-    provider = PROVIDERS[device]
-    if provider not in ort.get_available_providers():
-        raise RuntimeError(f"ONNX Runtime here has no {provider} (available: {', '.join(ort.get_available_providers())})")
+    provider, options = execution_provider(device, ort.get_available_providers())
     try:
-        return ort.InferenceSession(str(path), sess_options=session_options(threads), providers=[provider])
+        return ort.InferenceSession(str(path), sess_options=session_options(threads), providers=[(provider, options)])
     except Exception as exc:  # ORT raises its own exception types for unreadable or invalid files
         raise CheckpointError(f"{path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0]})") from None
 

@@ -101,8 +101,8 @@ class OpenVinoModel(ExportedModel):
 
     def _open(self, path: Path, device: str, threads: int, precision: str) -> Tuple[Dict[str, str], List[str], List[Any]]:
         ov = import_openvino()
-        if device != "cpu":
-            raise ValueError(f"the openvino backend runs on the CPU (device 'cpu'), got {device!r}")
+        if device not in ("cpu", "auto"):  # auto: the CPU is the one device this backend drives
+            raise ValueError(f"the openvino backend runs on the CPU (device 'cpu' or 'auto'), got {device!r}")
         self._core, self._threads = ov.Core(), threads
         try:
             self._source = self._core.read_model(str(path))

@@ -47,10 +47,10 @@ EXPORTED_PROTOCOL = ("train.precision=fp32", "train.channels_last=false", "train
 
 def _load_torch(file: ModelFile, config: Any, overrides: Sequence[str], device: Optional[str], threads: Optional[int],
                 precision: str, face: bool) -> Tuple[Any, Config]:
-    if precision != "fp32":
-        raise ValueError(f"precision={precision!r} is for the openvino backend; a PyTorch model takes its precision "
-                         f"from the inference protocol (train.precision, InferenceProtocol(precision=...))")
     from smmcl.engine.loading import model_and_config
+
+    if precision != "fp32":  # PyTorch's precision is its autocast, the inference protocol's switch
+        overrides = [*overrides, f"train.precision={precision}"]
 
     return model_and_config(file, config, overrides, device)
 
@@ -63,10 +63,13 @@ def _exported(module: str, runtime: str) -> Callable[..., Tuple[Any, Config]]:
              precision: str, face: bool) -> Tuple[Any, Config]:
         from smmcl.deploy.onnx_runtime import torch_face
 
+        base = config if config is not None else file.require_config()
+        cfg = load_config(to_dict(base) if isinstance(base, Config) else base, [*overrides, *EXPORTED_PROTOCOL])
         cls = getattr(importlib.import_module(module), runtime)
-        model = (torch_face(cls) if face else cls)(file.path, device=device or "cpu", threads=threads, precision=precision)
-        base = config if config is not None else model.metadata.config
-        return model, load_config(to_dict(base) if isinstance(base, Config) else base, [*overrides, *EXPORTED_PROTOCOL])
+        # The config's train.device, as for a PyTorch model: an export asked to run on CUDA never runs on the CPU.
+        model = (torch_face(cls) if face else cls)(file.path, device=device or cfg.train.device, threads=threads,
+                                                   precision=precision)
+        return model, cfg
 
     return load
 
@@ -86,6 +89,8 @@ def load_backend(name: str, file: ModelFile, config: Any = None, overrides: Sequ
     openvino. An unknown name is an error listing the known ones."""
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; the backends are {', '.join(BACKENDS)}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads={threads!r}: expected an integer >= 1, or None for the runtime's default")
     return BACKENDS[name](file, config, overrides, device, threads, precision, face)
 
 
@@ -93,9 +98,10 @@ class Predictor:
     """Label maps (and class probabilities) for RGB + auxiliary frames; see the module docstring.
 
     `source`: a `.onnx` export (run by ONNX Runtime, or OpenVINO with `backend="openvino"`, `threads` intra-op
-    threads, `precision` fp32 or, on OpenVINO, bf16), smmcl weights (`.safetensors`) or a training checkpoint
-    (PyTorch on `device`). `protocol`: how probabilities are computed (default None: one whole-frame pass; an
-    ONNX file cannot take autocast precisions). `aux_scale`: the auxiliary frames' units in the model's, multiplied
+    threads), smmcl weights (`.safetensors`) or a training checkpoint (PyTorch on `device`). `precision`: fp32, or
+    bf16 on OpenVINO (refused where unsafe) and PyTorch (autocast; fp16 too); ONNX Runtime runs an export as
+    written (fp32, or int8 for an int8 export). `protocol`: how probabilities are computed (default None: one
+    whole-frame pass; an ONNX file cannot take autocast precisions). `aux_scale`: the auxiliary frames' units in the model's, multiplied
     in before its `aux_max` applies (1000: a depth camera's metres for a model trained on millimetres; 1: the
     frames are in the training data's units).
     """
@@ -108,12 +114,14 @@ class Predictor:
         self.source = Path(source)
         file = open_model_file(source)
         self.backend = file.backend(backend)
-        self.protocol = protocol
+        self.protocol, self.precision = protocol, precision
         if self.backend != "torch" and protocol is not None and protocol.precision != "fp32":
             raise ValueError(f"an ONNX model runs in the precision it was exported in (or precision='bf16' on "
                              f"openvino); protocol precision {protocol.precision!r} applies to PyTorch models only")
         # One whole-frame pass on an export: the runtime itself, on numpy. Anything else goes through PyTorch.
         self._numpy = self.backend != "torch" and protocol is None
+        if self.backend == "torch" and protocol is not None and precision != "fp32" and protocol.precision != precision:
+            raise ValueError(f"precision={precision!r} and protocol precision {protocol.precision!r}: give one")
         self.model, self.config = load_backend(self.backend, file, device=device, threads=threads, precision=precision,
                                                face=not self._numpy)
         k = self.num_classes = self.config.model.num_classes
@@ -134,6 +142,10 @@ class Predictor:
         """Class ids per pixel (uint8 when K <= 256, else int32) for one frame (H x W x 3 and H x W [x C])
         or a batch (N x H x W x 3 arrays or lists of frames of one size) -> H x W or N x H x W.
         With `probs`, also the class probabilities (float32, K x H x W or N x K x H x W)."""
+        for name, frames in (("rgb", rgb), ("aux", aux)):
+            if frames is None or isinstance(frames, (str, bytes)) or not hasattr(frames, "__len__"):
+                raise TypeError(f"{name} must be a numpy frame or a batch (list) of them, got {type(frames).__name__}; "
+                                f"read image files with smmcl.predict or the CLI")
         single = isinstance(rgb, np.ndarray) and rgb.ndim in (2, 3)  # H x W grey or H x W x 3; N x H x W x 3 is a batch
         rgb_list = [rgb] if single else list(rgb)
         aux_list = [aux] if single else list(aux)
@@ -166,7 +178,7 @@ class Predictor:
         device = model_device(self.model)
         rgb, aux = (torch.from_numpy(b).to(device) for b in self._buffers)  # type: ignore[arg-type]
         with torch.no_grad():
-            p = (self.protocol or InferenceProtocol()).apply(self.model, rgb, aux)
+            p = (self.protocol or InferenceProtocol(precision=self.precision)).apply(self.model, rgb, aux)
         labels = p.argmax(1).to("cpu", torch.uint8 if dtype is np.uint8 else torch.int32).numpy()
         return labels, (p.cpu().numpy() if probs else None)
 
@@ -186,7 +198,11 @@ class Predictor:
 
     def colorize(self, labels: np.ndarray) -> np.ndarray:
         """A label map (H x W) as an H x W x 3 uint8 picture in the dataset's class colours."""
-        return self.palette[np.asarray(labels, np.int64)]
+        labels = np.asarray(labels)
+        if labels.size and (labels.min() < 0 or labels.max() >= len(self.palette)):
+            raise ValueError(f"label ids must lie in 0..{len(self.palette) - 1} (this model's classes), got "
+                             f"{int(labels.min())}..{int(labels.max())}")
+        return self.palette[labels.astype(np.int64)]
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ import numpy as np
 from smmcl.deploy.predictor import Predictor
 from smmcl.engine.predict import label_png, overlay_picture
 from smmcl.files import atomic_path
-from smmcl.outputs import claim_folder
+from smmcl.outputs import writing
 from smmcl.progress import track
 
 RECORDING_FILES = ("overlay.mp4", "labels", "frames.csv", "summary.json")
@@ -50,48 +50,48 @@ def predict_recording(predictor: Predictor, recording, out: str | Path, video: b
     earlier such output). Returns what summary.json holds."""
     from smmcl.recordings import VideoWriter
 
-    out = claim_folder(Path(out), "recording", "--out", inputs=[recording.path], names=RECORDING_FILES)
-    log(recording.summary())
-    interval = recording.pairing.rgb.median_interval
-    fps = 1.0 / interval if interval else 10.0
-    names = predictor.class_names
-    every_class = list(range(predictor.num_classes))
-    rows, latencies = [], []
-    if labels:
-        (out / "labels").mkdir(exist_ok=True)
-    start = time.perf_counter()
-    with (VideoWriter(out / "overlay.mp4", fps=fps) if video else _NoVideo()) as writer:
-        for frame in track(recording, total=len(recording), desc="predict", unit="frame", enabled=progress):
-            t0 = time.perf_counter()
-            predicted = predictor(frame.rgb, frame.aux)
-            latencies.append(time.perf_counter() - t0)
-            if video:
-                writer.write(np.asarray(overlay_picture(frame.rgb, predicted, predictor.palette, names,
-                                                        legend_classes=every_class)))
-            if labels:
-                label_png(predicted, predictor.palette).save(out / "labels" / f"{frame.index:06d}.png")
-            counts = np.bincount(predicted.reshape(-1).astype(np.int64), minlength=predictor.num_classes)
-            rows.append([frame.index, f"{frame.time:.6f}", f"{frame.aux_time:.6f}", f"{1000 * latencies[-1]:.2f}",
-                         *(f"{c / predicted.size:.5f}" for c in counts[: predictor.num_classes])])
-    seconds = time.perf_counter() - start
-    text = io.StringIO()
-    csv.writer(text).writerows([["index", "time", "aux_time", "latency_ms", *names], *rows])
-    with atomic_path(out / "frames.csv") as tmp:
-        tmp.write_text(text.getvalue())
-    summary = {
-        "recording": str(recording.path), "rgb": recording.rgb_source, "aux": recording.aux_source,
-        "aux_units": recording.aux_units, "aux_scale": predictor.aux_scale, "alignment": recording.alignment,
-        "pairing": recording.pairing.summary(), "frames": len(rows),
-        "unpaired": {"rgb": len(recording.pairing.unpaired_rgb), "aux": len(recording.pairing.unpaired_aux)},
-        "dropped": {"rgb": recording.pairing.rgb.dropped, "aux": recording.pairing.aux.dropped},
-        "model": str(predictor.source), "backend": predictor.backend,
-        "latency_ms_median": round(1000 * float(np.median(latencies)), 2) if latencies else None,
-        "frames_per_second_end_to_end": round(len(rows) / seconds, 2) if seconds > 0 and rows else None,
-        "video": str(out / "overlay.mp4") if video else None, "video_fps": round(fps, 3),
-    }
-    with atomic_path(out / "summary.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
+    with writing(Path(out), "recording", "--out", inputs=[recording.path], names=RECORDING_FILES) as out:
+        log(recording.summary())
+        interval = recording.pairing.rgb.median_interval
+        fps = 1.0 / interval if interval else 10.0
+        names = predictor.class_names
+        every_class = list(range(predictor.num_classes))
+        rows, latencies = [], []
+        if labels:
+            (out / "labels").mkdir(exist_ok=True)
+        start = time.perf_counter()
+        with (VideoWriter(out / "overlay.mp4", fps=fps) if video else _NoVideo()) as writer:
+            for frame in track(recording, total=len(recording), desc="predict", unit="frame", enabled=progress):
+                t0 = time.perf_counter()
+                predicted = predictor(frame.rgb, frame.aux)
+                latencies.append(time.perf_counter() - t0)
+                if video:
+                    writer.write(np.asarray(overlay_picture(frame.rgb, predicted, predictor.palette, names,
+                                                            legend_classes=every_class)))
+                if labels:
+                    label_png(predicted, predictor.palette).save(out / "labels" / f"{frame.index:06d}.png")
+                counts = np.bincount(predicted.reshape(-1).astype(np.int64), minlength=predictor.num_classes)
+                rows.append([frame.index, f"{frame.time:.6f}", f"{frame.aux_time:.6f}", f"{1000 * latencies[-1]:.2f}",
+                             *(f"{c / predicted.size:.5f}" for c in counts[: predictor.num_classes])])
+        seconds = time.perf_counter() - start
+        text = io.StringIO()
+        csv.writer(text).writerows([["index", "time", "aux_time", "latency_ms", *names], *rows])
+        with atomic_path(out / "frames.csv") as tmp:
+            tmp.write_text(text.getvalue())
+        summary = {
+            "recording": str(recording.path), "rgb": recording.rgb_source, "aux": recording.aux_source,
+            "aux_units": recording.aux_units, "aux_scale": predictor.aux_scale, "alignment": recording.alignment,
+            "pairing": recording.pairing.summary(), "frames": len(rows),
+            "unpaired": {"rgb": len(recording.pairing.unpaired_rgb), "aux": len(recording.pairing.unpaired_aux)},
+            "dropped": {"rgb": recording.pairing.rgb.dropped, "aux": recording.pairing.aux.dropped},
+            "model": str(predictor.source), "backend": predictor.backend,
+            "latency_ms_median": round(1000 * float(np.median(latencies)), 2) if latencies else None,
+            "frames_per_second_end_to_end": round(len(rows) / seconds, 2) if seconds > 0 and rows else None,
+            "video": str(out / "overlay.mp4") if video else None, "video_fps": round(fps, 3),
+        }
+        with atomic_path(out / "summary.json") as tmp:
+            tmp.write_text(json.dumps(summary, indent=2) + "\n")
+        return summary
 
 
 class _NoVideo:

@@ -4,21 +4,15 @@ carry their config, and released SMMCL checkpoints, which take one."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence, Tuple
-
-import torch
+from typing import TYPE_CHECKING, Sequence, Tuple
 
 from smmcl.config import Config, load_config, stated, to_dict
 from smmcl.data.classes import dataset_palette
-from smmcl.engine.checkpoint import evaluation_weights, load_checkpoint
-from smmcl.engine.runtime import resolve_device
 from smmcl.errors import CheckpointError
 from smmcl.model_file import ModelFile, open_model_file
-from smmcl.models import build_model
-from smmcl.models.compiled import prepare_model
-from smmcl.weights import load_official_smmcl
-from smmcl.weights.loading import load_state_strict
-from smmcl.weights.pretrained import load_pretrained
+
+if TYPE_CHECKING:  # the config rules below serve ONNX exports too, which run without PyTorch
+    import torch
 
 
 def load_trained(cfg: Config, checkpoint: str | Path | ModelFile, device: str | torch.device | None = None) -> torch.nn.Module:
@@ -26,6 +20,14 @@ def load_trained(cfg: Config, checkpoint: str | Path | ModelFile, device: str | 
     training checkpoint (model built from `cfg`; the weight average when the run kept one, `train.ema`, as in its
     model.safetensors) or a released SMMCL checkpoint (model built from `cfg`). `cfg.train.channels_last` and
     `cfg.train.compile` apply as in training (compiled with frozen weights, for no_grad inference)."""
+    from smmcl.engine.checkpoint import evaluation_weights, load_checkpoint
+    from smmcl.engine.runtime import resolve_device
+    from smmcl.models import build_model
+    from smmcl.models.compiled import prepare_model
+    from smmcl.weights import load_official_smmcl
+    from smmcl.weights.loading import load_state_strict
+    from smmcl.weights.pretrained import load_pretrained
+
     file = checkpoint if isinstance(checkpoint, ModelFile) else open_model_file(checkpoint)
     file.backend("torch")  # an ONNX export or a bare state dict is refused here, by name
     dev = resolve_device(cfg.train.device if device is None else device)

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
-import torch
 from PIL import Image
 
-from smmcl.data.dataset import IMAGE_SUFFIXES, split_packed
-from smmcl.data.io import read_image
+from smmcl.data.io import IMAGE_SUFFIXES, read_image, split_packed
 from smmcl.data.modality import check_aux, check_rgb, check_same_size
 from smmcl.data.preprocess import Preprocessing
 from smmcl.errors import DatasetError
-from smmcl.outputs import claim_folder, unique_outputs
+from smmcl.outputs import unique_outputs, writing
 from smmcl.progress import track
 
-Array = Union[np.ndarray, torch.Tensor]
+if TYPE_CHECKING:  # PyTorch only where a PyTorch model runs: an ONNX export predicts without it
+    import torch
+
+Array = Union[np.ndarray, "torch.Tensor"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,8 @@ def pair_inputs(rgb: Optional[Path], aux: Optional[Path] = None, list_file: Opti
         return [InputPair(n, rgb_files[n], aux_files[n]) for n in rgb_files]
     if not rgb.is_file():
         raise DatasetError(f"RGB input not found: {rgb}")
+    if aux is not None and aux.is_dir():
+        raise DatasetError(f"--rgb is a file, so --aux must be one too (its auxiliary image), not the folder {aux}")
     if aux is not None and not aux.is_file():
         raise DatasetError(f"auxiliary input not found: {aux}")
     return [InputPair(rgb.stem, rgb, aux)]
@@ -114,15 +118,18 @@ def to_batch(rgb: np.ndarray, aux: np.ndarray, aux_max: Optional[float], source:
 def model_device(model: torch.nn.Module) -> torch.device:
     """Where a model's inputs go: its parameters' device (a model without parameters, e.g. an ONNX Runtime
     session, takes CPU tensors)."""
+    import torch
+
     param = next(model.parameters(), None)
     return param.device if param is not None else torch.device("cpu")
 
 
-@torch.no_grad()
 def predict_labels(model: torch.nn.Module, rgb: Array, aux: Array, aux_max: Optional[float] = None, protocol=None,
                    source: object = "the auxiliary image", aux_scale: float = 1.0) -> Array:
     """Class ids: raw numpy images -> H x W int64 array; normalised B x 3 x H x W tensors -> B x H x W tensor.
     `aux_scale` multiplies raw auxiliary values into the units `aux_max` counts (1000: metres for millimetres)."""
+    import torch
+
     from smmcl.engine.inference import predict_probs
 
     raw = isinstance(rgb, np.ndarray)
@@ -140,7 +147,8 @@ def predict_labels(model: torch.nn.Module, rgb: Array, aux: Array, aux_max: Opti
     model.eval()
     try:
         rgb_t, aux_t = rgb_t.to(device), aux_t.to(device)
-        probs = protocol.apply(model, rgb_t, aux_t) if protocol is not None else predict_probs(model, rgb_t, aux_t)
+        with torch.no_grad():
+            probs = protocol.apply(model, rgb_t, aux_t) if protocol is not None else predict_probs(model, rgb_t, aux_t)
     finally:
         model.train(was_training)
     labels = probs.argmax(1)
@@ -190,31 +198,37 @@ def write_prediction(out: Path, name: str, rgb: np.ndarray, labels: np.ndarray, 
     return [label_path, overlay_path]
 
 
-def claim_prediction_folder(out: Path, pairs: Iterable[InputPair], inputs: Sequence[Optional[str | Path]] = ()) -> List[InputPair]:
+@contextlib.contextmanager
+def writing_predictions(out: Path, pairs: Iterable[InputPair],
+                        inputs: Sequence[Optional[str | Path]] = ()) -> Iterator[List[InputPair]]:
     """Check, before anything is written, that `out` may take the predictions of `pairs` (`smmcl.outputs`): apart
     from every input file and from `inputs` (the folders and list given, the model file), holding only earlier
     predictions, and one output name per input (x.png beside x.jpg, or two folders' x.png, are refused with both
-    named)."""
+    named); then hold the folder for the block (a second predict into it stops at once)."""
     pairs = list(pairs)
     unique_outputs(((n, p.rgb) for p in pairs for n in output_names(p.name)), f"--out folder {out}")
     files = [f for p in pairs for f in (p.rgb, p.aux) if f is not None]
-    claim_folder(out, "predictions", "--out", [*inputs, *files],
-                 names=[n for p in pairs for n in output_names(p.name)])
-    return pairs
+    with writing(out, "predictions", "--out", [*inputs, *files], names=[n for p in pairs for n in output_names(p.name)]):
+        yield pairs
 
 
-def predict_files(model: torch.nn.Module, pairs: Iterable[InputPair], out: Path, palette: Sequence[Sequence[int]],
-                  class_names: Sequence[str] = (), aux_max: Optional[float] = None, protocol=None,
-                  progress: bool = True, aux_scale: float = 1.0, inputs: Sequence[Optional[str | Path]] = ()) -> List[Path]:
+def predict_files(model: Optional[torch.nn.Module], pairs: Iterable[InputPair], out: Path,
+                  palette: Sequence[Sequence[int]], class_names: Sequence[str] = (), aux_max: Optional[float] = None,
+                  protocol=None, progress: bool = True, aux_scale: float = 1.0,
+                  inputs: Sequence[Optional[str | Path]] = (),
+                  labels_of: Optional[Callable[[np.ndarray, np.ndarray], np.ndarray]] = None) -> List[Path]:
     """Predict every input pair and write its label PNG and overlay into `out`; returns the written files.
     `palette` has one colour per class: the dataset's (`data.classes.dataset_palette`), as the demo and
     the report use. `aux_scale` multiplies the auxiliary values into the units `aux_max` counts. `out` is
-    claimed first (`claim_prediction_folder`), apart also from `inputs` (the folders and list given, the model)."""
-    pairs = claim_prediction_folder(Path(out), pairs, inputs)
+    claimed first and held throughout (`writing_predictions`), apart also from `inputs` (the folders and list
+    given, the model). `labels_of` (raw RGB, raw auxiliary -> class ids) replaces `model` and `protocol`: an
+    export's runtime on numpy, without PyTorch."""
     colours = np.asarray(palette, np.uint8)
     written: List[Path] = []
-    for pair in track(pairs, desc="predict", unit="img", enabled=progress):
-        rgb, aux = load_pair(pair, aux_max, aux_scale)
-        labels = predict_labels(model, rgb, aux, aux_max, protocol, source=pair.aux or pair.rgb, aux_scale=aux_scale)
-        written += write_prediction(Path(out), pair.name, rgb, labels, colours, class_names)
+    with writing_predictions(Path(out), pairs, inputs) as pairs:
+        for pair in track(pairs, desc="predict", unit="img", enabled=progress):
+            rgb, aux = load_pair(pair, aux_max, aux_scale)
+            labels = (labels_of(rgb, aux) if labels_of is not None else
+                      predict_labels(model, rgb, aux, aux_max, protocol, source=pair.aux or pair.rgb, aux_scale=aux_scale))
+            written += write_prediction(Path(out), pair.name, rgb, labels, colours, class_names)
     return written

@@ -16,10 +16,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from smmcl.data.io import IMAGE_SUFFIXES
 from smmcl.errors import DatasetError
 from smmcl.recordings.pairing import median_interval
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".pgm", ".ppm")
 # The unit of numeric names must come within this factor of a power of 1000 to be taken.
 UNIT_SLACK = 2.0
 

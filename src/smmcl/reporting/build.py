@@ -10,7 +10,7 @@ from typing import Callable, List, Optional, Sequence
 from smmcl.config import to_dict
 from smmcl.engine.run_dir import flatten
 from smmcl.errors import ConfigError
-from smmcl.outputs import claim_folder
+from smmcl.outputs import writing
 from smmcl.reporting.collect import Run, check_comparable, environment, open_run, run_names, score_run, scored_split
 from smmcl.reporting.figures import class_iou_bars, confusion_heatmap, pyplot, training_curves
 from smmcl.reporting.grid import write_grid
@@ -48,29 +48,28 @@ def write_report(run_dirs: Sequence[str | Path], out: str | Path, num_images: in
     split = scored_split(runs[0])
     out = Path(out)
     # Before any scoring: a folder of an earlier report is replaced (its files alone), any other one refused.
-    claim_folder(out, "report", "--out", names=_report_files(len(runs), num_images), overwrite=True)
-    for run in runs:
-        log(f"scoring {run.name} ({run.folder}) on {len(split.dataset)} {split.split_name} images")
-        score_run(run, split, num_images, device=device, progress=progress)
+    with writing(out, "report", "--out", names=_report_files(len(runs), num_images), overwrite=True):
+        for run in runs:
+            log(f"scoring {run.name} ({run.folder}) on {len(split.dataset)} {split.split_name} images")
+            score_run(run, split, num_images, device=device, progress=progress)
 
-    drawn = training_curves({r.name: r.log for r in runs}, out / "curves.png")
-    class_iou_bars(split.class_names, split.excluded, {r.name: r.scores["iou"] for r in runs}, out / "class_iou.png")
-    confusion = []
-    for i, run in enumerate(runs):
-        confusion_heatmap(run.scores["confusion"], split.class_names, f"{run.name}: confusion matrix", out / f"confusion_{i}.png")
-        confusion.append(f"confusion_{i}.png")
-    grid = write_grid(out, split, runs)
-    tsne = {}
-    for i, run in enumerate(runs):
-        if run.features is not None:
-            # Copied, so the page still shows it where the run folder is not (a report sent on its own).
-            shutil.copyfile(run.features.figure, out / f"tsne_{i}.png")
-            tsne[run.name] = f"tsne_{i}.png"
-    page = Page(runs=runs, split=split, curves="curves.png", validated=drawn["validated"], iou_figure="class_iou.png",
-                confusion=confusion, grid=grid, tsne=tsne, environment=environment([r.device for r in runs]),
-                overrides=list(overrides), config_diff=_config_diff(runs) if len(runs) > 1 else [],
-                written=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
-    index = out / "index.html"
-    index.write_text(render(page), encoding="utf-8")
-    log(f"report written to {index}")
-    return index
+        drawn = training_curves({r.name: r.log for r in runs}, out / "curves.png")
+        class_iou_bars(split.class_names, split.excluded, {r.name: r.scores["iou"] for r in runs}, out / "class_iou.png")
+        confusion = []
+        for i, run in enumerate(runs):
+            confusion_heatmap(run.scores["confusion"], split.class_names, f"{run.name}: confusion matrix", out / f"confusion_{i}.png")
+            confusion.append(f"confusion_{i}.png")
+        grid = write_grid(out, split, runs)
+        tsne = {}
+        for i, run in enumerate(runs):
+            if run.features is not None:
+                # Copied, so the page still shows it where the run folder is not (a report sent on its own).
+                shutil.copyfile(run.features.figure, out / f"tsne_{i}.png")
+                tsne[run.name] = f"tsne_{i}.png"
+        page = Page(runs=runs, split=split, curves="curves.png", validated=drawn["validated"], iou_figure="class_iou.png",
+                    confusion=confusion, grid=grid, tsne=tsne, environment=environment([r.device for r in runs]),
+                    overrides=list(overrides), config_diff=_config_diff(runs) if len(runs) > 1 else [],
+                    written=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
+        index = out / "index.html"
+        index.write_text(render(page), encoding="utf-8")
+        return index

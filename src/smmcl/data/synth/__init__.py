@@ -25,7 +25,7 @@ import numpy as np
 from smmcl.data.classes import IGNORE_INDEX, LLRGBD_CLASSES, LLRGBD_PALETTE, MFNET_CLASSES, MFNET_PALETTE
 from smmcl.data.io import write_image
 from smmcl.data.synth import indoor, night
-from smmcl.outputs import claim_folder
+from smmcl.outputs import writing
 from smmcl.progress import track
 
 __all__ = ["KINDS", "SceneKind", "generate_dataset", "get_kind", "render_scene", "scene_name"]
@@ -107,55 +107,55 @@ def generate_dataset(kind: str, out_dir, num: int, size: tuple[int, int] = (120,
     # Only a new or empty folder, or one an earlier synth wrote, whose dataset this one replaces (its scenes alone:
     # a folder holding anything else is refused). A user's dataset there is never touched.
     scene_folders = {"RGB", "Label", *(k.aux_dir for k in KINDS.values())}
-    claim_folder(out, "dataset", "--out", names=[*(f.name for f in folders.values()), "train.txt", "val.txt",
+    with writing(out, "dataset", "--out", names=[*(f.name for f in folders.values()), "train.txt", "val.txt",
                                                  "test.txt", "meta.json"], overwrite=True,
-                 contents={name: ("scene_*.png",) for name in scene_folders})
-    for folder in folders.values():
-        folder.mkdir(parents=True, exist_ok=True)
-    # Scene files of an earlier, larger run would linger unlisted: start from empty folders.
-    for folder in folders.values():
-        for stale in folder.glob("scene_*.png"):
-            stale.unlink()
-    start = time.perf_counter()
-    pixels = np.zeros(len(spec.classes), np.int64)
-    names = []
-    for i in track(range(num), desc=f"synth {spec.name}", unit="scene", enabled=progress):
-        rgb, aux, label = spec.render(np.random.default_rng([seed, i]), (h, w))
-        name = scene_name(i)
-        for key, array in (("rgb", rgb), ("aux", aux), ("label", label)):
-            write_image(folders[key] / f"{name}.png", array)
-        pixels += np.bincount(label.reshape(-1), minlength=len(spec.classes))[: len(spec.classes)]
-        names.append(name)
-    num_test = min(int(math.floor(num * test_fraction + 0.5)), num - 1)
-    num_val = min(int(math.floor(num * val_fraction + 0.5)), num - num_test - 1)
-    num_train = num - num_test - num_val
-    splits = {"train": names[:num_train], "test": names[num - num_test:]}
-    if num_val:
-        splits["val"] = names[num_train: num_train + num_val]
-    for stale in ("val.txt",):
-        (out / stale).unlink(missing_ok=True)
-    for split, members in splits.items():
-        (out / f"{split}.txt").write_text("".join(f"{n}\n" for n in members))
-    meta = {
-        "kind": spec.name,
-        "description": spec.description,
-        "num": num,
-        "size": [h, w],
-        "seed": int(seed),
-        "test_fraction": test_fraction,
-        "num_train": len(splits["train"]),
-        "num_test": len(splits["test"]),
-        "num_val": num_val,
-        "val_fraction": val_fraction,
-        "class_names": list(spec.classes),
-        "palette": [list(c) for c in spec.palette],
-        "ignore_index": IGNORE_INDEX,
-        "rgb_dir": "RGB",
-        "aux_dir": spec.aux_dir,
-        "label_dir": "Label",
-        "aux_unit": spec.aux_unit,
-        "aux_max": spec.aux_max,
-        "class_pixels": dict(zip(spec.classes, pixels.tolist())),
-    }
-    (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-    return {**meta, "out_dir": str(out), "seconds": round(time.perf_counter() - start, 2)}
+                 contents={name: ("scene_*.png",) for name in scene_folders}):
+        for folder in folders.values():
+            folder.mkdir(parents=True, exist_ok=True)
+        # Scene files of an earlier, larger run would linger unlisted: start from empty folders.
+        for folder in folders.values():
+            for stale in folder.glob("scene_*.png"):
+                stale.unlink()
+        start = time.perf_counter()
+        pixels = np.zeros(len(spec.classes), np.int64)
+        names = []
+        for i in track(range(num), desc=f"synth {spec.name}", unit="scene", enabled=progress):
+            rgb, aux, label = spec.render(np.random.default_rng([seed, i]), (h, w))
+            name = scene_name(i)
+            for key, array in (("rgb", rgb), ("aux", aux), ("label", label)):
+                write_image(folders[key] / f"{name}.png", array)
+            pixels += np.bincount(label.reshape(-1), minlength=len(spec.classes))[: len(spec.classes)]
+            names.append(name)
+        num_test = min(int(math.floor(num * test_fraction + 0.5)), num - 1)
+        num_val = min(int(math.floor(num * val_fraction + 0.5)), num - num_test - 1)
+        num_train = num - num_test - num_val
+        splits = {"train": names[:num_train], "test": names[num - num_test:]}
+        if num_val:
+            splits["val"] = names[num_train: num_train + num_val]
+        for stale in ("val.txt",):
+            (out / stale).unlink(missing_ok=True)
+        for split, members in splits.items():
+            (out / f"{split}.txt").write_text("".join(f"{n}\n" for n in members))
+        meta = {
+            "kind": spec.name,
+            "description": spec.description,
+            "num": num,
+            "size": [h, w],
+            "seed": int(seed),
+            "test_fraction": test_fraction,
+            "num_train": len(splits["train"]),
+            "num_test": len(splits["test"]),
+            "num_val": num_val,
+            "val_fraction": val_fraction,
+            "class_names": list(spec.classes),
+            "palette": [list(c) for c in spec.palette],
+            "ignore_index": IGNORE_INDEX,
+            "rgb_dir": "RGB",
+            "aux_dir": spec.aux_dir,
+            "label_dir": "Label",
+            "aux_unit": spec.aux_unit,
+            "aux_max": spec.aux_max,
+            "class_pixels": dict(zip(spec.classes, pixels.tolist())),
+        }
+        (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+        return {**meta, "out_dir": str(out), "seconds": round(time.perf_counter() - start, 2)}
