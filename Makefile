@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench bench-realtime clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ test: $(STAMP)
 bench: $(STAMP)
 	test -f runs/demo/smmcl/model.safetensors || $(BIN)/smmcl demo
 	$(BIN)/python benchmarks/run.py --compile lead
+	$(BIN)/python benchmarks/realtime.py
+
+# Frames per second end to end over a ROS 2 bag (MSCAN-T/S/B + LightHam, 240x320 and 480x640, every backend);
+# trains its own models (cached under runs/bench-realtime/). Run it on an otherwise idle machine.
+bench-realtime: $(STAMP)
+	$(BIN)/python benchmarks/realtime.py
 
 clean:
 	rm -rf $(VENV) runs build src/*.egg-info

@@ -97,13 +97,14 @@ def load_backend(name: str, file: ModelFile, config: Any = None, overrides: Sequ
 class Predictor:
     """Label maps (and class probabilities) for RGB + auxiliary frames; see the module docstring.
 
-    `source`: a `.onnx` export (run by ONNX Runtime, or OpenVINO with `backend="openvino"`, `threads` intra-op
-    threads), smmcl weights (`.safetensors`) or a training checkpoint (PyTorch on `device`). `precision`: fp32, or
-    bf16 on OpenVINO (refused where unsafe) and PyTorch (autocast; fp16 too); ONNX Runtime runs an export as
-    written (fp32, or int8 for an int8 export). `protocol`: how probabilities are computed (default None: one
-    whole-frame pass; an ONNX file cannot take autocast precisions). `aux_scale`: the auxiliary frames' units in the model's, multiplied
-    in before its `aux_max` applies (1000: a depth camera's metres for a model trained on millimetres; 1: the
-    frames are in the training data's units).
+    `source`: a `.onnx` export (run by ONNX Runtime, or OpenVINO with `backend="openvino"`, with `threads`
+    intra-op threads), smmcl weights (`.safetensors`) or a training checkpoint (PyTorch on `device`; its threads
+    are the process's, `torch.set_num_threads`, which a Predictor leaves alone). `precision`: fp32, or bf16 on
+    OpenVINO (refused where unsafe) and PyTorch (autocast; fp16 too); ONNX Runtime runs an export as written
+    (fp32, or int8 for an int8 export). `protocol`: how probabilities are computed (default None: one whole-frame
+    pass; an ONNX file cannot take autocast precisions). `aux_scale`: the auxiliary frames' units in the model's,
+    multiplied in before its `aux_max` applies (1000: a depth camera's metres for a model trained on millimetres;
+    1: the frames are in the training data's units).
     """
 
     def __init__(self, source: str | Path, device: Optional[str] = None, threads: Optional[int] = None,
