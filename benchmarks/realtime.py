@@ -156,7 +156,7 @@ def main() -> None:
     import torch
 
     from machine import CONTENDED, cpu_info
-    from realtime_data import calibration_size, ensure_dataset, write_bag
+    from realtime_data import ensure_dataset, write_bag
     from realtime_models import CachedModel
     from realtime_report import baseline_of, evaluate_goals, format_goals, format_table, make_row
 
@@ -176,8 +176,8 @@ def main() -> None:
     for size in s["sizes"]:
         scenes = ensure_dataset(CACHE / "scenes" / f"{size_name(size)}-{s['frames']}", s["frames"], size, 1)
         bags[size] = write_bag(CACHE / "bags" / f"{size_name(size)}-{s['frames']}", scenes)
-        c = calibration_size(size, s["calibration_max"])
-        calibration[size] = ensure_dataset(CACHE / "calibration" / f"{size_name(c)}-{s['calibration']}", s["calibration"], c, 2)
+        calibration[size] = ensure_dataset(CACHE / "calibration" / f"{size_name(size)}-{s['calibration']}", s["calibration"],
+                                           size, 2)
     phases["data_s"] = round(time.perf_counter() - t0, 1)
     log(f"data and bags ready in {phases['data_s']:.0f} s: {', '.join(str(b) for b in bags.values())}")
 

@@ -42,15 +42,6 @@ def ensure_dataset(root: Path, num: int, size: tuple[int, int], seed: int, test_
     return root
 
 
-def calibration_size(size: tuple[int, int], most: tuple[int, int]) -> tuple[int, int]:
-    """The size of int8's calibration scenes for frames of `size`: that size, or `most` for larger frames.
-    ONNX Runtime's MinMax calibration (as smmcl.deploy.quantize calls it) keeps every intermediate tensor of every
-    calibration frame in memory until the end: an estimated 2 GB per frame for MSCAN-B at 240x320 (from the
-    tensor shapes of an MSCAN-T export, scaled by the two models' activations), 4x that at 480x640, where 4
-    frames would not fit in this machine's 23 GB."""
-    return size if size[0] * size[1] <= most[0] * most[1] else most
-
-
 def write_bag(bag_dir: Path, scenes: Path) -> Path:
     """A ROS 2 bag of the train split of `scenes` (all of them: see ensure_dataset), one colour and one aligned
     depth frame per scene in order. Rewritten only when missing or written from other scenes (the source's

@@ -35,8 +35,7 @@ FULL = dict(
     presets=["T", "S", "B"],
     sizes=[(240, 320), (480, 640)],
     frames=30,            # bag frames per size (1 s of a 30 fps camera; 3 rounds x 6 paths go over it)
-    calibration=6,        # int8 calibration scenes (4 calibrate, 2 verify: smmcl.deploy.quantize) ...
-    calibration_max=(240, 320),  # ... of the bag's size up to this one (memory: realtime_data.calibration_size)
+    calibration=6,        # int8 calibration scenes of the bag's size (4 calibrate, 2 verify: smmcl.deploy.quantize)
     # Iterations per model: the demo's 900 for MSCAN-T, fewer for the larger ones so each trains in 6-8 minutes
     # on 2 idle cores (a Base step at 120x160, batch 4: ~0.4 s for T, ~0.75 s for S, ~1.35 s for B; measured
     # 1.1 / 2.1 / 3.75 s on 1 thread beside other jobs, and B's matches docs/benchmarks.md's idle 1.39 s step of
@@ -54,7 +53,6 @@ QUICK = dict(
     sizes=[(60, 80)],
     frames=6,
     calibration=6,
-    calibration_max=(240, 320),
     iters={"T": 20},
     train_scenes=40,
     train_size=(120, 160),
