@@ -36,7 +36,7 @@ DEMO_FILES = ("data", "base", "smmcl", "predictions", "report", "summary.json")
 
 # What the demo is not: printed after its scores (README, "Does SMMCL help?", and docs/study.md).
 STUDY_NOTE = (
-    "This demo shows the pipeline, not whether SMMCL helps: 900 iterations from scratch with the paper's",
+    "This demo shows the pipeline, not whether SMMCL helps: 600 iterations from scratch with the paper's",
     "stage-4 projectors, which see a 4x5 map here (about 2 classes per batch). The fair comparison, with",
     "longer training, 3 seeds and paired confidence intervals, is the study (18 runs, about 5 h on 2 cores):",
     "  smmcl study studies/synthetic_tables5_6.yaml --jobs 2",

@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "split: per-class IoU, mIoU, fwIoU and accuracies from one confusion matrix, also "
                               "written as JSON. Without a YAML config, the config comes from the file.",
                   examples=["smmcl eval --checkpoint runs/demo/smmcl/model.safetensors",
-                            "smmcl eval configs/demo.yaml --checkpoint runs/demo/smmcl/checkpoints/ckpt_00000900.pt",
+                            "smmcl eval configs/demo.yaml --checkpoint runs/demo/smmcl/checkpoints/ckpt_00000600.pt",
                             "smmcl eval --checkpoint model.onnx data.root=data/indoor --mode slide --scales 0.75,1,1.25 --flip",
                             "smmcl eval --checkpoint model.safetensors --json > scores.json"])
     ev.add_argument("config", nargs="?", default=None,
