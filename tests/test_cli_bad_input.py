@@ -76,6 +76,8 @@ CASES = [
     ("export out in a missing folder", ["export", "--checkpoint", "{weights}", "--out", "{tmp}/no/dir/m.onnx"], "no/dir"),
     ("info garbage", ["info", "--checkpoint", "{notes}"], "notes.txt"),
     ("info nothing", ["info"], "config"),
+    ("info size zero", ["info", "{tiny}", "--size", "0x0"], "at least 1"),
+    ("info size too small", ["info", "{tiny}", "--size", "16x16"], "at least 32x32"),
     ("convert unknown format", ["convert", "{weights}", "--from", "caffe", "--config", "{tiny}", "--out", "{tmp}/c.safetensors"],
      "caffe"),
     ("convert source missing", ["convert", "{tmp}/e.pth", "--from", "official-smmcl", "--config", "{tiny}", "--out",

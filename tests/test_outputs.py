@@ -133,6 +133,47 @@ def test_a_second_writer_into_a_held_folder_stops_and_names_the_first(command, w
     assert main(["--quiet", *argv, "--out", str(out)]) == 0
 
 
+def test_a_single_file_in_a_folder_of_another_command_is_never_removed_by_it(weights, tmp_path, capsys):
+    """Trial cases 280-284: an export or scores written into a dataset or a report folder joined its manifest, and
+    the folder's own command (synth, report) then deleted it. Such a file is kept: never foreign, never removed."""
+    data = tmp_path / "data"
+    synth = ["--quiet", "data", "synth", "--kind", "indoor-rgbd", "--num", "4", "--size", "32x40", "--out", str(data)]
+    assert main(synth) == 0
+    assert main(["--quiet", "export", "--checkpoint", str(weights), "--out", str(data / "deploy.onnx"), "--size",
+                 "32x40"]) == 0
+    export = (data / "deploy.onnx").read_bytes()
+    assert main(synth) == 0  # the dataset is replaced; the export beside it stays
+    assert (data / "deploy.onnx").read_bytes() == export
+    assert read_manifest(data)["kept"] == ["deploy.onnx"]
+
+
+def test_a_refused_command_leaves_no_folder_it_made(weights, tmp_path, capsys):
+    rgb, aux = _frames(tmp_path, ["a.png"])
+    Image.fromarray(np.full((32, 40), 7, np.uint8)).save(aux / "a.png")  # 8-bit depth for a millimetre model
+    out = tmp_path / "never"
+    assert main(["predict", "--checkpoint", str(weights), "--rgb", str(rgb), "--aux", str(aux), "--out", str(out)]) == 2
+    assert "8-bit" in capsys.readouterr().err and not out.exists()
+
+
+def test_predict_refuses_one_name_twice_and_replaces_its_own_earlier_outputs(weights, tmp_path, capsys):
+    rgb, aux = _frames(tmp_path, ["x.png", "y.png"])
+    (rgb / "x.jpg").write_bytes((rgb / "y.png").read_bytes())
+    assert main(["predict", "--checkpoint", str(weights), "--rgb", str(rgb), "--aux", str(aux), "--out", str(tmp_path / "p")]) == 2
+    assert "have one name, 'x'" in capsys.readouterr().err
+    (rgb / "x.jpg").unlink()
+    listed = tmp_path / "list.txt"
+    listed.write_text("x\nx\n")
+    assert main(["predict", "--checkpoint", str(weights), "--rgb", str(rgb), "--aux", str(aux), "--list", str(listed),
+                 "--out", str(tmp_path / "p")]) == 2
+    assert "x: given twice" in capsys.readouterr().err
+    out = tmp_path / "p"
+    assert main(["--quiet", "predict", "--checkpoint", str(weights), "--rgb", str(rgb), "--aux", str(aux), "--out", str(out)]) == 0
+    listed.write_text("y\n")
+    assert main(["--quiet", "predict", "--checkpoint", str(weights), "--rgb", str(rgb), "--aux", str(aux), "--list",
+                 str(listed), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST_NAME, "y.png", "y_overlay.png"]  # not x's as well
+
+
 def test_a_refused_folder_gets_no_lock(tmp_path):
     before = _user_files(tmp_path / "theirs")
     with pytest.raises(OutputError, match="holds files smmcl did not write there"):

@@ -366,6 +366,8 @@ def model_info(config: Config, size: Sequence[int] = (480, 640)) -> Dict[str, An
     from smmcl.models.factory import decoder_name, resolve_backbone
     from smmcl.models.summary import flop_counts, parameter_counts
 
+    if len(size) != 2 or min(int(v) for v in size) < 32:
+        raise ValueError(f"size must be at least 32x32 (the encoder downsamples 32x), got {'x'.join(map(str, size))}")
     with torch.device("meta"):
         model = build_model(config.model)
     b = config.model.backbone

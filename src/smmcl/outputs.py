@@ -10,7 +10,9 @@ is written:
 - a folder that holds anything not in its manifest is refused, naming what: smmcl writes only into a new or empty
   folder, or one the same kind of command wrote (a subfolder with a manifest of its own, such as a run's report,
   counts as smmcl's);
-- `overwrite` removes the manifest's names and nothing else; a folder without a manifest is never emptied.
+- `overwrite` removes the manifest's names and nothing else; a folder without a manifest is never emptied;
+- a single file another command writes into such a folder (an export into a run, scores beside a model) is listed
+  as `kept`: smmcl's, so never foreign there, but never removed by the folder's own command either.
 
 A writer records its names before it writes them, so a killed command leaves a folder that the next one can claim.
 A command holds the folder's OS lock while it writes (`writing`): a second command into the same folder stops at
@@ -72,9 +74,16 @@ def read_manifest(folder: Path) -> Optional[dict]:
     return manifest if ok else None
 
 
-def _write_manifest(folder: Path, kind: str, names: Iterable[str]) -> None:
+def _write_manifest(folder: Path, kind: str, names: Iterable[str], kept: Iterable[str] = ()) -> None:
+    record = {"kind": kind, "written": sorted(set(names))}
+    if set(kept) - set(names):
+        record["kept"] = sorted(set(kept) - set(names))
     with atomic_path(folder / MANIFEST_NAME) as tmp:
-        Path(tmp).write_text(json.dumps({"kind": kind, "written": sorted(set(names))}, indent=1) + "\n")
+        Path(tmp).write_text(json.dumps(record, indent=1) + "\n")
+
+
+def _kept(manifest: Optional[dict]) -> set:
+    return set(manifest.get("kept", [])) if manifest else set()
 
 
 def _ours(entry: Path, listed: set) -> bool:
@@ -113,7 +122,7 @@ def check_claim(folder: str | Path, kind: str, what: str, inputs: Iterable[Optio
     elif manifest.get("kind") != kind and any(e.name in listed for e in entries):
         raise OutputError(f"{what} {folder} holds the output of another smmcl command ({manifest.get('kind')}), "
                           f"not of this one ({kind}): choose another folder")
-    foreign = [e.name for e in entries if not _ours(e, listed)]
+    foreign = [e.name for e in entries if not _ours(e, listed | _kept(manifest))]
     if overwrite:
         foreign += [str(p.relative_to(folder)) for name in sorted(listed) for p in _foreign_inside(folder / name,
                                                                                                  (contents or {}).get(name))]
@@ -141,6 +150,11 @@ def claim_folder(folder: str | Path, kind: str, what: str, inputs: Iterable[Opti
     Returns the folder."""
     folder = Path(folder)
     listed = check_claim(folder, kind, what, inputs, overwrite, adopt, contents)
+    kept = _kept(read_manifest(folder)) if folder.is_dir() else set()
+    clash = sorted(kept & set(names))
+    if clash:
+        raise OutputError(f"{what} {folder}: {', '.join(clash)} there was written by another smmcl command (an export "
+                          f"or scores) and would be replaced; move it, or choose another folder")
     if overwrite:
         for name in sorted(listed):
             path = folder / name
@@ -150,7 +164,7 @@ def claim_folder(folder: str | Path, kind: str, what: str, inputs: Iterable[Opti
                 path.unlink()
         listed = set()
     folder.mkdir(parents=True, exist_ok=True)
-    _write_manifest(folder, kind, listed | set(names))
+    _write_manifest(folder, kind, listed | set(names), kept)
     return folder
 
 
@@ -160,10 +174,17 @@ def writing(folder: str | Path, kind: str, what: str, inputs: Iterable[Optional[
     """`claim_folder` for a command that writes `folder` in the block, holding the folder's lock
     (`smmcl.files.folder_lock`) until the block ends. Checked before the lock is taken, so a refused folder is left
     as it was (no lock file), and again under it, so two commands started together cannot both claim it."""
-    inputs = list(inputs)
+    inputs, folder = list(inputs), Path(folder)
     check_claim(folder, kind, what, inputs, overwrite, contents=contents)
-    with folder_lock(Path(folder), what):
-        yield claim_folder(folder, kind, what, inputs, names, overwrite, contents=contents)
+    created = not folder.exists()
+    try:
+        with folder_lock(folder, what):
+            yield claim_folder(folder, kind, what, inputs, names, overwrite, contents=contents)
+    except BaseException:
+        # A command refused before it wrote anything (a bad input file) leaves no folder it made for nothing.
+        if created and folder.is_dir() and all(e.name in OWN_FILES for e in folder.iterdir()):
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def record(folder: str | Path, names: Iterable[str]) -> None:
@@ -174,7 +195,7 @@ def record(folder: str | Path, names: Iterable[str]) -> None:
         raise OutputError(f"{folder} was not claimed for writing (no {MANIFEST_NAME}); this is a bug in smmcl")
     new = set(names) - set(manifest["written"])
     if new:
-        _write_manifest(folder, manifest["kind"], [*manifest["written"], *new])
+        _write_manifest(folder, manifest["kind"], [*manifest["written"], *new], _kept(manifest))
 
 
 def check_output_file(path: str | Path, what: str, inputs: Iterable[Optional[str | Path]] = (),
@@ -192,8 +213,11 @@ def check_output_file(path: str | Path, what: str, inputs: Iterable[Optional[str
                           f"changed: remove it yourself or choose another name")
     if not path.parent.is_dir():
         raise OutputError(f"{what} {path}: its folder {path.parent} does not exist")
-    if read_manifest(path.parent) is not None:
-        record(path.parent, [path.name])  # e.g. scores beside a run's checkpoints: the run folder knows them as smmcl's
+    manifest = read_manifest(path.parent)
+    if manifest is not None and path.name not in manifest["written"]:
+        # Scores beside a run's model, an export into a dataset: smmcl's, so not foreign to the folder's own
+        # command, which still never removes them (its --overwrite, a new synth or report keeps them).
+        _write_manifest(path.parent, manifest["kind"], manifest["written"], _kept(manifest) | {path.name})
     for stale in path.parent.glob(f".{path.name}.*.tmp*"):
         stale.unlink(missing_ok=True)  # an earlier write of this file that a kill cut short (`files.atomic_path`)
     return path

@@ -15,6 +15,8 @@ def _size(text: str) -> tuple[int, int]:
         h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"size '{text}': expected HxW, e.g. 120x160") from None
+    if h < 1 or w < 1:
+        raise argparse.ArgumentTypeError(f"size '{text}': height and width must be at least 1")
     return h, w
 
 

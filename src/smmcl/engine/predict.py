@@ -31,7 +31,16 @@ class InputPair:
 
 
 def _images(folder: Path) -> dict:
-    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+    """Name -> image file; two images of one name (x.png beside x.jpg or x.PNG) are refused, naming both: which
+    one was meant cannot be told, and pairing by name would drop the other without a word."""
+    found: dict = {}
+    for p in sorted(folder.iterdir()):
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
+            if p.stem in found:
+                raise DatasetError(f"{found[p.stem]} and {p} have one name, {p.stem!r}; inputs pair by name: keep one "
+                                   f"of them in {folder}")
+            found[p.stem] = p
+    return found
 
 
 def _find(folder: Path, name: str, role: str) -> Path:
@@ -206,9 +215,14 @@ def writing_predictions(out: Path, pairs: Iterable[InputPair],
     predictions, and one output name per input (x.png beside x.jpg, or two folders' x.png, are refused with both
     named); then hold the folder for the block (a second predict into it stops at once)."""
     pairs = list(pairs)
+    twice = sorted({p.name for p in pairs if sum(q.rgb == p.rgb for q in pairs) > 1})
+    if twice:
+        raise DatasetError(f"{', '.join(twice)}: given twice among the inputs; each input is predicted once")
     unique_outputs(((n, p.rgb) for p in pairs for n in output_names(p.name)), f"--out folder {out}")
     files = [f for p in pairs for f in (p.rgb, p.aux) if f is not None]
-    with writing(out, "predictions", "--out", [*inputs, *files], names=[n for p in pairs for n in output_names(p.name)]):
+    # overwrite: an earlier prediction there (its own files alone) is replaced whole, not mixed with this one.
+    with writing(out, "predictions", "--out", [*inputs, *files], names=[n for p in pairs for n in output_names(p.name)],
+                 overwrite=True):
         yield pairs
 
 
