@@ -20,6 +20,19 @@ def _size(text: str) -> tuple[int, int]:
     return h, w
 
 
+def _positive(kind: type, at_least: float):
+    """An argparse type: a number of `kind`, at least `at_least` (the flag is named in argparse's message)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}': expected a number") from None
+        if not value >= at_least:  # also refuses NaN
+            raise argparse.ArgumentTypeError(f"'{text}': expected a number >= {at_least:g}")
+        return value
+    return parse
+
+
 def _scales(text: str) -> str:
     """`--scales`: positive numbers separated by commas, kept as written for the `eval.scales` override."""
     try:
@@ -223,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "depth first)")
     pr.add_argument("--aux-units", default=None, help="units of a video's auxiliary stream: mm, m, raw, or e.g. "
                                                       "'0.0001 m' (bags say their own)")
-    pr.add_argument("--pair-tolerance", type=float, default=None, metavar="SECONDS",
+    pr.add_argument("--pair-tolerance", type=_positive(float, 0), default=None, metavar="SECONDS",
                     help="most seconds between paired frames (default: half the slower stream's frame interval)")
     pr.add_argument("--aux-aligned", action="store_true",
                     help="the bag's depth is registered to colour already: take it as recorded")
@@ -332,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     fe.add_argument("--split", default=None, help="held-out split (default: eval.split)")
     fe.add_argument("--stage", type=int, default=4, help="encoder stage whose features are shown (default 4, as Fig. 8)")
     fe.add_argument("--per-class", type=int, default=200, help="points drawn per class (default 200)")
-    fe.add_argument("--images", type=int, default=None, help="use only the first N images of the split")
+    fe.add_argument("--images", type=_positive(int, 1), default=None, help="use only the first N images of the split")
     fe.add_argument("--seed", type=int, default=0, help="seed of the point draw and of t-SNE")
     _add_json_flag(fe, "the scores (the content of features.json)")
 
@@ -349,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("run", help="run folder (config.yaml, log.jsonl, model.safetensors); the reference when comparing")
     rp.add_argument("--compare", action="append", default=[], metavar="RUN", help="another run folder to set beside it (repeatable)")
     rp.add_argument("--out", default=None, help="output folder (default: RUN/report)")
-    rp.add_argument("--images", type=int, default=6, help="test images in the prediction grid (default 6)")
+    rp.add_argument("--images", type=_positive(int, 0), default=6, help="test images in the prediction grid (default 6)")
     rp.add_argument("--names", default=None, help="comma-separated labels, one per run (default: folder names)")
     rp.add_argument("--device", default=None, help="device for scoring, e.g. cpu or cuda (default: each run's train.device)")
     rp.add_argument("overrides", nargs="*", help="dotted overrides applied to every run's config, e.g. data.root=/data/llrgbd")
