@@ -76,8 +76,9 @@ def read_manifest(folder: Path) -> Optional[dict]:
 
 def _write_manifest(folder: Path, kind: str, names: Iterable[str], kept: Iterable[str] = ()) -> None:
     record = {"kind": kind, "written": sorted(set(names))}
-    if set(kept) - set(names):
-        record["kept"] = sorted(set(kept) - set(names))
+    kept = set(kept) - set(names)
+    if kept:
+        record["kept"] = sorted(kept)
     with atomic_path(folder / MANIFEST_NAME) as tmp:
         Path(tmp).write_text(json.dumps(record, indent=1) + "\n")
 
@@ -103,7 +104,8 @@ def check_path(path: str | Path, what: str) -> None:
 
 
 def check_claim(folder: str | Path, kind: str, what: str, inputs: Iterable[Optional[str | Path]] = (),
-                overwrite: bool = False, adopt: Iterable[str] = (), contents: Optional[dict] = None) -> set:
+                overwrite: bool = False, adopt: Iterable[str] = (), contents: Optional[dict] = None,
+                names: Iterable[str] = ()) -> set:
     """Everything `claim_folder` checks, writing nothing; returns the names smmcl wrote there before.
 
     `contents`: for a folder listed in the manifest, the file-name patterns smmcl writes inside it (`checkpoints`:
@@ -130,6 +132,10 @@ def check_claim(folder: str | Path, kind: str, what: str, inputs: Iterable[Optio
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         raise OutputError(f"{what} {folder} holds files smmcl did not write there ({shown}); smmcl writes only into "
                           f"a new or empty folder, or one it wrote: choose another folder, nothing was changed")
+    clash = sorted(_kept(manifest) & set(names))
+    if clash:
+        raise OutputError(f"{what} {folder}: {', '.join(clash)} there was written by another smmcl command (an export "
+                          f"or scores) and would be replaced; move it, or choose another folder")
     return listed
 
 
@@ -149,12 +155,9 @@ def claim_folder(folder: str | Path, kind: str, what: str, inputs: Iterable[Opti
     hold (only a caller that has checked the folder is its own, e.g. by resuming its checkpoint, passes them).
     Returns the folder."""
     folder = Path(folder)
-    listed = check_claim(folder, kind, what, inputs, overwrite, adopt, contents)
+    names = list(names)
+    listed = check_claim(folder, kind, what, inputs, overwrite, adopt, contents, names)
     kept = _kept(read_manifest(folder)) if folder.is_dir() else set()
-    clash = sorted(kept & set(names))
-    if clash:
-        raise OutputError(f"{what} {folder}: {', '.join(clash)} there was written by another smmcl command (an export "
-                          f"or scores) and would be replaced; move it, or choose another folder")
     if overwrite:
         for name in sorted(listed):
             path = folder / name
@@ -174,8 +177,8 @@ def writing(folder: str | Path, kind: str, what: str, inputs: Iterable[Optional[
     """`claim_folder` for a command that writes `folder` in the block, holding the folder's lock
     (`smmcl.files.folder_lock`) until the block ends. Checked before the lock is taken, so a refused folder is left
     as it was (no lock file), and again under it, so two commands started together cannot both claim it."""
-    inputs, folder = list(inputs), Path(folder)
-    check_claim(folder, kind, what, inputs, overwrite, contents=contents)
+    inputs, folder, names = list(inputs), Path(folder), list(names)
+    check_claim(folder, kind, what, inputs, overwrite, contents=contents, names=names)
     created = not folder.exists()
     try:
         with folder_lock(folder, what):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -215,7 +216,8 @@ def writing_predictions(out: Path, pairs: Iterable[InputPair],
     predictions, and one output name per input (x.png beside x.jpg, or two folders' x.png, are refused with both
     named); then hold the folder for the block (a second predict into it stops at once)."""
     pairs = list(pairs)
-    twice = sorted({p.name for p in pairs if sum(q.rgb == p.rgb for q in pairs) > 1})
+    counts = collections.Counter(p.rgb for p in pairs)  # one pass: a folder may hold thousands of frames
+    twice = sorted({p.name for p in pairs if counts[p.rgb] > 1})
     if twice:
         raise DatasetError(f"{', '.join(twice)}: given twice among the inputs; each input is predicted once")
     unique_outputs(((n, p.rgb) for p in pairs for n in output_names(p.name)), f"--out folder {out}")
