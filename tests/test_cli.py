@@ -412,7 +412,7 @@ def test_the_model_file_is_checkpoint_everywhere_and_the_old_spellings_warn(indo
         assert main(command) == 2
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err
-    rgb = sorted((indoor_data / "RGB").iterdir())[0]
+    rgb = sorted((indoor_data / "RGB").glob("*.png"))[0]
     assert main(["predict", "--checkpoint", str(weights), "--rgb", str(rgb), "--aux", str(indoor_data / "Depth" / rgb.name),
                  "--out", str(tmp_path / "pred"), "--json"]) == 0
     files = json.loads(capsys.readouterr().out)["files"]

@@ -9,6 +9,7 @@ import pytest
 from smmcl.cli import main
 
 from support import TINY_CONFIG
+from support.images import png_16bit_colour
 
 # {name}: a path from the `files` fixture; each case: (id, argv template, words the message must hold).
 CASES = [
@@ -146,6 +147,27 @@ CASES = [
                                     "{tmp}/f1"], "n.pt"),
     ("analyze stage 7", ["analyze", "features", "{tiny}", "{data_root}", "--checkpoint", "{weights}", "--out", "{tmp}/f2",
                          "--stage", "7"], "stage"),
+    ("study dry run jobs zero", ["study", "{study}", "--dry-run", "--jobs", "0"], "--jobs must be at least 1"),
+    ("study dry run threads negative", ["study", "{study}", "--dry-run", "--threads", "-1"], "--threads must be at least 1"),
+    ("study dry run into the user's folder", ["study", "{study}", "--dry-run", "--out", "{user_data}"], "did not write"),
+    ("study dry run imports a non-result", ["study", "{study}", "--dry-run", "--import", "{notes}"], "is not JSON"),
+    ("study dry run and report", ["study", "{study}", "--dry-run", "--report"], "--dry-run and --report"),
+    ("analyze per-class zero", ["analyze", "features", "{tiny}", "{data_root}", "--checkpoint", "{weights}", "--out",
+                                "{tmp}/f4", "--per-class", "0"], "--per-class"),
+    ("export int8 unknown calibration split", ["export", "--checkpoint", "{weights}", "--out", "{tmp}/q.onnx", "--int8",
+                                               "--calibration", "{data}", "--calibration-split", "nope"], "nope.txt"),
+    ("eval a split listing a sample twice", ["eval", "--checkpoint", "{weights}", "data.root={dup_data}"],
+     "is listed already on line 1"),
+    ("predict a 48-bit colour PNG", ["predict", "--checkpoint", "{weights}", "--rgb", "{rgb48}", "--aux", "{aux}/a.png",
+                                     "--out", "{tmp}/p12"], "16 bits per channel"),
+    ("predict negative depth", ["predict", "--checkpoint", "{weights}", "--rgb", "{rgb}/a.png", "--aux", "{negative}",
+                                "--out", "{tmp}/p13"], "negative values"),
+    ("predict list line one path", ["predict", "--checkpoint", "{weights}", "--list", "{list_one_path}", "--out",
+                                    "{tmp}/p14"], "holds one path but no auxiliary path"),
+    ("predict list line with spaces", ["predict", "--checkpoint", "{weights}", "--list", "{list_spaces}", "--out",
+                                       "{tmp}/p15"], "has 4 fields"),
+    ("predict list with --rgb a file", ["predict", "--checkpoint", "{weights}", "--list", "{list_names}", "--rgb",
+                                        "{rgb}/a.png", "--out", "{tmp}/p16"], "is not a folder; with a list file"),
     ("demo out a file", ["demo", "--out", "{notes}"], "notes.txt"),
     ("demo into the user's folder", ["demo", "--out", "{user_data}"], "did not write"),
 ]
@@ -177,12 +199,29 @@ def files(indoor_data, tmp_path_factory):
     user = tmp / "user_data"
     user.mkdir()
     (user / "train.txt").write_text("their list\n")
+    study = tmp / "study.yaml"
+    study.write_text(f"base: {TINY_CONFIG}\noverrides: [data.root={indoor_data}, train.max_iters=2]\nseeds: [0]\n"
+                     f"reference: base\nvariants:\n  base: []\n")
+    dup = tmp / "dup_data"  # the dataset's folders, with a test list naming one sample twice
+    dup.mkdir()
+    for sub in ("RGB", "Depth", "Label"):
+        (dup / sub).symlink_to(indoor_data / sub)
+    names = (indoor_data / "test.txt").read_text().split()
+    (dup / "test.txt").write_text(f"{names[0]}\n{names[1]}\n{names[0]}\n")
+    lists = {"list_one_path": f"{frames / 'rgb' / 'a.png'}\n", "list_spaces": "my a.png my a_d.png\n",
+             "list_names": "a\n"}
+    for name, text in lists.items():
+        (tmp / f"{name}.txt").write_text(text)
+    rgb48 = tmp / "rgb48.png"
+    png_16bit_colour(rgb48, np.full((40, 56, 3), 3000, np.uint16))
+    Image.fromarray(np.full((40, 56), -2.5, np.float32)).save(tmp / "negative.tiff")
     return {"tmp": str(tmp / "work"), "tiny": str(TINY_CONFIG), "data": str(indoor_data),
             "data_root": f"data.root={indoor_data}", "weights": str(run / "model.safetensors"),
             "checkpoint": str(run / "checkpoints" / "ckpt_00000002.pt"), "onnx_fixed": str(onnx), "run": str(run),
             "rgb": str(frames / "rgb"), "aux": str(frames / "depth"), "notes": str(tmp / "notes.txt"),
             "garbage": str(tmp / "garbage.yaml"), "empty": str(tmp / "empty"), "user_data": str(user),
-            "metres": str(tmp / "metres")}
+            "metres": str(tmp / "metres"), "study": str(study), "dup_data": str(dup), "rgb48": str(rgb48),
+            "negative": str(tmp / "negative.tiff"), **{name: str(tmp / f"{name}.txt") for name in lists}}
 
 
 def _snapshot(files):

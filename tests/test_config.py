@@ -70,3 +70,11 @@ def test_the_docs_list_every_config_key_as_the_schema_has_it():
     keys = [k for k, *_ in config_keys()]
     assert {"train.device", "data.class_names", "loss.contrast", "eval.flip", "model.projector.stage"} <= set(keys)
     assert len(keys) == len(set(keys)) > 90
+
+
+def test_a_model_from_no_config_is_refused_not_the_default():
+    from smmcl.errors import ConfigError
+    from smmcl.models import build_model
+
+    with pytest.raises(ConfigError, match="a model config is needed .* got None; load_config\\(\\) gives the default"):
+        build_model(None)

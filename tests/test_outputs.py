@@ -224,10 +224,32 @@ def test_overwrite_keeps_a_users_files_inside_a_runs_folders(indoor_data, tmp_pa
     args = ["train", str(TINY_CONFIG), f"data.root={indoor_data}", f"train.out_dir={run}", "train.max_iters=2",
             "train.tensorboard=false", "train.checkpoint_every=1"]
     assert main(["--quiet", *args]) == 0
-    (run / "checkpoints" / "best_by_hand.txt").write_text("mine\n")
-    assert main([*args, "--overwrite"]) == 2
-    assert "checkpoints/best_by_hand.txt" in capsys.readouterr().err
-    assert (run / "checkpoints" / "best_by_hand.txt").is_file() and (run / "checkpoints" / "ckpt_00000002.pt").is_file()
+    # A file named like the run's own (a backup of an earlier checkpoint, a pruned name) is still the user's.
+    for name in ("best_by_hand.txt", "ckpt_00000000.pt", "ckpt_00000009.pt"):
+        (run / "checkpoints" / name).write_text("mine\n")
+        assert main([*args, "--overwrite"]) == 2
+        assert f"checkpoints/{name}" in capsys.readouterr().err
+        assert (run / "checkpoints" / name).read_text() == "mine\n"
+        assert (run / "checkpoints" / "ckpt_00000002.pt").is_file()
+        (run / "checkpoints" / name).unlink()
+    assert main(["--quiet", *args, "--overwrite"]) == 0
+
+
+def test_resume_and_pruning_touch_only_the_checkpoints_the_run_wrote(indoor_data, tmp_path):
+    from smmcl.engine.checkpoint import latest_checkpoint, list_checkpoints, prune_checkpoints
+
+    run = tmp_path / "run"
+    args = ["--quiet", "train", str(TINY_CONFIG), f"data.root={indoor_data}", f"train.out_dir={run}",
+            "train.max_iters=3", "train.tensorboard=false", "train.checkpoint_every=1", "train.keep_checkpoints=2"]
+    assert main(args) == 0
+    ckpts = run / "checkpoints"
+    assert sorted(p.name for p in ckpts.glob("*.pt")) == ["ckpt_00000002.pt", "ckpt_00000003.pt"]
+    assert read_manifest(ckpts)["written"] == ["ckpt_00000002.pt", "ckpt_00000003.pt"]  # the pruned one forgotten
+    (ckpts / "ckpt_00000099.pt").write_text("a user's file dropped in mid-run\n")
+    assert latest_checkpoint(ckpts).name == "ckpt_00000003.pt"
+    prune_checkpoints(ckpts, 1)
+    assert sorted(p.name for p in ckpts.glob("*.pt")) == ["ckpt_00000003.pt", "ckpt_00000099.pt"]
+    assert [p.name for _, p in list_checkpoints(ckpts)] == ["ckpt_00000003.pt"]
 
 
 def test_synth_replaces_its_own_dataset_whole_and_no_one_elses_files(tmp_path, capsys):
@@ -236,9 +258,13 @@ def test_synth_replaces_its_own_dataset_whole_and_no_one_elses_files(tmp_path, c
     assert main([*base, "--kind", "indoor-rgbd"]) == 0
     assert main([*base, "--kind", "night-rgbt"]) == 0
     assert not (out / "Depth").exists() and len(list((out / "Thermal").glob("*.png"))) == 4  # no stale depth
-    (out / "RGB" / "my_photo.png").write_bytes(b"mine")
-    assert main([*base, "--kind", "indoor-rgbd"]) == 2
-    assert "RGB/my_photo.png" in capsys.readouterr().err and (out / "RGB" / "my_photo.png").read_bytes() == b"mine"
+    for name in ("my_photo.png", "scene_00099.png"):  # named like a scene or not: the user's
+        (out / "RGB" / name).write_bytes(b"mine")
+        assert main([*base, "--kind", "indoor-rgbd"]) == 2
+        assert f"RGB/{name}" in capsys.readouterr().err and (out / "RGB" / name).read_bytes() == b"mine"
+        (out / "RGB" / name).unlink()
+    assert main([*base, "--kind", "indoor-rgbd", "--num", "3"]) == 0
+    assert sorted(p.name for p in (out / "RGB").glob("*.png")) == [f"scene_{i:05d}.png" for i in range(3)]
 
 
 def test_save_pretrained_keeps_other_files_and_refuses_a_config_that_does_not_fit(tmp_path):

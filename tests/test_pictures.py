@@ -100,3 +100,21 @@ def test_legend_rows_match_the_palette():
     assert (img.reshape(-1, 3) == [255, 0, 0]).all(1).sum() > 50
     assert (img.reshape(-1, 3) == [0, 0, 255]).all(1).sum() > 50
     assert colorize(np.array([[0, 1]], np.uint8), [(255, 0, 0), (0, 0, 255)]).tolist() == [[[255, 0, 0], [0, 0, 255]]]
+
+
+def test_brighten_from_a_histogram_equals_the_float_formula():
+    """The uint8 fast path (histogram percentile, 256-entry table) against np.percentile and the float64 formula."""
+    from smmcl.visualize import brighten, percentile_u8
+
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        shape = (int(rng.integers(1, 40)), int(rng.integers(1, 40)), int(rng.integers(1, 4)))
+        x = rng.integers(0, int(rng.integers(1, 257)), shape, dtype=np.uint8)
+        q = float(rng.choice([99.0, 50.0, 0.0, 100.0, rng.uniform(0, 100)]))
+        assert percentile_u8(x, q) == np.percentile(x, q)
+        hi = max(np.percentile(x.astype(np.float64), 99.0), 1.0)
+        slow = (np.clip(x.astype(np.float64) / hi, 0, 1) ** (1 / 2.2) * 255).astype(np.uint8)
+        assert np.array_equal(brighten(x), slow)
+    a = legend(["wall", "floor"], [(1, 2, 3), (4, 5, 6)])
+    a.putpixel((0, 0), (9, 9, 9))  # drawn once and cached: a caller's change stays in its own copy
+    assert legend(["wall", "floor"], [(1, 2, 3), (4, 5, 6)]).getpixel((0, 0)) == (255, 255, 255)

@@ -19,6 +19,7 @@ from smmcl.engine.metrics import confusion_matrix
 from smmcl.engine.predict import predict_labels
 from smmcl.engine.trainer import Trainer
 from smmcl.errors import CheckpointError, ConfigError, NonFiniteWarning
+from smmcl.outputs import record
 
 from support import TINY_CONFIG, build_tiny_model, read_log
 
@@ -107,6 +108,7 @@ def test_resume_removes_partial_saves_and_a_cut_log_line(tiny_overrides):
     Trainer(cfg).run(stop_at=3)
     out = Trainer(cfg).out_dir
     stale = out / "checkpoints" / ".ckpt_00000004.pt.k1ll3d.tmp"
+    record(out / "checkpoints", ["ckpt_00000004.pt"])  # as Trainer.save does before it writes, then a kill
     stale.write_bytes(b"\0" * 1000)
     with (out / "log.jsonl").open("a") as f:
         f.write('{"step": 4, "loss": 2.3, "c')  # killed mid-write

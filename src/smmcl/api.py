@@ -13,10 +13,13 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence, Tuple
 
+import numpy as np
+
 from smmcl.config import Config, load_config, to_dict
 from smmcl.data.classes import class_names, dataset_palette
 from smmcl.deploy.predictor import BACKENDS as _BACKENDS, Predictor, load_backend  # noqa: F401  (Predictor: frame streams)
 from smmcl.errors import CheckpointError, DatasetError
+from smmcl.files import as_path
 from smmcl.model_file import ModelFile, is_model_file, open_model_file  # noqa: F401  (is_model_file: for the CLI)
 from smmcl.outputs import check_output_file
 
@@ -57,6 +60,19 @@ def _checkpoint_first(name: str, checkpoint: Any, config: Any) -> Tuple[Any, Any
     warnings.warn(f"smmcl.{name}(config, checkpoint) is deprecated and goes in the next release; the model file comes "
                   f"first: smmcl.{name}(checkpoint, config)", DeprecationWarning, stacklevel=3)
     return config, checkpoint
+
+
+def _size(size: Any, what: str) -> Tuple[int, int]:
+    """(height, width) from a pair of whole numbers, each at least 32 (the encoder downsamples 32x); a ValueError
+    naming `what` for anything else ("64x80" is the command line's spelling, not the API's)."""
+    ok = isinstance(size, Sequence) and not isinstance(size, str) and len(size) == 2 and all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in size)
+    if not ok:
+        raise ValueError(f"{what} must be (height, width), e.g. (480, 640), got {size!r}")
+    h, w = int(size[0]), int(size[1])
+    if min(h, w) < 32:
+        raise ValueError(f"{what} must be at least 32x32 (the encoder downsamples 32x), got {h}x{w}")
+    return h, w
 
 
 # `smmcl convert --from` choices: released SMMCL checkpoints, ImageNet files of each backbone's release
@@ -212,7 +228,11 @@ def predict(checkpoint: str | Path, rgb: str | Path | None, aux: str | Path | No
     from smmcl.engine.predict import pair_inputs, predict_files
 
     aux_scale = check_aux_scale(aux_scale)
-    pairs = pair_inputs(Path(rgb) if rgb else None, Path(aux) if aux else None, Path(list_file) if list_file else None)
+    given = {name: None if value is None else as_path(value, name)
+             for name, value in (("rgb", rgb), ("aux", aux), ("list_file", list_file))}
+    as_path(out, "out")
+    as_path(checkpoint, "the model file")
+    pairs = pair_inputs(given["rgb"], given["aux"], given["list_file"])
     file = open_model_file(checkpoint)
     cfg = config_for_model(file, config, overrides)
     palette = dataset_palette(cfg.data.class_names, cfg.data.palette, cfg.model.num_classes)
@@ -290,7 +310,7 @@ def export(checkpoint: str | Path, out: str | Path, size: Sequence[int] = (480, 
     frames = _calibration_frames(cfg, calibration, calibration_split) if calibration is not None else None
     plain = load_config(to_dict(cfg), ["train.compile=false", "train.channels_last=false", "train.device=cpu"])
     model = loading.load_trained(plain, checkpoint, device="cpu")
-    options = dict(size=(int(size[0]), int(size[1])), dynamic=dynamic, opset=opset or DEFAULT_OPSET, exporter=exporter)
+    options = dict(size=_size(size, "size"), dynamic=dynamic, opset=opset or DEFAULT_OPSET, exporter=exporter)
     if frames is None:
         return export_onnx(model, cfg, out, **options)  # type: ignore[arg-type]
     import tempfile
@@ -316,6 +336,10 @@ def _calibration_frames(cfg: Config, root: str | Path, split: str) -> list:
     if (root / f"{split}.txt").is_file():
         data = load_config(to_dict(cfg), [f"data.root={root}"], dataset_meta=False).data
         return dataset_frames(RGBXDataset(data, split, cfg.model.num_classes, train=False))
+    lists = sorted(p.stem for p in root.glob("*.txt"))
+    if lists:  # a dataset, so the split asked for was meant: all its images unlabelled would be another thing
+        raise DatasetError(f"calibration folder {root} has no split list {split}.txt (it has {', '.join(lists)}): "
+                           f"choose one with --calibration-split")
     rgb, aux = root / cfg.data.rgb_dir, root / cfg.data.aux_dir
     if not (rgb.is_dir() and aux.is_dir()):
         raise DatasetError(f"calibration folder {root}: expected a dataset with {split}.txt, or the model's image "
@@ -366,8 +390,7 @@ def model_info(config: Config, size: Sequence[int] = (480, 640)) -> Dict[str, An
     from smmcl.models.factory import decoder_name, resolve_backbone
     from smmcl.models.summary import flop_counts, parameter_counts
 
-    if len(size) != 2 or min(int(v) for v in size) < 32:
-        raise ValueError(f"size must be at least 32x32 (the encoder downsamples 32x), got {'x'.join(map(str, size))}")
+    size = _size(size, "size")
     with torch.device("meta"):
         model = build_model(config.model)
     b = config.model.backbone
@@ -402,7 +425,10 @@ def analyze_features(config: Config, checkpoints: Dict[str, str | Path], out: st
     from smmcl.data.dataset import RGBXDataset
     from smmcl.engine import loading
 
-    models = {name: loading.load_trained(config, path) for name, path in checkpoints.items()}
+    files = {name: open_model_file(path) for name, path in checkpoints.items()}
+    for file in files.values():  # as eval: another dataset's classes or scaling would score the wrong thing
+        loading.check_model_owned(file, config, "the analysis config")
+    models = {name: loading.load_trained(config, file) for name, file in files.items()}
     dataset = RGBXDataset(config.data, split or config.eval.split, config.model.num_classes, train=False)
     names = class_names(config)
     keep = [k for k in range(config.model.num_classes) if k not in set(config.eval.exclude_classes)]

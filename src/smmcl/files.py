@@ -89,6 +89,16 @@ def _umask() -> int:
     return mask
 
 
+def as_path(value: object, what: str) -> Path:
+    """`value` (a str or os.PathLike) as a Path; a TypeError naming `what` for anything else (None, an array: a
+    frame belongs to `smmcl.Predictor`, not to the file-reading calls)."""
+    if isinstance(value, (str, os.PathLike)) and str(value):
+        return Path(value)
+    shown = "an empty string" if isinstance(value, str) else f"a {type(value).__name__}"
+    raise TypeError(f"{what} must be a path (str or pathlib.Path), got {shown}"
+                    + ("; for frames in memory use smmcl.Predictor" if type(value).__name__ == "ndarray" else ""))
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
     """A temporary path beside `path` to write to; when the block ends without an error the file is synced, given

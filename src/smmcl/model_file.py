@@ -28,7 +28,7 @@ from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
 from smmcl.config import Config, load_config
 from smmcl.errors import CheckpointError, ConfigError
-from smmcl.files import EXPECTED_MODEL_FILES as EXPECTED, container, safetensors_metadata
+from smmcl.files import EXPECTED_MODEL_FILES as EXPECTED, as_path, container, safetensors_metadata
 
 KINDS = ("weights", "checkpoint", "released", "onnx", "onnx-int8", "state-dict")
 # Which backends run each kind, the first by default. The backends themselves (name -> how a file is loaded) are one
@@ -117,7 +117,7 @@ def is_model_file(path: str | Path) -> bool:
 
 def open_model_file(path: str | Path) -> ModelFile:
     """What `path` is and what it carries; a named error for a file that is none of `KINDS`."""
-    path = Path(path)
+    path = as_path(path, "the model file")
     kind = container(path)
     if kind == "onnx":
         return _onnx(path)

@@ -10,7 +10,10 @@ is written:
 - a folder that holds anything not in its manifest is refused, naming what: smmcl writes only into a new or empty
   folder, or one the same kind of command wrote (a subfolder with a manifest of its own, such as a run's report,
   counts as smmcl's);
-- `overwrite` removes the manifest's names and nothing else; a folder without a manifest is never emptied;
+- `overwrite` removes the manifest's names and nothing else; a folder without a manifest is never emptied. A folder
+  a command writes files into (a run's checkpoints, a dataset's images) gets a manifest of its own (`claim_folder`
+  on it, `record` before each file), so that only those files go: a user's file in there, whatever its name, is
+  refused, never removed;
 - a single file another command writes into such a folder (an export into a run, scores beside a model) is listed
   as `kept`: smmcl's, so never foreign there, but never removed by the folder's own command either.
 
@@ -25,9 +28,8 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-from fnmatch import fnmatch
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, Optional, Sequence
+from typing import Dict, Iterable, Iterator, Optional
 
 from smmcl.errors import SmmclError
 from smmcl.files import LOCK_NAME, atomic_path, folder_lock
@@ -104,13 +106,11 @@ def check_path(path: str | Path, what: str) -> None:
 
 
 def check_claim(folder: str | Path, kind: str, what: str, inputs: Iterable[Optional[str | Path]] = (),
-                overwrite: bool = False, adopt: Iterable[str] = (), contents: Optional[dict] = None,
-                names: Iterable[str] = ()) -> set:
+                overwrite: bool = False, adopt: Iterable[str] = (), names: Iterable[str] = ()) -> set:
     """Everything `claim_folder` checks, writing nothing; returns the names smmcl wrote there before.
 
-    `contents`: for a folder listed in the manifest, the file-name patterns smmcl writes inside it (`checkpoints`:
-    `ckpt_*.pt`); with `overwrite`, a listed folder holding any other file is refused, for it would be removed.
-    A listed folder without patterns is removed whole only when it is empty or holds a manifest of its own."""
+    With `overwrite`, a listed folder must hold only what its own manifest lists (or nothing), for what it lists
+    would be removed; anything else in it is refused."""
     folder = Path(folder)
     check_path(folder, what)
     check_apart(folder, inputs, what)
@@ -126,8 +126,7 @@ def check_claim(folder: str | Path, kind: str, what: str, inputs: Iterable[Optio
                           f"not of this one ({kind}): choose another folder")
     foreign = [e.name for e in entries if not _ours(e, listed | _kept(manifest))]
     if overwrite:
-        foreign += [str(p.relative_to(folder)) for name in sorted(listed) for p in _foreign_inside(folder / name,
-                                                                                                 (contents or {}).get(name))]
+        foreign += [str(p.relative_to(folder)) for name in sorted(listed) for p in _foreign_inside(folder / name)]
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         raise OutputError(f"{what} {folder} holds files smmcl did not write there ({shown}); smmcl writes only into "
@@ -139,32 +138,68 @@ def check_claim(folder: str | Path, kind: str, what: str, inputs: Iterable[Optio
     return listed
 
 
-def _foreign_inside(path: Path, patterns: Optional[Sequence[str]]) -> list:
-    """Files inside a listed folder that smmcl does not write there (all of them when no patterns are known)."""
-    if path.is_symlink() or not path.is_dir() or read_manifest(path) is not None:
+def _foreign_inside(path: Path) -> list:
+    """Files inside a listed folder that smmcl did not write there: all of them in a folder without a manifest of its
+    own, else those its manifest does not list (looked into again for a listed folder inside)."""
+    if path.is_symlink() or not path.is_dir():
         return []
-    files = [p for p in path.rglob("*") if not p.is_dir()]
-    return [p for p in files if not (patterns and p.parent == path and any(fnmatch(p.name, pat) for pat in patterns))]
+    manifest = read_manifest(path)
+    if manifest is None:
+        return [p for p in path.rglob("*") if not p.is_dir() and p.name not in OWN_FILES]
+    listed, found = set(manifest["written"]), []
+    for entry in sorted(path.iterdir()):
+        if entry.name in listed:
+            found += _foreign_inside(entry)
+        elif not _ours(entry, listed | _kept(manifest)):
+            found.append(entry)
+    return found
+
+
+def _remove_written(path: Path) -> None:
+    """Remove what smmcl wrote at `path` (checked by `_foreign_inside` to hold nothing else): a file, or a folder's
+    listed names, the folder itself when nothing is left (kept files and other commands' folders stay)."""
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+        return
+    manifest = read_manifest(path)
+    if manifest is None:
+        if not any(p.is_file() for p in path.rglob("*")):
+            shutil.rmtree(path)
+        return
+    for name in manifest["written"]:
+        _remove_written(path / name)
+    for stale in partial_writes(path):
+        stale.unlink(missing_ok=True)
+    for name in OWN_FILES:
+        (path / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        path.rmdir()
+
+
+def partial_writes(folder: str | Path) -> list:
+    """Temporary files of atomic writes (`smmcl.files.atomic_path`) of names listed in `folder`'s manifest that a
+    kill cut short: safe to delete, for they are smmcl's own."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    if manifest is None:
+        return []
+    listed = set(manifest["written"]) | _kept(manifest)
+    return [e for e in folder.glob(".*.tmp") if e.name not in listed and _ours(e, listed)]
 
 
 def claim_folder(folder: str | Path, kind: str, what: str, inputs: Iterable[Optional[str | Path]] = (),
-                 names: Iterable[str] = (), overwrite: bool = False, adopt: Iterable[str] = (),
-                 contents: Optional[dict] = None) -> Path:
+                 names: Iterable[str] = (), overwrite: bool = False, adopt: Iterable[str] = ()) -> Path:
     """Make `folder` one that the `kind` of command may write (see the module docstring and `check_claim`),
     creating it; record `names` as written there. `adopt`: names a folder written before manifests existed may
     hold (only a caller that has checked the folder is its own, e.g. by resuming its checkpoint, passes them).
     Returns the folder."""
     folder = Path(folder)
     names = list(names)
-    listed = check_claim(folder, kind, what, inputs, overwrite, adopt, contents, names)
+    listed = check_claim(folder, kind, what, inputs, overwrite, adopt, names)
     kept = _kept(read_manifest(folder)) if folder.is_dir() else set()
     if overwrite:
         for name in sorted(listed):
-            path = folder / name
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            elif path.exists() or path.is_symlink():
-                path.unlink()
+            _remove_written(folder / name)
         listed = set()
     folder.mkdir(parents=True, exist_ok=True)
     _write_manifest(folder, kind, listed | set(names), kept)
@@ -173,16 +208,16 @@ def claim_folder(folder: str | Path, kind: str, what: str, inputs: Iterable[Opti
 
 @contextlib.contextmanager
 def writing(folder: str | Path, kind: str, what: str, inputs: Iterable[Optional[str | Path]] = (),
-            names: Iterable[str] = (), overwrite: bool = False, contents: Optional[dict] = None) -> Iterator[Path]:
+            names: Iterable[str] = (), overwrite: bool = False) -> Iterator[Path]:
     """`claim_folder` for a command that writes `folder` in the block, holding the folder's lock
     (`smmcl.files.folder_lock`) until the block ends. Checked before the lock is taken, so a refused folder is left
     as it was (no lock file), and again under it, so two commands started together cannot both claim it."""
     inputs, folder, names = list(inputs), Path(folder), list(names)
-    check_claim(folder, kind, what, inputs, overwrite, contents=contents, names=names)
+    check_claim(folder, kind, what, inputs, overwrite, names=names)
     created = not folder.exists()
     try:
         with folder_lock(folder, what):
-            yield claim_folder(folder, kind, what, inputs, names, overwrite, contents=contents)
+            yield claim_folder(folder, kind, what, inputs, names, overwrite)
     except BaseException:
         # A command refused before it wrote anything (a bad input file) leaves no folder it made for nothing.
         if created and folder.is_dir() and all(e.name in OWN_FILES for e in folder.iterdir()):
@@ -199,6 +234,20 @@ def record(folder: str | Path, names: Iterable[str]) -> None:
     new = set(names) - set(manifest["written"])
     if new:
         _write_manifest(folder, manifest["kind"], [*manifest["written"], *new], _kept(manifest))
+
+
+def forget(folder: str | Path, names: Iterable[str]) -> None:
+    """Drop `names` that smmcl itself removed (a pruned checkpoint) from `folder`'s manifest."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    if manifest is not None and set(names) & set(manifest["written"]):
+        _write_manifest(folder, manifest["kind"], set(manifest["written"]) - set(names), _kept(manifest))
+
+
+def written(folder: str | Path) -> Optional[set]:
+    """The names `folder`'s manifest lists as written there, or None for a folder without a manifest."""
+    manifest = read_manifest(Path(folder))
+    return None if manifest is None else set(manifest["written"])
 
 
 def check_output_file(path: str | Path, what: str, inputs: Iterable[Optional[str | Path]] = (),

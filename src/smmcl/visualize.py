@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import numpy as np
@@ -29,9 +30,27 @@ def colorize_scalar(x: np.ndarray, valid: np.ndarray | None = None) -> np.ndarra
 
 def brighten(rgb: np.ndarray, percentile: float = 99.0) -> np.ndarray:
     """Auto-exposure for viewing a dark capture: scale so the given percentile maps to white, gamma 1/2.2."""
+    if rgb.dtype == np.uint8 and rgb.size:
+        # A video's every frame: the same numbers from a histogram and a 256-entry table, 4x faster at 480x640.
+        hi = max(percentile_u8(rgb, percentile), 1.0)
+        table = (np.clip(np.arange(256, dtype=np.float64) / hi, 0, 1) ** (1 / 2.2) * 255).astype(np.uint8)
+        return table[rgb]
     x = rgb.astype(np.float64)
     hi = max(np.percentile(x, percentile), 1.0)
     return (np.clip(x / hi, 0, 1) ** (1 / 2.2) * 255).astype(np.uint8)
+
+
+def percentile_u8(x: np.ndarray, percentile: float) -> float:
+    """`np.percentile(x, percentile)` (its default linear method, to the last bit) of a uint8 array, from its
+    histogram instead of a partial sort."""
+    ends = np.cumsum(np.bincount(x.reshape(-1), minlength=256))
+    n = int(ends[-1])
+    position = (n - 1) * (np.float64(percentile) / 100)
+    i = int(np.floor(position))
+    g = position - i
+    a, b = (float(np.searchsorted(ends, k, side="right")) for k in (i, min(i + 1, n - 1)))
+    # numpy's lerp, in its own order of operations: exact at both ends.
+    return a + (b - a) * g if g < 0.5 else b - (b - a) * (1 - g)
 
 
 def font(size: int = 13) -> ImageFont.ImageFont:
@@ -83,13 +102,19 @@ def panel(images: Sequence[np.ndarray | Image.Image], titles: Sequence[str], sca
 
 
 def legend(class_names: Sequence[str], palette: Sequence[Sequence[int]]) -> Image.Image:
-    """Colour swatches with class names, one per row."""
+    """Colour swatches with class names, one per row (drawn once per names and colours: a video's every frame
+    shows the same one; a copy, so a caller may draw on it)."""
+    return _legend(tuple(class_names), tuple(tuple(int(c) for c in colour) for colour in palette[: len(class_names)])).copy()
+
+
+@functools.lru_cache(maxsize=16)
+def _legend(class_names: tuple, palette: tuple) -> Image.Image:
     row, f = 18, font(12)
     width = 28 + max((int(f.getlength(n)) for n in class_names), default=40)
     canvas = Image.new("RGB", (width + 4, row * len(class_names) + 4), "white")
     draw = ImageDraw.Draw(canvas)
     for k, name in enumerate(class_names):
-        draw.rectangle([3, k * row + 4, 19, k * row + 16], fill=tuple(int(c) for c in palette[k]), outline="black")
+        draw.rectangle([3, k * row + 4, 19, k * row + 16], fill=palette[k], outline="black")
         draw.text((25, k * row + 3), name, fill="black", font=f)
     return canvas
 

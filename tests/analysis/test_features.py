@@ -74,3 +74,15 @@ def test_analyze_features_rejects_mismatched_names(indoor_data, tmp_path):
     code = main(["analyze", "features", str(TINY_CONFIG), f"data.root={indoor_data}", "--checkpoint", "a.safetensors",
                  "--names", "x,y", "--out", str(tmp_path)])
     assert code == 2
+
+
+def test_analyze_features_refuses_a_config_of_another_dataset(indoor_data, tmp_path, capsys):
+    """As eval does: a model's classes and input scaling are its file's, so a config saying others is refused."""
+    cfg = load_config(TINY_CONFIG, [f"data.root={indoor_data}", "data.aux_max=255"])
+    path = tmp_path / "model.safetensors"
+    save_pretrained(build_tiny_model(cfg, seed=0).eval(), cfg, path)
+    code = main(["analyze", "features", str(TINY_CONFIG), f"data.root={indoor_data}", "--checkpoint", str(path),
+                 "--out", str(tmp_path / "feat"), "--per-class", "5", "--images", "2"])
+    err = capsys.readouterr().err
+    assert code == 2 and "was trained with data.aux_max=255.0 but the analysis config gives data.aux_max=" in err
+    assert not (tmp_path / "feat").exists()

@@ -24,6 +24,7 @@ from smmcl.deploy.predictor import Predictor
 from smmcl.errors import AuxUnitsWarning, CheckpointError, ConfigError, ConfigWarning, DatasetError, NonFiniteWarning
 
 from support import TINY_CONFIG, build_tiny_model, tiny_config
+from support.images import png_16bit_colour
 
 SIZE = (24, 32)
 
@@ -73,6 +74,18 @@ def test_16bit_grey_rgb_is_refused_alike_by_dataset_check_predict_and_predictor(
     with pytest.raises(DatasetError) as caught:
         Predictor(weights)(np.full(SIZE, 4000, np.uint16)[..., None].repeat(3, 2), np.zeros(SIZE, np.uint16))
     assert "RGB frame 0: RGB image is uint16" in str(caught.value)
+
+
+def test_16bit_colour_is_refused_alike_not_read_as_8_bits(tmp_path, weights):
+    """Pillow reads a 48-bit PNG as 8 bits per channel (the low byte dropped); 12-bit values would come out dark
+    and banded. The one decoder refuses it, so the dataset, data check and predict say the same."""
+    cfg = make_folder(tmp_path / "d")
+    rgb = tmp_path / "d" / "RGB" / "s3.png"
+    png_16bit_colour(rgb, np.random.default_rng(0).integers(0, 4096, (*SIZE, 3)).astype(np.uint16))
+    message = dataset_error(cfg)
+    assert message.startswith(f"{rgb}: RGB image with 16 bits per channel (RGB;16B), which would be read as 8 bits")
+    assert message in check_dataset(cfg, 5, progress=False).problems
+    assert predict_error(weights, rgb, tmp_path / "d" / "Depth" / "s3.png", tmp_path / "out") == message
 
 
 def test_rgba_and_8bit_grey_are_read_as_rgb(tmp_path):
@@ -145,6 +158,23 @@ def test_float_metres_warn_the_predictor_and_are_refused_as_files(tmp_path, weig
         Predictor(weights, aux_scale=0)
 
 
+def test_negative_auxiliary_values_are_refused_as_files_and_warned_for_frames(tmp_path, weights):
+    cfg = make_folder(tmp_path / "d")
+    depth = tmp_path / "d" / "Depth" / "s3.png"
+    signed = -np.asarray(Image.open(depth)).astype(np.float32)  # depth stored as negative millimetres
+    Image.fromarray(signed, mode="F").save(depth.with_suffix(".tiff"))
+    depth.unlink()
+    cfg.aux_ext = ".tiff"
+    message = dataset_error(cfg)
+    assert message.startswith(f"{depth.with_suffix('.tiff')}: negative values (float32, shape (24, 32), values -")
+    assert "auxiliary images hold distances or intensities from 0 up" in message
+    assert message in check_dataset(cfg, 5, progress=False).problems
+    assert "negative values" in predict_error(weights, tmp_path / "d" / "RGB" / "s3.png", depth.with_suffix(".tiff"),
+                                              tmp_path / "out")
+    with pytest.warns(AuxUnitsWarning, match=r"auxiliary frame 0: negative values \(int32"):
+        Predictor(weights)(np.zeros((*SIZE, 3), np.uint8), np.full(SIZE, -1500, np.int32))
+
+
 def test_non_finite_depth_keeps_its_rule(tmp_path):
     depth = np.full(SIZE, 2.5, np.float32)
     depth[3, 3] = np.nan
@@ -180,6 +210,23 @@ def test_labels_out_of_range_or_not_integer_are_refused_alike(tmp_path):
 
 
 # --- predict with another dataset's config -----------------------------------------------------------------------
+
+def test_a_split_that_lists_a_sample_twice_or_holds_no_labelled_pixel_is_refused(tmp_path, weights):
+    """Either would give a score that looks like one: an image counted twice, or "mIoU nan%"."""
+    cfg = make_folder(tmp_path / "d", n=5)
+    (tmp_path / "d" / "test.txt").write_text("s3\ns4\ns3\n")
+    assert dataset_error(cfg).endswith("test.txt, line 3: 's3' is listed already on line 1; a split lists each "
+                                       "sample once")
+    (tmp_path / "d" / "test.txt").write_text("s3\ns4\n")
+    for name in ("s3", "s4"):
+        write_image(tmp_path / "d" / "Label" / f"{name}.png", np.full(SIZE, 255, np.uint8))
+    cfg14 = load_config(TINY_CONFIG, [f"data.root={tmp_path / 'd'}", "data.aux_max=10000"])
+    from smmcl.engine.evaluate import evaluate
+
+    with pytest.raises(DatasetError, match=r"split 'test' of .*: no pixel of its 2 label images holds a class id; every "
+                                           r"one is the ignore index 255"):
+        evaluate(build_tiny_model(cfg14, seed=0).eval(), cfg14)
+
 
 def test_predict_refuses_a_config_that_says_other_classes_or_scaling(tmp_path, weights, indoor_data):
     nine = tiny_config("model.num_classes=9", f"data.class_names=[{','.join(MFNET_CLASSES)}]", "eval.exclude_classes=[]")

@@ -61,8 +61,14 @@ def test_a_bag_goes_in_and_an_overlay_video_comes_out(weights, tmp_path, capsys)
     want = predictor(rgb_frame(0), depth_frame(0))
     assert np.array_equal(np.asarray(Image.open(out / "labels" / "000000.png")), want)
 
-    # A second prediction into its own folder is fine; into the bag is not.
+    # A second prediction into its own folder replaces the first whole (no labels or video of the first linger);
+    # a user's file in its labels/ is refused, not removed; into the bag is refused.
+    (out / "labels" / "000099.png").write_bytes(b"mine")
+    assert main(["--quiet", "predict", "--checkpoint", str(weights), "--bag", str(bag), "--out", str(out), "--no-video"]) == 2
+    assert "labels/000099.png" in capsys.readouterr().err and (out / "labels" / "000099.png").read_bytes() == b"mine"
+    (out / "labels" / "000099.png").unlink()
     assert main(["--quiet", "predict", "--checkpoint", str(weights), "--bag", str(bag), "--out", str(out), "--no-video"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST_NAME, "frames.csv", "summary.json"]
     assert main(["predict", "--checkpoint", str(weights), "--bag", str(bag), "--out", str(bag / "pred")]) == 2
     assert "lies inside the input folder" in capsys.readouterr().err
 
@@ -85,6 +91,18 @@ def test_a_video_with_an_image_folder_of_depth(weights, tmp_path, capsys):
     assert main(["predict", "--checkpoint", str(weights), "--video", str(video), "--aux", str(depth), "--out",
                  str(out), "--flip"]) == 2
     assert "do not apply" in capsys.readouterr().err
+
+
+def test_a_recording_in_other_units_than_the_model_is_refused_not_warned(weights, tmp_path, capsys):
+    """A recording is a file, read like a folder of images: millimetres declared as metres (x1000) or a scale from
+    another model's units stop the run, naming the frame and the likely fix; the Predictor on a live stream warns."""
+    bag = write_ros2_aligned(tmp_path / "bag")
+    out = tmp_path / "pred"
+    assert main(["predict", "--checkpoint", str(weights), "--bag", str(bag), "--out", str(out), "--aux-scale",
+                 "1000"]) == 2
+    err = capsys.readouterr().err
+    assert "smmcl: error:" in err and "frame 0: values up to" in err and "for a model whose aux_max is 10000" in err
+    assert "Traceback" not in err and not out.exists()  # refused at its first frame: nothing written
 
 
 def test_the_units_of_a_recording_become_the_models():

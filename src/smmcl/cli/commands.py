@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from smmcl.cli.output import print_json, say, wants_json, warn
+from smmcl.errors import ConfigError
 from smmcl.outputs import check_output_file
 
 
@@ -376,7 +377,9 @@ def cmd_study(args: argparse.Namespace) -> int:
     from smmcl.study.runner import default_out, describe_plan
 
     if args.dry_run:
-        plan = describe_plan(args.study, args.out)
+        if args.report:
+            raise ConfigError("--dry-run and --report: give one (the plan, or the results of the runs finished)")
+        plan = describe_plan(args.study, args.out, jobs=args.jobs, threads=args.threads, imports=args.imports)
         if wants_json(args):
             print_json({"plan": plan})
         else:

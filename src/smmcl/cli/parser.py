@@ -344,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     fe.add_argument("--out", required=True, help="output folder for tsne.png and features.json")
     fe.add_argument("--split", default=None, help="held-out split (default: eval.split)")
     fe.add_argument("--stage", type=int, default=4, help="encoder stage whose features are shown (default 4, as Fig. 8)")
-    fe.add_argument("--per-class", type=int, default=200, help="points drawn per class (default 200)")
+    fe.add_argument("--per-class", type=_positive(int, 1), default=200, help="points drawn per class (default 200)")
     fe.add_argument("--images", type=_positive(int, 1), default=None, help="use only the first N images of the split")
     fe.add_argument("--seed", type=int, default=0, help="seed of the point draw and of t-SNE")
     _add_json_flag(fe, "the scores (the content of features.json)")

@@ -198,6 +198,8 @@ def load_config(
     an override doing so is used with a `ConfigWarning`. None (the default): read
     for a config file or none (a run to set up), not for a mapping (a resolved config, as a model file or a
     checkpoint carries it, records what its run used and is taken as it is)."""
+    if isinstance(overrides, (str, bytes)):  # one string would be read a character at a time
+        raise ConfigError(f"overrides must be a list of key=value strings, e.g. [{overrides!r}], got a string")
     layers = _layers(source)
     origin = layers[-1][1]
     override_layer = None
@@ -253,6 +255,9 @@ def load_model_config(source: Union[str, Path, Mapping[str, Any], ModelConfig, C
         return source
     if isinstance(source, Config):
         return source.model
+    if source is None:  # a model built from nothing would be the 14-class default, which no one asked for
+        raise ConfigError("a model config is needed (a YAML path, a mapping, a ModelConfig or a Config), got None; "
+                          "load_config() gives the default one")
     layers = _layers(source)
     if len(layers) > 1 or "model" in layers[0][0]:
         model = OmegaConf.to_object(_resolve(layers)).model  # type: ignore[union-attr]

@@ -196,7 +196,7 @@ def check_dataset(cfg: DataConfig, num_classes: int, splits: Optional[Sequence[s
         return report
     for split in splits or discover_splits(cfg):
         try:
-            names = split_names(cfg, split)
+            names = split_names(cfg, split, unique=False)  # duplicates are reported below, with the rest
         except DatasetError as exc:
             if split in SPLIT_LISTS or splits:
                 report.problems.append(str(exc))

@@ -44,27 +44,37 @@ def name_of(line: str) -> str:
     return base.rsplit(".", 1)[0] if Path(base).suffix.lower() in IMAGE_SUFFIXES + (".npy",) else base
 
 
-def read_name_list(path: Path) -> list[str]:
+def read_name_list(path: Path, unique: bool = True) -> list[str]:
+    """The sample names of a list file; a name listed twice is refused unless not `unique` (`data check`, which
+    reports every duplicate among its other findings)."""
     if not path.is_file():
         raise DatasetError(f"split list not found: {path} (expected one sample name per line)")
-    names = []
+    names: list[str] = []
+    lines: dict[str, int] = {}
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         fields = line.split()
         if len(fields) > 1 and not all(Path(f).suffix.lower() in IMAGE_SUFFIXES + (".npy",) for f in fields):
             raise DatasetError(f"{path}, line {number}: {line.strip()!r} has a space in it; a line holds one sample "
                                f"name, or paths (RGB LABEL) separated by spaces, so names with spaces must be renamed")
         if fields:
-            names.append(name_of(line))
+            name = name_of(line)
+            if unique and name in lines:
+                # Listed twice, an image would count twice in a score (and weigh double in training) unseen.
+                raise DatasetError(f"{path}, line {number}: {name!r} is listed already on line {lines[name]}; a "
+                                   f"split lists each sample once")
+            lines[name] = number
+            names.append(name)
     if not names:
         raise DatasetError(f"split list {path} is empty")
     return names
 
 
-def split_names(cfg: DataConfig, split: str, subset: Optional[str] = None) -> list[str]:
-    """Sample names of a split (and subset), from its list file; a split folder without a list gives all its images."""
+def split_names(cfg: DataConfig, split: str, subset: Optional[str] = None, unique: bool = True) -> list[str]:
+    """Sample names of a split (and subset), from its list file; a split folder without a list gives all its images.
+    `unique`: as `read_name_list`."""
     path = split_list_path(cfg, split)
     if path.is_file():
-        names = read_name_list(path)
+        names = read_name_list(path, unique)
     elif split in cfg.split_dirs and (split_root(cfg, split) / cfg.rgb_dir).is_dir():
         folder = split_root(cfg, split) / cfg.rgb_dir
         names = sorted(p.stem for p in folder.iterdir() if p.suffix == cfg.rgb_ext)

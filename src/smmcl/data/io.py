@@ -17,6 +17,7 @@ def read_image(path: Path) -> np.ndarray:
     """Array of an image file: H x W (single channel, its own dtype) or H x W x C uint8."""
     try:
         with Image.open(path) as img:
+            _check_depth(img, path)
             img.load()
             if img.mode in ("I;16", "I;16B", "I;16L"):
                 return np.array(img, dtype=np.uint16)
@@ -30,10 +31,25 @@ def read_image(path: Path) -> np.ndarray:
             if img.mode in ("L", "RGB", "RGBA"):
                 return np.array(img)
             return np.array(img.convert("RGB"))
+    except DatasetError:
+        raise
     except FileNotFoundError:
         raise DatasetError(f"missing file: {path}") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise DatasetError(f"unreadable image {path}: {exc}") from None
+
+
+def _check_depth(img: Image.Image, path: Path) -> None:
+    """Refuse a file whose samples Pillow would narrow: it reads 16-bit colour (48/64-bit PNG or TIFF) and 16-bit
+    grey with alpha as 8 bits, dropping the low byte without a word. 16-bit grey (depth) is read in full."""
+    for tile in getattr(img, "tile", None) or []:
+        args = tile[3] if len(tile) > 3 else None
+        rawmode = args if isinstance(args, str) else (args[0] if isinstance(args, tuple) and args and isinstance(args[0], str) else "")
+        if ";16" in rawmode and not img.mode.startswith("I"):
+            raise DatasetError(f"{path}: {img.mode} image with 16 bits per channel ({rawmode}), which would be read as 8 "
+                               f"bits (the low byte dropped): smmcl reads colour at 8 bits per channel and depth or "
+                               f"thermal as one 16-bit channel; convert the file (e.g. colour to 8 bits, scaled to its "
+                               f"own range)")
 
 
 def write_image(path: Path, array: np.ndarray) -> None:

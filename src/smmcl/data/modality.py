@@ -8,8 +8,8 @@ so what one of them refuses, all refuse, in the same words (the file or frame, w
                  16-bit, float and other shapes are refused (a 16-bit grey PNG read as 8-bit is 257x too bright).
     check_aux    H x W or H x W x C of an integer or float type; NaN / inf read as 0 ("no measurement", with a
                  NonFiniteWarning); the values checked against `aux_max`, the raw value mapped to 1.0
-                 (`units_problem`: 8-bit for a scale above 255, float metres for a millimetre scale, values far
-                 above the scale).
+                 (`units_problem`: negative values, 8-bit for a scale above 255, float metres for a millimetre
+                 scale, values far above the scale).
     check_label  H x W integer class ids; after subtracting `label_shift` (values below 0 become the ignore
                  index), each must be in 0..num_classes-1 or the ignore index.
 
@@ -94,6 +94,12 @@ def units_problem(aux: np.ndarray, aux_max: Optional[float], aux_scale: float = 
         unset = f"unset (full scale {_num(full)} for {aux.dtype})"
         scale = f"a model whose aux_max is {unset}" if for_model else f"data.aux_max {unset}"
     link = "for" if for_model else "but"
+    if aux.size and aux.min() < 0:
+        # Depth, thermal intensity, HHA: all measured from 0 up (0 = no measurement). Negative values are another
+        # encoding (signed offsets, disparity, degrees below zero), which the model would read as nothing it saw.
+        fix = "give the frames as recorded by the sensor" if for_model else "convert the files to values from 0 up"
+        return (f"negative values ({describe(aux)}): auxiliary images hold distances or intensities from 0 up "
+                f"(0 = no measurement), not signed or offset values: {fix}")
     raw = float(aux.max())
     top = raw * aux_scale
     scaled = f" (x aux_scale {_num(aux_scale)} = {_num(top)})" if aux_scale != 1 else ""

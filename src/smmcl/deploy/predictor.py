@@ -38,6 +38,7 @@ from smmcl.data.classes import class_names, dataset_palette
 from smmcl.data.modality import check_aux_scale
 from smmcl.data.preprocess import Preprocessing, stack_into
 from smmcl.errors import AuxUnitsWarning
+from smmcl.files import as_path
 from smmcl.model_file import ModelFile, open_model_file
 
 Frames = Union[np.ndarray, Sequence[np.ndarray]]
@@ -112,7 +113,7 @@ class Predictor:
                  precision: str = "fp32") -> None:
         self.aux_scale = check_aux_scale(aux_scale)
         self._units_told = False
-        self.source = Path(source)
+        self.source = as_path(source, "the model file")
         file = open_model_file(source)
         self.backend = file.backend(backend)
         self.protocol, self.precision = protocol, precision
@@ -147,7 +148,14 @@ class Predictor:
             if frames is None or isinstance(frames, (str, bytes)) or not hasattr(frames, "__len__"):
                 raise TypeError(f"{name} must be a numpy frame or a batch (list) of them, got {type(frames).__name__}; "
                                 f"read image files with smmcl.predict or the CLI")
+        for name, frames, dims in (("rgb", rgb, "H x W x 3"), ("aux", aux, "H x W")):
+            if isinstance(frames, np.ndarray) and frames.ndim not in (2, 3, 4):
+                raise ValueError(f"{name} has shape {frames.shape}; expected one frame ({dims}) or a batch of them "
+                                 f"(N x {dims}, or a list)")
         single = isinstance(rgb, np.ndarray) and rgb.ndim in (2, 3)  # H x W grey or H x W x 3; N x H x W x 3 is a batch
+        if not single and isinstance(aux, np.ndarray) and aux.ndim == 2:
+            raise ValueError(f"rgb is a batch of {len(rgb)} frames but aux is one frame of shape {aux.shape}; give a "
+                             f"batch of auxiliary frames too (N x H x W, or a list)")
         rgb_list = [rgb] if single else list(rgb)
         aux_list = [aux] if single else list(aux)
         if not rgb_list or len(rgb_list) != len(aux_list):
@@ -199,6 +207,9 @@ class Predictor:
 
     def colorize(self, labels: np.ndarray) -> np.ndarray:
         """A label map (H x W) as an H x W x 3 uint8 picture in the dataset's class colours."""
+        if not isinstance(labels, (np.ndarray, list, tuple)):
+            raise TypeError(f"colorize takes a label map (H x W class ids, as a Predictor returns), got "
+                            f"{type(labels).__name__}")
         labels = np.asarray(labels)
         if labels.size and (labels.min() < 0 or labels.max() >= len(self.palette)):
             raise ValueError(f"label ids must lie in 0..{len(self.palette) - 1} (this model's classes), got "

@@ -22,10 +22,12 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from smmcl.data.modality import units_problem
 from smmcl.deploy.predictor import Predictor
 from smmcl.engine.predict import label_png, overlay_picture
+from smmcl.errors import DatasetError
 from smmcl.files import atomic_path
-from smmcl.outputs import writing
+from smmcl.outputs import claim_folder, writing
 from smmcl.progress import track
 
 RECORDING_FILES = ("overlay.mp4", "labels", "frames.csv", "summary.json")
@@ -50,7 +52,9 @@ def predict_recording(predictor: Predictor, recording, out: str | Path, video: b
     earlier such output). Returns what summary.json holds."""
     from smmcl.recordings import VideoWriter
 
-    with writing(Path(out), "recording", "--out", inputs=[recording.path], names=RECORDING_FILES) as out:
+    # A new output replaces an earlier one whole (its labels/ too): two recordings never mix in one folder.
+    with writing(Path(out), "recording", "--out", inputs=[recording.path], names=RECORDING_FILES,
+                 overwrite=True) as out:
         log(recording.summary())
         interval = recording.pairing.rgb.median_interval
         fps = 1.0 / interval if interval else 10.0
@@ -58,10 +62,16 @@ def predict_recording(predictor: Predictor, recording, out: str | Path, video: b
         every_class = list(range(predictor.num_classes))
         rows, latencies = [], []
         if labels:
-            (out / "labels").mkdir(exist_ok=True)
+            claim_folder(out / "labels", "labels", "--out", names=[f"{i:06d}.png" for i in range(len(recording))])
         start = time.perf_counter()
         with (VideoWriter(out / "overlay.mp4", fps=fps) if video else _NoVideo()) as writer:
             for frame in track(recording, total=len(recording), desc="predict", unit="frame", enabled=progress):
+                # A recording is a file, read like a folder of images: a frame in other units than the model's
+                # is refused (the Predictor alone, on a live stream, only warns).
+                problem = units_problem(frame.aux, predictor.preprocessing.aux_max, predictor.aux_scale, for_model=True)
+                if problem is not None:
+                    raise DatasetError(f"{frame.aux_source} frame {frame.index}: {problem}; the --aux-units or "
+                                       f"--aux-scale given, or another model, may be what is wrong")
                 t0 = time.perf_counter()
                 predicted = predictor(frame.rgb, frame.aux)
                 latencies.append(time.perf_counter() - t0)

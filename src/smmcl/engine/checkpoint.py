@@ -12,6 +12,7 @@ import torch
 from smmcl.engine.run_dir import writing
 from smmcl.errors import CheckpointError
 from smmcl.files import atomic_path
+from smmcl.outputs import forget, written
 from smmcl.weights.reading import load_pickle_free
 
 _NAME = re.compile(r"^ckpt_(\d+)\.pt$")
@@ -39,10 +40,13 @@ def checkpoint_path(ckpt_dir: Path, step: int) -> Path:
 
 
 def list_checkpoints(ckpt_dir: Path) -> list[tuple[int, Path]]:
-    """Complete checkpoints in a folder, oldest first (temporary files never match the name)."""
+    """Complete checkpoints in a folder, oldest first (temporary files never match the name). In a run's folder,
+    only those the run wrote (its manifest): a user's file named like one is neither resumed from nor pruned."""
     if not ckpt_dir.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in ckpt_dir.iterdir() if (m := _NAME.match(p.name))]
+    ours = written(ckpt_dir)
+    found = [(int(m.group(1)), p) for p in ckpt_dir.iterdir()
+             if (m := _NAME.match(p.name)) and (ours is None or p.name in ours)]
     return sorted(found)
 
 
@@ -54,8 +58,10 @@ def latest_checkpoint(ckpt_dir: Path) -> Path | None:
 def prune_checkpoints(ckpt_dir: Path, keep: int) -> None:
     if keep <= 0:
         return
-    for _, p in list_checkpoints(ckpt_dir)[:-keep]:
+    old = [p for _, p in list_checkpoints(ckpt_dir)[:-keep]]
+    for p in old:
         p.unlink(missing_ok=True)
+    forget(ckpt_dir, [p.name for p in old])
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:

@@ -19,6 +19,7 @@ from smmcl.data.dataset import RGBXDataset
 from smmcl.engine.inference import InferenceProtocol
 from smmcl.engine.metrics import confusion_matrix, segmentation_scores
 from smmcl.engine.predict import model_device
+from smmcl.errors import DatasetError
 from smmcl.progress import track
 
 
@@ -69,6 +70,12 @@ def score_dataset(
             label = torch.stack([torch.as_tensor(s["label"]) for s in run]).to(device)
             pred = protocol.apply(model, rgb, aux).argmax(1)
             conf += confusion_matrix(pred, label, num_classes, ignore_index)
+    if int(conf.sum()) == 0:
+        # Every score would be NaN (0/0): say so rather than print "mIoU nan%" as if it were a result.
+        where = f"split {dataset.split!r} of {dataset.root}" if isinstance(dataset, RGBXDataset) else "the dataset"
+        raise DatasetError(f"{where}: no pixel of its {len(dataset)} label images holds a class id; every one is the "  # type: ignore[arg-type]
+                           f"ignore index {ignore_index}, so there is nothing to score (unlabelled images, or "
+                           f"data.label_shift / data.ignore_index set wrongly?)")
     scores = segmentation_scores(conf, exclude)
     scores["confusion"] = conf.cpu().tolist()
     scores["num_images"] = len(dataset)  # type: ignore[arg-type]

@@ -64,15 +64,26 @@ def pair_inputs(rgb: Optional[Path], aux: Optional[Path] = None, list_file: Opti
         list_file = Path(list_file)
         if not list_file.is_file():
             raise DatasetError(f"list file not found: {list_file}")
+        for flag, folder in (("--rgb", rgb), ("--aux", aux)):
+            if folder is not None and not folder.is_dir():
+                raise DatasetError(f"{flag} {folder} is not a folder; with a list file, {flag} names the folder its "
+                                   f"sample names are looked up in")
         pairs = []
-        for line in list_file.read_text().splitlines():
+        for number, line in enumerate(list_file.read_text().splitlines(), start=1):
             fields = line.split()
-            if len(fields) >= 2:
-                a, b = (list_file.parent / f for f in fields[:2])
+            where = f"{list_file}, line {number}: {line.strip()!r}"
+            if len(fields) > 2:
+                raise DatasetError(f"{where} has {len(fields)} fields; a line holds RGB_PATH AUX_PATH or one sample "
+                                   f"name, separated by spaces, so paths with spaces in them must be renamed")
+            if len(fields) == 2:
+                a, b = (list_file.parent / f for f in fields)
                 pairs.append(InputPair(a.stem, a, b))
+            elif fields and (rgb is None or "/" in fields[0] or Path(fields[0]).suffix.lower() in IMAGE_SUFFIXES):
+                if rgb is not None or aux is not None:
+                    raise DatasetError(f"{where} is a path; beside --rgb/--aux folders a line holds a sample name")
+                raise DatasetError(f"{where} holds one path but no auxiliary path: a line holds RGB_PATH AUX_PATH, "
+                                   f"or a sample name with --rgb (and --aux) folders to look it up in")
             elif fields:
-                if rgb is None:
-                    raise DatasetError(f"{list_file}: a line with a bare name needs --rgb (and --aux) folders")
                 pairs.append(InputPair(fields[0], _find(rgb, fields[0], "RGB"), _find(aux, fields[0], "auxiliary") if aux else None))
         if not pairs:
             raise DatasetError(f"list file {list_file} names no inputs")

@@ -12,12 +12,10 @@ from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from smmcl.config import load_config, to_dict
 from smmcl.errors import CheckpointError, ConfigError
-from smmcl.outputs import check_claim, claim_folder
+from smmcl.outputs import check_claim, claim_folder, partial_writes
 
 # What `smmcl train` writes into `train.out_dir`.
 RUN_FILES = ("config.yaml", "log.jsonl", "summary.json", "model.safetensors", "tb", "checkpoints")
-# What it writes inside those folders: `--overwrite` removes them only when they hold nothing else.
-RUN_CONTENTS = {"checkpoints": ("ckpt_*.pt", ".ckpt_*.tmp"), "tb": ("events.out.tfevents.*",)}
 
 # Keys that may differ on resume: where things are and how they are shown, not what is trained.
 RESUME_FREE = ("name", "train.out_dir", "train.device", "train.progress", "train.tensorboard", "train.log_every",
@@ -53,7 +51,11 @@ def claim_run_dir(out_dir: Path, resumed: bool, same_config: bool, overwrite: bo
             f"train into another folder (train.out_dir=...), or replace it with --overwrite"
         )
     claim_folder(out_dir, "run", "train.out_dir", inputs, names=RUN_FILES, overwrite=replace,
-                 adopt=_legacy(out_dir, resumed), contents=RUN_CONTENTS)
+                 adopt=_legacy(out_dir, resumed))
+    # checkpoints/ and tb/ list what the run writes there (`record` before each file), so that --overwrite and
+    # pruning remove only those; a run from before these lists is adopted only when resumed from there.
+    claim_folder(out_dir / "checkpoints", "checkpoints", "checkpoints folder",
+                 adopt=[p.name for p in (out_dir / "checkpoints").glob("ckpt_*.pt")] if resumed else ())
 
 
 def check_run_folder(out_dir: Path, resumed: bool, inputs: Iterable[Optional[str | Path]] = ()) -> None:
@@ -69,9 +71,7 @@ def _legacy(out_dir: Path, resumed: bool) -> list:
 
 def remove_partial_saves(ckpt_dir: Path) -> int:
     """Delete the temporary files of checkpoint writes a kill interrupted; returns how many there were."""
-    if not ckpt_dir.is_dir():
-        return 0
-    stale = list(ckpt_dir.glob(".ckpt_*.tmp"))
+    stale = partial_writes(ckpt_dir)
     for path in stale:
         path.unlink(missing_ok=True)
     return len(stale)

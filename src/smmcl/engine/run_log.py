@@ -10,6 +10,7 @@ from typing import Dict, Optional
 import torch
 
 from smmcl.engine import distributed
+from smmcl.outputs import claim_folder, record
 
 
 class RunLog:
@@ -37,7 +38,11 @@ class RunLog:
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(out_dir / "tb"), purge_step=start_step + 1 if start_step else None)
+            tb = claim_folder(out_dir / "tb", "tensorboard", "tensorboard folder")
+            before = set(p.name for p in tb.iterdir())
+            self.writer = SummaryWriter(str(tb), purge_step=start_step + 1 if start_step else None)
+            # The writer names its event file itself (time, host, pid): listed once it exists.
+            record(tb, [p.name for p in tb.iterdir() if p.name not in before])
 
     def _truncate(self, step: int) -> None:
         if not self.path.is_file():

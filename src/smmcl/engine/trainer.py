@@ -124,6 +124,8 @@ class Trainer:
     def save(self) -> Path:
         """Write a checkpoint of the current step (rank 0); under DDP every rank must call it (it gathers RNG states)."""
         path = checkpoint_path(self.ckpt_dir, self.step)
+        if self.ctx.is_main:
+            record(self.ckpt_dir, [path.name])  # before the write: a kill mid-write leaves a file the run owns
         self.state.save(path, self.cfg, epoch=self.step // self.plan.iters_per_epoch)
         if self.ctx.is_main:
             prune_checkpoints(self.ckpt_dir, self.cfg.train.keep_checkpoints)

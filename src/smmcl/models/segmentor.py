@@ -4,8 +4,27 @@ from __future__ import annotations
 
 from typing import List, Optional, Sequence, Tuple
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+
+def check_inputs(rgb: object, aux: object) -> None:
+    """Both inputs as the model takes them (B x 3 x H x W float tensors of one batch and size), or a TypeError /
+    ValueError that says so, rather than an error from deep inside a convolution."""
+    for name, x in (("rgb", rgb), ("aux", aux)):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{name} must be a torch tensor (B x 3 x H x W, preprocessed), got {type(x).__name__}; "
+                            f"for image arrays use smmcl.Predictor")
+        if not x.is_floating_point():
+            raise TypeError(f"{name} is a {x.dtype} tensor; the model takes preprocessed float input (normalised as "
+                            f"smmcl.data.preprocess.Preprocessing does), e.g. from smmcl.Predictor")
+        channels = (3,) if name == "rgb" else (1, 3)  # a single-channel auxiliary input is repeated to three
+        if x.ndim != 4 or x.shape[1] not in channels:
+            raise ValueError(f"{name} has shape {tuple(x.shape)}; expected B x {' or '.join(map(str, channels))} x H x W")
+    if rgb.shape[0] != aux.shape[0] or rgb.shape[-2:] != aux.shape[-2:]:  # type: ignore[union-attr]
+        raise ValueError(f"rgb {tuple(rgb.shape)} and aux {tuple(aux.shape)} must share batch size, height and width "  # type: ignore[union-attr]
+                         f"(the two images of an observation are registered pixel to pixel)")
 
 
 class Segmentor(nn.Module):
@@ -38,6 +57,8 @@ class Segmentor(nn.Module):
 
         One entry point for all, so that DistributedDataParallel (which hooks `forward`) sees every call.
         """
+        if not (torch.jit.is_tracing() or torch.compiler.is_compiling()):
+            check_inputs(rgb, aux)
         fused, vis_embed, aux_embed = self.encoder(rgb, aux, with_embeddings=return_embeddings)
         if not return_decoder_features:
             logits = self.decode(fused, rgb.shape[-2:])

@@ -189,6 +189,10 @@ class VideoWriter:
         self._stream = self._container.add_stream(self.codec, rate=self.fps)
         self._stream.width, self._stream.height = width, height
         self._stream.pix_fmt = self.pix_fmt
+        if self.codec == "libx264":
+            # x264's own default (medium) spends a third more of a 2-core robot's time per frame than veryfast,
+            # the usual live-encoding preset, for a few per cent smaller files.
+            self._stream.options = {"preset": "veryfast"}
 
     @property
     def pix_fmt(self) -> str:

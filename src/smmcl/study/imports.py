@@ -50,6 +50,12 @@ def _check_same_study(spec: StudySpec, results: dict, path: Path) -> None:
         raise ConfigError(f"--import: {path} is from another study ({'; '.join(differ)} differ); nothing imported")
 
 
+def check_import(spec: StudySpec, path: str | Path) -> None:
+    """Refuse, before anything runs, an `--import` that is no results.json of this study."""
+    path = Path(path)
+    _check_same_study(spec, _read(path), path)
+
+
 def import_runs(spec: StudySpec, tasks: list, path: str | Path, log: Callable[[str], None] = print) -> List[str]:
     """Write `scores.json` for the runs among `tasks` that `path` holds and whose folders are empty;
     returns their names (`variant/seed<k>`). A run folder that already holds anything is left alone."""

@@ -34,7 +34,7 @@ from smmcl.files import atomic_path, folder_lock
 from smmcl.losses import CONTRASTS
 from smmcl.outputs import OWN_FILES, check_claim, claim_folder, record as record_written
 from smmcl.study.disclosure import non_paper_options
-from smmcl.study.imports import import_runs
+from smmcl.study.imports import check_import, import_runs
 from smmcl.study.report import write_results
 from smmcl.study.spec import StudySpec, SynthSpec, pretrain_config, read_study, variant_config
 
@@ -227,11 +227,29 @@ def default_out(path: str | Path) -> Path:
     return Path("runs") / "studies" / Path(path).stem
 
 
-def describe_plan(path: str | Path, out: str | Path | None = None) -> List[str]:
-    """The runs a study would make, with their lengths and what each variant changes (nothing is run or written)."""
+def check_study(path: str | Path, out: str | Path | None = None, jobs: int = 1, threads: Optional[int] = None,
+                imports: Sequence[str | Path] = ()) -> tuple:
+    """What a study run refuses before it starts, checked alike by `--dry-run` (nothing written): `jobs` and
+    `threads`, the study file, its `--out` folder, and `imports` (results of this same study). Returns the spec,
+    the output folder and the planned tasks (pretraining, runs)."""
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+    if threads is not None and threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {threads}")
     spec = read_study(path)
     out = Path(out) if out is not None else default_out(path)
+    check_claim(out, "study", "--out", inputs=[path])
+    for source in imports:
+        check_import(spec, source)
     pre, tasks = plan_study(spec, out, str(path))
+    return spec, out, pre, tasks
+
+
+def describe_plan(path: str | Path, out: str | Path | None = None, jobs: int = 1, threads: Optional[int] = None,
+                  imports: Sequence[str | Path] = ()) -> List[str]:
+    """The runs a study would make, with their lengths and what each variant changes (nothing is run or written;
+    refused as the run itself would be, `check_study`)."""
+    spec, out, pre, tasks = check_study(path, out, jobs, threads, imports)
     lines = [f"study {path}: {len(spec.variants)} variants x {len(spec.seeds)} seeds = {len(tasks)} runs -> {out}"]
     if pre is not None:
         lines.append(f"  pretraining: {pre.config['train']['max_iters'] or pre.config['train']['epochs']} "
@@ -259,13 +277,7 @@ def run_study(path: str | Path, out: str | Path | None = None, jobs: int = 1,
     trained: the results are written from the runs already finished. `imports`: earlier results.json files of
     this study whose runs count as finished (`smmcl.study.imports`). `threads`: torch threads per job
     (default: the CPU cores shared out among the jobs)."""
-    if jobs < 1:
-        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
-    if threads is not None and threads < 1:
-        raise ConfigError(f"--threads must be at least 1, got {threads}")
-    spec = read_study(path)
-    out = Path(out) if out is not None else default_out(path)
-    pre, tasks = plan_study(spec, out, str(path))
+    spec, out, pre, tasks = check_study(path, out, jobs, threads, imports)
     new = not out.exists()
     try:
         if report_only:

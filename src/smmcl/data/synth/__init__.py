@@ -25,7 +25,7 @@ import numpy as np
 from smmcl.data.classes import IGNORE_INDEX, LLRGBD_CLASSES, LLRGBD_PALETTE, MFNET_CLASSES, MFNET_PALETTE
 from smmcl.data.io import write_image
 from smmcl.data.synth import indoor, night
-from smmcl.outputs import writing
+from smmcl.outputs import claim_folder, writing
 from smmcl.progress import track
 
 __all__ = ["KINDS", "SceneKind", "generate_dataset", "get_kind", "render_scene", "scene_name"]
@@ -106,26 +106,18 @@ def generate_dataset(kind: str, out_dir, num: int, size: tuple[int, int] = (120,
     folders = {"rgb": out / "RGB", "aux": out / spec.aux_dir, "label": out / "Label"}
     # Only a new or empty folder, or one an earlier synth wrote, whose dataset this one replaces (its scenes alone:
     # a folder holding anything else is refused). A user's dataset there is never touched.
-    scene_folders = {"RGB", "Label", *(k.aux_dir for k in KINDS.values())}
+    names = [scene_name(i) for i in range(num)]
     with writing(out, "dataset", "--out", names=[*(f.name for f in folders.values()), "train.txt", "val.txt",
-                                                 "test.txt", "meta.json"], overwrite=True,
-                 contents={name: ("scene_*.png",) for name in scene_folders}):
+                                                 "test.txt", "meta.json"], overwrite=True):
         for folder in folders.values():
-            folder.mkdir(parents=True, exist_ok=True)
-        # Scene files of an earlier, larger run would linger unlisted: start from empty folders.
-        for folder in folders.values():
-            for stale in folder.glob("scene_*.png"):
-                stale.unlink()
+            claim_folder(folder, "scenes", "--out", names=[f"{name}.png" for name in names])
         start = time.perf_counter()
         pixels = np.zeros(len(spec.classes), np.int64)
-        names = []
         for i in track(range(num), desc=f"synth {spec.name}", unit="scene", enabled=progress):
             rgb, aux, label = spec.render(np.random.default_rng([seed, i]), (h, w))
-            name = scene_name(i)
             for key, array in (("rgb", rgb), ("aux", aux), ("label", label)):
-                write_image(folders[key] / f"{name}.png", array)
+                write_image(folders[key] / f"{names[i]}.png", array)
             pixels += np.bincount(label.reshape(-1), minlength=len(spec.classes))[: len(spec.classes)]
-            names.append(name)
         num_test = min(int(math.floor(num * test_fraction + 0.5)), num - 1)
         num_val = min(int(math.floor(num * val_fraction + 0.5)), num - num_test - 1)
         num_train = num - num_test - num_val
