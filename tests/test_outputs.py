@@ -290,3 +290,18 @@ def test_save_pretrained_keeps_other_files_and_refuses_a_config_that_does_not_fi
     (tmp_path / ".ours.safetensors.abc123.tmp").write_bytes(b"a kill's leftover")
     smmcl.save_pretrained(build_tiny_model(cfg, seed=1), cfg, ours)  # its own file: replaced, the leftover gone
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ours.safetensors", "their.safetensors"]
+
+
+def test_a_run_from_before_the_manifests_is_adopted_only_when_resumed(indoor_data, tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["train", str(TINY_CONFIG), f"data.root={indoor_data}", f"train.out_dir={run}", "train.max_iters=2",
+            "train.checkpoint_every=1"]
+    assert main(["--quiet", *args]) == 0
+    for manifest in run.rglob(MANIFEST_NAME):  # as a run written before smmcl kept these lists
+        manifest.unlink()
+    assert main([*args, "train.max_iters=3", "--overwrite"]) == 2  # never emptied: nothing says it is smmcl's
+    assert "holds files smmcl did not write there" in capsys.readouterr().err
+    assert main(["--quiet", *args, "train.max_iters=3", "--resume", "auto", "--allow-config-change"]) == 0
+    assert "ckpt_00000003.pt" in read_manifest(run / "checkpoints")["written"]
+    assert "ckpt_00000002.pt" in read_manifest(run / "checkpoints")["written"]  # adopted: its checkpoint was read
+    assert len(read_manifest(run / "tb")["written"]) == 2  # the first run's event file and the resumed one's

@@ -38,7 +38,9 @@ class RunLog:
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            tb = claim_folder(out_dir / "tb", "tensorboard", "tensorboard folder")
+            # A resumed run from before these lists adopts its own event files (its checkpoint was read from here).
+            legacy = [p.name for p in (out_dir / "tb").glob("events.out.tfevents.*")] if start_step else []
+            tb = claim_folder(out_dir / "tb", "tensorboard", "tensorboard folder", adopt=legacy)
             before = set(p.name for p in tb.iterdir())
             self.writer = SummaryWriter(str(tb), purge_step=start_step + 1 if start_step else None)
             # The writer names its event file itself (time, host, pid): listed once it exists.
