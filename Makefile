@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test bench bench-realtime clean
+.PHONY: install demo test bench bench-realtime bench-eager-swing clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,11 +25,16 @@ bench: $(STAMP)
 	test -f runs/demo/smmcl/model.safetensors || $(BIN)/smmcl demo
 	$(BIN)/python benchmarks/run.py --compile lead
 	$(BIN)/python benchmarks/realtime.py
+	$(BIN)/python benchmarks/eager_swing.py
 
 # Frames per second end to end over a ROS 2 bag (MSCAN-T/S/B + LightHam, 240x320 and 480x640, every backend);
 # trains its own models (cached under runs/bench-realtime/). Run it on an otherwise idle machine.
 bench-realtime: $(STAMP)
 	$(BIN)/python benchmarks/realtime.py
+
+# Why fp32 eager PyTorch swings from call to call: one suspect per condition, each in a fresh process (about 20 min).
+bench-eager-swing: $(STAMP)
+	$(BIN)/python benchmarks/eager_swing.py
 
 clean:
 	rm -rf $(VENV) runs build src/*.egg-info

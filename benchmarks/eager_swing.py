@@ -242,6 +242,18 @@ def report(per: dict, corr: dict) -> list[str]:
     return lines
 
 
+def measure(names: list[str], settings: dict, runs: dict[str, list[dict]]) -> None:
+    """Every condition once per round, the order rotated each round, into `runs`."""
+    for r in range(settings["rounds"]):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            result = {"round": r, **run_child(name, settings, settings["timeout"])}
+            runs[name].append(result)
+            times = [row["seconds"] for row in result.get("rows", []) if not row["warmup"]]
+            print(f"round {r + 1}/{settings['rounds']} {name:<17}"
+                  + (f"median {statistics.median(times):.3f} s over {len(times)} calls" if times
+                     else result["error"].splitlines()[-1][:150]), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 round, 6 calls at 240x320")
@@ -250,6 +262,8 @@ def main() -> None:
     parser.add_argument("--size", help="HxW, e.g. 480x640")
     parser.add_argument("--out", type=Path, default=HERE / "results_eager_swing.json")
     parser.add_argument("--conditions", help=f"comma-separated subset of: {', '.join(CONDITIONS)}")
+    parser.add_argument("--background-load", type=int, default=0, metavar="N",
+                        help="keep N busy-looping processes running throughout (a robot's other work, reproducibly)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -269,14 +283,12 @@ def main() -> None:
 
     runs: dict[str, list[dict]] = {n: [] for n in names}
     t0 = time.perf_counter()
-    for r in range(settings["rounds"]):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            result = {"round": r, **run_child(name, settings, settings["timeout"])}
-            runs[name].append(result)
-            times = [row["seconds"] for row in result.get("rows", []) if not row["warmup"]]
-            print(f"round {r + 1}/{settings['rounds']} {name:<17}"
-                  + (f"median {statistics.median(times):.3f} s over {len(times)} calls" if times
-                     else result["error"].splitlines()[-1][:150]), flush=True)
+    load = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.background_load)]
+    try:
+        measure(names, settings, runs)
+    finally:
+        for proc in load:
+            proc.kill()
     per, corr = summarize(runs)
     lines = report(per, corr)
     print("\n".join(["", *lines]))
@@ -286,7 +298,8 @@ def main() -> None:
     args.out.write_text(json.dumps({
         "command": " ".join(sys.argv), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": "MSCAN-B + LightHam, random weights, batch 1, fp32 eager, torch.inference_mode",
-        "settings": settings, "cpu": cpu_info(), "torch": torch.__version__, "inherited_env": inherited,
+        "settings": settings, "background_load_processes": args.background_load, "cpu": cpu_info(),
+        "torch": torch.__version__, "inherited_env": inherited,
         "seconds": round(time.perf_counter() - t0, 1), "summary": per, "correlations": corr, "report": lines,
         "runs": runs}, indent=1) + "\n")
     print(f"\nwritten {args.out}")
