@@ -118,3 +118,18 @@ def test_brighten_from_a_histogram_equals_the_float_formula():
     a = legend(["wall", "floor"], [(1, 2, 3), (4, 5, 6)])
     a.putpixel((0, 0), (9, 9, 9))  # drawn once and cached: a caller's change stays in its own copy
     assert legend(["wall", "floor"], [(1, 2, 3), (4, 5, 6)]).getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_the_overlay_blend_in_integers_equals_the_float_formula():
+    from smmcl.engine.predict import overlay_picture
+    from smmcl.visualize import brighten
+
+    rng = np.random.default_rng(1)
+    palette = rng.integers(0, 256, (14, 3)).astype(np.uint8)
+    for alpha in (0.5, 0.3):
+        for _ in range(30):
+            rgb = rng.integers(0, int(rng.integers(1, 257)), (17, 23, 3), dtype=np.uint8)
+            labels = rng.integers(0, 14, (17, 23))
+            blend = (1 - alpha) * brighten(rgb).astype(np.float32) + alpha * palette[labels].astype(np.float32)
+            slow = np.clip(blend + 0.5, 0, 255).astype(np.uint8)
+            assert np.array_equal(np.asarray(overlay_picture(rgb, labels, palette, alpha=alpha)), slow)

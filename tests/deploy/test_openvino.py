@@ -176,3 +176,13 @@ def test_backends_are_one_table(tiny, capsys):
     model, cfg = smmcl.open_model(onnx_path, backend="openvino")
     assert isinstance(model, torch.nn.Module) and type(model).__name__ == "OpenVinoSegmentor"
     assert cfg.train.precision == "fp32" and model(torch.zeros(1, 3, 32, 32), torch.zeros(1, 3, 32, 32)).shape == (1, 14, 32, 32)
+
+
+def test_class_argmax_is_numpys_argmax_ties_included():
+    from smmcl.deploy.predictor import class_argmax
+
+    rng = np.random.default_rng(0)
+    for k, dtype in ((2, np.uint8), (14, np.uint8), (300, np.int32)):
+        logits = rng.integers(-3, 3, (2, k, 9, 11)).astype(np.float32)  # small integers: many ties
+        got = class_argmax(logits, dtype)
+        assert got.dtype == dtype and np.array_equal(got, logits.argmax(1))

@@ -198,9 +198,12 @@ def overlay_picture(rgb: np.ndarray, labels: np.ndarray, palette: np.ndarray, cl
 
     palette = np.asarray(palette, np.uint8)
     # Dark scenes are near black as captured: blend onto a brightened copy so the scene stays readable.
-    base = brighten(rgb).astype(np.float32)
-    blend = (1 - alpha) * base + alpha * palette[labels].astype(np.float32)
-    overlay = Image.fromarray(np.clip(blend + 0.5, 0, 255).astype(np.uint8))
+    if alpha == 0.5:  # the default, in integers: the same rounding (halves up) at a third of the cost per frame
+        mixed = brighten(rgb).astype(np.uint16) + palette[labels]
+        overlay = Image.fromarray(((mixed + 1) >> 1).astype(np.uint8))
+    else:
+        blend = (1 - alpha) * brighten(rgb).astype(np.float32) + alpha * palette[labels].astype(np.float32)
+        overlay = Image.fromarray(np.clip(blend + 0.5, 0, 255).astype(np.uint8))
     if class_names:
         shown = list(legend_classes) if legend_classes is not None else [int(k) for k in np.unique(labels)]
         shown = [k for k in shown if k < len(class_names)]
