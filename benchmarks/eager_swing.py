@@ -32,6 +32,8 @@ BIG = str(16 * 2**30)
 CONDITIONS = {
     "default": dict(),
     "malloc-no-trim": dict(env={"MALLOC_MMAP_THRESHOLD_": BIG, "MALLOC_TRIM_THRESHOLD_": BIG}),
+    # smmcl's own remedy (smmcl.memory.keep_freed_memory, what its commands do): mallopt called in the process.
+    "smmcl-keep-memory": dict(call="keep_freed_memory"),
     "jemalloc": dict(preload="jemalloc"),
     "tcmalloc": dict(preload="tcmalloc"),
     "onednn-cache-off": dict(env={"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "0"}),
@@ -87,6 +89,11 @@ def child(spec: dict) -> dict:
     from smmcl.models import build_model
     from timing import current_rss_mb
 
+    if spec.get("call") == "keep_freed_memory":
+        from smmcl.memory import keep_freed_memory
+
+        if not keep_freed_memory():
+            raise RuntimeError("smmcl.memory.keep_freed_memory() did not take effect here")
     torch.manual_seed(0)
     torch.set_num_threads(spec["threads"])
     cfg = load_config(DEMO_CONFIG, train_overrides("B", 1, Path("unused")), dataset_meta=False)
@@ -124,7 +131,8 @@ def run_child(name: str, settings: dict, timeout: float) -> dict:
     threads = cond.get("threads", 2)
     if cond.get("taskset") and shutil.which("taskset"):
         prefix = ["taskset", "-c", ",".join(map(str, sorted(os.sched_getaffinity(0))[:threads]))]
-    spec = {"threads": threads, "size": settings["size"], "calls": settings["calls"], "warmup": settings["warmup"]}
+    spec = {"threads": threads, "size": settings["size"], "calls": settings["calls"], "warmup": settings["warmup"],
+            "call": cond.get("call")}
     command = [*prefix, sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
     meta = {"command": command, "env": cond.get("env", {}), "ld_preload": env.get("LD_PRELOAD")}
     t0 = time.perf_counter()

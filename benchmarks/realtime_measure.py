@@ -69,6 +69,9 @@ def measure(job: dict) -> dict:
     from smmcl.model_file import open_model_file
     from smmcl.recordings import open_recording
 
+    from smmcl.memory import keep_freed_memory
+
+    keep_freed_memory()  # as the `smmcl` program does for `smmcl predict --bag`, which this measures
     threads = job["threads"]
     torch.set_num_threads(threads)
     progress = Progress(job["progress"])

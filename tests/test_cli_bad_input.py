@@ -20,6 +20,7 @@ CASES = [
     ("train unknown key", ["train", "{tiny}", "train.nope=1"], "train.nope"),
     ("train key without value", ["train", "{tiny}", "train.max_iters"], "train.max_iters"),
     ("train bad number", ["train", "{tiny}", "train.max_iters=abc"], "train.max_iters"),
+    ("train scalar for a list", ["train", "{tiny}", "data.crop_size=abc"], "data.crop_size': expected a list such as [a, b], got 'abc'"),
     ("train negative iterations", ["train", "{tiny}", "{data_root}", "train.max_iters=-3"], "max_iters"),
     ("train data root missing", ["train", "{tiny}", "data.root={tmp}/no_data", "train.out_dir={tmp}/r1"], "no_data"),
     ("train out_dir a file", ["train", "{tiny}", "{data_root}", "train.out_dir={weights}"], "model.safetensors"),
@@ -92,6 +93,8 @@ CASES = [
     ("data synth unknown kind", ["data", "synth", "--kind", "moon", "--out", "{tmp}/s1"], "moon"),
     ("data synth zero scenes", ["data", "synth", "--kind", "indoor-rgbd", "--out", "{tmp}/s2", "--num", "0"], "num"),
     ("data synth size zero", ["data", "synth", "--kind", "indoor-rgbd", "--out", "{tmp}/s3", "--size", "0x10"], "size"),
+    ("data synth negative size", ["data", "synth", "--kind", "indoor-rgbd", "--out", "{tmp}/s3", "--size", "-48x64"],
+     "given joined to its option: --size=VALUE"),
     ("data synth out a file", ["data", "synth", "--kind", "indoor-rgbd", "--out", "{notes}", "--num", "4"], "notes.txt"),
     ("data synth into the user's data", ["data", "synth", "--kind", "indoor-rgbd", "--out", "{user_data}", "--num", "4"],
      "did not write"),
@@ -168,6 +171,25 @@ CASES = [
                                        "{tmp}/p15"], "has 4 fields"),
     ("predict list with --rgb a file", ["predict", "--checkpoint", "{weights}", "--list", "{list_names}", "--rgb",
                                         "{rgb}/a.png", "--out", "{tmp}/p16"], "is not a folder; with a list file"),
+    ("convert over a run's weights", ["convert", "{checkpoint}", "--from", "checkpoint", "--config", "{tiny}", "--out",
+                                      "{weights}"], "is the output of the run"),
+    ("convert with another aux_max", ["convert", "{checkpoint}", "--from", "checkpoint", "--config", "{tiny_aux}", "--out",
+                                      "{tmp}/c2.safetensors"], "data.aux_max"),
+    ("report inside the dataset", ["report", "{run}", "--out", "{data}/rep"], "lies inside the input folder"),
+    ("predict list a binary file", ["predict", "--checkpoint", "{weights}", "--list", "{weights}", "--out", "{tmp}/p17"],
+     "is not a text file; expected a list"),
+    ("study import a binary file", ["study", "{study}", "--dry-run", "--import", "{weights}"],
+     "is not a text file; expected a results.json"),
+    ("data hha empty folder", ["data", "hha", "--depth", "{empty_dir}", "--intrinsics", "50,50,20,16", "--out", "{tmp}/h5"],
+     "no depth images in"),
+    ("predict RGBA without --aux", ["predict", "--checkpoint", "{weights}", "--rgb", "{rgba}", "--out", "{tmp}/p18"],
+     "an alpha channel rather than an auxiliary image"),
+    ("eval excluding every class", ["eval", "--checkpoint", "{weights}", "{data_root}",
+                                    "eval.exclude_classes=[0,1,2,3,4,5,6,7,8,9,10,11,12,13]"], "leaving at least one"),
+    ("train palette of one colour", ["train", "{tiny}", "{data_root}", "train.out_dir={tmp}/r9", "data.palette=[[300,0,0]]"],
+     "data.palette"),
+    ("eval default scores file taken", ["eval", "--checkpoint", "{weights_beside_notes}", "{data_root}"],
+     "the scores file (by default beside the checkpoint; choose one with --out)"),
     ("demo out a file", ["demo", "--out", "{notes}"], "notes.txt"),
     ("demo into the user's folder", ["demo", "--out", "{user_data}"], "did not write"),
 ]
@@ -208,6 +230,14 @@ def files(indoor_data, tmp_path_factory):
         (dup / sub).symlink_to(indoor_data / sub)
     names = (indoor_data / "test.txt").read_text().split()
     (dup / "test.txt").write_text(f"{names[0]}\n{names[1]}\n{names[0]}\n")
+    tiny_aux = tmp / "tiny_aux.yaml"
+    tiny_aux.write_text(f"base: {TINY_CONFIG}\ndata: {{aux_max: 1000}}\n")
+    (tmp / "empty_dir").mkdir()
+    Image.fromarray(np.dstack([np.full((40, 56, 3), 30, np.uint8), np.full((40, 56), 255, np.uint8)])).save(tmp / "rgba.png")
+    beside = tmp / "beside"  # weights with a user's file where eval's default scores would go
+    beside.mkdir()
+    (beside / "m.safetensors").write_bytes((run / "model.safetensors").read_bytes())
+    (beside / "m.test.json").write_text("the user's own notes\n")
     lists = {"list_one_path": f"{frames / 'rgb' / 'a.png'}\n", "list_spaces": "my a.png my a_d.png\n",
              "list_names": "a\n"}
     for name, text in lists.items():
@@ -221,7 +251,8 @@ def files(indoor_data, tmp_path_factory):
             "rgb": str(frames / "rgb"), "aux": str(frames / "depth"), "notes": str(tmp / "notes.txt"),
             "garbage": str(tmp / "garbage.yaml"), "empty": str(tmp / "empty"), "user_data": str(user),
             "metres": str(tmp / "metres"), "study": str(study), "dup_data": str(dup), "rgb48": str(rgb48),
-            "negative": str(tmp / "negative.tiff"), **{name: str(tmp / f"{name}.txt") for name in lists}}
+            "negative": str(tmp / "negative.tiff"), "tiny_aux": str(tiny_aux), "empty_dir": str(tmp / "empty_dir"),
+            "rgba": str(tmp / "rgba.png"), "weights_beside_notes": str(beside / "m.safetensors"), **{name: str(tmp / f"{name}.txt") for name in lists}}
 
 
 def _snapshot(files):

@@ -13,7 +13,7 @@ PACKAGE = ROOT / "src" / "smmcl"
 
 # Top-level module or subpackage of smmcl -> its layer; a module may import its own layer and those below.
 LAYERS = {
-    "errors": 0, "files": 0, "outputs": 0, "progress": 0, "collectives": 0, "config": 0,
+    "errors": 0, "files": 0, "memory": 0, "outputs": 0, "progress": 0, "collectives": 0, "config": 0,
     "data": 1, "models": 1, "losses": 1, "weights": 1, "visualize": 1, "model_file": 1, "recordings": 1,
     "engine": 2,
     "deploy": 3, "analysis": 3, "reporting": 3, "study": 3, "demo": 3,
@@ -60,9 +60,10 @@ def test_the_checker_sees_imports_inside_functions():
 # What the CLI may import: it is a thin layer over the API (README "Python API"), plus the config it parses,
 # the errors it reports and the switch that quiets progress bars; and, named one by one, the few pieces only a
 # command line needs, which the API does not pass through: the score table, a DDP rank's exit, a study's plan
-# in words and its default folder, and the check of a single output file (`eval --out`, before evaluating).
+# in words and its default folder, the check of a single output file (`eval --out`, before evaluating), and the
+# process-wide allocator setting a program (not a library) may choose.
 CLI_MAY_IMPORT = {"api", "config", "errors", "progress"}
-CLI_MAY_USE = {"smmcl.engine.evaluate": {"format_scores"}, "smmcl.engine.distributed": {"exit_process"},
+CLI_MAY_USE = {"smmcl.memory": {"keep_freed_memory"}, "smmcl.engine.evaluate": {"format_scores"}, "smmcl.engine.distributed": {"exit_process"},
                "smmcl.study.runner": {"default_out", "describe_plan"}, "smmcl.outputs": {"check_output_file"}}
 
 

@@ -142,9 +142,17 @@ def test_a_single_file_in_a_folder_of_another_command_is_never_removed_by_it(wei
     assert main(["--quiet", "export", "--checkpoint", str(weights), "--out", str(data / "deploy.onnx"), "--size",
                  "32x40"]) == 0
     export = (data / "deploy.onnx").read_bytes()
-    assert main(synth) == 0  # the dataset is replaced; the export beside it stays
-    assert (data / "deploy.onnx").read_bytes() == export
+    assert main(["--quiet", "data", "hha", "--depth", str(data / "Depth"), "--intrinsics", "40,40,20,16", "--out",
+                 str(data / "HHA")]) == 0
+    capsys.readouterr()
+    assert main(synth) == 0  # the dataset is replaced; the export and the HHA beside it stay, and are named as stale
+    assert (data / "deploy.onnx").read_bytes() == export and len(list((data / "HHA").glob("*.png"))) == 4
     assert read_manifest(data)["kept"] == ["deploy.onnx"]
+    err = capsys.readouterr().err
+    assert "warning" in err and str(data / "HHA") in err and str(data / "deploy.onnx") in err
+    bare = [*synth[:-1], str(tmp_path / "bare")]
+    assert main(bare) == 0 and main(bare) == 0  # a replacement with no other command's output inside: no warning
+    assert "warning" not in capsys.readouterr().err
 
 
 def test_a_refused_command_leaves_no_folder_it_made(weights, tmp_path, capsys):
@@ -258,6 +266,10 @@ def test_synth_replaces_its_own_dataset_whole_and_no_one_elses_files(tmp_path, c
     assert main([*base, "--kind", "indoor-rgbd"]) == 0
     assert main([*base, "--kind", "night-rgbt"]) == 0
     assert not (out / "Depth").exists() and len(list((out / "Thermal").glob("*.png"))) == 4  # no stale depth
+    (out / "val.txt").write_text("my own validation list\n")  # synth wrote none: the user's, refused, kept
+    assert main([*base, "--kind", "indoor-rgbd"]) == 2
+    assert "val.txt" in capsys.readouterr().err and (out / "val.txt").read_text() == "my own validation list\n"
+    (out / "val.txt").unlink()
     for name in ("my_photo.png", "scene_00099.png"):  # named like a scene or not: the user's
         (out / "RGB" / name).write_bytes(b"mine")
         assert main([*base, "--kind", "indoor-rgbd"]) == 2

@@ -243,10 +243,11 @@ def predict(checkpoint: str | Path, rgb: str | Path | None, aux: str | Path | No
         predictor = Predictor(file.path, device=device or cfg.train.device, backend=name, aux_scale=aux_scale,
                               precision=precision)
         return predict_files(None, pairs, Path(out), palette, class_names(cfg), cfg.data.aux_max, progress=progress,
-                             aux_scale=aux_scale, inputs=inputs, labels_of=lambda r, a: predictor(r, a))
+                             aux_scale=aux_scale, inputs=inputs, labels_of=lambda r, a: predictor(r, a),
+                             aux_kind=cfg.data.aux_kind)
     model, cfg = open_model(file, cfg, (), device, backend, precision=precision)
     return predict_files(model, pairs, Path(out), palette, class_names(cfg), cfg.data.aux_max, inference_protocol(cfg),
-                         progress=progress, aux_scale=aux_scale, inputs=inputs)
+                         progress=progress, aux_scale=aux_scale, inputs=inputs, aux_kind=cfg.data.aux_kind)
 
 
 def predict_recording(checkpoint: str | Path, recording: str | Path, out: str | Path, rgb_topic: str | None = None,
@@ -305,8 +306,9 @@ def export(checkpoint: str | Path, out: str | Path, size: Sequence[int] = (480, 
     from smmcl.deploy.onnx_export import DEFAULT_OPSET, export_onnx
     from smmcl.engine import loading
 
+    as_path(checkpoint, "the model file")
     cfg, _ = read_model_source(checkpoint, model_file=True)
-    check_output_file(Path(out), "--out", [checkpoint, calibration], replaceable=_smmcl_file(out, ("onnx", "onnx-int8")))
+    check_output_file(as_path(out, "out"), "--out", [checkpoint, calibration], replaceable=_smmcl_file(out, ("onnx", "onnx-int8")))
     frames = _calibration_frames(cfg, calibration, calibration_split) if calibration is not None else None
     plain = load_config(to_dict(cfg), ["train.compile=false", "train.channels_last=false", "train.device=cpu"])
     model = loading.load_trained(plain, checkpoint, device="cpu")
@@ -365,7 +367,12 @@ def convert(
         raise ValueError(
             f"--from {fmt} holds {fmt} weights but the config builds a {config.model.backbone.name!r} backbone"
         )
-    check_output_file(Path(out), "--out", [checkpoint], replaceable=_smmcl_file(out, ("weights",)))
+    as_path(checkpoint, "checkpoint")
+    check_output_file(as_path(out, "out"), "--out", [checkpoint], replaceable=_smmcl_file(out, ("weights",)))
+    if fmt == "checkpoint":  # it carries its run's config: the weights keep its classes and input scaling
+        from smmcl.engine.loading import check_model_owned
+
+        check_model_owned(open_model_file(checkpoint), config, "--config")
     # Parts the file does not hold keep a reproducible initialisation.
     torch.manual_seed(config.train.seed)
     model = build_model(config.model)
@@ -451,7 +458,8 @@ def report(run_dir: str | Path, compare: Sequence[str | Path] = (), out: str | P
     from smmcl.reporting import write_report
 
     others = [compare] if isinstance(compare, (str, Path)) else list(compare)
-    return write_report([run_dir, *others], Path(run_dir) / "report" if out is None else out, num_images,
+    as_path(run_dir, "run_dir")
+    return write_report([run_dir, *others], Path(run_dir) / "report" if out is None else as_path(out, "out"), num_images,
                         names=names, overrides=overrides, device=device, progress=progress, log=log)
 
 
@@ -465,6 +473,7 @@ def run_study(path: str | Path, out: str | Path | None = None, jobs: int = 1, re
     the CPU cores shared out among the jobs)."""
     from smmcl.study import run_study as _run
 
+    as_path(path, "the study file")
     return _run(path, out, jobs, log=log, report_only=report_only, imports=imports, threads=threads)
 
 

@@ -26,5 +26,10 @@ class AuxUnitsWarning(UserWarning):
     millimetres); files with the same fault are refused with a `DatasetError` instead."""
 
 
+class StaleOutputWarning(UserWarning):
+    """A folder's own files were replaced while other commands' outputs inside it (an HHA folder, a report, an
+    export), made from what was replaced, were kept."""
+
+
 class ConfigWarning(UserWarning):
     """A config value departs from the dataset's own `meta.json` by an explicit override, which is used."""

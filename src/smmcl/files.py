@@ -89,6 +89,15 @@ def _umask() -> int:
     return mask
 
 
+def read_text(path: Path, expected: str) -> str:
+    """The text of `path`; a named error for a binary file (an image given as a list, a checkpoint as results),
+    rather than the codec's message that names neither the file nor what was wanted."""
+    try:
+        return Path(path).read_text()
+    except UnicodeDecodeError:
+        raise SmmclError(f"{path} is not a text file; expected {expected}") from None
+
+
 def as_path(value: object, what: str) -> Path:
     """`value` (a str or os.PathLike) as a Path; a TypeError naming `what` for anything else (None, an array: a
     frame belongs to `smmcl.Predictor`, not to the file-reading calls)."""

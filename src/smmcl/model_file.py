@@ -85,7 +85,8 @@ class ModelFile:
 
     def require_config(self) -> Config:
         if self.config is None:
-            raise CheckpointError(f"{self.path} is {self.description}, which holds no config: give one (--config), "
+            raise CheckpointError(f"{self.path} is {self.description}, which holds no config: give the config of its "
+                                  f"model (`smmcl eval CONFIG --checkpoint ...`, `smmcl predict --config CONFIG ...`), "
                                   f"or convert it to smmcl weights with `smmcl convert`")
         return self.config
 

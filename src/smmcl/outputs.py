@@ -28,10 +28,11 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import warnings
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, Optional
 
-from smmcl.errors import SmmclError
+from smmcl.errors import SmmclError, StaleOutputWarning
 from smmcl.files import LOCK_NAME, atomic_path, folder_lock
 
 MANIFEST_NAME = ".smmcl-written.json"
@@ -198,12 +199,26 @@ def claim_folder(folder: str | Path, kind: str, what: str, inputs: Iterable[Opti
     listed = check_claim(folder, kind, what, inputs, overwrite, adopt, names)
     kept = _kept(read_manifest(folder)) if folder.is_dir() else set()
     if overwrite:
+        if listed:
+            _warn_kept(folder, listed, kept, what)
         for name in sorted(listed):
             _remove_written(folder / name)
         listed = set()
     folder.mkdir(parents=True, exist_ok=True)
     _write_manifest(folder, kind, listed | set(names), kept)
     return folder
+
+
+def _warn_kept(folder: Path, listed: set, kept: set, what: str) -> None:
+    """Say which other commands' outputs stay beside the files being replaced: made from those files (an HHA folder
+    from a dataset's depth, a report or export from a run's weights), they would silently no longer match them."""
+    others = sorted(e.name for e in folder.iterdir() if e.name not in listed and e.name not in OWN_FILES
+                    and (e.name in kept or (e.is_dir() and read_manifest(e) is not None)))
+    if others:
+        shown = ", ".join(str(folder / name) for name in others)
+        warnings.warn(f"{what} {folder}: replacing what smmcl wrote there, but keeping {shown}, written there by "
+                      f"another smmcl command from the earlier contents; write it again or remove it",
+                      StaleOutputWarning, stacklevel=3)
 
 
 @contextlib.contextmanager
@@ -266,7 +281,12 @@ def check_output_file(path: str | Path, what: str, inputs: Iterable[Optional[str
     if not path.parent.is_dir():
         raise OutputError(f"{what} {path}: its folder {path.parent} does not exist")
     manifest = read_manifest(path.parent)
-    if manifest is not None and path.name not in manifest["written"]:
+    if manifest is not None and path.name in manifest["written"]:
+        # A run's model.safetensors, a dataset's list: the folder's own command wrote it, and only that one may
+        # replace it (an average of weights kept nowhere else would be gone).
+        raise OutputError(f"{what} {path} is the output of the {manifest.get('kind')} in {path.parent}, not a file "
+                          f"this command wrote; nothing was changed: choose another name")
+    if manifest is not None:
         # Scores beside a run's model, an export into a dataset: smmcl's, so not foreign to the folder's own
         # command, which still never removes them (its --overwrite, a new synth or report keeps them).
         _write_manifest(path.parent, manifest["kind"], manifest["written"], _kept(manifest) | {path.name})

@@ -100,6 +100,20 @@ def test_rgba_and_8bit_grey_are_read_as_rgb(tmp_path):
     assert check_dataset(cfg, 5, progress=False).ok
 
 
+def test_a_palette_rgb_image_is_read_as_its_colours_and_a_palette_label_as_its_ids(tmp_path):
+    cfg = make_folder(tmp_path / "d")
+    rgb_path = tmp_path / "d" / "RGB" / "s3.png"
+    colours = np.asarray(Image.open(rgb_path).quantize(64).convert("RGB"))
+    Image.fromarray(colours).quantize(64).save(rgb_path)  # a palette PNG of the same picture
+    assert Image.open(rgb_path).mode == "P"
+    assert np.array_equal(RGBXDataset(cfg, "test", 5).load_raw(0)[0], colours)
+    label = Image.fromarray(np.full(SIZE, 3, np.uint8), mode="P")
+    label.putpalette([200, 0, 0] * 256)  # colours unlike the ids: the ids are what count
+    label.save(tmp_path / "d" / "Label" / "s3.png")
+    assert (RGBXDataset(cfg, "test", 5).load_raw(0)[2] == 3).all()
+    assert check_dataset(cfg, 5, progress=False).ok
+
+
 # --- auxiliary ---------------------------------------------------------------------------------------------------
 
 def test_8bit_depth_on_a_millimetre_scale_is_refused_by_dataset_check_and_predict(tmp_path, weights):
@@ -117,7 +131,7 @@ def test_8bit_depth_on_a_millimetre_scale_is_refused_by_dataset_check_and_predic
     assert report.to_dict()["folders"]["Depth"] == {"uint16x1ch": 3, "uint8x1ch": 1}
     assert "uint8x1ch: 1  <- mixed bit depths" in report.format()
     # predict reads the same file against the model's own aux_max (10000) and refuses it too.
-    assert "8-bit auxiliary image (uint8, shape (24, 32), values 200..200) for a model whose aux_max is 10000" in \
+    assert "8-bit auxiliary image (uint8, shape (24, 32), values 200..200) for a depth model whose aux_max is 10000" in \
         predict_error(weights, tmp_path / "d" / "RGB" / "s3.png", depth, tmp_path / "out")
 
 
@@ -128,6 +142,11 @@ def test_values_far_above_aux_max_are_flagged(tmp_path):
     assert message in check_dataset(cfg, 5, progress=False).problems
     # Within the margin (a sensor's overshoot past its nominal range) passes.
     assert units_problem(np.full(SIZE, 11000, np.uint16), 10000) is None
+    # For a model, its modality is named: 16-bit depth given to a thermal model is not thermal in other units.
+    problem = units_problem(np.full(SIZE, 4296, np.uint16), 255, for_model="thermal")
+    assert "for a thermal model whose aux_max is 255" in problem
+    assert "thermal images in other units than it was trained on? pass aux_scale=0.01" in problem
+    assert "images of another modality (not thermal)? this model cannot read them" in problem
 
 
 def test_float_metres_warn_the_predictor_and_are_refused_as_files(tmp_path, weights, indoor_data):
@@ -136,7 +155,7 @@ def test_float_metres_warn_the_predictor_and_are_refused_as_files(tmp_path, weig
     metres = (mm // 1000).astype(np.float32)  # whole metres: x1000 gives the millimetres back exactly
     top = int(metres.max())
     predictor = Predictor(weights)
-    with pytest.warns(AuxUnitsWarning, match=rf"auxiliary frame 0: float values up to {top} for a model whose aux_max is "
+    with pytest.warns(AuxUnitsWarning, match=rf"auxiliary frame 0: float values up to {top} for a depth model whose aux_max is "
                                              r"10000: metres given to a model trained on millimetres\? pass aux_scale=1000"):
         predictor(rgb, metres)
     with warnings.catch_warnings():
@@ -150,7 +169,7 @@ def test_float_metres_warn_the_predictor_and_are_refused_as_files(tmp_path, weig
     Image.fromarray(metres, mode="F").save(files / "metres.tiff")
     Image.fromarray(rgb).save(files / "rgb.png")
     message = predict_error(weights, files / "rgb.png", files / "metres.tiff", tmp_path / "out")
-    assert message.startswith(f"{files / 'metres.tiff'}: float values up to {top} for a model whose aux_max is 10000")
+    assert message.startswith(f"{files / 'metres.tiff'}: float values up to {top} for a depth model whose aux_max is 10000")
     written = smmcl.predict(weights, files / "rgb.png", files / "metres.tiff", tmp_path / "ok", aux_scale=1000,
                             progress=False)
     assert np.array_equal(np.asarray(Image.open(written[0])), scaled)
@@ -173,6 +192,18 @@ def test_negative_auxiliary_values_are_refused_as_files_and_warned_for_frames(tm
                                               tmp_path / "out")
     with pytest.warns(AuxUnitsWarning, match=r"auxiliary frame 0: negative values \(int32"):
         Predictor(weights)(np.zeros((*SIZE, 3), np.uint8), np.full(SIZE, -1500, np.int32))
+
+
+def test_the_predictor_warns_once_per_kind_of_mismatch(weights):
+    predictor = Predictor(weights)
+    rgb = np.zeros((*SIZE, 3), np.uint8)
+    with pytest.warns(AuxUnitsWarning, match="float values up to 2"):
+        predictor(rgb, np.full(SIZE, 2.0, np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        predictor(rgb, np.full(SIZE, 3.0, np.float32))  # the same kind again, other numbers: said already
+    with pytest.warns(AuxUnitsWarning, match="negative values"):
+        predictor(rgb, np.full(SIZE, -100, np.int32))  # a new kind later in the stream is said too
 
 
 def test_non_finite_depth_keeps_its_rule(tmp_path):
@@ -281,6 +312,14 @@ def test_meta_json_fills_refuses_contradictions_and_yields_to_overrides(tmp_path
     with pytest.raises(ConfigError, match=r"other.yaml: data.class_names=\['unlabeled'.*contradicts .*meta.json"):
         load_config(other, [f"data.root={indoor_data}"])
 
+    # `[]` (no names) clears a base file's names, in a file or as an override: the dataset's own names fill them.
+    cleared = tmp_path / "cleared.yaml"
+    cleared.write_text(f"base: {other}\ndata: {{class_names: []}}\nmodel: {{num_classes: {len(meta['class_names'])}}}\n")
+    assert load_config(cleared, [f"data.root={indoor_data}"]).data.class_names == meta["class_names"]
+    overridden = load_config(other, [f"data.root={indoor_data}", "data.class_names=[]",
+                                     f"model.num_classes={len(meta['class_names'])}"])
+    assert overridden.data.class_names == meta["class_names"]
+
 
 def test_data_check_reads_aux_max_from_meta_json_and_flags_values_against_it(tmp_path, indoor_data, capsys):
     import shutil
@@ -297,3 +336,12 @@ def test_data_check_reads_aux_max_from_meta_json_and_flags_values_against_it(tmp
     captured = capsys.readouterr()
     assert captured.err.startswith(f"smmcl: warning: data.aux_max=1000 (override) departs from {root / 'meta.json'}")
     assert "but data.aux_max=1000, more than 2x its full scale" in captured.out
+
+
+def test_data_check_flags_a_test_sample_that_is_also_trained_on(tmp_path):
+    cfg = make_folder(tmp_path / "d")
+    (tmp_path / "d" / "test.txt").write_text("s3\ns0\n")
+    report = check_dataset(cfg, 5, progress=False)
+    assert report.ok  # an overfitting check may mean it: said, not refused
+    assert any("test.txt: 1 of its samples are in the train list too (e.g. 's0')" in n for n in report.notes)
+    assert "note: " in report.format() and report.to_dict()["notes"] == report.notes

@@ -79,7 +79,7 @@ def test_a_video_with_an_image_folder_of_depth(weights, tmp_path, capsys):
     video = tmp_path / "drive.mkv"
     depth = tmp_path / "depth"
     depth.mkdir()
-    with VideoWriter(video, fps=10, codec="ffv1") as writer:
+    with VideoWriter(video, fps=5, codec="ffv1") as writer:
         for k in range(4):
             writer.write(rgb_frame(k))
             Image.fromarray(depth_frame(k)).save(depth / f"{k:04d}.png")
@@ -88,6 +88,10 @@ def test_a_video_with_an_image_folder_of_depth(weights, tmp_path, capsys):
                  "--aux-units", "mm", "--out", str(out), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["frames"] == 4 and summary["aux_scale"] == 1.0
+    assert summary["video_fps"] == 5.0  # the recording's own rate: the overlay plays in real time
+    assert main(["predict", "--checkpoint", str(weights), "--video", str(video), "--aux", str(depth), "--aux-units", "mm",
+                 "--out", str(depth / "pred")]) == 2  # never inside an input, the auxiliary folder included
+    assert "lies inside the input folder" in capsys.readouterr().err
     assert main(["predict", "--checkpoint", str(weights), "--video", str(video), "--aux", str(depth), "--out",
                  str(out), "--flip"]) == 2
     assert "do not apply" in capsys.readouterr().err
@@ -101,7 +105,7 @@ def test_a_recording_in_other_units_than_the_model_is_refused_not_warned(weights
     assert main(["predict", "--checkpoint", str(weights), "--bag", str(bag), "--out", str(out), "--aux-scale",
                  "1000"]) == 2
     err = capsys.readouterr().err
-    assert "smmcl: error:" in err and "frame 0: values up to" in err and "for a model whose aux_max is 10000" in err
+    assert "smmcl: error:" in err and "frame 0: values up to" in err and "for a depth model whose aux_max is 10000" in err
     assert "Traceback" not in err and not out.exists()  # refused at its first frame: nothing written
 
 

@@ -9,7 +9,8 @@ import warnings
 from typing import Sequence
 
 from smmcl.cli.parser import build_parser, parse_args
-from smmcl.errors import AuxUnitsWarning, ConfigWarning, NonFiniteWarning, SmmclError
+from smmcl.errors import AuxUnitsWarning, ConfigWarning, NonFiniteWarning, SmmclError, StaleOutputWarning
+from smmcl.memory import keep_freed_memory
 from smmcl.progress import set_quiet
 
 __all__ = ["build_parser", "main", "parse_args"]
@@ -42,13 +43,15 @@ def _message(exc: BaseException) -> str:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Our own warnings read like our errors; others keep Python's format."""
-    if issubclass(category, (NonFiniteWarning, AuxUnitsWarning, ConfigWarning)):
+    if issubclass(category, (NonFiniteWarning, AuxUnitsWarning, ConfigWarning, StaleOutputWarning)):
         print(f"smmcl: warning: {message}", file=sys.stderr)
     else:
         print(warnings.formatwarning(message, category, filename, lineno, line), file=sys.stderr, end="")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # the `smmcl` program itself, which owns its process (not a call from Python)
+        keep_freed_memory()
     args = parse_args(build_parser(), argv)
     warnings.showwarning = _show_warning
     previous = set_quiet(args.quiet)

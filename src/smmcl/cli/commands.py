@@ -141,7 +141,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     tag = f"{split}_{subset}" if subset else split
     out = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(f".{tag}.json")
     # Before the evaluation: scores never replace an input or a file that is not earlier scores.
-    check_output_file(out, "--out", [args.checkpoint, cfg.data.root], replaceable=_earlier_scores(out))
+    what = "--out" if args.out else "the scores file (by default beside the checkpoint; choose one with --out)"
+    check_output_file(out, what, [args.checkpoint, cfg.data.root], replaceable=_earlier_scores(out))
     scores = evaluate_checkpoint(args.checkpoint, cfg, split=split, subset=subset, backend=args.backend,
                                  precision=args.precision)
     names = class_names(cfg)

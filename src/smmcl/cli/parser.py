@@ -91,6 +91,18 @@ def _examples(*lines: str) -> str:
 _QUIET_HELP = "no progress, only warnings, errors and the one-line result (also before the command: smmcl --quiet ...)"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser; its subcommands' parsers are of this class too (`add_subparsers` makes them so)."""
+
+    def error(self, message: str):
+        # argparse reads a value that starts with '-' (`--size -48x64`, `--intrinsics -60,...`) as an option and says
+        # only "expected one argument": say how such a value is given, so the value itself gets checked.
+        match = re.match(r"argument (\S+?)(?:/\S+)?: expected one argument$", message)
+        if match:
+            message += f" (a value that starts with '-' is given joined to its option: {match.group(1)}=VALUE)"
+        super().error(message)
+
+
 def _options() -> argparse.ArgumentParser:
     """Options every command takes; --quiet here leaves a global --quiet given before the command alone."""
     common = argparse.ArgumentParser(add_help=False)
@@ -115,7 +127,7 @@ result; --json ({json}) prints the result as JSON on stdout for scripts. Errors 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="smmcl", formatter_class=argparse.RawDescriptionHelpFormatter,
 
         epilog=_examples("smmcl demo", "smmcl train configs/demo.yaml train.lr=0.001",

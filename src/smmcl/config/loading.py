@@ -24,6 +24,8 @@ from smmcl.errors import ConfigError
 def _explain(exc: OmegaConfBaseException) -> str:
     key = getattr(exc, "full_key", None)
     msg = (getattr(exc, "msg", None) or str(exc)).splitlines()[0]
+    if "is not a ListConfig" in msg:  # OmegaConf's words for a scalar given where the schema holds a list
+        msg = f"expected a list such as [a, b], got {getattr(exc, 'value', None)!r}"
     return f"key '{key}': {msg}" if key else msg
 
 
@@ -127,15 +129,16 @@ def parse_overrides(overrides: Sequence[str]) -> DictConfig:
 
 
 _UNSET = object()
+_CLEARED = object()
 
 
 def _stated(layer: Any, key: str) -> Any:
-    """The value `layer` gives the dotted `key`, as plain data; `_UNSET` where it gives none (an empty class list
-    states no classes)."""
+    """The value `layer` gives the dotted `key`, as plain data; `_UNSET` where it gives none, `_CLEARED` where it
+    gives an empty class list (no names: it clears a base file's names and states none)."""
     value = OmegaConf.select(layer, key, default=_UNSET)
     if isinstance(value, (DictConfig, ListConfig)):
         value = OmegaConf.to_container(value)
-    return _UNSET if value == [] else value
+    return _CLEARED if value == [] else value
 
 
 def _with_meta(base: DictConfig, root: str, layers: Layers, overrides: Any, preset: Any) -> DictConfig:
@@ -152,10 +155,14 @@ def _with_meta(base: DictConfig, root: str, layers: Layers, overrides: Any, pres
     for key in stated:
         for layer, origin in stating:  # the last layer that sets a key decides it
             value = _stated(layer, key)
-            if value is not _UNSET:
+            if value is _CLEARED:
+                config.pop(key, None)
+            elif value is not _UNSET:
                 config[key] = (value, origin)
     given = {key: _stated(overrides, key) for key in stated} if overrides is not None else {}
-    reconcile(path, stated, config, {k: v for k, v in given.items() if v is not _UNSET})
+    for key in [k for k, v in given.items() if v is _CLEARED]:
+        config.pop(key, None)
+    reconcile(path, stated, config, {k: v for k, v in given.items() if v is not _UNSET and v is not _CLEARED})
     return _merge(base, stated_layer(meta), str(path))
 
 
@@ -178,7 +185,12 @@ def _resolve(layers: Layers, overrides: Any = None, dataset_meta: bool = False) 
     base = schema if preset is None else _merge(schema, preset_layer(preset), f"preset {preset}")
     if dataset_meta:
         base = _with_meta(base, merged.data.root, layers, overrides, preset)
-    return merged if base is schema else merge_all(base)
+    result = merged if base is schema else merge_all(base)
+    if dataset_meta and not result.data.class_names:  # `[]` states no names: the dataset's own fill them
+        names = (read_meta(result.data.root) or {}).get("class_names")
+        if isinstance(names, list) and len(names) == result.model.num_classes:
+            result.data.class_names = names
+    return result
 
 
 def _reads_meta(source: Any, dataset_meta: Optional[bool]) -> bool:

@@ -62,6 +62,9 @@ def _rules(cfg) -> List[Tuple[str, Any, Callable[[Any], bool], str]]:
         ("data.ignore_index", d.ignore_index, *nonneg_int),
         ("data.class_names", d.class_names, lambda x: len(x) in (0, m.num_classes),
          f"no names, or one per class: model.num_classes={m.num_classes}"),
+        ("data.palette", d.palette, lambda x: len(x) in (0, m.num_classes) and all(
+            len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c) for c in x),
+         f"no colours, or one [R, G, B] (0..255 each) per class: model.num_classes={m.num_classes}"),
         *_photometric_rows(d),
         ("loss.cm_weight", lo.cm_weight, *nonneg),
         ("loss.vis_weight", lo.vis_weight, *nonneg),
@@ -100,8 +103,9 @@ def _rules(cfg) -> List[Tuple[str, Any, Callable[[Any], bool], str]]:
         ("eval.crop_size", e.crop_size, *size2),
         ("eval.stride_rate", e.stride_rate, lambda x: _number(x) and 0 < x <= 1, "a number in (0, 1]"),
         ("eval.scales", e.scales, *pos_list),
-        ("eval.exclude_classes", e.exclude_classes, lambda x: all(isinstance(v, int) and 0 <= v < m.num_classes for v in x),
-         f"class ids in 0..{m.num_classes - 1} (model.num_classes={m.num_classes})"),
+        ("eval.exclude_classes", e.exclude_classes, lambda x: all(isinstance(v, int) and 0 <= v < m.num_classes for v in x)
+         and len(set(x)) < m.num_classes,
+         f"class ids in 0..{m.num_classes - 1} (model.num_classes={m.num_classes}), leaving at least one to score"),
     ]
     return rows
 

@@ -49,6 +49,8 @@ class CheckReport:
     # Pixels per class id; the last entry counts the ignore label.
     histogram: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     problems: List[str] = field(default_factory=list)
+    # What a reader of scores should know but may have meant (test samples also trained on: an overfitting check).
+    notes: List[str] = field(default_factory=list)
     # Per folder (relative to root): decoded format ("uint16x1ch") -> files, and the first file of each format.
     folders: Dict[str, Counter] = field(default_factory=dict)
     first_of: Dict[Tuple[str, str], Path] = field(default_factory=dict)
@@ -91,6 +93,7 @@ class CheckReport:
             "folders": {folder: dict(formats) for folder, formats in self.folders.items()},
             "label_histogram": [int(v) for v in self.histogram],
             "problems": list(self.problems),
+            "notes": list(self.notes),
         }
 
     def format(self) -> str:
@@ -115,6 +118,7 @@ class CheckReport:
             for k in range(self.num_classes):
                 lines.append(f"  {k:>3} {names[k]:<16}{int(self.histogram[k]):>14,} {100 * self.histogram[k] / total:6.2f}%")
             lines.append(f"  ignore ({self.ignore_index}){'':<9}{int(self.histogram[-1]):>14,} {100 * self.histogram[-1] / total:6.2f}%")
+        lines.extend(f"note: {n}" for n in self.notes)
         if self.problems:
             lines.append(f"{len(self.problems)} problem(s):")
             lines.extend(f"  {p}" for p in self.problems)
@@ -151,7 +155,7 @@ def _check_sample(cfg: DataConfig, split: str, name: str, num_classes: int, summ
             problems.append(f"{path}: missing {role} file of sample {name!r}")
             continue
         try:
-            raw[role] = read_image(path)
+            raw[role] = read_image(path, ids=role == "label")
         except DatasetError as exc:
             problems.append(str(exc))
             continue
@@ -194,6 +198,7 @@ def check_dataset(cfg: DataConfig, num_classes: int, splits: Optional[Sequence[s
     if not Path(cfg.root).is_dir():
         report.problems.append(f"{cfg.root}: dataset folder not found")
         return report
+    listed: Dict[str, set] = {}
     for split in splits or discover_splits(cfg):
         try:
             names = split_names(cfg, split, unique=False)  # duplicates are reported below, with the rest
@@ -201,6 +206,7 @@ def check_dataset(cfg: DataConfig, num_classes: int, splits: Optional[Sequence[s
             if split in SPLIT_LISTS or splits:
                 report.problems.append(str(exc))
             continue
+        listed[split] = set(names)
         summary = report.splits.setdefault(split, SplitSummary(count=len(names)))
         for dup, n in Counter(names).items():
             if n > 1:
@@ -212,5 +218,11 @@ def check_dataset(cfg: DataConfig, num_classes: int, splits: Optional[Sequence[s
                 pass
         for name in track(names, desc=f"check {split}", unit="img", enabled=progress):
             _check_sample(cfg, split, name, num_classes, summary, report)
+    for split, names in listed.items():
+        # One folder for both (the flat layout): a name in two lists is one image trained on and scored.
+        shared = sorted(names & listed.get("train", set())) if split != "train" and split_root(cfg, split) == split_root(cfg, "train") else []
+        if shared:
+            report.notes.append(f"{split_list_path(cfg, split)}: {len(shared)} of its samples are in the train list "
+                                f"too (e.g. {shared[0]!r}): their scores are not held out")
     report.flag_mixed_depths()
     return report

@@ -16,6 +16,7 @@ from smmcl.data.photometric import PhotometricAugment, photometric_rng
 from smmcl.data.modality import check_aux, check_label, check_rgb, check_same_size
 from smmcl.data.transforms import TrainAugment, eval_transform, to_tensor_aux, to_tensor_rgb
 from smmcl.errors import DatasetError
+from smmcl.files import read_text
 
 SPLIT_LISTS = {"train": "train_list", "test": "test_list"}
 
@@ -51,7 +52,8 @@ def read_name_list(path: Path, unique: bool = True) -> list[str]:
         raise DatasetError(f"split list not found: {path} (expected one sample name per line)")
     names: list[str] = []
     lines: dict[str, int] = {}
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    text = read_text(path, "a split list, one sample name per line")
+    for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         if len(fields) > 1 and not all(Path(f).suffix.lower() in IMAGE_SUFFIXES + (".npy",) for f in fields):
             raise DatasetError(f"{path}, line {number}: {line.strip()!r} has a space in it; a line holds one sample "
@@ -122,7 +124,7 @@ def load_sample(files: SampleFiles, cfg: DataConfig, num_classes: int) -> tuple[
         aux = read_image(files.aux)
     rgb = check_rgb(rgb, files.rgb)
     aux = check_aux(aux, files.aux or files.rgb, cfg.aux_max)
-    label = check_label(read_image(files.label), files.label, num_classes, cfg.ignore_index, cfg.label_shift)
+    label = check_label(read_image(files.label, ids=True), files.label, num_classes, cfg.ignore_index, cfg.label_shift)
     for path, arr in ((files.aux or files.rgb, aux), (files.label, label)):
         check_same_size(rgb, files.rgb, arr, path)
     return rgb, aux, label

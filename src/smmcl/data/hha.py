@@ -406,6 +406,8 @@ def convert_folder(
         raise DatasetError(f"--depth {depth_dir} is a file; give the folder of depth images" if depth_dir.is_file()
                            else f"depth folder not found: {depth_dir}")
     files = sorted(p for p in depth_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DatasetError(f"no depth images in {depth_dir} (expected {', '.join(IMAGE_SUFFIXES)} files)")
     # Before anything is written: a.png and a.tif would both become a.png; the output is apart from the depth.
     planned = unique_outputs(((f"{path.stem}.png", path) for path in files), f"--out folder {out_dir}")
     with writing(out_dir, "hha", "--out", inputs=[depth_dir], names=planned):

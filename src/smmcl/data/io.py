@@ -13,8 +13,9 @@ from smmcl.errors import DatasetError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm")
 
 
-def read_image(path: Path) -> np.ndarray:
-    """Array of an image file: H x W (single channel, its own dtype) or H x W x C uint8."""
+def read_image(path: Path, ids: bool = False) -> np.ndarray:
+    """Array of an image file: H x W (single channel, its own dtype) or H x W x C uint8. A palette image gives its
+    colours, or with `ids` (a label file) its palette indices, which label releases use as class ids."""
     try:
         with Image.open(path) as img:
             _check_depth(img, path)
@@ -25,8 +26,7 @@ def read_image(path: Path) -> np.ndarray:
                 return np.array(img, dtype=np.int32)
             if img.mode == "F":
                 return np.array(img, dtype=np.float32)
-            if img.mode == "P":
-                # Palette PNGs (label releases) store the label id as the palette index.
+            if img.mode == "P" and ids:
                 return np.array(img)
             if img.mode in ("L", "RGB", "RGBA"):
                 return np.array(img)
@@ -63,4 +63,8 @@ def split_packed(image: np.ndarray, path: Path) -> tuple[np.ndarray, np.ndarray]
     if image.ndim != 3 or image.shape[2] < 4:
         raise DatasetError(f"{path} has shape {image.shape}; the packed layout expects RGB + auxiliary channels (H x W x 4)")
     aux = image[..., 3:]
+    if aux.size and aux.min() == aux.max():
+        # An RGBA photo given without --aux: its alpha plane would pass for a thermal or depth image.
+        raise DatasetError(f"{path}: its 4th channel holds one value everywhere ({aux.flat[0]}), an alpha channel "
+                           f"rather than an auxiliary image; give the auxiliary images apart (--aux)")
     return image[..., :3], aux[..., 0] if aux.shape[2] == 1 else aux

@@ -82,17 +82,20 @@ def _power_of_ten(ratio: float) -> float:
 
 
 def units_problem(aux: np.ndarray, aux_max: Optional[float], aux_scale: float = 1.0,
-                  for_model: bool = False) -> Optional[str]:
+                  for_model: bool | str = False) -> Optional[str]:
     """Why the (finite) values of `aux` times `aux_scale` do not fit the full scale `aux_max`, or None.
 
     `for_model`: the scale is a trained model's (predict, Predictor), which the remedy cannot change: it names
-    `aux_scale` instead of `data.aux_max`."""
+    `aux_scale` instead of `data.aux_max`; a string is the model's auxiliary kind (depth, thermal, hha), named too,
+    for values far off its scale may be another modality rather than other units."""
     full = aux_full_scale(aux.dtype, aux_max)
+    kind = for_model if isinstance(for_model, str) else None
+    model = f"a {kind} model" if kind else "a model"
     if aux_max is not None:
-        scale = f"a model whose aux_max is {_num(full)}" if for_model else f"data.aux_max={_num(full)}"
+        scale = f"{model} whose aux_max is {_num(full)}" if for_model else f"data.aux_max={_num(full)}"
     else:  # floats are then read as 0..1, integers up to their type's maximum
         unset = f"unset (full scale {_num(full)} for {aux.dtype})"
-        scale = f"a model whose aux_max is {unset}" if for_model else f"data.aux_max {unset}"
+        scale = f"{model} whose aux_max is {unset}" if for_model else f"data.aux_max {unset}"
     link = "for" if for_model else "but"
     if aux.size and aux.min() < 0:
         # Depth, thermal intensity, HHA: all measured from 0 up (0 = no measurement). Negative values are another
@@ -115,8 +118,14 @@ def units_problem(aux: np.ndarray, aux_max: Optional[float], aux_scale: float = 
         what = "given to a model trained on" if for_model else "where data.aux_max counts"
         return f"float values up to {_num(raw)}{scaled} {link} {scale}: metres {what} millimetres? {fix}"
     if top > OVERSHOOT * full:
-        fix = (f"other units than it was trained on? pass aux_scale={_num(_power_of_ten(full / top) * aux_scale)} (--aux-scale on the command line)"
-               if for_model else "the images are in other units than data.aux_max: set it to their full scale")
+        step = _num(_power_of_ten(full / top) * aux_scale)
+        if kind:
+            fix = (f"{kind} images in other units than it was trained on? pass aux_scale={step} (--aux-scale on the "
+                   f"command line); images of another modality (not {kind})? this model cannot read them")
+        elif for_model:
+            fix = f"other units than it was trained on? pass aux_scale={step} (--aux-scale on the command line)"
+        else:
+            fix = "the images are in other units than data.aux_max: set it to their full scale"
         return (f"values up to {_num(raw)}{scaled} {link} {scale}, more than {_num(OVERSHOOT)}x its full scale "
                 f"({describe(aux)}): {fix}")
     return None
@@ -130,7 +139,7 @@ def check_aux_scale(aux_scale: object) -> float:
 
 
 def check_aux(aux: object, source: object, aux_max: Optional[float], aux_scale: float = 1.0,
-              on_units: Optional[Callable[[str], None]] = None, for_model: bool = False) -> np.ndarray:
+              on_units: Optional[Callable[[str], None]] = None, for_model: bool | str = False) -> np.ndarray:
     """`aux` with non-finite values read as 0, or a `DatasetError` naming `source`.
 
     A units mismatch (`units_problem`) is refused, or handed to `on_units` (a live frame's caller) as a message."""

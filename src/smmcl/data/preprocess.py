@@ -47,11 +47,13 @@ class Preprocessing:
     std: tuple[float, float, float] = IMAGENET_STD
     # Raw auxiliary value mapped to 1.0 (e.g. 10000 for depth in mm up to 10 m); None: the dtype maximum.
     aux_max: Optional[float] = None
+    # What the auxiliary input is (depth, thermal, hha): named when a frame does not fit it. None: not known.
+    aux_kind: Optional[str] = None
 
     @classmethod
     def from_data_config(cls, data) -> "Preprocessing":
         """The contract of a `DataConfig` (smmcl trains with ImageNet statistics on both modalities)."""
-        return cls(aux_max=None if data.aux_max is None else float(data.aux_max))
+        return cls(aux_max=None if data.aux_max is None else float(data.aux_max), aux_kind=data.aux_kind)
 
     def rgb_array(self, frame: np.ndarray, bgr: bool = False, source: object = "the RGB frame") -> np.ndarray:
         """H x W x 3 uint8 (RGB, or BGR with `bgr`; RGBA and 8-bit grey are read as RGB) -> 3 x H x W normalised
@@ -65,7 +67,7 @@ class Preprocessing:
                   on_units: Callable[[str], None] = warn_units) -> np.ndarray:
         """H x W [x C] integer or float auxiliary frame -> 3 x H x W normalised float32 (non-finite values read as
         0). Its values times `aux_scale` are checked against `aux_max`; a mismatch goes to `on_units`."""
-        frame = check_aux(np.asarray(frame), source, self.aux_max, aux_scale, on_units, for_model=True)
+        frame = check_aux(np.asarray(frame), source, self.aux_max, aux_scale, on_units, for_model=self.aux_kind or True)
         # aux_scale 1 divides by exactly what the evaluation dataset divides by: the two stay bit for bit equal.
         full = aux_full_scale(frame.dtype, self.aux_max) / aux_scale
         unit = frame.astype(np.float32)  # a copy: the caller's frame is never written
@@ -116,7 +118,7 @@ class Preprocessing:
     @classmethod
     def from_json(cls, text: str) -> "Preprocessing":
         raw = json.loads(text)
-        return cls(tuple(raw["mean"]), tuple(raw["std"]), raw.get("aux_max"))  # type: ignore[arg-type]
+        return cls(tuple(raw["mean"]), tuple(raw["std"]), raw.get("aux_max"), raw.get("aux_kind"))  # type: ignore[arg-type]
 
 
 def stack_into(buffer: Optional[np.ndarray], arrays: Sequence[np.ndarray]) -> np.ndarray:

@@ -27,6 +27,7 @@ which kind of file, `smmcl.api.open_model` and the CLI's `--backend` take their 
 from __future__ import annotations
 
 import importlib
+import re
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
@@ -112,7 +113,7 @@ class Predictor:
                  protocol: Any = None, aux_scale: float = 1.0, backend: Optional[str] = None,
                  precision: str = "fp32") -> None:
         self.aux_scale = check_aux_scale(aux_scale)
-        self._units_told = False
+        self._units_told: set = set()
         self.source = as_path(source, "the model file")
         file = open_model_file(source)
         self.backend = file.backend(backend)
@@ -152,6 +153,9 @@ class Predictor:
             if isinstance(frames, np.ndarray) and frames.ndim not in (2, 3, 4):
                 raise ValueError(f"{name} has shape {frames.shape}; expected one frame ({dims}) or a batch of them "
                                  f"(N x {dims}, or a list)")
+        if isinstance(rgb, np.ndarray) and rgb.ndim in (3, 4) and rgb.shape[-3] in (3, 4) and rgb.shape[-1] not in (3, 4):
+            raise ValueError(f"rgb has shape {rgb.shape}, channels first (PyTorch's order); frames are channels last: "
+                             f"H x W x 3 (rgb.transpose(1, 2, 0) for one frame)")
         single = isinstance(rgb, np.ndarray) and rgb.ndim in (2, 3)  # H x W grey or H x W x 3; N x H x W x 3 is a batch
         if not single and isinstance(aux, np.ndarray) and aux.ndim == 2:
             raise ValueError(f"rgb is a batch of {len(rgb)} frames but aux is one frame of shape {aux.shape}; give a "
@@ -200,10 +204,12 @@ class Predictor:
         return torch.from_numpy(self._buffers[0])
 
     def _tell_units(self, message: str) -> None:
-        # One camera keeps its units: the first frame that shows a mismatch says so, the stream is not flooded.
-        if not self._units_told:
-            self._units_told = True
-            warnings.warn(f"{message} (said once per Predictor)", AuxUnitsWarning, stacklevel=2)
+        # One camera keeps its units: the first frame that shows a kind of mismatch says so, the stream is not
+        # flooded; another kind later (a stream whose units break) is said too. Kinds: the message, numbers aside.
+        kind = re.sub(r"-?\d+(\.\d+)?(e[+-]?\d+)?", "#", message)
+        if kind not in self._units_told:
+            self._units_told.add(kind)
+            warnings.warn(f"{message} (said once per Predictor and kind of mismatch)", AuxUnitsWarning, stacklevel=2)
 
     def colorize(self, labels: np.ndarray) -> np.ndarray:
         """A label map (H x W) as an H x W x 3 uint8 picture in the dataset's class colours."""

@@ -53,8 +53,9 @@ def predict_recording(predictor: Predictor, recording, out: str | Path, video: b
     from smmcl.recordings import VideoWriter
 
     # A new output replaces an earlier one whole (its labels/ too): two recordings never mix in one folder.
-    with writing(Path(out), "recording", "--out", inputs=[recording.path], names=RECORDING_FILES,
-                 overwrite=True) as out:
+    # The auxiliary stream may be a folder or file of its own (a video with a depth folder); a bag's is a topic.
+    inputs = [recording.path, *(p for p in (recording.aux_source,) if Path(p).exists())]
+    with writing(Path(out), "recording", "--out", inputs=inputs, names=RECORDING_FILES, overwrite=True) as out:
         log(recording.summary())
         interval = recording.pairing.rgb.median_interval
         fps = 1.0 / interval if interval else 10.0
@@ -68,7 +69,8 @@ def predict_recording(predictor: Predictor, recording, out: str | Path, video: b
             for frame in track(recording, total=len(recording), desc="predict", unit="frame", enabled=progress):
                 # A recording is a file, read like a folder of images: a frame in other units than the model's
                 # is refused (the Predictor alone, on a live stream, only warns).
-                problem = units_problem(frame.aux, predictor.preprocessing.aux_max, predictor.aux_scale, for_model=True)
+                problem = units_problem(frame.aux, predictor.preprocessing.aux_max, predictor.aux_scale,
+                                        for_model=predictor.preprocessing.aux_kind or True)
                 if problem is not None:
                     raise DatasetError(f"{frame.aux_source} frame {frame.index}: {problem}; the --aux-units or "
                                        f"--aux-scale given, or another model, may be what is wrong")

@@ -15,6 +15,7 @@ from smmcl.data.io import IMAGE_SUFFIXES, read_image, split_packed
 from smmcl.data.modality import check_aux, check_rgb, check_same_size
 from smmcl.data.preprocess import Preprocessing
 from smmcl.errors import DatasetError
+from smmcl.files import read_text
 from smmcl.outputs import unique_outputs, writing
 from smmcl.progress import track
 
@@ -69,7 +70,8 @@ def pair_inputs(rgb: Optional[Path], aux: Optional[Path] = None, list_file: Opti
                 raise DatasetError(f"{flag} {folder} is not a folder; with a list file, {flag} names the folder its "
                                    f"sample names are looked up in")
         pairs = []
-        for number, line in enumerate(list_file.read_text().splitlines(), start=1):
+        text = read_text(list_file, "a list of RGB_PATH AUX_PATH lines or sample names")
+        for number, line in enumerate(text.splitlines(), start=1):
             fields = line.split()
             where = f"{list_file}, line {number}: {line.strip()!r}"
             if len(fields) > 2:
@@ -114,18 +116,21 @@ def pair_inputs(rgb: Optional[Path], aux: Optional[Path] = None, list_file: Opti
     return [InputPair(rgb.stem, rgb, aux)]
 
 
-def load_pair(pair: InputPair, aux_max: Optional[float] = None, aux_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def load_pair(pair: InputPair, aux_max: Optional[float] = None, aux_scale: float = 1.0,
+              aux_kind: Optional[str] = None) -> tuple[np.ndarray, np.ndarray]:
     """RGB H x W x 3 uint8 and the auxiliary array of one input pair, each checked by its modality's rule
     (`smmcl.data.modality`) against the model's `aux_max` (values times `aux_scale`), sizes checked. Files are
-    refused where they do not fit, as the dataset refuses them: every image of a folder shares the fault."""
+    refused where they do not fit, as the dataset refuses them: every image of a folder shares the fault. `aux_kind`:
+    the model's auxiliary modality, named when the values do not fit it."""
     rgb = read_image(pair.rgb)
     if pair.aux is None:
         rgb, aux = split_packed(rgb, pair.rgb)
+        aux_source = f"{pair.rgb} (its 4th channel, read as the auxiliary image: no --aux given)"
     else:
-        aux = read_image(pair.aux)
+        aux, aux_source = read_image(pair.aux), pair.aux
     rgb = check_rgb(rgb, pair.rgb)
-    aux = check_aux(aux, pair.aux or pair.rgb, aux_max, aux_scale, for_model=True)
-    check_same_size(rgb, pair.rgb, aux, pair.aux or pair.rgb)
+    aux = check_aux(aux, aux_source, aux_max, aux_scale, for_model=aux_kind or True)
+    check_same_size(rgb, pair.rgb, aux, aux_source)
     return rgb, aux
 
 
@@ -246,7 +251,8 @@ def predict_files(model: Optional[torch.nn.Module], pairs: Iterable[InputPair], 
                   palette: Sequence[Sequence[int]], class_names: Sequence[str] = (), aux_max: Optional[float] = None,
                   protocol=None, progress: bool = True, aux_scale: float = 1.0,
                   inputs: Sequence[Optional[str | Path]] = (),
-                  labels_of: Optional[Callable[[np.ndarray, np.ndarray], np.ndarray]] = None) -> List[Path]:
+                  labels_of: Optional[Callable[[np.ndarray, np.ndarray], np.ndarray]] = None,
+                  aux_kind: Optional[str] = None) -> List[Path]:
     """Predict every input pair and write its label PNG and overlay into `out`; returns the written files.
     `palette` has one colour per class: the dataset's (`data.classes.dataset_palette`), as the demo and
     the report use. `aux_scale` multiplies the auxiliary values into the units `aux_max` counts. `out` is
@@ -257,7 +263,7 @@ def predict_files(model: Optional[torch.nn.Module], pairs: Iterable[InputPair], 
     written: List[Path] = []
     with writing_predictions(Path(out), pairs, inputs) as pairs:
         for pair in track(pairs, desc="predict", unit="img", enabled=progress):
-            rgb, aux = load_pair(pair, aux_max, aux_scale)
+            rgb, aux = load_pair(pair, aux_max, aux_scale, aux_kind)
             labels = (labels_of(rgb, aux) if labels_of is not None else
                       predict_labels(model, rgb, aux, aux_max, protocol, source=pair.aux or pair.rgb, aux_scale=aux_scale))
             written += write_prediction(Path(out), pair.name, rgb, labels, colours, class_names)

@@ -44,7 +44,8 @@ from smmcl.files import folder_lock
 from smmcl.outputs import record
 from smmcl.losses import contrast_scale
 from smmcl.progress import track
-from smmcl.weights import LoadReport, load_weights, save_pretrained
+from smmcl.weights import LoadReport, load_weights
+from smmcl.weights.pretrained import write_weights
 
 # The figures the progress bar (or a log's progress line) shows; log.jsonl has every logged figure.
 PROGRESS_KEYS = ("loss", "ce", "cm", "vis", "aux", "lr", "val_miou")
@@ -262,7 +263,7 @@ class Trainer:
             # Deployable weights with their config, apart from the resumable training checkpoints: the average
             # of weights with train.ema (the trained weights stay in the last checkpoint).
             with writing(self.out_dir / "model.safetensors", "weights"):
-                save_pretrained(self.evaluation_model, self.cfg, self.out_dir / "model.safetensors")
+                write_weights(self.evaluation_model, self.cfg, self.out_dir / "model.safetensors")
             # Whole-run figures of the contrast (zero-step fraction, sampled rows, classes, gradients).
             self.summary = run_summary(self.out_dir / "log.jsonl")
             (self.out_dir / "summary.json").write_text(json.dumps(self.summary, indent=2) + "\n")

@@ -121,8 +121,10 @@ def pair_by_time(rgb_times: Sequence[float], aux_times: Sequence[float],
                    float(tolerance), rgb_stats, aux_stats)
 
 
-def pair_by_index(rgb_count: int, aux_count: int) -> Pairing:
-    """Frame k with frame k (streams with no usable times, e.g. two videos cut from one recording)."""
+def pair_by_index(rgb_count: int, aux_count: int, rgb_times: Optional[Sequence[float]] = None) -> Pairing:
+    """Frame k with frame k (streams with no usable times, e.g. two videos cut from one recording). `rgb_times`:
+    the RGB stream's own times where it has them (a video's), which keep its frame rate (an output video's)."""
     n = min(rgb_count, aux_count)
+    rate = median_interval(rgb_times) if rgb_times else None
     return Pairing([(k, k) for k in range(n)], list(range(n, rgb_count)), list(range(n, aux_count)), 0.0,
-                   StreamStats(rgb_count, None, 0), StreamStats(aux_count, None, 0), rule="by frame index")
+                   StreamStats(rgb_count, rate, 0), StreamStats(aux_count, None, 0), rule="by frame index")

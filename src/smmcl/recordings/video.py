@@ -93,7 +93,7 @@ def open_video(path: Path, aux_path: str | Path, *, tolerance: Optional[float] =
         files, numbers = list_images(aux_path)
         if numbers is None:
             # No times of their own: each image is given its partner's.
-            pairing, aux_times = pair_by_index(len(rgb_times), len(files)), None
+            pairing, aux_times = pair_by_index(len(rgb_times), len(files), rgb_times), None
         else:
             shared = name_times(aux_path, numbers, rgb_times)
             try:
@@ -103,7 +103,7 @@ def open_video(path: Path, aux_path: str | Path, *, tolerance: Optional[float] =
             aux_times = [t + rgb_times[0] for t in shared]
     else:
         aux_times = _times(aux_path)
-        pairing = pair_by_index(len(rgb_times), len(aux_times))
+        pairing = pair_by_index(len(rgb_times), len(aux_times), rgb_times)
     if not pairing.pairs:
         raise DatasetError(f"{path} and {aux_path}: no frames pair ({pairing.summary()})")
 

@@ -48,7 +48,10 @@ def write_report(run_dirs: Sequence[str | Path], out: str | Path, num_images: in
     split = scored_split(runs[0])
     out = Path(out)
     # Before any scoring: a folder of an earlier report is replaced (its files alone), any other one refused.
-    with writing(out, "report", "--out", names=_report_files(len(runs), num_images), overwrite=True):
+    # The datasets the runs are scored on are inputs: a report never lands inside one (the run folders are not:
+    # a run's own report/ is the default place).
+    with writing(out, "report", "--out", inputs=[r.cfg.data.root for r in runs],
+                 names=_report_files(len(runs), num_images), overwrite=True):
         for run in runs:
             log(f"scoring {run.name} ({run.folder}) on {len(split.dataset)} {split.split_name} images")
             score_run(run, split, num_images, device=device, progress=progress)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, List
 
 from smmcl.errors import ConfigError
+from smmcl.files import read_text
 from smmcl.study.spec import StudySpec
 
 # What `results.json` keeps of a run's training summary, under its name there -> its name in the summary.
@@ -29,7 +30,7 @@ def _read(path: Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"--import: {path} not found (expected a results.json written by `smmcl study`)")
     try:
-        results = json.loads(path.read_text())
+        results = json.loads(read_text(path, "a results.json written by `smmcl study`"))
     except json.JSONDecodeError as exc:
         raise ConfigError(f"--import: {path} is not JSON ({exc})") from None
     if not isinstance(results, dict) or not isinstance(results.get("variants"), dict):

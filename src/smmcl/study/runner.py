@@ -75,7 +75,7 @@ def ensure_synth(synth: SynthSpec, log: Callable[[str], None] = print) -> None:
         raise ConfigError(f"{root} holds another dataset ({', '.join(k for k in wanted if have[k] != wanted[k])} differ); "
                           f"point synth.root elsewhere or remove the folder")
     log(f"[study] generating {synth.num} {synth.kind} scenes of {synth.size[0]}x{synth.size[1]} in {root}")
-    generate_dataset(synth.kind, root, synth.num, size=tuple(synth.size), seed=synth.seed,
+    generate_dataset(synth.kind, root, synth.num, size=tuple(synth.size), seed=synth.seed, what="the study's synth.root",
                      test_fraction=synth.test_fraction, val_fraction=synth.val_fraction)
 
 

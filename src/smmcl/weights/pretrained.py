@@ -28,16 +28,24 @@ FORMAT_VERSION = "1"
 
 def save_pretrained(model: nn.Module, config: Union[Config, ModelConfig], path: Union[str, Path]) -> Path:
     """Write `model`'s weights and its config to a .safetensors file, atomically."""
+    path = Path(path)
+    check_output_name(path, "weights")
+    # Never over a file smmcl did not write as weights (another library's .safetensors, say), nor over a run's own.
+    check_path(path, "save_pretrained")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    check_output_file(path, "save_pretrained", replaceable=_is_smmcl_weights(path))
+    return write_weights(model, config, path)
+
+
+def write_weights(model: nn.Module, config: Union[Config, ModelConfig], path: Union[str, Path]) -> Path:
+    """`save_pretrained` for the command that owns `path` (a training run writing its model.safetensors, listed in
+    its folder's manifest): the same file, without the check that keeps other commands off it."""
     from safetensors.torch import save_file
 
     from smmcl import __version__
 
     path = Path(path)
     check_output_name(path, "weights")
-    # Never over a file smmcl did not write as weights (another library's .safetensors, say).
-    check_path(path, "save_pretrained")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    check_output_file(path, "save_pretrained", replaceable=_is_smmcl_weights(path))
     cfg = config if isinstance(config, Config) else Config(model=config)
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     _check_fits(state, cfg, path)

@@ -94,9 +94,11 @@ def _check(num: int, size: Sequence[int], seed: int, test_fraction: float, val_f
 
 
 def generate_dataset(kind: str, out_dir, num: int, size: tuple[int, int] = (120, 160), seed: int = 0,
-                     test_fraction: float = 0.25, progress: bool = False, val_fraction: float = 0.0) -> dict:
+                     test_fraction: float = 0.25, progress: bool = False, val_fraction: float = 0.0,
+                     what: str = "--out") -> dict:
     """Write `num` scenes of `kind` under `out_dir`; returns a summary (also written as meta.json,
-    without the timing) with the split sizes, class names and per-class pixel counts.
+    without the timing) with the split sizes, class names and per-class pixel counts. `what`: how errors name
+    `out_dir` (the option or key that gave it).
 
     The scenes are split in order: train, then validation (`val_fraction`, none by default), then test.
     """
@@ -107,10 +109,14 @@ def generate_dataset(kind: str, out_dir, num: int, size: tuple[int, int] = (120,
     # Only a new or empty folder, or one an earlier synth wrote, whose dataset this one replaces (its scenes alone:
     # a folder holding anything else is refused). A user's dataset there is never touched.
     names = [scene_name(i) for i in range(num)]
-    with writing(out, "dataset", "--out", names=[*(f.name for f in folders.values()), "train.txt", "val.txt",
-                                                 "test.txt", "meta.json"], overwrite=True):
+    num_test = min(int(math.floor(num * test_fraction + 0.5)), num - 1)
+    num_val = min(int(math.floor(num * val_fraction + 0.5)), num - num_test - 1)
+    num_train = num - num_test - num_val
+    lists = ["train.txt", "test.txt", *(["val.txt"] if num_val else [])]  # only what it writes: a user's val.txt stays
+    with writing(out, "dataset", what, names=[*(f.name for f in folders.values()), *lists, "meta.json"],
+                 overwrite=True):
         for folder in folders.values():
-            claim_folder(folder, "scenes", "--out", names=[f"{name}.png" for name in names])
+            claim_folder(folder, "scenes", what, names=[f"{name}.png" for name in names])
         start = time.perf_counter()
         pixels = np.zeros(len(spec.classes), np.int64)
         for i in track(range(num), desc=f"synth {spec.name}", unit="scene", enabled=progress):
@@ -118,14 +124,9 @@ def generate_dataset(kind: str, out_dir, num: int, size: tuple[int, int] = (120,
             for key, array in (("rgb", rgb), ("aux", aux), ("label", label)):
                 write_image(folders[key] / f"{names[i]}.png", array)
             pixels += np.bincount(label.reshape(-1), minlength=len(spec.classes))[: len(spec.classes)]
-        num_test = min(int(math.floor(num * test_fraction + 0.5)), num - 1)
-        num_val = min(int(math.floor(num * val_fraction + 0.5)), num - num_test - 1)
-        num_train = num - num_test - num_val
         splits = {"train": names[:num_train], "test": names[num - num_test:]}
         if num_val:
             splits["val"] = names[num_train: num_train + num_val]
-        for stale in ("val.txt",):
-            (out / stale).unlink(missing_ok=True)
         for split, members in splits.items():
             (out / f"{split}.txt").write_text("".join(f"{n}\n" for n in members))
         meta = {
