@@ -62,7 +62,20 @@ CASES = [
      "must share batch size, height and width"),
     ("model(batches differ)", lambda w, m, tmp: m(torch.zeros(2, 3, 32, 32), T), ValueError,
      "must share batch size"),
+    ("dry_run(a number)", lambda w, m, tmp: smmcl.dry_run(3), TypeError,
+     "config must be a Config (smmcl.load_config) or the path of a YAML config, got int"),
+    ("train(a dict)", lambda w, m, tmp: smmcl.train({"train": {}}), TypeError, "got dict"),
+    ("evaluate(model, None)", lambda w, m, tmp: smmcl.evaluate(m, None), TypeError, "got NoneType"),
+    ("load_trained with another dataset's config", lambda w, m, tmp: smmcl.load_trained(
+        w, load_config(TINY_CONFIG, ["model.num_classes=5", "data.class_names=[]"], dataset_meta=False)),
+     smmcl.errors.CheckpointError, "was trained with model.num_classes=14 but the config gives model.num_classes=5"),
 ]
+
+
+def test_a_config_path_is_taken_where_a_config_is(weights, tmp_path):
+    """README: every call names a config `config` (a Config, or a YAML path where taken)."""
+    assert smmcl.model_info(str(TINY_CONFIG))["params"] == smmcl.model_info(tiny_config())["params"]
+    assert isinstance(smmcl.load_trained(weights, str(TINY_CONFIG)), torch.nn.Module)
 
 
 @pytest.mark.parametrize("call, kind, words", [pytest.param(c, k, w, id=i) for i, c, k, w in CASES])

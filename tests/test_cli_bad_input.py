@@ -93,6 +93,8 @@ CASES = [
     ("data synth unknown kind", ["data", "synth", "--kind", "moon", "--out", "{tmp}/s1"], "moon"),
     ("data synth zero scenes", ["data", "synth", "--kind", "indoor-rgbd", "--out", "{tmp}/s2", "--num", "0"], "num"),
     ("data synth size zero", ["data", "synth", "--kind", "indoor-rgbd", "--out", "{tmp}/s3", "--size", "0x10"], "size"),
+    ("data synth huge size", ["data", "synth", "--kind", "indoor-rgbd", "--out", "{tmp}/s3", "--size", "100000x100000"],
+     "at most 4096"),
     ("data synth negative size", ["data", "synth", "--kind", "indoor-rgbd", "--out", "{tmp}/s3", "--size", "-48x64"],
      "given joined to its option: --size=VALUE"),
     ("data synth out a file", ["data", "synth", "--kind", "indoor-rgbd", "--out", "{notes}", "--num", "4"], "notes.txt"),
@@ -103,6 +105,29 @@ CASES = [
     ("data hha depth a file", ["data", "hha", "--depth", "{aux}/a.png", "--intrinsics", "50,50,20,16", "--out",
                                "{tmp}/h4"], "is a file; give the folder"),
     ("report images negative", ["report", "{run}", "--images", "-2"], "--images"),
+    ("predict the RGB folder as --aux", ["predict", "--checkpoint", "{weights}", "--rgb", "{rgb}", "--aux", "{rgb}/",
+                                         "--out", "{tmp}/p20"], "is given as both the RGB and the auxiliary image"),
+    ("train aux folder is the RGB folder", ["train", "{tiny}", "{data_root}", "data.aux_dir=RGB", "--dry-run"],
+     "expected a folder other than data.rgb_dir"),
+    ("train dry run into the dataset", ["train", "{tiny}", "{data_root}", "train.out_dir={data}/run9", "--dry-run"],
+     "lies inside the input folder"),
+    ("train dry run into a finished run", ["train", "{tiny}", "{data_root}", "train.out_dir={run}", "--dry-run"],
+     "already holds a run"),
+    ("train with a val list naming a missing sample", ["train", "{tiny}", "data.root={no_val}", "train.val_every=1",
+                                                       "train.val_split=val", "train.out_dir={tmp}/t9"],
+     "scene_99999.png and 2 more, listed in the val split"),
+    ("study dry run with synth.root the user's folder", ["study", "{study_synth}", "--dry-run", "--out", "{tmp}/st9"],
+     "did not write"),
+    ("demo with another dataset's config", ["demo", "--out", "{tmp}/d9", "--config", "{five}"],
+     "but the demo trains on its built-in indoor-rgbd data"),
+    ("convert smmcl weights as resnet", ["convert", "{weights}", "--from", "resnet", "--config", "{tiny}", "--out",
+                                         "{tmp}/c10.safetensors"], "is an smmcl weights file, not 'resnet'"),
+    ("report a run against itself", ["report", "{run}", "--compare", "{run}/", "--out", "{tmp}/r9"],
+     "are one and the same; give each once"),
+    ("analyze one model twice", ["analyze", "features", "{tiny}", "{data_root}", "--checkpoint", "{weights}", "--compare",
+                                 "{weights}", "--names", "A,B", "--out", "{tmp}/f4"], "are one and the same"),
+    ("convert smmcl weights as released", ["convert", "{weights}", "--from", "official-smmcl", "--config", "{tiny}",
+                                           "--out", "{tmp}/c9.safetensors"], "is an smmcl weights file, not 'official-smmcl'"),
     ("analyze images negative", ["analyze", "features", "{tiny}", "{data_root}", "--checkpoint", "{weights}", "--out",
                                  "{tmp}/f3", "--images", "-1"], "--images"),
     ("predict pair tolerance negative", ["predict", "--checkpoint", "{weights}", "--video", "{notes}", "--aux", "{aux}",
@@ -245,7 +270,18 @@ def files(indoor_data, tmp_path_factory):
     rgb48 = tmp / "rgb48.png"
     png_16bit_colour(rgb48, np.full((40, 56, 3), 3000, np.uint16))
     Image.fromarray(np.full((40, 56), -2.5, np.float32)).save(tmp / "negative.tiff")
+    study_synth = tmp / "study_synth.yaml"  # its synthetic data aimed at the user's own folder
+    study_synth.write_text(study.read_text() + f"synth: {{kind: indoor-rgbd, root: {user}, num: 8, size: [32, 40]}}\n")
+    five = tmp / "five.yaml"  # a config of the user's 5-class dataset
+    five.write_text(f"base: {TINY_CONFIG}\nmodel: {{num_classes: 5}}\ndata: {{class_names: [a, b, c, d, e]}}\n")
+    no_val = tmp / "no_val_data"  # a val list naming a sample that is not there
+    no_val.mkdir()
+    for sub in ("RGB", "Depth", "Label"):
+        (no_val / sub).symlink_to(indoor_data / sub)
+    (no_val / "train.txt").write_text((indoor_data / "train.txt").read_text())
+    (no_val / "val.txt").write_text("scene_99999\n")
     return {"tmp": str(tmp / "work"), "tiny": str(TINY_CONFIG), "data": str(indoor_data),
+            "study_synth": str(study_synth), "five": str(five), "no_val": str(no_val),
             "data_root": f"data.root={indoor_data}", "weights": str(run / "model.safetensors"),
             "checkpoint": str(run / "checkpoints" / "ckpt_00000002.pt"), "onnx_fixed": str(onnx), "run": str(run),
             "rgb": str(frames / "rgb"), "aux": str(frames / "depth"), "notes": str(tmp / "notes.txt"),

@@ -206,6 +206,17 @@ def test_synth_and_hha_keep_out_of_a_users_folder(tmp_path, capsys):
     assert main(["data", "hha", "--depth", str(depth), "--out", str(depth / "hha"), "--intrinsics", "50,50,20,16"]) == 2
     assert "lies inside the input folder" in capsys.readouterr().err
 
+    # HHA written again from fewer depth images replaces its earlier output whole: no stale image stays listed.
+    hha = tmp_path / "hha"
+    hha_args = ["--quiet", "data", "hha", "--depth", str(depth), "--out", str(hha), "--intrinsics", "50,50,20,16"]
+    assert main(hha_args) == 0 and len(list(hha.glob("*.png"))) == 4
+    few = tmp_path / "few_depth"
+    few.mkdir()
+    (few / "scene_00000.png").write_bytes((depth / "scene_00000.png").read_bytes())
+    assert main([*hha_args[:4], str(few), *hha_args[5:]]) == 0
+    assert sorted(p.name for p in hha.glob("*.png")) == ["scene_00000.png"]
+    assert read_manifest(hha)["written"] == ["scene_00000.png"]
+
 
 def test_overwrite_of_a_folder_that_only_looks_like_a_run_removes_nothing(indoor_data, tmp_path, capsys):
     out = tmp_path / "looks_like_a_run"
@@ -264,8 +275,16 @@ def test_synth_replaces_its_own_dataset_whole_and_no_one_elses_files(tmp_path, c
     out = tmp_path / "data"
     base = ["--quiet", "data", "synth", "--out", str(out), "--num", "4", "--size", "32x40"]
     assert main([*base, "--kind", "indoor-rgbd"]) == 0
-    assert main([*base, "--kind", "night-rgbt"]) == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert main([*base, "--kind", "night-rgbt"]) == 2  # another dataset there: replaced only with --overwrite
+    assert "holds another generated dataset (kind indoor-rgbd -> night-rgbt): --overwrite" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert main([*base, "--kind", "indoor-rgbd"]) == 0  # the same values: the same files again, no question asked
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != MANIFEST_NAME} == \
+        {p: b for p, b in before.items() if p.name != MANIFEST_NAME}
+    assert main([*base, "--kind", "night-rgbt", "--overwrite"]) == 0
     assert not (out / "Depth").exists() and len(list((out / "Thermal").glob("*.png"))) == 4  # no stale depth
+    base.append("--overwrite")
     (out / "val.txt").write_text("my own validation list\n")  # synth wrote none: the user's, refused, kept
     assert main([*base, "--kind", "indoor-rgbd"]) == 2
     assert "val.txt" in capsys.readouterr().err and (out / "val.txt").read_text() == "my own validation list\n"

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from smmcl.config import Config, load_config, to_dict
+from smmcl.config import Config, as_config, load_config, to_dict
 from smmcl.data.classes import class_names, dataset_palette
 from smmcl.deploy.predictor import BACKENDS as _BACKENDS, Predictor, load_backend  # noqa: F401  (Predictor: frame streams)
 from smmcl.errors import CheckpointError, DatasetError
-from smmcl.files import as_path
+from smmcl.files import as_path, distinct
 from smmcl.model_file import ModelFile, is_model_file, open_model_file  # noqa: F401  (is_model_file: for the CLI)
 from smmcl.outputs import check_output_file
 
@@ -104,7 +104,7 @@ def train(config: Config, resume: str | Path | None = None, overwrite: bool = Fa
     from smmcl.engine import distributed
     from smmcl.engine.trainer import Trainer
 
-    trainer = None
+    config, trainer = as_config(config), None
     try:
         trainer = Trainer(config, resume=resume, overwrite=overwrite, allow_config_change=allow_config_change)
         main = trainer.ctx.is_main
@@ -128,19 +128,21 @@ def train(config: Config, resume: str | Path | None = None, overwrite: bool = Fa
 
 
 @_renamed(cfg="config")
-def dry_run(config: Config, resume: str | Path | None = None, allow_config_change: bool = False) -> dict:
+def dry_run(config: Config, resume: str | Path | None = None, allow_config_change: bool = False,
+            overwrite: bool = False) -> dict:
     """Build everything a run of `config` needs and take one step on one batch, writing nothing: the data, the
     plan (iterations, effective batch, warm-up, learning rates), the model's size, the loss, the batch
     warning (`train.paper_batch`) and the step's figures, as a dict; `rank` / `world_size` under torchrun.
-    `resume` and `allow_config_change` as for `train`."""
+    `resume`, `overwrite` and `allow_config_change` as for `train`: the folder the run would write is checked
+    as the run checks it."""
     from smmcl.engine import distributed
     from smmcl.engine.plan import batch_warning, effective_batch, lr_points
     from smmcl.engine.trainer import Trainer
     from smmcl.models.summary import parameter_counts
 
-    trainer = None
+    config, trainer = as_config(config), None
     try:
-        trainer = Trainer(config, resume=resume, allow_config_change=allow_config_change)
+        trainer = Trainer(config, resume=resume, overwrite=overwrite, allow_config_change=allow_config_change)
         p, t, d = trainer.plan, config.train, config.data
         result = {
             "name": config.name, "rank": trainer.ctx.rank, "world_size": trainer.ctx.world_size,
@@ -186,6 +188,9 @@ def load_trained(checkpoint: str | Path | ModelFile, config: Config | None = Non
     file = checkpoint if isinstance(checkpoint, ModelFile) else open_model_file(checkpoint)
     if config is None:
         config = file.require_config()
+    else:  # as eval: another dataset's classes or input scaling would give the model inputs it was not trained on
+        config = as_config(config)
+        loading.check_model_owned(file, config, "the config")
     return loading.load_trained(config, file, device=device)
 
 
@@ -200,7 +205,7 @@ def evaluate_checkpoint(checkpoint: str | Path, config: Config | str | Path | No
 
     checkpoint, config = _checkpoint_first("evaluate_checkpoint", checkpoint, config)
     file = open_model_file(checkpoint)
-    model, cfg = open_model(file, config if isinstance(config, Config) or config is None else load_config(config),
+    model, cfg = open_model(file, None if config is None else as_config(config),
                             backend=backend, precision=precision)
     split = split or cfg.eval.split
     subset = subset if subset is not None else cfg.eval.subset
@@ -363,11 +368,19 @@ def convert(
 
     if fmt not in CONVERT_FORMATS:
         raise ValueError(f"unknown format {fmt!r}; valid: {', '.join(CONVERT_FORMATS)}")
+    as_path(checkpoint, "checkpoint")
+    try:  # what the file is, from its content: smmcl's own files are not converted from another format
+        kind = open_model_file(checkpoint).kind
+    except CheckpointError:
+        kind = None  # the format's own loader names what is wrong with it
+    if kind in ("weights", "checkpoint", "onnx", "onnx-int8") and not (fmt == kind == "checkpoint"):
+        hint = ("--from checkpoint writes its evaluation weights" if kind == "checkpoint" else
+                "it needs no conversion: every command takes it as it is")
+        raise CheckpointError(f"{checkpoint} is an smmcl {kind} file, not {fmt!r} weights: {hint}")
     if fmt in ("mscan", "mit", "resnet") and fmt != config.model.backbone.name:
         raise ValueError(
             f"--from {fmt} holds {fmt} weights but the config builds a {config.model.backbone.name!r} backbone"
         )
-    as_path(checkpoint, "checkpoint")
     check_output_file(as_path(out, "out"), "--out", [checkpoint], replaceable=_smmcl_file(out, ("weights",)))
     if fmt == "checkpoint":  # it carries its run's config: the weights keep its classes and input scaling
         from smmcl.engine.loading import check_model_owned
@@ -391,6 +404,7 @@ def convert(
 def model_info(config: Config, size: Sequence[int] = (480, 640)) -> Dict[str, Any]:
     """What `config` builds (backbone, preset, decoder, classes, stage channels), its parameters per part and FLOPs
     at `size` (HxW), computed on the meta device (no memory, no weights)."""
+    config = as_config(config)
     import torch
 
     from smmcl.models import build_model
@@ -428,10 +442,12 @@ def analyze_features(config: Config, checkpoints: Dict[str, str | Path], out: st
     stage-`stage` encoder features of both modalities on held-out images, with k-NN accuracy and
     silhouette per modality; writes `out/tsne.png` and `out/features.json`. Classes in
     `eval.exclude_classes` (and ignored pixels) are left out."""
+    config = as_config(config)
     from smmcl.analysis import analyze_models
     from smmcl.data.dataset import RGBXDataset
     from smmcl.engine import loading
 
+    distinct(checkpoints.values(), "the models of an analysis")
     files = {name: open_model_file(path) for name, path in checkpoints.items()}
     for file in files.values():  # as eval: another dataset's classes or scaling would score the wrong thing
         loading.check_model_owned(file, config, "the analysis config")
@@ -478,12 +494,13 @@ def run_study(path: str | Path, out: str | Path | None = None, jobs: int = 1, re
 
 
 def make_synthetic(kind: str, out: str | Path, num: int, size: Sequence[int], seed: int = 0, test_fraction: float = 0.25,
-                   val_fraction: float = 0.0, progress: bool = True) -> dict:
-    """Write a built-in synthetic dark-scene dataset (`smmcl.data.synth`) to `out`; returns its summary."""
+                   val_fraction: float = 0.0, progress: bool = True, overwrite: bool = False) -> dict:
+    """Write a built-in synthetic dark-scene dataset (`smmcl.data.synth`) to `out`; returns its summary. A dataset
+    generated there before with other values is replaced only with `overwrite`."""
     from smmcl.data.synth import generate_dataset
 
     return generate_dataset(kind, Path(out), num, size=size, seed=seed, test_fraction=test_fraction,
-                            val_fraction=val_fraction, progress=progress)
+                            val_fraction=val_fraction, progress=progress, overwrite=overwrite)
 
 
 def check_data(root: str | Path, preset: str | None = None, splits: Sequence[str] | None = None,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Sequence
@@ -13,9 +12,10 @@ import numpy as np
 import torch
 
 from smmcl.config import Config, load_config, to_yaml
+from smmcl.config.meta import stated_values
 from smmcl.data.classes import class_names as names_of, colorize, dataset_palette
 from smmcl.data.dataset import RGBXDataset
-from smmcl.data.synth import generate_dataset
+from smmcl.data.synth import generate_dataset, get_kind
 from smmcl.engine.evaluate import evaluate, format_scores
 from smmcl.engine.trainer import Trainer
 from smmcl.errors import ConfigError
@@ -30,18 +30,26 @@ RUNS = {
 }
 
 
+# The built-in data the demo generates and trains on.
+DEMO_KIND = "indoor-rgbd"
+
 # What the demo writes in its folder (the data and each run are claimed again by what writes them).
 DEMO_FILES = ("data", "base", "smmcl", "predictions", "report", "summary.json")
 
 
-# What the demo is not: printed after its scores (README, "Does SMMCL help?", and docs/study.md).
-STUDY_NOTE = (
-    "This demo shows the pipeline, not whether SMMCL helps: 600 iterations from scratch with the paper's",
-    "stage-4 projectors, which see a 4x5 map here (about 2 classes per batch). The fair comparison, with",
-    "longer training, 3 seeds and paired confidence intervals, is the study (18 runs, about 5 h on 2 cores):",
-    "  smmcl study studies/synthetic_tables5_6.yaml --jobs 2",
-    "There, too, SMMCL scores below Base at this scale (README and docs/study.md give the table and reasons).",
-)
+def study_note(iterations: int, stage: int, crop: Sequence[int]) -> tuple:
+    """What the demo is not, printed after its scores with the figures of the run it made (README, "Does SMMCL
+    help?", and docs/study.md)."""
+    side = 2 ** (stage + 1)  # a stage-s feature map is 1/2^(s+1) of the input (1/4 .. 1/32)
+    where = "the paper's stage" if stage == 4 else "stage"
+    return (
+        f"This demo shows the pipeline, not whether SMMCL helps: {iterations} iterations from scratch with",
+        f"{where} {stage} projectors, which see a {-(-crop[0] // side)}x{-(-crop[1] // side)} map here. The fair comparison, "
+        f"with",
+        "longer training, 3 seeds and paired confidence intervals, is the study (18 runs, about 5 h on 2 cores):",
+        "  smmcl study studies/synthetic_tables5_6.yaml --jobs 2",
+        "There, too, SMMCL scores below Base at this scale (README and docs/study.md give the table and reasons).",
+    )
 
 
 def default_config_path() -> Path:
@@ -58,9 +66,9 @@ def _ensure_data(root: Path, num: int, size: tuple[int, int], seed: int) -> dict
         if meta.get("num") == num and list(meta.get("size", [])) == list(size) and meta.get("seed") == seed:
             print(f"[demo] reusing synthetic data in {root}")
             return meta
-        shutil.rmtree(root)
     t0 = time.perf_counter()
-    generate_dataset("indoor-rgbd", root, num, size=size, seed=seed, progress=True)
+    # The demo's own folder: a dataset it generated with other values is replaced (anything else there is refused).
+    generate_dataset(DEMO_KIND, root, num, size=size, seed=seed, progress=True, overwrite=True)
     print(f"[demo] generated {num} indoor RGB-D scenes of {size[0]}x{size[1]} in {time.perf_counter() - t0:.1f} s -> {root}")
     return json.loads(meta_path.read_text())
 
@@ -68,10 +76,10 @@ def _ensure_data(root: Path, num: int, size: tuple[int, int], seed: int) -> dict
 def _train(cfg: Config) -> tuple[Trainer, float]:
     out = Path(cfg.train.out_dir)
     saved = out / "config.yaml"
-    # Resume a run of the same config (a re-run finishes at once); start over if the config changed.
-    if saved.is_file() and saved.read_text() != to_yaml(cfg):
-        shutil.rmtree(out)
-    trainer = Trainer(cfg, resume="auto")
+    # Resume a run of the same config (a re-run finishes at once); start over if the config changed, removing only
+    # what the run wrote (a file of anyone else's in the folder is refused, never deleted).
+    changed = saved.is_file() and saved.read_text() != to_yaml(cfg)
+    trainer = Trainer(cfg, overwrite=True) if changed else Trainer(cfg, resume="auto")
     t0 = time.perf_counter()
     print(f"[demo] training {cfg.name}: {trainer.plan.total_iters} iterations from step {trainer.step}")
     trainer.run()
@@ -107,6 +115,21 @@ def _pictures(out: Path, dataset: RGBXDataset, models: dict, cfg: Config, count:
     return written
 
 
+def _check_fits_data(cfg: Config, cfg_path: Path, overrides: Sequence[str]) -> None:
+    """Refuse, before any data is generated, a config that contradicts the data the demo generates (its classes,
+    auxiliary folder or scale), as training would refuse it after generating them; overrides are the user's own."""
+    kind = get_kind(DEMO_KIND)
+    given = {item.split("=", 1)[0].strip() for item in overrides}
+    stated = stated_values({"class_names": list(kind.classes), "aux_dir": kind.aux_dir, "aux_max": kind.aux_max})
+    values = {"data.class_names": list(cfg.data.class_names) or stated["data.class_names"],
+              "model.num_classes": cfg.model.num_classes, "data.aux_dir": cfg.data.aux_dir, "data.aux_max": cfg.data.aux_max}
+    for key, want in stated.items():
+        if key not in given and values[key] != want:
+            raise ConfigError(f"{cfg_path}: {key}={values[key]!r}, but the demo trains on its built-in {DEMO_KIND} data "
+                              f"({len(kind.classes)} classes, {kind.aux_dir} up to {kind.aux_max:g}), where {key}={want!r}: "
+                              f"give a config for that data (configs/demo.yaml, or one based on it)")
+
+
 def run_demo(
     out: Path = Path("runs/demo"),
     config: str | Path | None = None,
@@ -121,7 +144,8 @@ def run_demo(
     out = Path(out)
     cfg_path = Path(config) if config else default_config_path()
     # The demo replaces its own data and runs when their settings change: only in a folder it wrote itself.
-    load_config(cfg_path, [f"data.root={out / 'data'}", *overrides], dataset_meta=False)  # a bad config: before any data
+    checked = load_config(cfg_path, [f"data.root={out / 'data'}", *overrides], dataset_meta=False)  # before any data
+    _check_fits_data(checked, cfg_path, overrides)
     with writing(out, "demo", "--out", inputs=[cfg_path], names=DEMO_FILES):
         meta = _ensure_data(out / "data", num_scenes, size, seed)
         results, models = {}, {}
@@ -174,6 +198,6 @@ def run_demo(
         print(f"[demo] report comparing Base and SMMCL: {page} (open it in a browser)" if page else
               "[demo] no report page: it needs matplotlib (pip install 'smmcl[analysis]'), then: smmcl report "
               f"{out / 'base'} --compare {out / 'smmcl'}")
-        for line in STUDY_NOTE:
+        for line in study_note(trainer.plan.total_iters, cfg.model.projector.stage, cfg.data.crop_size):
             print(f"[demo] {line}")
         return summary

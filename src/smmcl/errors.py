@@ -26,6 +26,10 @@ class AuxUnitsWarning(UserWarning):
     millimetres); files with the same fault are refused with a `DatasetError` instead."""
 
 
+class HeldOutWarning(UserWarning):
+    """The split being scored shares samples with the train list: those scores are not of held-out images."""
+
+
 class StaleOutputWarning(UserWarning):
     """A folder's own files were replaced while other commands' outputs inside it (an HHA folder, a report, an
     export), made from what was replaced, were kept."""

@@ -108,6 +108,17 @@ def as_path(value: object, what: str) -> Path:
                     + ("; for frames in memory use smmcl.Predictor" if type(value).__name__ == "ndarray" else ""))
 
 
+def distinct(paths, what: str) -> None:
+    """Refuse one file or folder given twice among `paths` (however spelled: `run`, `./run/`, a symlink to it):
+    compared with itself it shows zero differences that mean nothing."""
+    seen: dict = {}
+    for path in paths:
+        key = Path(path).resolve()
+        if key in seen:
+            raise SmmclError(f"{what}: {seen[key]} and {path} are one and the same; give each once")
+        seen[key] = path
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
     """A temporary path beside `path` to write to; when the block ends without an error the file is synced, given

@@ -234,8 +234,9 @@ def writing(folder: str | Path, kind: str, what: str, inputs: Iterable[Optional[
         with folder_lock(folder, what):
             yield claim_folder(folder, kind, what, inputs, names, overwrite)
     except BaseException:
-        # A command refused before it wrote anything (a bad input file) leaves no folder it made for nothing.
-        if created and folder.is_dir() and all(e.name in OWN_FILES for e in folder.iterdir()):
+        # A command refused before it wrote anything (a bad input file) leaves no folder it made for nothing (nor the
+        # empty folders it claimed inside: a dataset's RGB/ when the first scene did not fit in memory).
+        if created and folder.is_dir() and all(p.is_dir() or p.name in OWN_FILES for p in folder.rglob("*")):
             shutil.rmtree(folder, ignore_errors=True)
         raise
 

@@ -21,7 +21,8 @@ from smmcl.data.dataset import RGBXDataset
 from smmcl.data.io import write_image
 from smmcl.data.modality import check_label, units_problem
 from smmcl.deploy.predictor import Predictor
-from smmcl.errors import AuxUnitsWarning, CheckpointError, ConfigError, ConfigWarning, DatasetError, NonFiniteWarning
+from smmcl.errors import (AuxUnitsWarning, CheckpointError, ConfigError, ConfigWarning, DatasetError, HeldOutWarning,
+                          NonFiniteWarning)
 
 from support import TINY_CONFIG, build_tiny_model, tiny_config
 from support.images import png_16bit_colour
@@ -133,6 +134,50 @@ def test_8bit_depth_on_a_millimetre_scale_is_refused_by_dataset_check_and_predic
     # predict reads the same file against the model's own aux_max (10000) and refuses it too.
     assert "8-bit auxiliary image (uint8, shape (24, 32), values 200..200) for a depth model whose aux_max is 10000" in \
         predict_error(weights, tmp_path / "d" / "RGB" / "s3.png", depth, tmp_path / "out")
+
+
+def test_mixed_aux_bit_depths_without_aux_max_are_refused_before_training(tmp_path):
+    cfg = make_folder(tmp_path / "d", aux_max=None)  # each file then scaled by its own type's maximum
+    assert len(RGBXDataset(cfg, "train", 5, train=True)) == 3  # one format: fine
+    write_image(tmp_path / "d" / "Depth" / "s1.png", np.full(SIZE, 200, np.uint8))  # one 8-bit file among 16-bit
+    with pytest.raises(DatasetError, match=r"Depth: mixed bit depths \(uint16 \(e.g. .*s0.png\), uint8 \(e.g. .*s1.png\)\) "
+                                           r"while data.aux_max is unset"):
+        RGBXDataset(cfg, "train", 5, train=True)
+    assert len(RGBXDataset(cfg, "test", 5)) == 1  # a split without the odd file is unaffected
+
+
+def test_jpeg_labels_are_refused_and_a_scale_barely_used_is_noted(tmp_path):
+    cfg = make_folder(tmp_path / "d")
+    label = tmp_path / "d" / "Label"
+    for path in label.glob("*.png"):  # JPEG blends ids along edges: other classes, silently
+        Image.open(path).save(path.with_suffix(".jpg"), quality=95)
+    jpeg = DataConfig(root=cfg.root, aux_max=cfg.aux_max, num_workers=0, label_ext=".jpg")
+    assert "a label file in JPEG, a lossy format that changes class ids" in dataset_error(jpeg)
+    assert any("a label file in JPEG" in p for p in check_dataset(jpeg, 5, progress=False).problems)
+    # Depth in centimetres (up to 9 m = 900) for a millimetre scale: within range, so noted rather than refused.
+    for path in (tmp_path / "d" / "Depth").glob("*.png"):
+        write_image(path, (np.asarray(Image.open(path)) // 10).astype(np.uint16))
+    report = check_dataset(cfg, 5, progress=False)
+    assert report.ok and any("under 1/10 of data.aux_max=10000: other units" in n for n in report.notes)
+
+
+def test_scoring_images_also_trained_on_is_said(tmp_path):
+    cfg = make_folder(tmp_path / "d")
+    (tmp_path / "d" / "train.txt").write_text("s0\ns1\ns2\ns3\n")  # the test sample s3 too
+    full = load_config({"model": {"num_classes": 5, "backbone": {"name": "mscan", "preset": "T"}},
+                        "data": {"root": cfg.root, "aux_max": 10000.0, "num_workers": 0, "crop_size": [24, 32]},
+                        "eval": {"batch_size": 1}}, dataset_meta=False)
+    model = smmcl.build_model(full).eval()
+    with pytest.warns(HeldOutWarning, match=r"1 of the 1 test images scored are in the train list too \(e.g. 's3'\)"):
+        smmcl.evaluate(model, full)
+
+
+def test_an_empty_frame_is_named_as_empty(weights):
+    predictor = Predictor(weights)
+    with pytest.raises(DatasetError, match=r"RGB frame 0: RGB image is empty \(shape \(0, 0, 3\)\)"):
+        predictor(np.zeros((0, 0, 3), np.uint8), np.zeros((4, 4), np.uint16))
+    with pytest.raises(DatasetError, match=r"auxiliary frame 0: auxiliary image is empty"):
+        predictor(np.zeros((4, 4, 3), np.uint8), np.zeros((0, 4), np.uint16))
 
 
 def test_values_far_above_aux_max_are_flagged(tmp_path):

@@ -9,7 +9,8 @@ import warnings
 from typing import Sequence
 
 from smmcl.cli.parser import build_parser, parse_args
-from smmcl.errors import AuxUnitsWarning, ConfigWarning, NonFiniteWarning, SmmclError, StaleOutputWarning
+from smmcl.errors import (AuxUnitsWarning, ConfigWarning, HeldOutWarning, NonFiniteWarning, SmmclError,
+                          StaleOutputWarning)
 from smmcl.memory import keep_freed_memory
 from smmcl.progress import set_quiet
 
@@ -43,7 +44,7 @@ def _message(exc: BaseException) -> str:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Our own warnings read like our errors; others keep Python's format."""
-    if issubclass(category, (NonFiniteWarning, AuxUnitsWarning, ConfigWarning, StaleOutputWarning)):
+    if issubclass(category, (NonFiniteWarning, AuxUnitsWarning, ConfigWarning, StaleOutputWarning, HeldOutWarning)):
         print(f"smmcl: warning: {message}", file=sys.stderr)
     else:
         print(warnings.formatwarning(message, category, filename, lineno, line), file=sys.stderr, end="")
@@ -61,6 +62,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("SMMCL_DEBUG"):
             raise
         print(f"smmcl: error: {_message(exc)}", file=sys.stderr)
+        return 2
+    except MemoryError as exc:  # numpy's allocation failures; PyTorch's CPU ones are RuntimeErrors, left as they are
+        if os.environ.get("SMMCL_DEBUG"):
+            raise
+        print(f"smmcl: error: not enough memory for this command ({_message(exc)}): a smaller image size, batch "
+              f"or number of images needs less", file=sys.stderr)
         return 2
     except ImportError as exc:
         missing = _missing_extra(exc)

@@ -16,7 +16,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from smmcl.api import make_synthetic
 
     summary = make_synthetic(args.kind, args.out, args.num, size=args.size, seed=args.seed,
-                             test_fraction=args.test_fraction, val_fraction=args.val_fraction, progress=True)
+                             test_fraction=args.test_fraction, val_fraction=args.val_fraction, progress=True,
+                             overwrite=args.overwrite)
     if wants_json(args):
         print_json(summary)
         return 0
@@ -43,7 +44,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     quiet = contextlib.redirect_stdout(io.StringIO()) if int(os.environ.get("RANK", "0")) > 0 else contextlib.nullcontext()
     with quiet:
         if args.dry_run:
-            result = dry_run(cfg, resume=args.resume, allow_config_change=args.allow_config_change)
+            result = dry_run(cfg, resume=args.resume, allow_config_change=args.allow_config_change,
+                             overwrite=args.overwrite)
             _show_dry_run(result, args)
         else:
             result = train(cfg, resume=args.resume, overwrite=args.overwrite,

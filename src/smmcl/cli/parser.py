@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--num", type=int, default=200, help="number of scenes (default 200)")
     synth.add_argument("--size", type=_size, default=(120, 160), help="HxW (default 120x160)")
     synth.add_argument("--seed", type=int, default=0, help="seed; scene i depends on (seed, i) alone (default 0)")
+    synth.add_argument("--overwrite", action="store_true",
+                       help="replace a dataset generated in --out before with other values (the same values write the "
+                            "same files again without it)")
     synth.add_argument("--test-fraction", type=float, default=0.25,
                        help="scenes held out as the test split (test.txt), the last ones (default 0.25)")
     synth.add_argument("--val-fraction", type=float, default=0.0,

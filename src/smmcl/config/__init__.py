@@ -5,7 +5,7 @@ This package is the bottom layer: it imports nothing from smmcl but `smmcl.error
 in no data, model or engine module.
 """
 
-from smmcl.config.loading import BASE_KEY, load_config, load_model_config, parse_overrides, stated, to_dict, to_yaml
+from smmcl.config.loading import BASE_KEY, as_config, load_config, load_model_config, parse_overrides, stated, to_dict, to_yaml
 from smmcl.config.schema import (
     BackboneConfig,
     BackbonePreset,
@@ -26,5 +26,5 @@ from smmcl.config.schema import (
 __all__ = [
     "BASE_KEY", "BackboneConfig", "BackbonePreset", "Config", "CrossModalConfig", "DataConfig", "DatasetPreset",
     "DecoderConfig", "EMAConfig", "EvalConfig", "LossConfig", "ModelConfig", "PhotometricConfig", "ProjectorConfig",
-    "TrainConfig", "load_config", "load_model_config", "parse_overrides", "stated", "to_dict", "to_yaml",
+    "TrainConfig", "as_config", "load_config", "load_model_config", "parse_overrides", "stated", "to_dict", "to_yaml",
 ]

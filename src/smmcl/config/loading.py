@@ -226,6 +226,17 @@ def load_config(
     return cfg
 
 
+def as_config(config: Any, what: str = "config") -> Config:
+    """`config` as a `Config`: one as it is, or the YAML file a path names (`load_config`); a TypeError for anything
+    else (a dict is a config only through `load_config`, which resolves and checks it)."""
+    if isinstance(config, Config):
+        return config
+    if isinstance(config, (str, os.PathLike)) and str(config):
+        return load_config(config)
+    raise TypeError(f"{what} must be a Config (smmcl.load_config) or the path of a YAML config, "
+                    f"got {type(config).__name__}")
+
+
 def _flatten(d: Any, prefix: str = "") -> dict:
     if not isinstance(d, dict) or not d:
         return {prefix[:-1]: d} if prefix else {}

@@ -19,6 +19,7 @@ from smmcl.config import DataConfig
 from smmcl.data.dataset import (
     SPLIT_LISTS,
     sample_files,
+    shared_with_train,
     split_list_path,
     split_names,
     split_root,
@@ -54,6 +55,8 @@ class CheckReport:
     # Per folder (relative to root): decoded format ("uint16x1ch") -> files, and the first file of each format.
     folders: Dict[str, Counter] = field(default_factory=dict)
     first_of: Dict[Tuple[str, str], Path] = field(default_factory=dict)
+    # The largest auxiliary value over every file, with its file: a dataset using a small part of its scale.
+    aux_top: Tuple[float, Optional[Path]] = (0.0, None)
 
     def count_format(self, path: Path, array: np.ndarray) -> None:
         try:
@@ -139,6 +142,11 @@ def discover_splits(cfg: DataConfig) -> List[str]:
     return found
 
 
+# A dataset whose auxiliary values all stay under 1/SMALL_SHARE of aux_max is noted (not refused: a close-range set
+# may be so).
+SMALL_SHARE = 10
+
+
 def image_format(array: np.ndarray) -> str:
     """A decoded image's format as the report lists it: dtype x channels ("uint16x1ch")."""
     return f"{array.dtype}x{1 if array.ndim == 2 else array.shape[2]}ch"
@@ -177,6 +185,8 @@ def _check_sample(cfg: DataConfig, split: str, name: str, num_classes: int, summ
             problems.append(str(exc))
     if "aux" in raw:
         summary.aux_formats[image_format(raw["aux"])] += 1
+        if "aux" in checked and checked["aux"].size and float(checked["aux"].max()) > report.aux_top[0]:
+            report.aux_top = (float(checked["aux"].max()), files.aux or files.rgb)
     if "rgb" in raw:
         h, w = raw["rgb"].shape[:2]
         summary.sizes[(h, w)] += 1
@@ -220,9 +230,16 @@ def check_dataset(cfg: DataConfig, num_classes: int, splits: Optional[Sequence[s
             _check_sample(cfg, split, name, num_classes, summary, report)
     for split, names in listed.items():
         # One folder for both (the flat layout): a name in two lists is one image trained on and scored.
-        shared = sorted(names & listed.get("train", set())) if split != "train" and split_root(cfg, split) == split_root(cfg, "train") else []
+        shared = shared_with_train(cfg, split, sorted(names)) if "train" in listed else []
         if shared:
             report.notes.append(f"{split_list_path(cfg, split)}: {len(shared)} of its samples are in the train list "
                                 f"too (e.g. {shared[0]!r}): their scores are not held out")
     report.flag_mixed_depths()
+    top, where = report.aux_top
+    if where is not None and cfg.aux_max is not None and top * SMALL_SHARE < cfg.aux_max:
+        # Within the scale, so no file is refused; but no scene reaches 1/SMALL_SHARE of it (depth in centimetres
+        # where aux_max counts millimetres reads 10x too near).
+        report.notes.append(f"the largest auxiliary value in every file checked is {top:g} (in {where}), under "
+                            f"1/{SMALL_SHARE} of data.aux_max={cfg.aux_max:g}: other units than aux_max counts "
+                            f"(centimetres for millimetres)?")
     return report

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from smmcl.config import DataConfig
-from smmcl.data.io import IMAGE_SUFFIXES, read_image, split_packed
+from smmcl.data.io import IMAGE_SUFFIXES, image_dtype, read_image, split_packed
 from smmcl.data.photometric import PhotometricAugment, photometric_rng
 from smmcl.data.modality import check_aux, check_label, check_rgb, check_same_size
 from smmcl.data.transforms import TrainAugment, eval_transform, to_tensor_aux, to_tensor_rgb
@@ -130,6 +130,18 @@ def load_sample(files: SampleFiles, cfg: DataConfig, num_classes: int) -> tuple[
     return rgb, aux, label
 
 
+def shared_with_train(cfg: DataConfig, split: str, names: Sequence[str]) -> list[str]:
+    """The `names` of `split` that the train list holds too, where both lists read one folder (the flat layout):
+    one image trained on and scored, so its score is not held out. Empty for the train split or no train list."""
+    if split == "train" or split_root(cfg, split) != split_root(cfg, "train"):
+        return []
+    try:
+        train = set(split_names(cfg, "train", unique=False))
+    except DatasetError:
+        return []
+    return sorted(set(names) & train)
+
+
 class RGBXDataset(Dataset):
     """Samples are dicts: `rgb`, `aux` (3 x H x W, ImageNet-normalised), `label` (H x W int64), `name`.
 
@@ -146,13 +158,18 @@ class RGBXDataset(Dataset):
         self.num_classes = num_classes
         self.root = split_root(cfg, split)
         if not Path(cfg.root).is_dir():
-            raise DatasetError(f"dataset folder not found: {cfg.root}")
+            where = "" if Path(cfg.root).is_absolute() else (f", {Path(cfg.root).absolute()}: a relative data.root is read "
+                                                          f"from the current folder, not from the config file's")
+            raise DatasetError(f"dataset folder not found: data.root={cfg.root}{where}")
         folders = (cfg.rgb_dir,) if cfg.layout == "packed" else (cfg.rgb_dir, cfg.aux_dir)
         for sub in (*folders, cfg.label_dir):
             if not (self.root / sub).is_dir():
                 preset = f" (preset {cfg.preset})" if cfg.preset else ""
                 raise DatasetError(f"dataset folder {self.root} has no '{sub}' folder{preset}; expected {', '.join((*folders, cfg.label_dir))}")
         self.names: List[str] = split_names(cfg, split, subset)
+        self._check_files_exist()
+        if cfg.aux_max is None and cfg.layout != "packed":
+            self._check_one_aux_dtype()
         self.augment = (
             TrainAugment(tuple(cfg.crop_size), tuple(cfg.scales), cfg.hflip, cfg.ignore_index) if train else None
         )
@@ -161,6 +178,32 @@ class RGBXDataset(Dataset):
             if train and cfg.photometric.enabled else None
         )
         self._cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def _check_files_exist(self) -> None:
+        """Every listed sample's files, checked when the split is opened: a missing one found at the first validation
+        would stop a run after its training so far."""
+        missing = [path for name in self.names for path in vars(sample_files(self.cfg, self.split, name)).values()
+                   if isinstance(path, Path) and not path.is_file()]
+        if missing:
+            more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+            raise DatasetError(f"missing file: {missing[0]}{more}, listed in the {self.split} split "
+                               f"({split_list_path(self.cfg, self.split, self.subset)})")
+
+    def _check_one_aux_dtype(self) -> None:
+        """Without `aux_max` every auxiliary file is scaled by its own type's maximum (uint8 by 255, uint16 by 65535):
+        in a folder of mixed types one value would mean different things. Refused here, before training, from the
+        files' headers; with `aux_max` set, the modality rule refuses each file that does not fit it."""
+        seen: dict = {}
+        for name in self.names:
+            path = sample_files(self.cfg, self.split, name).aux
+            if path is not None and path.is_file():
+                seen.setdefault(image_dtype(path), path)
+        if len(seen) > 1:
+            shown = ", ".join(f"{dtype} (e.g. {path})" for dtype, path in seen.items())
+            raise DatasetError(f"{self.root / self.cfg.aux_dir}: mixed bit depths ({shown}) while data.aux_max is "
+                               f"unset, so each file would be scaled by its own type's maximum and one value would mean "
+                               f"different things: convert the files to one format, or set data.aux_max to their full "
+                               f"scale (e.g. 10000 for millimetres up to 10 m)")
 
     def __len__(self) -> int:
         return len(self.names)

@@ -410,7 +410,8 @@ def convert_folder(
         raise DatasetError(f"no depth images in {depth_dir} (expected {', '.join(IMAGE_SUFFIXES)} files)")
     # Before anything is written: a.png and a.tif would both become a.png; the output is apart from the depth.
     planned = unique_outputs(((f"{path.stem}.png", path) for path in files), f"--out folder {out_dir}")
-    with writing(out_dir, "hha", "--out", inputs=[depth_dir], names=planned):
+    # overwrite: an earlier HHA there (its own files alone) is replaced whole, never mixed with stale images.
+    with writing(out_dir, "hha", "--out", inputs=[depth_dir], names=planned, overwrite=True):
 
         for path in track(files, desc="hha", unit="image", enabled=progress):
             depth = read_image(path)

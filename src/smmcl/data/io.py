@@ -19,6 +19,11 @@ def read_image(path: Path, ids: bool = False) -> np.ndarray:
     try:
         with Image.open(path) as img:
             _check_depth(img, path)
+            if ids and img.format in LOSSY_FORMATS:
+                # Lossy compression blends neighbouring values: along every edge a pixel gets an id between its
+                # class and the next one's, which is another class (or none), silently.
+                raise DatasetError(f"{path}: a label file in {img.format}, a lossy format that changes class ids along "
+                                   f"every edge; store labels losslessly (PNG)")
             img.load()
             if img.mode in ("I;16", "I;16B", "I;16L"):
                 return np.array(img, dtype=np.uint16)
@@ -33,6 +38,24 @@ def read_image(path: Path, ids: bool = False) -> np.ndarray:
             return np.array(img.convert("RGB"))
     except DatasetError:
         raise
+    except FileNotFoundError:
+        raise DatasetError(f"missing file: {path}") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise DatasetError(f"unreadable image {path}: {exc}") from None
+
+
+# Formats whose compression changes pixel values: never a label file.
+LOSSY_FORMATS = ("JPEG", "MPO")
+
+# Pillow's single-channel modes -> the dtype `read_image` gives them (anything else is read as uint8).
+_MODE_DTYPES = {"I;16": "uint16", "I;16B": "uint16", "I;16L": "uint16", "I": "int32", "F": "float32"}
+
+
+def image_dtype(path: Path) -> str:
+    """The dtype `read_image` gives the file, from its header alone (nothing decoded); a `DatasetError` as there."""
+    try:
+        with Image.open(path) as img:
+            return _MODE_DTYPES.get(img.mode, "uint8")
     except FileNotFoundError:
         raise DatasetError(f"missing file: {path}") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
@@ -61,7 +84,9 @@ def write_image(path: Path, array: np.ndarray) -> None:
 def split_packed(image: np.ndarray, path: Path) -> tuple[np.ndarray, np.ndarray]:
     """RGB and auxiliary channels of one packed image (MFNet: R, G, B, thermal)."""
     if image.ndim != 3 or image.shape[2] < 4:
-        raise DatasetError(f"{path} has shape {image.shape}; the packed layout expects RGB + auxiliary channels (H x W x 4)")
+        raise DatasetError(f"{path} has shape {image.shape}: without a separate auxiliary image (--aux, data.aux_dir) "
+                           f"the auxiliary values are read from a 4th channel (the packed layout: RGB + auxiliary, "
+                           f"H x W x 4), which this image does not have; give the auxiliary images apart (--aux)")
     aux = image[..., 3:]
     if aux.size and aux.min() == aux.max():
         # An RGBA photo given without --aux: its alpha plane would pass for a thermal or depth image.

@@ -60,6 +60,8 @@ def describe(array: object) -> str:
 
 def check_rgb(rgb: object, source: object) -> np.ndarray:
     """`rgb` as H x W x 3 uint8 (alpha dropped, grey repeated), or a `DatasetError` naming `source`."""
+    if isinstance(rgb, np.ndarray) and rgb.size == 0:
+        raise DatasetError(f"{source}: RGB image is empty (shape {tuple(rgb.shape)}); expected {RGB_EXPECTED}")
     if isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8:
         if rgb.ndim == 3 and rgb.shape[2] == 3:
             return rgb
@@ -144,7 +146,9 @@ def check_aux(aux: object, source: object, aux_max: Optional[float], aux_scale: 
 
     A units mismatch (`units_problem`) is refused, or handed to `on_units` (a live frame's caller) as a message."""
     numeric = isinstance(aux, np.ndarray) and (np.issubdtype(aux.dtype, np.integer) or np.issubdtype(aux.dtype, np.floating))
-    if not numeric or aux.ndim not in (2, 3) or aux.size == 0:  # type: ignore[union-attr]
+    if isinstance(aux, np.ndarray) and aux.size == 0:
+        raise DatasetError(f"{source}: auxiliary image is empty (shape {tuple(aux.shape)}); expected {AUX_EXPECTED}")
+    if not numeric or aux.ndim not in (2, 3):  # type: ignore[union-attr]
         raise DatasetError(f"{source}: auxiliary image is {describe(aux)}; expected {AUX_EXPECTED}")
     aux = finite_aux(aux, source)  # type: ignore[arg-type]
     problem = units_problem(aux, aux_max, aux_scale, for_model)

@@ -8,18 +8,19 @@ under it, for a dataset and a protocol given directly.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict
 from typing import Iterator, Mapping, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from smmcl.config import Config
-from smmcl.data.dataset import RGBXDataset
+from smmcl.config import Config, as_config
+from smmcl.data.dataset import RGBXDataset, shared_with_train
 from smmcl.engine.inference import InferenceProtocol
 from smmcl.engine.metrics import confusion_matrix, segmentation_scores
 from smmcl.engine.predict import model_device
-from smmcl.errors import DatasetError
+from smmcl.errors import DatasetError, HeldOutWarning
 from smmcl.progress import track
 
 
@@ -89,11 +90,16 @@ def evaluate(model: torch.nn.Module, config: Config, split: str | None = None, s
     given) under the config's eval protocol (`eval.mode`, `scales`, `flip`), batch and excluded classes; the
     scores also name the split, subset and protocol. `dataset`: score this one instead (e.g. another run's
     split, as the report compares runs on the reference's), still under `config`'s protocol."""
+    config = as_config(config)
     if split is None:
         split = config.eval.split
         subset = config.eval.subset if subset is None else subset
     if dataset is None:
         dataset = RGBXDataset(config.data, split, config.model.num_classes, train=False, subset=subset)
+        shared = shared_with_train(config.data, split, dataset.names)
+        if shared:
+            warnings.warn(f"{len(shared)} of the {len(dataset.names)} {split} images scored are in the train list too "
+                          f"(e.g. {shared[0]!r}): their scores are not of held-out images", HeldOutWarning, stacklevel=2)
     protocol = InferenceProtocol.from_config(config)
     ignore_index = getattr(getattr(dataset, "cfg", None), "ignore_index", config.data.ignore_index)
     scores = score_dataset(model, dataset, config.model.num_classes, batch_size=config.eval.batch_size,

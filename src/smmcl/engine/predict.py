@@ -58,7 +58,18 @@ def pair_inputs(rgb: Optional[Path], aux: Optional[Path] = None, list_file: Opti
 
     A list line holds `RGB_PATH AUX_PATH` (relative to the list's folder) or one sample name looked up in
     the `rgb` / `aux` folders. Without `aux`, every RGB image must carry the auxiliary image as a 4th channel.
+    An RGB image given as its own auxiliary image is refused.
     """
+    pairs = _pairs(rgb, aux, list_file)
+    same = next((p for p in pairs if p.aux is not None and Path(p.aux).resolve() == Path(p.rgb).resolve()), None)
+    if same is not None:
+        raise DatasetError(f"{same.rgb} is given as both the RGB and the auxiliary image (--rgb and --aux name the same "
+                           f"{'folder' if rgb is not None and aux is not None and Path(rgb).is_dir() else 'file'}): "
+                           f"give the depth or thermal images as --aux")
+    return pairs
+
+
+def _pairs(rgb: Optional[Path], aux: Optional[Path] = None, list_file: Optional[Path] = None) -> List[InputPair]:
     rgb = Path(rgb) if rgb is not None else None
     aux = Path(aux) if aux is not None else None
     if list_file is not None:

@@ -43,6 +43,20 @@ def claim_run_dir(out_dir: Path, resumed: bool, same_config: bool, overwrite: bo
     the same config killed before its first checkpoint, or `overwrite` (then the old run's files go, as listed in
     the folder's manifest, and nothing else). The folder is claimed as a run's (`smmcl.outputs`): apart from the
     `inputs` (data, pretrained weights), holding nothing smmcl did not write there."""
+    inputs = list(inputs)
+    replace = check_run_dir(out_dir, resumed, same_config, overwrite, inputs)
+    claim_folder(out_dir, "run", "train.out_dir", inputs, names=RUN_FILES, overwrite=replace,
+                 adopt=_legacy(out_dir, resumed))
+    # checkpoints/ and tb/ list what the run writes there (`record` before each file), so that --overwrite and
+    # pruning remove only those; a run from before these lists is adopted only when resumed from there.
+    claim_folder(out_dir / "checkpoints", "checkpoints", "checkpoints folder",
+                 adopt=[p.name for p in (out_dir / "checkpoints").glob("ckpt_*.pt")] if resumed else ())
+
+
+def check_run_dir(out_dir: Path, resumed: bool, same_config: bool, overwrite: bool,
+                  inputs: Iterable[Optional[str | Path]] = ()) -> bool:
+    """Everything `claim_run_dir` refuses, writing nothing (a dry run checks the folder the run would claim);
+    returns whether the run would replace the one there."""
     found = run_files(out_dir)
     replace = bool(found) and not (resumed or (same_config and "checkpoints" not in found))
     if replace and not overwrite:
@@ -50,12 +64,8 @@ def claim_run_dir(out_dir: Path, resumed: bool, same_config: bool, overwrite: bo
             f"{out_dir} already holds a run ({', '.join(found)}); continue it with --resume auto, "
             f"train into another folder (train.out_dir=...), or replace it with --overwrite"
         )
-    claim_folder(out_dir, "run", "train.out_dir", inputs, names=RUN_FILES, overwrite=replace,
-                 adopt=_legacy(out_dir, resumed))
-    # checkpoints/ and tb/ list what the run writes there (`record` before each file), so that --overwrite and
-    # pruning remove only those; a run from before these lists is adopted only when resumed from there.
-    claim_folder(out_dir / "checkpoints", "checkpoints", "checkpoints folder",
-                 adopt=[p.name for p in (out_dir / "checkpoints").glob("ckpt_*.pt")] if resumed else ())
+    check_claim(out_dir, "run", "train.out_dir", inputs, overwrite=replace, adopt=_legacy(out_dir, resumed))
+    return replace
 
 
 def check_run_folder(out_dir: Path, resumed: bool, inputs: Iterable[Optional[str | Path]] = ()) -> None:

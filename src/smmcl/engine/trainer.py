@@ -37,7 +37,7 @@ from smmcl.engine.evaluate import evaluate
 from smmcl.engine.optim import lr_at
 from smmcl.engine.plan import effective_batch
 from smmcl.models.compiled import to_channels_last
-from smmcl.engine.run_dir import check_run_folder, check_writable, claim_run_dir, remove_partial_saves, writing
+from smmcl.engine.run_dir import check_run_dir, check_run_folder, check_writable, claim_run_dir, remove_partial_saves, writing
 from smmcl.engine.run_log import RankMeanLog, RunLog, run_summary
 from smmcl.engine.step import shared_encoder_parameters, train_step
 from smmcl.files import folder_lock
@@ -85,6 +85,12 @@ class Trainer:
             self.pretrained_report = load_weights(self.model, cfg.model.pretrained, cfg.model.pretrained_parts)
         self.net = step_network(parts, cfg)
         self._monitor_sets: dict[tuple[str, Optional[str]], RGBXDataset] = {}
+        # The splits the run will score, read now: a missing file there stops the run before it trains, not at its
+        # first validation after the training so far.
+        t = cfg.train
+        for every, split, subset in ((t.val_every, t.val_split, None), (t.test_every, cfg.eval.split, cfg.eval.subset)):
+            if every:
+                self._monitor_set(split, subset)
         # Filled at the end of a finished run (`run_summary` of its log; also <out_dir>/summary.json).
         self.summary: dict = {}
 
@@ -160,10 +166,13 @@ class Trainer:
     def _score(self, split: str, subset: Optional[str] = None) -> dict:
         """Scores on `split` with the eval protocol, on the plain model (its average of weights with
         `train.ema`) in this process only; under DDP the loop calls it on rank 0 alone."""
+        return evaluate(self.evaluation_model, self.cfg, split, subset, dataset=self._monitor_set(split, subset))
+
+    def _monitor_set(self, split: str, subset: Optional[str]) -> RGBXDataset:
         if (split, subset) not in self._monitor_sets:
             self._monitor_sets[(split, subset)] = RGBXDataset(self.cfg.data, split, self.cfg.model.num_classes,
                                                               train=False, subset=subset)
-        return evaluate(self.evaluation_model, self.cfg, split, subset, dataset=self._monitor_sets[(split, subset)])
+        return self._monitor_sets[(split, subset)]
 
     def validate(self) -> dict:
         """Scores on `train.val_split` (monitoring only; no checkpoint is chosen by it)."""
@@ -180,6 +189,10 @@ class Trainer:
 
         `batch_shape` is the shape of one forward pass (a micro-batch on this rank); the step ran
         `train.accumulate` of them."""
+        saved = self.out_dir / "config.yaml"
+        same = saved.is_file() and saved.read_text() == to_yaml(self.cfg)
+        # What the run would refuse about its folder (an input's, another run's, the user's files), refused now.
+        check_run_dir(self.out_dir, self.resumed_from is not None, same, self.overwrite, inputs=self._inputs())
         t0 = time.perf_counter()
         batch = next(iter(self._loader(self.step + 1)))
         stats = {k: float(v) for k, v in self.train_step(batch).items()}

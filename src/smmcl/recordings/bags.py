@@ -163,7 +163,7 @@ def _alignment(reader, path: Path, types: dict, rgb_topic: str, aux_topic: str, 
             raise DatasetError(f"{path}: {aux_topic} holds {encoding} images, not depth: only depth is reprojected")
         return "as recorded", None
     if align is False:
-        return "as recorded (align=False)", None
+        return "as recorded (--aux-aligned)", None
     if align is None and layout.is_aligned(aux_topic):
         return "aligned stream", None
     depth, depth_missing = _intrinsics(reader, types, aux_topic)
@@ -178,7 +178,8 @@ def _alignment(reader, path: Path, types: dict, rgb_topic: str, aux_topic: str, 
         raise DatasetError(
             f"{path}: depth {aux_topic} is not registered to colour {rgb_topic} and cannot be aligned: the recording "
             f"lacks {'; '.join(missing)}.{hint} Record the camera's aligned depth (aligned_depth_to_color) or its "
-            "calibration; or, if this depth is registered to colour already, read it as recorded (align=False).")
+            "calibration; or, if this depth is registered to colour already, read it as recorded (--aux-aligned; "
+            "align=False in Python).")
 
     def register(image: np.ndarray, mpu: float, source: str) -> np.ndarray:
         if image.shape[:2] != (depth.height, depth.width):

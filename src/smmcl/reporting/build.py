@@ -10,6 +10,7 @@ from typing import Callable, List, Optional, Sequence
 from smmcl.config import to_dict
 from smmcl.engine.run_dir import flatten
 from smmcl.errors import ConfigError
+from smmcl.files import distinct
 from smmcl.outputs import writing
 from smmcl.reporting.collect import Run, check_comparable, environment, open_run, run_names, score_run, scored_split
 from smmcl.reporting.figures import class_iou_bars, confusion_heatmap, pyplot, training_curves
@@ -43,6 +44,7 @@ def write_report(run_dirs: Sequence[str | Path], out: str | Path, num_images: in
         raise ConfigError(f"num_images must be >= 0, got {num_images}")
     pyplot()  # refuse before any evaluation when matplotlib is missing
     folders = [Path(d) for d in run_dirs]
+    distinct(folders, "the runs of a report")
     runs = [open_run(f, n, overrides) for f, n in zip(folders, run_names(folders, names))]
     check_comparable(runs)
     split = scored_split(runs[0])

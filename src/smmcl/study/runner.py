@@ -25,7 +25,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 
 from smmcl.config import Config, load_config, to_dict, to_yaml
-from smmcl.data.synth import generate_dataset
+from smmcl.data.synth import generate_dataset, other_dataset
 from smmcl.engine.evaluate import evaluate
 from smmcl.engine.run_dir import flatten
 from smmcl.engine.trainer import Trainer
@@ -61,19 +61,26 @@ def config_difference(old: dict, new: dict) -> List[str]:
 STUDY_FILES = ("results.json", "results.md", "results.png", "runs")
 
 
+def check_synth(synth: SynthSpec) -> bool:
+    """Refuse a `synth.root` that holds another dataset, or files smmcl did not write there (writing nothing);
+    returns whether it already holds exactly the study's dataset."""
+    root = Path(synth.root)
+    changed = other_dataset(root, kind=synth.kind, num=synth.num, size=list(synth.size), seed=synth.seed,
+                            test_fraction=synth.test_fraction, val_fraction=synth.val_fraction)
+    if changed:
+        raise ConfigError(f"{root} holds another dataset ({', '.join(changed)}); point synth.root elsewhere or remove "
+                          f"the folder")
+    if (root / "meta.json").is_file():
+        return True
+    check_claim(root, "dataset", "the study's synth.root")
+    return False
+
+
 def ensure_synth(synth: SynthSpec, log: Callable[[str], None] = print) -> None:
     """Generate the study's synthetic data unless `root` already holds exactly that dataset."""
     root = Path(synth.root)
-    wanted = {"kind": synth.kind, "num": synth.num, "size": list(synth.size), "seed": synth.seed,
-              "test_fraction": synth.test_fraction, "val_fraction": synth.val_fraction}
-    meta_path = root / "meta.json"
-    if meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
-        have = {k: meta.get(k, 0.0 if k == "val_fraction" else None) for k in wanted}
-        if have == wanted:
-            return
-        raise ConfigError(f"{root} holds another dataset ({', '.join(k for k in wanted if have[k] != wanted[k])} differ); "
-                          f"point synth.root elsewhere or remove the folder")
+    if check_synth(synth):
+        return
     log(f"[study] generating {synth.num} {synth.kind} scenes of {synth.size[0]}x{synth.size[1]} in {root}")
     generate_dataset(synth.kind, root, synth.num, size=tuple(synth.size), seed=synth.seed, what="the study's synth.root",
                      test_fraction=synth.test_fraction, val_fraction=synth.val_fraction)
@@ -239,6 +246,9 @@ def check_study(path: str | Path, out: str | Path | None = None, jobs: int = 1, 
     spec = read_study(path)
     out = Path(out) if out is not None else default_out(path)
     check_claim(out, "study", "--out", inputs=[path])
+    for synth in (spec.synth, spec.pretrain.synth if spec.pretrain is not None else None):
+        if synth is not None:
+            check_synth(synth)
     for source in imports:
         check_import(spec, source)
     pre, tasks = plan_study(spec, out, str(path))

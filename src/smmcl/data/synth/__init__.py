@@ -25,10 +25,10 @@ import numpy as np
 from smmcl.data.classes import IGNORE_INDEX, LLRGBD_CLASSES, LLRGBD_PALETTE, MFNET_CLASSES, MFNET_PALETTE
 from smmcl.data.io import write_image
 from smmcl.data.synth import indoor, night
-from smmcl.outputs import claim_folder, writing
+from smmcl.outputs import OutputError, claim_folder, read_manifest, writing
 from smmcl.progress import track
 
-__all__ = ["KINDS", "SceneKind", "generate_dataset", "get_kind", "render_scene", "scene_name"]
+__all__ = ["KINDS", "SceneKind", "generate_dataset", "get_kind", "other_dataset", "render_scene", "scene_name"]
 
 
 @dataclass(frozen=True)
@@ -90,15 +90,41 @@ def _check(num: int, size: Sequence[int], seed: int, test_fraction: float, val_f
         raise ValueError(f"size must be (height, width), got {size!r}") from None
     if h < 16 or w < 16:
         raise ValueError(f"size {h}x{w}: height and width must be at least 16")
+    if h > MAX_SIDE or w > MAX_SIDE:
+        raise ValueError(f"size {h}x{w}: height and width must be at most {MAX_SIDE} (a synthetic scene is rendered "
+                         f"whole in memory)")
     return h, w
+
+
+# A scene is rendered in float64 planes: 4096 x 4096 takes about 1.5 GB, far past what a dark-scene camera gives.
+MAX_SIDE = 4096
+# What makes a generated dataset the one asked for: the same values give byte-identical files.
+DATASET_KEYS = ("kind", "num", "size", "seed", "test_fraction", "val_fraction")
+
+
+def other_dataset(out: str | Path, **wanted) -> list:
+    """The `DATASET_KEYS` in which the dataset an earlier synth wrote in `out` (its meta.json) differs from
+    `wanted`, each as `key old -> new`; empty when there is none or it is the same."""
+    path = Path(out) / "meta.json"
+    if not path.is_file():
+        return []
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return []
+    have = {k: (list(meta["size"]) if k == "size" and k in meta else meta.get(k, 0.0 if k == "val_fraction" else None))
+            for k in DATASET_KEYS}
+    want = {k: list(v) if k == "size" else v for k, v in wanted.items()}
+    return [f"{k} {have[k]} -> {want[k]}" for k in DATASET_KEYS if k in want and have[k] != want[k]]
 
 
 def generate_dataset(kind: str, out_dir, num: int, size: tuple[int, int] = (120, 160), seed: int = 0,
                      test_fraction: float = 0.25, progress: bool = False, val_fraction: float = 0.0,
-                     what: str = "--out") -> dict:
+                     what: str = "--out", overwrite: bool = False) -> dict:
     """Write `num` scenes of `kind` under `out_dir`; returns a summary (also written as meta.json,
     without the timing) with the split sizes, class names and per-class pixel counts. `what`: how errors name
-    `out_dir` (the option or key that gave it).
+    `out_dir` (the option or key that gave it). A dataset an earlier synth wrote there with other values
+    (`other_dataset`) is replaced only with `overwrite`; the same one is written again, byte for byte.
 
     The scenes are split in order: train, then validation (`val_fraction`, none by default), then test.
     """
@@ -113,6 +139,12 @@ def generate_dataset(kind: str, out_dir, num: int, size: tuple[int, int] = (120,
     num_val = min(int(math.floor(num * val_fraction + 0.5)), num - num_test - 1)
     num_train = num - num_test - num_val
     lists = ["train.txt", "test.txt", *(["val.txt"] if num_val else [])]  # only what it writes: a user's val.txt stays
+    ours = (read_manifest(out) or {}).get("kind") == "dataset" if out.is_dir() else False
+    changed = ours and other_dataset(out, kind=spec.name, num=num, size=[h, w], seed=int(seed), test_fraction=test_fraction,
+                            val_fraction=val_fraction)
+    if changed and not overwrite:
+        raise OutputError(f"{what} {out} holds another generated dataset ({', '.join(changed)}): --overwrite "
+                          f"(overwrite=True) replaces it; or choose another folder. Nothing was changed")
     with writing(out, "dataset", what, names=[*(f.name for f in folders.values()), *lists, "meta.json"],
                  overwrite=True):
         for folder in folders.values():
