@@ -20,6 +20,8 @@ CASES = [
     ("train unknown key", ["train", "{tiny}", "train.nope=1"], "train.nope"),
     ("train key without value", ["train", "{tiny}", "train.max_iters"], "train.max_iters"),
     ("train bad number", ["train", "{tiny}", "train.max_iters=abc"], "train.max_iters"),
+    ("train null class names", ["train", "{tiny}", "data.class_names=null", "--dry-run"],
+     "expected a value, not null (an empty list []"),
     ("train scalar for a list", ["train", "{tiny}", "data.crop_size=abc"], "data.crop_size': expected a list such as [a, b], got 'abc'"),
     ("train negative iterations", ["train", "{tiny}", "{data_root}", "train.max_iters=-3"], "max_iters"),
     ("train data root missing", ["train", "{tiny}", "data.root={tmp}/no_data", "train.out_dir={tmp}/r1"], "no_data"),
@@ -122,6 +124,12 @@ CASES = [
      "but the demo trains on its built-in indoor-rgbd data"),
     ("convert smmcl weights as resnet", ["convert", "{weights}", "--from", "resnet", "--config", "{tiny}", "--out",
                                          "{tmp}/c10.safetensors"], "is an smmcl weights file, not 'resnet'"),
+    ("train resume neither auto nor a file", ["train", "{tiny}", "{data_root}", "train.out_dir={tmp}/r10", "--resume",
+                                              "yes"], "give `auto`"),
+    ("train aux folder is the label folder", ["train", "{tiny}", "{data_root}", "data.aux_dir=Label", "data.aux_max=255",
+                                              "--dry-run"], "the auxiliary images are not the labels"),
+    ("train refused at its first image leaves no run", ["train", "{tiny}", "{data_root}", "data.aux_max=100",
+                                                        "train.out_dir={tmp}/r11"], "more than 2x its full scale"),
     ("report a run against itself", ["report", "{run}", "--compare", "{run}/", "--out", "{tmp}/r9"],
      "are one and the same; give each once"),
     ("analyze one model twice", ["analyze", "features", "{tiny}", "{data_root}", "--checkpoint", "{weights}", "--compare",
@@ -326,3 +334,26 @@ def test_a_users_mistake_is_a_named_error(files, argv, words, capsys, monkeypatc
             ("run", "checkpoints", "bad_input0") and not p.parent.is_relative_to(Path(files["run"]))]
     assert not left, left
     assert not os.environ.get("SMMCL_DEBUG")
+
+
+def test_a_training_refused_before_its_first_checkpoint_leaves_nothing(files, tmp_path, capsys):
+    """Trial 5 #51: a run stopped by a bad image left config.yaml, tb/ and checkpoints/, and the corrected command
+    then met "already holds a run"."""
+    out = tmp_path / "run"
+    args = ["--quiet", "train", files["tiny"], files["data_root"], f"train.out_dir={out}", "train.max_iters=1",
+            "train.tensorboard=false"]
+    assert main([*args, "data.aux_max=100"]) == 2 and not out.exists()
+    out.mkdir()  # a folder the user made is kept, emptied of what the run wrote
+    assert main([*args, "data.aux_max=100"]) == 2 and out.is_dir() and not any(out.iterdir())
+    assert main(args) == 0 and (out / "model.safetensors").is_file()
+
+
+def test_an_export_given_as_weights_is_named(files):
+    """Trial 5 API-b10: load_pretrained on an .onnx sent the user to `smmcl convert`, which refuses ONNX files."""
+    import pytest
+
+    import smmcl
+    from smmcl.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="is an ONNX export, which is run, not loaded as PyTorch weights"):
+        smmcl.load_pretrained(files["onnx_fixed"])

@@ -177,6 +177,22 @@ def _remove_written(path: Path) -> None:
         path.rmdir()
 
 
+def remove_written(folder: str | Path) -> None:
+    """Undo a command that stopped before it finished anything worth keeping, while it still holds the folder's lock:
+    remove what its manifest lists in `folder` (its own folders inside too) and the manifest; the lock file stays
+    for the lock's holder to remove, and with it the folder when that leaves it empty."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    if manifest is None:
+        return
+    for name in manifest["written"]:
+        _remove_written(folder / name)
+    for stale in partial_writes(folder):
+        stale.unlink(missing_ok=True)
+    for name in OWN_FILES - {LOCK_NAME}:
+        (folder / name).unlink(missing_ok=True)
+
+
 def partial_writes(folder: str | Path) -> list:
     """Temporary files of atomic writes (`smmcl.files.atomic_path`) of names listed in `folder`'s manifest that a
     kill cut short: safe to delete, for they are smmcl's own."""

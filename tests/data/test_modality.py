@@ -161,6 +161,15 @@ def test_jpeg_labels_are_refused_and_a_scale_barely_used_is_noted(tmp_path):
     assert report.ok and any("under 1/10 of data.aux_max=10000: other units" in n for n in report.notes)
 
 
+def test_a_sample_file_with_another_suffix_names_the_key(tmp_path):
+    cfg = make_folder(tmp_path / "d")
+    depth = tmp_path / "d" / "Depth" / "s3.png"
+    Image.open(depth).save(depth.with_suffix(".tiff"))
+    depth.unlink()
+    assert "(s3.tiff is there: set data.aux_ext=.tiff)" in dataset_error(cfg)
+    assert any("(s3.tiff is there: set data.aux_ext=.tiff)" in p for p in check_dataset(cfg, 5, progress=False).problems)
+
+
 def test_scoring_images_also_trained_on_is_said(tmp_path):
     cfg = make_folder(tmp_path / "d")
     (tmp_path / "d" / "train.txt").write_text("s0\ns1\ns2\ns3\n")  # the test sample s3 too

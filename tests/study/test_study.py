@@ -87,7 +87,11 @@ def test_the_non_paper_options_are_named_wherever_the_numbers_stand(tiny_study, 
     monkeypatch.setattr(report_module, "plot_results", lambda results, path, title="": titles.append(title))
     assert main(["study", str(path), "--out", str(out), "--report"]) == 0
     assert titles and non_paper["headline"] in titles[0]
-    assert non_paper["headline"] in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert non_paper["headline"] in printed
+    # A variant whose contrast never acted says so beside its verdict (trial 5 #116: "no clear difference, [+0, +0]").
+    never = results["variants"]["smmcl"]["contrast_zero_fraction"] == 1
+    assert ("its contrast was 0 on every step" in printed) == never
 
 
 def test_the_test_split_trajectory_is_logged_and_summarised(tiny_study):

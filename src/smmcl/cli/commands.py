@@ -411,6 +411,9 @@ def cmd_study(args: argparse.Namespace) -> int:
             ci = v.get("delta_ci95")
             shown = f"[{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}]" if ci else "-"
             line += f"   delta {100 * v['delta_mean']:+.2f}, 95% CI {shown}: {v['verdict']}"
+        if name != ref and v.get("contrast_zero_fraction") == 1:
+            # Its contrastive terms never acted: the variant trained as the reference did, whatever it was meant to test.
+            line += "; its contrast was 0 on every step (too few classes per batch), so it trained as plain CE"
         print(line)
     return 0
 

@@ -26,6 +26,8 @@ def _explain(exc: OmegaConfBaseException) -> str:
     msg = (getattr(exc, "msg", None) or str(exc)).splitlines()[0]
     if "is not a ListConfig" in msg:  # OmegaConf's words for a scalar given where the schema holds a list
         msg = f"expected a list such as [a, b], got {getattr(exc, 'value', None)!r}"
+    elif "is not Optional" in msg:  # null given for a key that always has a value
+        msg = "expected a value, not null (an empty list [] where the key holds a list: e.g. no class names)"
     return f"key '{key}': {msg}" if key else msg
 
 

@@ -89,6 +89,7 @@ def reconcile(path: Path, stated: Dict[str, Any], config: Dict[str, tuple[Any, s
             continue
         if key in config and config[key][0] != want:  # 10000 (JSON) == 10000.0 (YAML)
             value, origin = config[key]
+            clear = " (data.class_names: [] clears a base config's names)" if key == "data.class_names" else ""
             raise ConfigError(f"{origin}: {key}={value!r} contradicts {path}, which says {key}={want!r}; "
-                              f"correct the config (or leave the key out), or give {key}=... as an override "
+                              f"correct the config (or leave the key out){clear}, or give {key}=... as an override "
                               f"to train with another value anyway")

@@ -62,6 +62,10 @@ def _rules(cfg) -> List[Tuple[str, Any, Callable[[Any], bool], str]]:
         ("data.ignore_index", d.ignore_index, *nonneg_int),
         ("data.aux_dir", d.aux_dir, lambda x: d.layout == "packed" or x != d.rgb_dir or d.aux_ext != d.rgb_ext,
          f"a folder other than data.rgb_dir ({d.rgb_dir!r}): the auxiliary images are not the RGB ones"),
+        ("data.aux_dir", d.aux_dir, lambda x: d.layout == "packed" or x != d.label_dir or d.aux_ext != d.label_ext,
+         f"a folder other than data.label_dir ({d.label_dir!r}): the auxiliary images are not the labels"),
+        ("data.label_dir", d.label_dir, lambda x: x != d.rgb_dir or d.label_ext != d.rgb_ext,
+         f"a folder other than data.rgb_dir ({d.rgb_dir!r}): the labels are not the RGB images"),
         ("data.class_names", d.class_names, lambda x: len(x) in (0, m.num_classes),
          f"no names, or one per class: model.num_classes={m.num_classes}"),
         ("data.palette", d.palette, lambda x: len(x) in (0, m.num_classes) and all(

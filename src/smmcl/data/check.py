@@ -18,6 +18,7 @@ import numpy as np
 from smmcl.config import DataConfig
 from smmcl.data.dataset import (
     SPLIT_LISTS,
+    missing_hint,
     sample_files,
     shared_with_train,
     split_list_path,
@@ -160,7 +161,7 @@ def _check_sample(cfg: DataConfig, split: str, name: str, num_classes: int, summ
     paths = {"rgb": files.rgb, "label": files.label} if files.aux is None else {"rgb": files.rgb, "aux": files.aux, "label": files.label}
     for role, path in paths.items():
         if not path.is_file():
-            problems.append(f"{path}: missing {role} file of sample {name!r}")
+            problems.append(f"{path}: missing {role} file of sample {name!r}{missing_hint(path, role)}")
             continue
         try:
             raw[role] = read_image(path, ids=role == "label")

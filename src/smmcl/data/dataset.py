@@ -130,6 +130,15 @@ def load_sample(files: SampleFiles, cfg: DataConfig, num_classes: int) -> tuple[
     return rgb, aux, label
 
 
+def missing_hint(path: Path, role: str) -> str:
+    """For a missing sample file: the same name with another image suffix, when there is one, and the key that
+    names the suffix (`data.aux_ext=.tiff`)."""
+    if not path.parent.is_dir():
+        return ""
+    other = next((p for p in sorted(path.parent.glob(f"{path.stem}.*")) if p.suffix.lower() in IMAGE_SUFFIXES), None)
+    return f" ({other.name} is there: set data.{role}_ext={other.suffix})" if other is not None else ""
+
+
 def shared_with_train(cfg: DataConfig, split: str, names: Sequence[str]) -> list[str]:
     """The `names` of `split` that the train list holds too, where both lists read one folder (the flat layout):
     one image trained on and scored, so its score is not held out. Empty for the train split or no train list."""
@@ -182,12 +191,12 @@ class RGBXDataset(Dataset):
     def _check_files_exist(self) -> None:
         """Every listed sample's files, checked when the split is opened: a missing one found at the first validation
         would stop a run after its training so far."""
-        missing = [path for name in self.names for path in vars(sample_files(self.cfg, self.split, name)).values()
+        missing = [(path, role) for name in self.names for role, path in vars(sample_files(self.cfg, self.split, name)).items()
                    if isinstance(path, Path) and not path.is_file()]
         if missing:
-            more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-            raise DatasetError(f"missing file: {missing[0]}{more}, listed in the {self.split} split "
-                               f"({split_list_path(self.cfg, self.split, self.subset)})")
+            (first, role), more = missing[0], f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+            raise DatasetError(f"missing file: {first}{missing_hint(first, role)}{more}, listed in the {self.split} "
+                               f"split ({split_list_path(self.cfg, self.split, self.subset)})")
 
     def _check_one_aux_dtype(self) -> None:
         """Without `aux_max` every auxiliary file is scaled by its own type's maximum (uint8 by 255, uint16 by 65535):

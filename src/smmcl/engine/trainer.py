@@ -37,11 +37,13 @@ from smmcl.engine.evaluate import evaluate
 from smmcl.engine.optim import lr_at
 from smmcl.engine.plan import effective_batch
 from smmcl.models.compiled import to_channels_last
-from smmcl.engine.run_dir import check_run_dir, check_run_folder, check_writable, claim_run_dir, remove_partial_saves, writing
+from smmcl.engine.run_dir import (check_run_dir, check_run_folder, check_writable, claim_run_dir, remove_partial_saves,
+                                   run_files, writing)
 from smmcl.engine.run_log import RankMeanLog, RunLog, run_summary
 from smmcl.engine.step import shared_encoder_parameters, train_step
+from smmcl.errors import CheckpointError
 from smmcl.files import folder_lock
-from smmcl.outputs import record
+from smmcl.outputs import record, remove_written
 from smmcl.losses import contrast_scale
 from smmcl.progress import track
 from smmcl.weights import LoadReport, load_weights
@@ -77,6 +79,9 @@ class Trainer:
         self.resumed_from: Optional[Path] = None
         # `auto` with nothing saved yet is a fresh start.
         resume_path = latest_checkpoint(self.ckpt_dir) if str(resume) == "auto" else resume
+        if resume_path is not None and not Path(resume_path).is_file():
+            raise CheckpointError(f"resume {resume!s}: no such checkpoint file; give `auto` (the newest checkpoint in "
+                                  f"train.out_dir, or a fresh start) or the path of a training checkpoint")
         if resume_path is not None:
             self.state.restore(Path(resume_path), cfg, allow_config_change)
             self.resumed_from = Path(resume_path)
@@ -230,8 +235,24 @@ class Trainer:
         """
         if self.ctx.is_main:
             check_run_folder(self.out_dir, self.resumed_from is not None, self._inputs())
-        with folder_lock(self.out_dir, "train.out_dir") if self.ctx.is_main else contextlib.nullcontext():
-            return self._run(stop_at)
+        # A new run refused before its first checkpoint (a bad image in its data) has nothing to resume: it leaves
+        # nothing behind, so that the same command, corrected, starts afresh rather than meeting "holds a run".
+        fresh = self.ctx.is_main and self.resumed_from is None and not run_files(self.out_dir)
+        existed, undone = self.out_dir.exists(), False
+        try:
+            with folder_lock(self.out_dir, "train.out_dir") if self.ctx.is_main else contextlib.nullcontext():
+                try:
+                    return self._run(stop_at)
+                except Exception:
+                    # Only under the lock, which this run holds: what the folder lists is this run's own.
+                    undone = fresh and not any(self.ckpt_dir.glob("ckpt_*.pt"))
+                    if undone:
+                        remove_written(self.out_dir)
+                    raise
+        finally:
+            if undone and not existed:
+                with contextlib.suppress(OSError):
+                    self.out_dir.rmdir()  # the lock file is gone with the lock; a folder the user made stays
 
     def _run(self, stop_at: Optional[int]) -> dict:
         main = self.ctx.is_main

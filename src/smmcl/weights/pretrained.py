@@ -90,7 +90,11 @@ def read_pretrained_config(path: Union[str, Path]) -> Config:
 
 def _checked(path: Union[str, Path]) -> Path:
     path = Path(path)
-    if container(path) != "safetensors":
+    kind = container(path)
+    if kind == "onnx":
+        raise CheckpointError(f"{path} is an ONNX export, which is run, not loaded as PyTorch weights: use "
+                              f"smmcl.Predictor or smmcl.open_model (the weights it was exported from load here)")
+    if kind != "safetensors":
         raise CheckpointError(
             f"{path}: smmcl weights are .safetensors files; convert other checkpoints with `smmcl convert`"
         )
