@@ -336,3 +336,16 @@ def test_a_run_from_before_the_manifests_is_adopted_only_when_resumed(indoor_dat
     assert "ckpt_00000003.pt" in read_manifest(run / "checkpoints")["written"]
     assert "ckpt_00000002.pt" in read_manifest(run / "checkpoints")["written"]  # adopted: its checkpoint was read
     assert len(read_manifest(run / "tb")["written"]) == 2  # the first run's event file and the resumed one's
+
+
+def test_a_resume_with_a_changed_config_names_the_outputs_made_before(indoor_data, tmp_path, capsys):
+    """Trial 5 #156: a report or scores made from the run before an allowed config change stayed without a word."""
+    out = tmp_path / "run"
+    args = ["--quiet", "train", str(TINY_CONFIG), f"data.root={indoor_data}", f"train.out_dir={out}",
+            "train.tensorboard=false", "train.checkpoint_every=1"]
+    assert main([*args, "train.max_iters=2"]) == 0
+    assert main(["--quiet", "eval", "--checkpoint", str(out / "model.safetensors"), "--out", str(out / "scores.json")]) == 0
+    capsys.readouterr()
+    assert main([*args, "train.max_iters=3", "--resume", "auto", "--allow-config-change"]) == 0
+    err = capsys.readouterr().err
+    assert "resuming with a changed config, but keeping" in err and str(out / "scores.json") in err

@@ -228,13 +228,23 @@ def claim_folder(folder: str | Path, kind: str, what: str, inputs: Iterable[Opti
 def _warn_kept(folder: Path, listed: set, kept: set, what: str) -> None:
     """Say which other commands' outputs stay beside the files being replaced: made from those files (an HHA folder
     from a dataset's depth, a report or export from a run's weights), they would silently no longer match them."""
+    warn_other_outputs(folder, what, "replacing what smmcl wrote there", listed, kept)
+
+
+def warn_other_outputs(folder: str | Path, what: str, change: str, listed: Optional[set] = None,
+                       kept: Optional[set] = None) -> None:
+    """A `StaleOutputWarning` naming the other commands' outputs in `folder` (its manifest's kept files, folders
+    with manifests of their own), made before `change` to the folder's own files (a resume with another config)."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    listed = set(manifest["written"]) if listed is None and manifest else (listed or set())
+    kept = _kept(manifest) if kept is None else kept
     others = sorted(e.name for e in folder.iterdir() if e.name not in listed and e.name not in OWN_FILES
                     and (e.name in kept or (e.is_dir() and read_manifest(e) is not None)))
     if others:
         shown = ", ".join(str(folder / name) for name in others)
-        warnings.warn(f"{what} {folder}: replacing what smmcl wrote there, but keeping {shown}, written there by "
-                      f"another smmcl command from the earlier contents; write it again or remove it",
-                      StaleOutputWarning, stacklevel=3)
+        warnings.warn(f"{what} {folder}: {change}, but keeping {shown}, written there by another smmcl command "
+                      f"from the earlier contents; write it again or remove it", StaleOutputWarning, stacklevel=3)
 
 
 @contextlib.contextmanager

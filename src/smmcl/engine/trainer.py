@@ -43,7 +43,7 @@ from smmcl.engine.run_log import RankMeanLog, RunLog, run_summary
 from smmcl.engine.step import shared_encoder_parameters, train_step
 from smmcl.errors import CheckpointError
 from smmcl.files import folder_lock
-from smmcl.outputs import record, remove_written
+from smmcl.outputs import record, remove_written, warn_other_outputs
 from smmcl.losses import contrast_scale
 from smmcl.progress import track
 from smmcl.weights import LoadReport, load_weights
@@ -126,7 +126,9 @@ class Trainer:
         check_writable(self.ckpt_dir)
         remove_partial_saves(self.ckpt_dir)
         if saved.is_file() and not same:
-            # An allowed config change on resume: the old config stays beside the new one.
+            # An allowed config change on resume: the old config stays beside the new one; a report or export made
+            # from the run before the change no longer describes it.
+            warn_other_outputs(self.out_dir, "train.out_dir", "resuming with a changed config")
             before = self.out_dir / f"config.before_step{self.step}.yaml"
             record(self.out_dir, [before.name])
             saved.replace(before)
