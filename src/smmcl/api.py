@@ -370,9 +370,10 @@ def convert(
         raise ValueError(f"unknown format {fmt!r}; valid: {', '.join(CONVERT_FORMATS)}")
     as_path(checkpoint, "checkpoint")
     try:  # what the file is, from its content: smmcl's own files are not converted from another format
-        kind = open_model_file(checkpoint).kind
+        file: Optional[ModelFile] = open_model_file(checkpoint)
     except CheckpointError:
-        kind = None  # the format's own loader names what is wrong with it
+        file = None  # the format's own loader names what is wrong with it
+    kind = file.kind if file is not None else None
     if kind in ("weights", "checkpoint", "onnx", "onnx-int8") and not (fmt == kind == "checkpoint"):
         hint = ("--from checkpoint writes its evaluation weights" if kind == "checkpoint" else
                 "it needs no conversion: every command takes it as it is")
@@ -385,7 +386,7 @@ def convert(
     if fmt == "checkpoint":  # it carries its run's config: the weights keep its classes and input scaling
         from smmcl.engine.loading import check_model_owned
 
-        check_model_owned(open_model_file(checkpoint), config, "--config")
+        check_model_owned(file, config, "--config")
     # Parts the file does not hold keep a reproducible initialisation.
     torch.manual_seed(config.train.seed)
     model = build_model(config.model)

@@ -216,7 +216,7 @@ def claim_folder(folder: str | Path, kind: str, what: str, inputs: Iterable[Opti
     kept = _kept(read_manifest(folder)) if folder.is_dir() else set()
     if overwrite:
         if listed:
-            _warn_kept(folder, listed, kept, what)
+            warn_other_outputs(folder, what, "replacing what smmcl wrote there")
         for name in sorted(listed):
             _remove_written(folder / name)
         listed = set()
@@ -225,20 +225,13 @@ def claim_folder(folder: str | Path, kind: str, what: str, inputs: Iterable[Opti
     return folder
 
 
-def _warn_kept(folder: Path, listed: set, kept: set, what: str) -> None:
-    """Say which other commands' outputs stay beside the files being replaced: made from those files (an HHA folder
-    from a dataset's depth, a report or export from a run's weights), they would silently no longer match them."""
-    warn_other_outputs(folder, what, "replacing what smmcl wrote there", listed, kept)
-
-
-def warn_other_outputs(folder: str | Path, what: str, change: str, listed: Optional[set] = None,
-                       kept: Optional[set] = None) -> None:
+def warn_other_outputs(folder: str | Path, what: str, change: str) -> None:
     """A `StaleOutputWarning` naming the other commands' outputs in `folder` (its manifest's kept files, folders
-    with manifests of their own), made before `change` to the folder's own files (a resume with another config)."""
+    with manifests of their own), made from the folder's own files before `change` to them (an HHA folder from a
+    dataset's depth, a report or export from a run's weights): they would silently no longer match them."""
     folder = Path(folder)
     manifest = read_manifest(folder)
-    listed = set(manifest["written"]) if listed is None and manifest else (listed or set())
-    kept = _kept(manifest) if kept is None else kept
+    listed, kept = (set(manifest["written"]) if manifest else set()), _kept(manifest)
     others = sorted(e.name for e in folder.iterdir() if e.name not in listed and e.name not in OWN_FILES
                     and (e.name in kept or (e.is_dir() and read_manifest(e) is not None)))
     if others:

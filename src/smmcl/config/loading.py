@@ -143,12 +143,12 @@ def _stated(layer: Any, key: str) -> Any:
     return _CLEARED if value == [] else value
 
 
-def _with_meta(base: DictConfig, root: str, layers: Layers, overrides: Any, preset: Any) -> DictConfig:
+def _with_meta(base: DictConfig, root: str, layers: Layers, overrides: Any, preset: Any) -> Tuple[DictConfig, Optional[dict]]:
     """`base` (schema and preset) with `root`/meta.json merged over it, after `smmcl.config.meta.reconcile` has
-    refused the config values that contradict it and warned of the overrides that do."""
+    refused the config values that contradict it and warned of the overrides that do; and the meta.json read."""
     meta = read_meta(root)
     if meta is None:
-        return base
+        return base, None
     path = Path(root) / "meta.json"
     # A named dataset's preset states its classes as a config file would; the generic one only has defaults.
     stating = layers if preset in (None, "generic") else [(OmegaConf.create(preset_layer(preset)), f"preset {preset}"), *layers]
@@ -165,7 +165,7 @@ def _with_meta(base: DictConfig, root: str, layers: Layers, overrides: Any, pres
     for key in [k for k, v in given.items() if v is _CLEARED]:
         config.pop(key, None)
     reconcile(path, stated, config, {k: v for k, v in given.items() if v is not _UNSET and v is not _CLEARED})
-    return _merge(base, stated_layer(meta), str(path))
+    return _merge(base, stated_layer(meta), str(path)), meta
 
 
 def _resolve(layers: Layers, overrides: Any = None, dataset_meta: bool = False) -> DictConfig:
@@ -185,11 +185,12 @@ def _resolve(layers: Layers, overrides: Any = None, dataset_meta: bool = False) 
     preset = merged.data.preset
     # The preset (and meta.json) sit under every file and the overrides, so any of them can still change its values.
     base = schema if preset is None else _merge(schema, preset_layer(preset), f"preset {preset}")
+    meta = None
     if dataset_meta:
-        base = _with_meta(base, merged.data.root, layers, overrides, preset)
+        base, meta = _with_meta(base, merged.data.root, layers, overrides, preset)
     result = merged if base is schema else merge_all(base)
-    if dataset_meta and not result.data.class_names:  # `[]` states no names: the dataset's own fill them
-        names = (read_meta(result.data.root) or {}).get("class_names")
+    if meta is not None and not result.data.class_names:  # `[]` states no names: the dataset's own fill them
+        names = meta.get("class_names")
         if isinstance(names, list) and len(names) == result.model.num_classes:
             result.data.class_names = names
     return result

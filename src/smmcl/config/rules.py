@@ -21,6 +21,24 @@ def _number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
+# The images of one sample live apart: (folder key, what it holds) pairs that may not read the same files.
+_APART = (("aux", "the auxiliary images", "rgb", "the RGB ones"), ("aux", "the auxiliary images", "label", "the labels"),
+          ("label", "the labels", "rgb", "the RGB images"))
+
+
+def _apart_rows(d) -> list:
+    """Rows refusing two of a sample's folders that name the same files (same folder and extension): the RGB
+    images read as the auxiliary ones, say. In the packed layout the auxiliary values are inside the RGB files."""
+    rows = []
+    for role, holds, other, other_holds in _APART:
+        folder, ext = getattr(d, f"{role}_dir"), getattr(d, f"{role}_ext")
+        other_folder, other_ext = getattr(d, f"{other}_dir"), getattr(d, f"{other}_ext")
+        same = folder == other_folder and ext == other_ext and not (role == "aux" and d.layout == "packed")
+        rows.append((f"data.{role}_dir", folder, lambda x, same=same: not same,
+                     f"a folder other than data.{other}_dir ({other_folder!r}): {holds} are not {other_holds}"))
+    return rows
+
+
 def _rules(cfg) -> List[Tuple[str, Any, Callable[[Any], bool], str]]:
     """(dotted key, value, test, what is allowed) for every ranged value."""
     m, d, lo, t, e = cfg.model, cfg.data, cfg.loss, cfg.train, cfg.eval
@@ -60,12 +78,7 @@ def _rules(cfg) -> List[Tuple[str, Any, Callable[[Any], bool], str]]:
         ("data.num_workers", d.num_workers, *nonneg_int),
         ("data.aux_max", d.aux_max, *optional(positive)),
         ("data.ignore_index", d.ignore_index, *nonneg_int),
-        ("data.aux_dir", d.aux_dir, lambda x: d.layout == "packed" or x != d.rgb_dir or d.aux_ext != d.rgb_ext,
-         f"a folder other than data.rgb_dir ({d.rgb_dir!r}): the auxiliary images are not the RGB ones"),
-        ("data.aux_dir", d.aux_dir, lambda x: d.layout == "packed" or x != d.label_dir or d.aux_ext != d.label_ext,
-         f"a folder other than data.label_dir ({d.label_dir!r}): the auxiliary images are not the labels"),
-        ("data.label_dir", d.label_dir, lambda x: x != d.rgb_dir or d.label_ext != d.rgb_ext,
-         f"a folder other than data.rgb_dir ({d.rgb_dir!r}): the labels are not the RGB images"),
+        *_apart_rows(d),
         ("data.class_names", d.class_names, lambda x: len(x) in (0, m.num_classes),
          f"no names, or one per class: model.num_classes={m.num_classes}"),
         ("data.palette", d.palette, lambda x: len(x) in (0, m.num_classes) and all(

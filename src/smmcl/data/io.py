@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -13,29 +15,19 @@ from smmcl.errors import DatasetError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm")
 
 
-def read_image(path: Path, ids: bool = False) -> np.ndarray:
-    """Array of an image file: H x W (single channel, its own dtype) or H x W x C uint8. A palette image gives its
-    colours, or with `ids` (a label file) its palette indices, which label releases use as class ids."""
+# Formats whose compression changes pixel values: never a label file.
+LOSSY_FORMATS = ("JPEG", "MPO")
+
+# Pillow's single-channel modes read at their own depth -> their dtype (every other mode is read as 8 bits).
+_MODE_DTYPES = {"I;16": "uint16", "I;16B": "uint16", "I;16L": "uint16", "I": "int32", "F": "float32"}
+
+
+@contextlib.contextmanager
+def _opened(path: Path) -> Iterator[Image.Image]:
+    """The image at `path`, its header read; a `DatasetError` naming the file when it is missing or unreadable."""
     try:
         with Image.open(path) as img:
-            _check_depth(img, path)
-            if ids and img.format in LOSSY_FORMATS:
-                # Lossy compression blends neighbouring values: along every edge a pixel gets an id between its
-                # class and the next one's, which is another class (or none), silently.
-                raise DatasetError(f"{path}: a label file in {img.format}, a lossy format that changes class ids along "
-                                   f"every edge; store labels losslessly (PNG)")
-            img.load()
-            if img.mode in ("I;16", "I;16B", "I;16L"):
-                return np.array(img, dtype=np.uint16)
-            if img.mode == "I":
-                return np.array(img, dtype=np.int32)
-            if img.mode == "F":
-                return np.array(img, dtype=np.float32)
-            if img.mode == "P" and ids:
-                return np.array(img)
-            if img.mode in ("L", "RGB", "RGBA"):
-                return np.array(img)
-            return np.array(img.convert("RGB"))
+            yield img
     except DatasetError:
         raise
     except FileNotFoundError:
@@ -44,22 +36,28 @@ def read_image(path: Path, ids: bool = False) -> np.ndarray:
         raise DatasetError(f"unreadable image {path}: {exc}") from None
 
 
-# Formats whose compression changes pixel values: never a label file.
-LOSSY_FORMATS = ("JPEG", "MPO")
-
-# Pillow's single-channel modes -> the dtype `read_image` gives them (anything else is read as uint8).
-_MODE_DTYPES = {"I;16": "uint16", "I;16B": "uint16", "I;16L": "uint16", "I": "int32", "F": "float32"}
+def read_image(path: Path, ids: bool = False) -> np.ndarray:
+    """Array of an image file: H x W (single channel, its own dtype) or H x W x C uint8. A palette image gives its
+    colours, or with `ids` (a label file) its palette indices, which label releases use as class ids."""
+    with _opened(path) as img:
+        _check_depth(img, path)
+        if ids and img.format in LOSSY_FORMATS:
+            # Lossy compression blends neighbouring values: along every edge a pixel gets an id between its
+            # class and the next one's, which is another class (or none), silently.
+            raise DatasetError(f"{path}: a label file in {img.format}, a lossy format that changes class ids along "
+                               f"every edge; store labels losslessly (PNG)")
+        img.load()
+        if img.mode in _MODE_DTYPES:
+            return np.array(img, dtype=_MODE_DTYPES[img.mode])
+        if img.mode in ("L", "RGB", "RGBA") or (img.mode == "P" and ids):
+            return np.array(img)
+        return np.array(img.convert("RGB"))
 
 
 def image_dtype(path: Path) -> str:
     """The dtype `read_image` gives the file, from its header alone (nothing decoded); a `DatasetError` as there."""
-    try:
-        with Image.open(path) as img:
-            return _MODE_DTYPES.get(img.mode, "uint8")
-    except FileNotFoundError:
-        raise DatasetError(f"missing file: {path}") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise DatasetError(f"unreadable image {path}: {exc}") from None
+    with _opened(path) as img:
+        return _MODE_DTYPES.get(img.mode, "uint8")
 
 
 def _check_depth(img: Image.Image, path: Path) -> None:

@@ -80,13 +80,13 @@ class Preprocessing:
                     rgb_source: object = "the RGB frame") -> tuple[np.ndarray, np.ndarray]:
         """Both frames of one observation, sizes checked; 3 x H x W float32 each."""
         # Each frame by its own rule first: an empty or wrong-typed frame is named as such, not as a size mismatch.
-        check_rgb(rgb, rgb_source)
+        rgb_in = self.rgb_array(rgb, bgr, rgb_source)
         if isinstance(aux, np.ndarray) and aux.size == 0:
             check_aux(aux, source, self.aux_max)
         if np.shape(aux)[:2] != np.shape(rgb)[:2]:
             raise ValueError(f"aux is {np.shape(aux)[:2]} but rgb is {np.shape(rgb)[:2]} (H x W); "
                              f"the two frames of an observation must be registered to one size")
-        return self.rgb_array(rgb, bgr, rgb_source), self.aux_array(aux, source, aux_scale, on_units)
+        return rgb_in, self.aux_array(aux, source, aux_scale, on_units)
 
     def _normalize(self, unit: np.ndarray) -> np.ndarray:
         """(x - mean) / std per channel in float32, the operations `transforms.normalize` makes in PyTorch."""

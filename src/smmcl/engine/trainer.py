@@ -118,10 +118,14 @@ class Trainer:
         """What the run reads and its folder must keep apart from: the data, and pretrained weights."""
         return [self.cfg.data.root, self.cfg.model.pretrained or None]
 
+    def _saved_config(self) -> tuple[Path, bool]:
+        """The run folder's config.yaml, and whether it holds this run's config exactly."""
+        saved = self.out_dir / "config.yaml"
+        return saved, saved.is_file() and saved.read_text() == to_yaml(self.cfg)
+
     def _prepare_out_dir(self) -> None:
         """Rank 0, before the first step: the folder is ours to write, writable, and free of a kill's leftovers."""
-        saved = self.out_dir / "config.yaml"
-        same = saved.is_file() and saved.read_text() == to_yaml(self.cfg)
+        saved, same = self._saved_config()
         claim_run_dir(self.out_dir, self.resumed_from is not None, same, self.overwrite, inputs=self._inputs())
         check_writable(self.ckpt_dir)
         remove_partial_saves(self.ckpt_dir)
@@ -196,10 +200,9 @@ class Trainer:
 
         `batch_shape` is the shape of one forward pass (a micro-batch on this rank); the step ran
         `train.accumulate` of them."""
-        saved = self.out_dir / "config.yaml"
-        same = saved.is_file() and saved.read_text() == to_yaml(self.cfg)
         # What the run would refuse about its folder (an input's, another run's, the user's files), refused now.
-        check_run_dir(self.out_dir, self.resumed_from is not None, same, self.overwrite, inputs=self._inputs())
+        check_run_dir(self.out_dir, self.resumed_from is not None, self._saved_config()[1], self.overwrite,
+                      inputs=self._inputs())
         t0 = time.perf_counter()
         batch = next(iter(self._loader(self.step + 1)))
         stats = {k: float(v) for k, v in self.train_step(batch).items()}
