@@ -368,13 +368,15 @@ def test_eval_and_predict_take_the_config_from_the_weights_and_speak_briefly(ind
     assert "test: 12 images, whole image, single scale" in text and "mIoU" in text and "{" not in text
     assert json.loads(out.read_text())["num_images"] == 12
 
+    assert main(["eval", "--checkpoint", str(weights), "--out", str(out), "--quiet"]) == 2  # earlier scores stay
+    assert "--overwrite" in capsys.readouterr().err and json.loads(out.read_text())["num_images"] == 12
     assert main(["eval", "--checkpoint", str(weights), "--out", str(out), "--mode", "slide", "eval.crop_size=[32,48]",
-                 "--flip", "--quiet"]) == 0
+                 "--flip", "--quiet", "--overwrite"]) == 0
     captured = capsys.readouterr()
     assert captured.out.count("\n") == 1 and captured.err == ""
     assert "sliding window 32x48, stride 22x32, single scale, flip" in captured.out and "mIoU" in captured.out
 
-    assert main(["eval", "--checkpoint", str(weights), "--out", str(out), "--json"]) == 0
+    assert main(["eval", "--checkpoint", str(weights), "--out", str(out), "--json", "--overwrite"]) == 0
     scores = json.loads(capsys.readouterr().out)
     assert scores["split"] == "test" and scores == json.loads(out.read_text())
 

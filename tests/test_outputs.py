@@ -100,9 +100,13 @@ def test_predict_never_writes_over_its_inputs_nor_merges_names(weights, tmp_path
     assert "holds files smmcl did not write there" in capsys.readouterr().err and _unchanged(user, before)
 
     out = tmp_path / "pred"
-    for _ in range(2):  # a second prediction into its own folder replaces its own files
-        assert main(["--quiet", "predict", "--checkpoint", str(weights), "--rgb", str(rgb), "--aux", str(aux),
-                     "--out", str(out)]) == 0
+    again = ["--quiet", "predict", "--checkpoint", str(weights), "--rgb", str(rgb), "--aux", str(aux), "--out", str(out)]
+    assert main(again) == 0
+    earlier = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert main(again) == 2  # a second prediction into its own folder: refused, the first one kept
+    assert "earlier output of this command (a.png, a_overlay.png, b.png and 1 more)" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == earlier
+    assert main([*again, "--overwrite"]) == 0  # and with --overwrite replaces its own files
     assert sorted(p.name for p in out.iterdir()) == sorted([MANIFEST_NAME, "a.png", "a_overlay.png", "b.png", "b_overlay.png"])
 
     listed = tmp_path / "list.txt"
@@ -130,7 +134,7 @@ def test_a_second_writer_into_a_held_folder_stops_and_names_the_first(command, w
     assert main(["--quiet", *argv, "--out", str(out)]) == 0  # released when the first one ends
     assert not (out / LOCK_NAME).exists()  # and a finished command leaves no lock file behind
     (out / LOCK_NAME).write_text("pid 1 on a killed machine\n")  # a killed holder's file: unlocked, so no obstacle
-    assert main(["--quiet", *argv, "--out", str(out)]) == 0
+    assert main(["--quiet", *argv, "--out", str(out), *(["--overwrite"] if command != "synth" else [])]) == 0
 
 
 def test_a_single_file_in_a_folder_of_another_command_is_never_removed_by_it(weights, tmp_path, capsys):
@@ -178,7 +182,7 @@ def test_predict_refuses_one_name_twice_and_replaces_its_own_earlier_outputs(wei
     assert main(["--quiet", "predict", "--checkpoint", str(weights), "--rgb", str(rgb), "--aux", str(aux), "--out", str(out)]) == 0
     listed.write_text("y\n")
     assert main(["--quiet", "predict", "--checkpoint", str(weights), "--rgb", str(rgb), "--aux", str(aux), "--list",
-                 str(listed), "--out", str(out)]) == 0
+                 str(listed), "--out", str(out), "--overwrite"]) == 0
     assert sorted(p.name for p in out.iterdir()) == [MANIFEST_NAME, "y.png", "y_overlay.png"]  # not x's as well
 
 
@@ -206,14 +210,17 @@ def test_synth_and_hha_keep_out_of_a_users_folder(tmp_path, capsys):
     assert main(["data", "hha", "--depth", str(depth), "--out", str(depth / "hha"), "--intrinsics", "50,50,20,16"]) == 2
     assert "lies inside the input folder" in capsys.readouterr().err
 
-    # HHA written again from fewer depth images replaces its earlier output whole: no stale image stays listed.
+    # HHA written again (here from fewer depth images) is refused, and with --overwrite replaces its earlier output
+    # whole: no stale image stays listed.
     hha = tmp_path / "hha"
     hha_args = ["--quiet", "data", "hha", "--depth", str(depth), "--out", str(hha), "--intrinsics", "50,50,20,16"]
     assert main(hha_args) == 0 and len(list(hha.glob("*.png"))) == 4
     few = tmp_path / "few_depth"
     few.mkdir()
     (few / "scene_00000.png").write_bytes((depth / "scene_00000.png").read_bytes())
-    assert main([*hha_args[:4], str(few), *hha_args[5:]]) == 0
+    assert main([*hha_args[:4], str(few), *hha_args[5:]]) == 2
+    assert "earlier output" in capsys.readouterr().err and len(list(hha.glob("*.png"))) == 4
+    assert main([*hha_args[:4], str(few), *hha_args[5:], "--overwrite"]) == 0
     assert sorted(p.name for p in hha.glob("*.png")) == ["scene_00000.png"]
     assert read_manifest(hha)["written"] == ["scene_00000.png"]
 
@@ -319,7 +326,9 @@ def test_save_pretrained_keeps_other_files_and_refuses_a_config_that_does_not_fi
     assert not (tmp_path / "mismatch.safetensors").exists()
     ours = smmcl.save_pretrained(build_tiny_model(cfg, seed=0), cfg, tmp_path / "ours.safetensors")
     (tmp_path / ".ours.safetensors.abc123.tmp").write_bytes(b"a kill's leftover")
-    smmcl.save_pretrained(build_tiny_model(cfg, seed=1), cfg, ours)  # its own file: replaced, the leftover gone
+    with pytest.raises(OutputError, match="earlier output.*overwrite=True"):
+        smmcl.save_pretrained(build_tiny_model(cfg, seed=1), cfg, ours)
+    smmcl.save_pretrained(build_tiny_model(cfg, seed=1), cfg, ours, overwrite=True)  # replaced, the leftover gone
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ours.safetensors", "their.safetensors"]
 
 

@@ -220,14 +220,15 @@ def evaluate_checkpoint(checkpoint: str | Path, config: Config | str | Path | No
 def predict(checkpoint: str | Path, rgb: str | Path | None, aux: str | Path | None, out: str | Path,
             config: str | Path | None = None, list_file: str | Path | None = None, overrides: Sequence[str] = (),
             device: str | None = None, progress: bool = True, backend: str | None = None, aux_scale: float = 1.0,
-            precision: str = "fp32") -> list:
+            precision: str = "fp32", overwrite: bool = False) -> list:
     """Label PNGs and overlays for image files, folders (paired by name) or a list file; see `pair_inputs`.
     `checkpoint` may be an ONNX export (run by ONNX Runtime). The model file's classes, palette and input scaling
     (`data.aux_max`) always apply: `config` and `overrides` give the protocol (`eval.*`) and the run-time switches
     (`engine.loading.config_for_model`), and one that says other classes or scaling is refused. `aux_scale`: the
     auxiliary images' units in the model's, multiplied in before its aux_max applies (1000: depth in metres for a
     model trained on millimetres); images whose values do not fit are refused, naming the likely cause.
-    `precision`: as `Predictor`'s (bf16 on OpenVINO or PyTorch)."""
+    `precision`: as `Predictor`'s (bf16 on OpenVINO or PyTorch). An earlier prediction in `out` is replaced (whole)
+    only with `overwrite`."""
     from smmcl.data.modality import check_aux_scale
     from smmcl.engine.loading import config_for_model
     from smmcl.engine.predict import pair_inputs, predict_files
@@ -249,10 +250,11 @@ def predict(checkpoint: str | Path, rgb: str | Path | None, aux: str | Path | No
                               precision=precision)
         return predict_files(None, pairs, Path(out), palette, class_names(cfg), cfg.data.aux_max, progress=progress,
                              aux_scale=aux_scale, inputs=inputs, labels_of=lambda r, a: predictor(r, a),
-                             aux_kind=cfg.data.aux_kind)
+                             aux_kind=cfg.data.aux_kind, overwrite=overwrite)
     model, cfg = open_model(file, cfg, (), device, backend, precision=precision)
     return predict_files(model, pairs, Path(out), palette, class_names(cfg), cfg.data.aux_max, inference_protocol(cfg),
-                         progress=progress, aux_scale=aux_scale, inputs=inputs, aux_kind=cfg.data.aux_kind)
+                         progress=progress, aux_scale=aux_scale, inputs=inputs, aux_kind=cfg.data.aux_kind,
+                         overwrite=overwrite)
 
 
 def predict_recording(checkpoint: str | Path, recording: str | Path, out: str | Path, rgb_topic: str | None = None,
@@ -260,14 +262,14 @@ def predict_recording(checkpoint: str | Path, recording: str | Path, out: str | 
                       tolerance: float | None = None, align: bool | None = None, aux_scale: float | None = None,
                       video: bool = True, labels: bool = False, device: str | None = None, threads: int | None = None,
                       progress: bool = True, log: Callable[[str], None] = lambda _: None, backend: str | None = None,
-                      precision: str = "fp32") -> dict:
+                      precision: str = "fp32", overwrite: bool = False) -> dict:
     """Segment a recording: a ROS 1 / ROS 2 bag (RealSense recordings included; `rgb_topic` / `aux_topic`, else
     the only ones) or an RGB video with its auxiliary stream at `aux_path` (a second video or an image folder,
     in `aux_units`). Frames pair by time within `tolerance` seconds; unaligned depth is aligned by the
     recording's calibration (`align`: see `smmcl.recordings.open_recording`). Writes `out/overlay.mp4`,
     `frames.csv`, `summary.json` (and `labels/` with `labels`; see `smmcl.deploy.recording`); returns the
     summary. `aux_scale` None: from the recording's units into the model's. `backend`, `precision`: as
-    `Predictor`'s."""
+    `Predictor`'s. An earlier output in `out` is replaced (whole) only with `overwrite`."""
     from smmcl.deploy.recording import aux_scale_for, predict_recording as run
     from smmcl.recordings import open_recording
 
@@ -280,7 +282,7 @@ def predict_recording(checkpoint: str | Path, recording: str | Path, out: str | 
     log(f"[smmcl] auxiliary values: {how}")
     predictor = Predictor(checkpoint, device=device, threads=threads, aux_scale=aux_scale, backend=backend,
                           precision=precision)
-    return run(predictor, opened, out, video=video, labels=labels, progress=progress, log=log)
+    return run(predictor, opened, out, video=video, labels=labels, progress=progress, log=log, overwrite=overwrite)
 
 
 def list_topics(recording: str | Path) -> list:
@@ -300,20 +302,22 @@ def _smmcl_file(path: str | Path, kinds: Sequence[str]) -> bool:
 
 def export(checkpoint: str | Path, out: str | Path, size: Sequence[int] = (480, 640), dynamic: bool = True,
            opset: int | None = None, exporter: str = "torchscript", calibration: str | Path | None = None,
-           calibration_split: str = "train"):
+           calibration_split: str = "train", overwrite: bool = False):
     """Export smmcl weights or a training checkpoint to a self-describing ONNX file, verified with ONNX
     Runtime before it is written (see `smmcl.deploy.onnx_export`); returns the `ExportReport`.
 
     With `calibration` (a folder: a dataset in the model's layout, whose `calibration_split` list with labels is
     used, or a folder holding the model's RGB and auxiliary folders, paired by name), the file is an int8 model
     instead (`smmcl.deploy.quantize`): written only when it agrees with fp32 on the held-out frames, keeps their
-    mIoU, and is faster here; the return value is then its `Int8Report`."""
+    mIoU, and is faster here; the return value is then its `Int8Report`. An earlier export at `out` is replaced
+    only with `overwrite`."""
     from smmcl.deploy.onnx_export import DEFAULT_OPSET, export_onnx
     from smmcl.engine import loading
 
     as_path(checkpoint, "the model file")
     cfg, _ = read_model_source(checkpoint, model_file=True)
-    check_output_file(as_path(out, "out"), "--out", [checkpoint, calibration], replaceable=_smmcl_file(out, ("onnx", "onnx-int8")))
+    check_output_file(as_path(out, "out"), "--out", [checkpoint, calibration], ours=_smmcl_file(out, ("onnx", "onnx-int8")),
+                      overwrite=overwrite)
     frames = _calibration_frames(cfg, calibration, calibration_split) if calibration is not None else None
     plain = load_config(to_dict(cfg), ["train.compile=false", "train.channels_last=false", "train.device=cpu"])
     model = loading.load_trained(plain, checkpoint, device="cpu")
@@ -356,9 +360,11 @@ def _calibration_frames(cfg: Config, root: str | Path, split: str) -> list:
 
 @_renamed(source="checkpoint", cfg="config")
 def convert(
-    checkpoint: str | Path, fmt: str, config: Config, out: str | Path, strict: bool | None = None
+    checkpoint: str | Path, fmt: str, config: Config, out: str | Path, strict: bool | None = None,
+    overwrite: bool = False,
 ) -> LoadReport:
-    """Load an outside checkpoint into the model of `config` and write it as smmcl weights (.safetensors)."""
+    """Load an outside checkpoint into the model of `config` and write it as smmcl weights (.safetensors); earlier
+    smmcl weights at `out` are replaced only with `overwrite`."""
     import torch
 
     from smmcl.engine.checkpoint import evaluation_weights, load_checkpoint
@@ -382,7 +388,8 @@ def convert(
         raise ValueError(
             f"--from {fmt} holds {fmt} weights but the config builds a {config.model.backbone.name!r} backbone"
         )
-    check_output_file(as_path(out, "out"), "--out", [checkpoint], replaceable=_smmcl_file(out, ("weights",)))
+    check_output_file(as_path(out, "out"), "--out", [checkpoint], ours=_smmcl_file(out, ("weights",)),
+                      overwrite=overwrite)
     if fmt == "checkpoint":  # it carries its run's config: the weights keep its classes and input scaling
         from smmcl.engine.loading import check_model_owned
 
@@ -397,7 +404,7 @@ def convert(
         report = LoadReport(str(checkpoint), "smmcl training checkpoint", loaded=len(model.state_dict()))
     else:
         report = load_backbone_weights(model, checkpoint, strict=bool(strict))
-    save_pretrained(model, config, out)
+    save_pretrained(model, config, out, overwrite=overwrite)
     return report
 
 
@@ -438,11 +445,13 @@ def read_model_source(source: str | Path, overrides: Sequence[str] = (), model_f
 
 @_renamed(cfg="config")
 def analyze_features(config: Config, checkpoints: Dict[str, str | Path], out: str | Path, split: str | None = None,
-                     stage: int = 4, per_class: int = 200, max_images: int | None = None, seed: int = 0) -> dict:
+                     stage: int = 4, per_class: int = 200, max_images: int | None = None, seed: int = 0,
+                     overwrite: bool = False) -> dict:
     """The paper's Fig. 8 for one or more trained models (name -> weights or checkpoint): t-SNE of the
     stage-`stage` encoder features of both modalities on held-out images, with k-NN accuracy and
     silhouette per modality; writes `out/tsne.png` and `out/features.json`. Classes in
-    `eval.exclude_classes` (and ignored pixels) are left out."""
+    `eval.exclude_classes` (and ignored pixels) are left out. An earlier analysis in `out` is replaced only with
+    `overwrite`."""
     config = as_config(config)
     from smmcl.analysis import analyze_models
     from smmcl.data.dataset import RGBXDataset
@@ -457,7 +466,8 @@ def analyze_features(config: Config, checkpoints: Dict[str, str | Path], out: st
     names = class_names(config)
     keep = [k for k in range(config.model.num_classes) if k not in set(config.eval.exclude_classes)]
     result = analyze_models(models, dataset, names, dataset_palette(config.data.class_names, config.data.palette, config.model.num_classes), keep, out, stage=stage, per_class=per_class,
-                            max_images=max_images, seed=seed, inputs=[config.data.root, *checkpoints.values()])
+                            max_images=max_images, seed=seed, inputs=[config.data.root, *checkpoints.values()],
+                            overwrite=overwrite)
     result["checkpoints"] = {name: str(path) for name, path in checkpoints.items()}
     result["split"] = split or config.eval.split
     (Path(out) / "features.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -466,18 +476,20 @@ def analyze_features(config: Config, checkpoints: Dict[str, str | Path], out: st
 
 def report(run_dir: str | Path, compare: Sequence[str | Path] = (), out: str | Path | None = None,
            num_images: int = 6, names: Sequence[str] | None = None, overrides: Sequence[str] = (),
-           device: str | None = None, progress: bool = True, log: Callable[[str], None] = lambda _: None) -> Path:
+           device: str | None = None, progress: bool = True, log: Callable[[str], None] = lambda _: None,
+           overwrite: bool = False) -> Path:
     """A static page (index.html + PNGs, opens from disk) on a finished run, or comparing it with the
     `compare` runs (`run_dir` is the reference): scores on its eval split with deltas, training curves,
     per-class IoU, confusion matrices, test predictions, the t-SNE of `analyze features` when the run holds
     one, config and environment. Written to `out` (default RUN_DIR/report/); returns index.html's path.
-    `overrides` apply to every run's config (e.g. `data.root=...`); needs matplotlib (`analysis` extra)."""
+    `overrides` apply to every run's config (e.g. `data.root=...`); needs matplotlib (`analysis` extra). An
+    earlier report in `out` is replaced (whole) only with `overwrite`."""
     from smmcl.reporting import write_report
 
     others = [compare] if isinstance(compare, (str, Path)) else list(compare)
     as_path(run_dir, "run_dir")
     return write_report([run_dir, *others], Path(run_dir) / "report" if out is None else as_path(out, "out"), num_images,
-                        names=names, overrides=overrides, device=device, progress=progress, log=log)
+                        names=names, overrides=overrides, device=device, progress=progress, log=log, overwrite=overwrite)
 
 
 def run_study(path: str | Path, out: str | Path | None = None, jobs: int = 1, report_only: bool = False,
@@ -534,8 +546,8 @@ def check_data(root: str | Path, preset: str | None = None, splits: Sequence[str
 
 def convert_hha(depth_dir: str | Path, out: str | Path, intrinsics: str | Sequence[float], **options: Any) -> int:
     """Encode every depth image of `depth_dir` as HHA (`smmcl.data.hha`: disparity, height, angle) into `out`;
-    `intrinsics` as "fx,fy,cx,cy" or four numbers; options: depth_scale, normal_radius, camera_height.
-    Returns the number of images written."""
+    `intrinsics` as "fx,fy,cx,cy" or four numbers; options: depth_scale, normal_radius, camera_height, overwrite
+    (replace an earlier HHA in `out`, whole). Returns the number of images written."""
     from smmcl.data.hha import convert_folder, parse_intrinsics
 
     text = intrinsics if isinstance(intrinsics, str) else ",".join(str(v) for v in intrinsics)

@@ -146,7 +146,8 @@ def run_demo(
     # The demo replaces its own data and runs when their settings change: only in a folder it wrote itself.
     checked = load_config(cfg_path, [f"data.root={out / 'data'}", *overrides], dataset_meta=False)  # before any data
     _check_fits_data(checked, cfg_path, overrides)
-    with writing(out, "demo", "--out", inputs=[cfg_path], names=DEMO_FILES):
+    # again: a rerun writes the demo again in place (its data and runs resumed or replaced as `prepare` found them).
+    with writing(out, "demo", "--out", inputs=[cfg_path], names=DEMO_FILES, again=True):
         meta = _ensure_data(out / "data", num_scenes, size, seed)
         results, models = {}, {}
         for name, extra in RUNS.items():
@@ -188,7 +189,7 @@ def run_demo(
         page = None
         if importlib.util.find_spec("matplotlib") is not None:  # the `analysis` extra, which `make` installs
             page = write_report([out / name.lower() for name in RUNS], out / "report", names=list(RUNS),
-                                progress=cfg.train.progress)
+                                progress=cfg.train.progress, overwrite=True)  # the demo's own page, of these runs
         summary["report"] = str(page) if page else None
         summary["total_seconds"] = round(time.perf_counter() - t_start, 1)
         (out / "summary.json").write_text(json.dumps(summary, indent=2))

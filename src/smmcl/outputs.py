@@ -40,6 +40,11 @@ MANIFEST_NAME = ".smmcl-written.json"
 OWN_FILES = {MANIFEST_NAME, LOCK_NAME, ".smmcl-write-test"}
 
 
+# The folders' kinds in words, for messages.
+_KIND_TEXT = {"run": "training run", "dataset": "generated dataset", "scenes": "generated dataset",
+              "checkpoints": "training run's checkpoints", "study": "study", "demo": "demo"}
+
+
 class OutputError(SmmclError):
     """An output that would land on an input, or in a folder holding files smmcl did not write there."""
 
@@ -240,17 +245,37 @@ def warn_other_outputs(folder: str | Path, what: str, change: str) -> None:
                       f"from the earlier contents; write it again or remove it", StaleOutputWarning, stacklevel=3)
 
 
+def check_no_earlier(folder: str | Path, kind: str, what: str) -> None:
+    """Refuse a folder holding an earlier output of this `kind` of command: it is replaced (whole, and only smmcl's
+    files) with `--overwrite` alone, never by a plain second run, whose inputs or model may be others."""
+    folder = Path(folder)
+    manifest = read_manifest(folder) if folder.is_dir() else None
+    if manifest is None or manifest.get("kind") != kind:
+        return
+    earlier = sorted(name for name in manifest["written"] if (folder / name).exists())
+    if earlier:
+        shown = ", ".join(earlier[:3]) + (f" and {len(earlier) - 3} more" if len(earlier) > 3 else "")
+        raise OutputError(f"{what} {folder} holds an earlier output of this command ({shown}); nothing was changed: "
+                          f"--overwrite (overwrite=True) replaces it whole, or choose another folder")
+
+
 @contextlib.contextmanager
 def writing(folder: str | Path, kind: str, what: str, inputs: Iterable[Optional[str | Path]] = (),
-            names: Iterable[str] = (), overwrite: bool = False) -> Iterator[Path]:
+            names: Iterable[str] = (), overwrite: bool = False, again: bool = False) -> Iterator[Path]:
     """`claim_folder` for a command that writes `folder` in the block, holding the folder's lock
     (`smmcl.files.folder_lock`) until the block ends. Checked before the lock is taken, so a refused folder is left
-    as it was (no lock file), and again under it, so two commands started together cannot both claim it."""
+    as it was (no lock file), and again under it, so two commands started together cannot both claim it.
+    An earlier output of the same kind there is refused (`check_no_earlier`) unless `overwrite` (then removed
+    first) or `again` (a caller that has checked it writes the same thing again in place: the demo's rerun)."""
     inputs, folder, names = list(inputs), Path(folder), list(names)
     check_claim(folder, kind, what, inputs, overwrite, names=names)
+    if not (overwrite or again):
+        check_no_earlier(folder, kind, what)
     created = not folder.exists()
     try:
         with folder_lock(folder, what):
+            if not (overwrite or again):
+                check_no_earlier(folder, kind, what)
             yield claim_folder(folder, kind, what, inputs, names, overwrite)
     except BaseException:
         # A command refused before it wrote anything (a bad input file) leaves no folder it made for nothing (nor the
@@ -286,26 +311,30 @@ def written(folder: str | Path) -> Optional[set]:
 
 
 def check_output_file(path: str | Path, what: str, inputs: Iterable[Optional[str | Path]] = (),
-                      replaceable: bool = False) -> Path:
-    """A single output file (an export, converted weights, scores): not an input, not a folder, and an existing
-    file only when the caller has found it is smmcl's own output of that kind (`replaceable`). In a folder smmcl
-    wrote (a run), the name joins that folder's manifest."""
+                      ours: bool = False, overwrite: bool = False) -> Path:
+    """A single output file (an export, converted weights, scores): not an input, not a folder, not a file another
+    smmcl command wrote as its own (a run's weights), and an existing file only with `overwrite` and when the caller
+    has found it is smmcl's own output of this kind (`ours`). In a folder smmcl wrote (a run), the name joins that
+    folder's manifest."""
     path = Path(path)
     check_path(path, what)
     check_apart(path, inputs, what)
     if path.is_dir():
         raise OutputError(f"{what} {path} is a folder; a file name is expected")
-    if path.exists() and not replaceable:
-        raise OutputError(f"{what} {path} exists and is not a file smmcl wrote as this output; nothing was "
-                          f"changed: remove it yourself or choose another name")
-    if not path.parent.is_dir():
-        raise OutputError(f"{what} {path}: its folder {path.parent} does not exist")
-    manifest = read_manifest(path.parent)
+    manifest = read_manifest(path.parent) if path.parent.is_dir() else None
     if manifest is not None and path.name in manifest["written"]:
         # A run's model.safetensors, a dataset's list: the folder's own command wrote it, and only that one may
         # replace it (an average of weights kept nowhere else would be gone).
-        raise OutputError(f"{what} {path} is the output of the {manifest.get('kind')} in {path.parent}, not a file "
-                          f"this command wrote; nothing was changed: choose another name")
+        raise OutputError(f"{what} {path} is part of the {_KIND_TEXT.get(manifest.get('kind'), manifest.get('kind'))} "
+                          f"in {path.parent}, which only that command writes; nothing was changed: choose another name")
+    if path.exists() and not ours:
+        raise OutputError(f"{what} {path} exists and is not a file smmcl wrote as this output; nothing was "
+                          f"changed: choose another name")
+    if path.exists() and not overwrite:
+        raise OutputError(f"{what} {path} holds an earlier output of this command; nothing was changed: --overwrite "
+                          f"(overwrite=True) replaces it, or choose another name")
+    if not path.parent.is_dir():
+        raise OutputError(f"{what} {path}: its folder {path.parent} does not exist")
     if manifest is not None:
         # Scores beside a run's model, an export into a dataset: smmcl's, so not foreign to the folder's own
         # command, which still never removes them (its --overwrite, a new synth or report keeps them).

@@ -13,7 +13,7 @@ from smmcl.data.hha import (
 )
 from smmcl.data.io import read_image, write_image
 from smmcl.errors import DatasetError
-from smmcl.outputs import MANIFEST_NAME
+from smmcl.outputs import MANIFEST_NAME, OutputError
 
 # NYUDv2 colour-camera intrinsics (fx, fy, cx, cy) at 480 x 640, and scaled to 120 x 160.
 NYU = (518.8579, 519.4696, 325.5824, 253.7362)
@@ -221,13 +221,16 @@ def test_convert_folder(tmp_path):
     assert a.shape == (30, 40, 3) and a.dtype == np.uint8
     assert np.array_equal(a, depth_to_hha(read_image(src / "a.png"), NYU_QUARTER))
 
+    with pytest.raises(OutputError, match="earlier output.*--overwrite"):  # an earlier HHA is replaced on request
+        convert_folder(src, out, NYU_QUARTER, progress=False)
+    assert read_image(out / "a.png").tobytes() == a.tobytes()
     (src / "c.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     with pytest.raises(DatasetError, match="c.png"):
-        convert_folder(src, out, NYU_QUARTER, progress=False)
+        convert_folder(src, out, NYU_QUARTER, progress=False, overwrite=True)
     (src / "c.png").unlink()
     write_image(src / "rgb.png", np.zeros((30, 40, 3), np.uint8))
     with pytest.raises(DatasetError, match="rgb.png.*single-channel"):
-        convert_folder(src, out, NYU_QUARTER, progress=False)
+        convert_folder(src, out, NYU_QUARTER, progress=False, overwrite=True)
     with pytest.raises(DatasetError, match="not found"):
         convert_folder(tmp_path / "nope", out, NYU_QUARTER, progress=False)
 

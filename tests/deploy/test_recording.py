@@ -61,13 +61,17 @@ def test_a_bag_goes_in_and_an_overlay_video_comes_out(weights, tmp_path, capsys)
     want = predictor(rgb_frame(0), depth_frame(0))
     assert np.array_equal(np.asarray(Image.open(out / "labels" / "000000.png")), want)
 
-    # A second prediction into its own folder replaces the first whole (no labels or video of the first linger);
-    # a user's file in its labels/ is refused, not removed; into the bag is refused.
+    # A second prediction into its own folder is refused without --overwrite, and with it replaces the first whole
+    # (no labels or video of the first linger); a user's file in its labels/ is refused, not removed; into the bag
+    # is refused.
+    again = ["--quiet", "predict", "--checkpoint", str(weights), "--bag", str(bag), "--out", str(out), "--no-video"]
+    assert main(again) == 2
+    assert "earlier output" in capsys.readouterr().err and (out / "overlay.mp4").is_file()
     (out / "labels" / "000099.png").write_bytes(b"mine")
-    assert main(["--quiet", "predict", "--checkpoint", str(weights), "--bag", str(bag), "--out", str(out), "--no-video"]) == 2
+    assert main([*again, "--overwrite"]) == 2
     assert "labels/000099.png" in capsys.readouterr().err and (out / "labels" / "000099.png").read_bytes() == b"mine"
     (out / "labels" / "000099.png").unlink()
-    assert main(["--quiet", "predict", "--checkpoint", str(weights), "--bag", str(bag), "--out", str(out), "--no-video"]) == 0
+    assert main([*again, "--overwrite"]) == 0
     assert sorted(p.name for p in out.iterdir()) == [MANIFEST_NAME, "frames.csv", "summary.json"]
     assert main(["predict", "--checkpoint", str(weights), "--bag", str(bag), "--out", str(bag / "pred")]) == 2
     assert "lies inside the input folder" in capsys.readouterr().err

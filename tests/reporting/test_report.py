@@ -17,6 +17,7 @@ import smmcl
 from smmcl.config import load_config
 from smmcl.data.classes import dataset_palette
 from smmcl.errors import CheckpointError, SmmclError
+from smmcl.outputs import OutputError
 
 from support import TINY_CONFIG
 
@@ -113,11 +114,14 @@ def test_t_sne_of_analyze_features_is_shown(tiny_runs, tmp_path):
     assert "<td>73.10</td>" in page and "<td>+0.210</td>" in page and "<td>-0.010</td>" in page and "stage 3" in page
 
 
-def test_a_second_report_replaces_the_first(tiny_runs, tmp_path):
+def test_a_second_report_replaces_the_first_only_with_overwrite(tiny_runs, tmp_path):
     out = tmp_path / "out"
     smmcl.report(tiny_runs["base"], out=out, num_images=2, progress=False)
     assert (out / "img01_gt.png").is_file()
-    smmcl.report(tiny_runs["base"], out=out, num_images=1, progress=False)
+    with pytest.raises(OutputError, match="earlier output.*--overwrite"):
+        smmcl.report(tiny_runs["base"], out=out, num_images=1, progress=False)
+    assert (out / "img01_gt.png").is_file()
+    smmcl.report(tiny_runs["base"], out=out, num_images=1, progress=False, overwrite=True)
     assert not (out / "img01_gt.png").exists() and (out / "img00_gt.png").is_file()
 
 

@@ -137,13 +137,14 @@ def plot_tsne(maps: Mapping[str, Mapping[str, np.ndarray]], labels: np.ndarray, 
 
 def analyze_models(models: Mapping[str, nn.Module], dataset, class_names: Sequence[str], palette: Sequence[Sequence[int]],
                    keep: Sequence[int], out, stage: int = 4, per_class: int = 200, max_images: Optional[int] = None,
-                   seed: int = 0, k: int = 10, inputs: Sequence = ()) -> dict:
+                   seed: int = 0, k: int = 10, inputs: Sequence = (), overwrite: bool = False) -> dict:
     """Features, scores and t-SNE maps of every model on the same pixels; writes `out/tsne.png` and
-    `out/features.json`; returns what the JSON holds."""
+    `out/features.json` (an earlier analysis there only with `overwrite`); returns what the JSON holds."""
     import json
     from pathlib import Path
 
-    with writing(Path(out), "features", "--out", inputs=inputs, names=("tsne.png", "features.json")) as out:
+    with writing(Path(out), "features", "--out", inputs=inputs, names=("tsne.png", "features.json"),
+                 overwrite=overwrite) as out:
         maps: Dict[str, Dict[str, np.ndarray]] = {}
         scores: Dict[str, Dict[str, dict]] = {}
         labels = None

@@ -144,7 +144,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(f".{tag}.json")
     # Before the evaluation: scores never replace an input or a file that is not earlier scores.
     what = "--out" if args.out else "the scores file (by default beside the checkpoint; choose one with --out)"
-    check_output_file(out, what, [args.checkpoint, cfg.data.root], replaceable=_earlier_scores(out))
+    check_output_file(out, what, [args.checkpoint, cfg.data.root], ours=_earlier_scores(out), overwrite=args.overwrite)
     scores = evaluate_checkpoint(args.checkpoint, cfg, split=split, subset=subset, backend=args.backend,
                                  precision=args.precision)
     names = class_names(cfg)
@@ -189,7 +189,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise ValueError("--int8 needs --calibration DIR (frames to calibrate and verify on), and --calibration --int8")
     report = export(_model_file_argument(args, "weights", "export"), args.out, size=args.size, dynamic=args.dynamic,
                     opset=args.opset, exporter=args.exporter, calibration=args.calibration,
-                    calibration_split=args.calibration_split)
+                    calibration_split=args.calibration_split, overwrite=args.overwrite)
     if args.int8:
         if wants_json(args):
             print_json({"out": args.out, **report.to_dict()})
@@ -232,7 +232,7 @@ def cmd_hha(args: argparse.Namespace) -> int:
     from smmcl.api import convert_hha
 
     n = convert_hha(args.depth, args.out, args.intrinsics, depth_scale=args.depth_scale,
-                    normal_radius=args.normal_radius, camera_height=args.camera_height)
+                    normal_radius=args.normal_radius, camera_height=args.camera_height, overwrite=args.overwrite)
     if wants_json(args):
         print_json({"written": n, "out": args.out})
         return 0
@@ -261,7 +261,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise ValueError(f"{', '.join(recording_only)}: for a recording (--bag or --video) only")
     written = predict(args.checkpoint, args.rgb, args.aux, args.out, config=args.config, list_file=args.list,
                       overrides=[*args.overrides, *_protocol_overrides(args)], device=args.device, backend=args.backend,
-                      aux_scale=1.0 if args.aux_scale is None else args.aux_scale, precision=args.precision)
+                      aux_scale=1.0 if args.aux_scale is None else args.aux_scale, precision=args.precision,
+                      overwrite=args.overwrite)
     if wants_json(args):
         print_json({"out": args.out, "files": [str(p) for p in written]})
         return 0
@@ -298,7 +299,7 @@ def _predict_recording(args: argparse.Namespace) -> int:
                                 tolerance=args.pair_tolerance, align=False if args.aux_aligned else None,
                                 aux_scale=args.aux_scale, video=not args.no_video, labels=args.labels,
                                 device=args.device, progress=not args.quiet, log=lambda line: say(args, line),
-                                backend=args.backend, precision=args.precision)
+                                backend=args.backend, precision=args.precision, overwrite=args.overwrite)
     if wants_json(args):
         print_json(summary)
         return 0
@@ -345,7 +346,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from smmcl.config import load_config
 
     cfg = load_config(args.config, args.overrides)
-    report = convert(args.source, args.fmt, cfg, args.out, strict=False if args.no_strict else None)
+    report = convert(args.source, args.fmt, cfg, args.out, strict=False if args.no_strict else None,
+                     overwrite=args.overwrite)
     if wants_json(args):
         print_json({"out": args.out, "source": report.source, "format": report.format, "loaded": report.loaded,
                     "missing_keys": report.missing_keys, "unexpected_keys": report.unexpected_keys,
@@ -428,7 +430,8 @@ def cmd_features(args: argparse.Namespace) -> int:
     if len(names) != len(paths) or len(set(names)) != len(names):
         raise ValueError(f"--names needs {len(paths)} distinct names, one per checkpoint; got {names}")
     result = analyze_features(cfg, dict(zip(names, paths)), args.out, split=args.split, stage=args.stage,
-                              per_class=args.per_class, max_images=args.images, seed=args.seed)
+                              per_class=args.per_class, max_images=args.images, seed=args.seed,
+                              overwrite=args.overwrite)
     if wants_json(args):
         print_json(result)
         return 0
@@ -446,7 +449,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     names = args.names.split(",") if args.names else None
     page = report(args.run, args.compare, args.out, num_images=args.images, names=names, overrides=args.overrides,
-                  device=args.device, log=lambda line: say(args, f"[smmcl] {line}"))
+                  device=args.device, log=lambda line: say(args, f"[smmcl] {line}"), overwrite=args.overwrite)
     if wants_json(args):
         print_json({"page": str(page)})
         return 0

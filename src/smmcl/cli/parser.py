@@ -121,6 +121,12 @@ def _command(sub, name: str, help: str, examples: Sequence[str], description: st
     return p
 
 
+def _overwrite(p: argparse.ArgumentParser, earlier: str) -> None:
+    """--overwrite for a command whose earlier output of the same kind is otherwise refused (`smmcl.outputs`)."""
+    p.add_argument("--overwrite", action="store_true",
+                   help=f"replace {earlier} at --out (only what smmcl wrote there); without it, it is refused")
+
+
 _OUTPUT = """Output: a short summary on stdout; progress on stderr, as a bar on a terminal and as a plain line
 every tenth of the way in a log or pipe; --quiet shows no progress, only warnings, errors and the one-line
 result; --json ({json}) prints the result as JSON on stdout for scripts. Errors end with `smmcl: error: ...` and exit status 2."""
@@ -180,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     hha.add_argument("--depth", required=True, help="folder of depth images")
     hha.add_argument("--intrinsics", required=True, help="fx,fy,cx,cy in pixels")
     hha.add_argument("--out", required=True, help="output folder of HHA PNGs")
+    _overwrite(hha, "an earlier HHA folder")
     hha.add_argument("--depth-scale", type=float, default=0.001, help="metres per raw depth unit (default 0.001: mm)")
     hha.add_argument("--normal-radius", type=int, default=None,
                      help="smoothing radius of the angle channel's normals (default 1 + min(H, W) / 160: 4 at 480x640)")
@@ -220,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--subset", default=None, help="named subset of the split, e.g. night (default: eval.subset)")
     _add_protocol_flags(ev)
     ev.add_argument("--out", default=None, help="JSON file for the scores (default: beside the checkpoint)")
+    _overwrite(ev, "earlier scores")
     _add_json_flag(ev, "the scores (the content of the --out file)")
 
     pr = _command(sub, "predict", "label PNGs and overlays for image files, folders or a list", func=c.cmd_predict,
@@ -258,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--labels", action="store_true", help="with --bag / --video: also write a label PNG per frame")
     pr.add_argument("--no-video", action="store_true", help="with --bag / --video: write no overlay video")
     pr.add_argument("--out", default=None, help="output folder")
+    _overwrite(pr, "an earlier prediction, whole")
     pr.add_argument("--aux-scale", type=float, default=None, metavar="FACTOR",
                     help="multiply the auxiliary images into the units the model was trained on (1000: depth in metres "
                          "for a model trained on millimetres; default 1, for a recording: from its units)")
@@ -278,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="smmcl weights or a training checkpoint (the config comes from the file)")
     ex.add_argument("weights", nargs="?", default=None, help=argparse.SUPPRESS)  # the former spelling, one release
     ex.add_argument("--out", required=True, help="ONNX file to write (.onnx)")
+    _overwrite(ex, "an earlier export")
     ex.add_argument("--size", type=_size, default=(480, 640), help="example input HxW, the fixed size with --no-dynamic (default 480x640)")
     ex.add_argument("--dynamic", action=argparse.BooleanOptionalAction, default=True,
                     help="dynamic batch, height and width (default); --no-dynamic fixes 1 x 3 x H x W")
@@ -316,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "mit (SegFormer ImageNet) | resnet (torchvision) | checkpoint (smmcl training checkpoint)")
     cv.add_argument("--config", required=True, help="YAML config of the model the weights belong to")
     cv.add_argument("--out", required=True, help="output .safetensors file")
+    _overwrite(cv, "earlier converted weights")
     cv.add_argument("--no-strict", action="store_true", help="official-smmcl: allow missing/unexpected keys")
     cv.add_argument("overrides", nargs="*", help="dotted overrides of the config, e.g. model.decoder.ham_out_norm=false")
     _add_json_flag(cv, "the load report and the file written")
@@ -357,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     fe.add_argument("--compare", action="append", default=[], help="another model to set beside it (repeatable)")
     fe.add_argument("--names", default=None, help="comma-separated labels, one per model (default: run folder names)")
     fe.add_argument("--out", required=True, help="output folder for tsne.png and features.json")
+    _overwrite(fe, "an earlier analysis")
     fe.add_argument("--split", default=None, help="held-out split (default: eval.split)")
     fe.add_argument("--stage", type=int, default=4, help="encoder stage whose features are shown (default 4, as Fig. 8)")
     fe.add_argument("--per-class", type=_positive(int, 1), default=200, help="points drawn per class (default 200)")
@@ -377,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("run", help="run folder (config.yaml, log.jsonl, model.safetensors); the reference when comparing")
     rp.add_argument("--compare", action="append", default=[], metavar="RUN", help="another run folder to set beside it (repeatable)")
     rp.add_argument("--out", default=None, help="output folder (default: RUN/report)")
+    _overwrite(rp, "an earlier report, whole")
     rp.add_argument("--images", type=_positive(int, 0), default=6, help="test images in the prediction grid (default 6)")
     rp.add_argument("--names", default=None, help="comma-separated labels, one per run (default: folder names)")
     rp.add_argument("--device", default=None, help="device for scoring, e.g. cpu or cuda (default: each run's train.device)")

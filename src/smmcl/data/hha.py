@@ -397,9 +397,11 @@ def convert_folder(
     progress: bool = True,
     normal_radius: int | None = None,
     camera_height: float | None = None,
+    overwrite: bool = False,
 ) -> int:
     """Write the HHA of every depth image (png/jpg/tif) in `depth_dir` as `out_dir`/<name>.png; returns the count.
-    `normal_radius` and `camera_height` as in `depth_to_hha`."""
+    `normal_radius` and `camera_height` as in `depth_to_hha`. An earlier HHA in `out_dir` is replaced (whole) only
+    with `overwrite`."""
     depth_dir, out_dir = Path(depth_dir), Path(out_dir)
     intrinsics = _check_intrinsics(intrinsics)
     if not depth_dir.is_dir():
@@ -410,8 +412,7 @@ def convert_folder(
         raise DatasetError(f"no depth images in {depth_dir} (expected {', '.join(IMAGE_SUFFIXES)} files)")
     # Before anything is written: a.png and a.tif would both become a.png; the output is apart from the depth.
     planned = unique_outputs(((f"{path.stem}.png", path) for path in files), f"--out folder {out_dir}")
-    # overwrite: an earlier HHA there (its own files alone) is replaced whole, never mixed with stale images.
-    with writing(out_dir, "hha", "--out", inputs=[depth_dir], names=planned, overwrite=True):
+    with writing(out_dir, "hha", "--out", inputs=[depth_dir], names=planned, overwrite=overwrite):
 
         for path in track(files, desc="hha", unit="image", enabled=progress):
             depth = read_image(path)

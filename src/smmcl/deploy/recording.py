@@ -46,16 +46,17 @@ def aux_scale_for(aux_units: str, aux_kind: str, aux_max: Optional[float]) -> tu
 
 
 def predict_recording(predictor: Predictor, recording, out: str | Path, video: bool = True, labels: bool = False,
-                      progress: bool = True, log: Callable[[str], None] = lambda _: None) -> dict:
+                      progress: bool = True, log: Callable[[str], None] = lambda _: None,
+                      overwrite: bool = False) -> dict:
     """Segment every paired frame of `recording` (a `smmcl.recordings.Recording`) with `predictor` and write
-    the files of the module docstring into `out` (claimed first: apart from the recording, holding only an
-    earlier such output). Returns what summary.json holds."""
+    the files of the module docstring into `out` (claimed first: apart from the recording, new or empty, or
+    holding an earlier such output and `overwrite`). Returns what summary.json holds."""
     from smmcl.recordings import VideoWriter
 
-    # A new output replaces an earlier one whole (its labels/ too): two recordings never mix in one folder.
-    # The auxiliary stream may be a folder or file of its own (a video with a depth folder); a bag's is a topic.
+    # With overwrite, a new output replaces an earlier one whole (its labels/ too): two recordings never mix in one
+    # folder. The auxiliary stream may be a folder or file of its own (a video with a depth folder); a bag's is a topic.
     inputs = [recording.path, *(p for p in (recording.aux_source,) if Path(p).exists())]
-    with writing(Path(out), "recording", "--out", inputs=inputs, names=RECORDING_FILES, overwrite=True) as out:
+    with writing(Path(out), "recording", "--out", inputs=inputs, names=RECORDING_FILES, overwrite=overwrite) as out:
         log(recording.summary())
         interval = recording.pairing.rgb.median_interval
         fps = 1.0 / interval if interval else 10.0

@@ -240,10 +240,10 @@ def write_prediction(out: Path, name: str, rgb: np.ndarray, labels: np.ndarray, 
 
 @contextlib.contextmanager
 def writing_predictions(out: Path, pairs: Iterable[InputPair],
-                        inputs: Sequence[Optional[str | Path]] = ()) -> Iterator[List[InputPair]]:
+                        inputs: Sequence[Optional[str | Path]] = (), overwrite: bool = False) -> Iterator[List[InputPair]]:
     """Check, before anything is written, that `out` may take the predictions of `pairs` (`smmcl.outputs`): apart
     from every input file and from `inputs` (the folders and list given, the model file), holding only earlier
-    predictions, and one output name per input (x.png beside x.jpg, or two folders' x.png, are refused with both
+    predictions, which only `overwrite` replaces (whole), and one output name per input (x.png beside x.jpg, or two folders' x.png, are refused with both
     named); then hold the folder for the block (a second predict into it stops at once)."""
     pairs = list(pairs)
     counts = collections.Counter(p.rgb for p in pairs)  # one pass: a folder may hold thousands of frames
@@ -252,9 +252,8 @@ def writing_predictions(out: Path, pairs: Iterable[InputPair],
         raise DatasetError(f"{', '.join(twice)}: given twice among the inputs; each input is predicted once")
     unique_outputs(((n, p.rgb) for p in pairs for n in output_names(p.name)), f"--out folder {out}")
     files = [f for p in pairs for f in (p.rgb, p.aux) if f is not None]
-    # overwrite: an earlier prediction there (its own files alone) is replaced whole, not mixed with this one.
     with writing(out, "predictions", "--out", [*inputs, *files], names=[n for p in pairs for n in output_names(p.name)],
-                 overwrite=True):
+                 overwrite=overwrite):
         yield pairs
 
 
@@ -263,7 +262,7 @@ def predict_files(model: Optional[torch.nn.Module], pairs: Iterable[InputPair], 
                   protocol=None, progress: bool = True, aux_scale: float = 1.0,
                   inputs: Sequence[Optional[str | Path]] = (),
                   labels_of: Optional[Callable[[np.ndarray, np.ndarray], np.ndarray]] = None,
-                  aux_kind: Optional[str] = None) -> List[Path]:
+                  aux_kind: Optional[str] = None, overwrite: bool = False) -> List[Path]:
     """Predict every input pair and write its label PNG and overlay into `out`; returns the written files.
     `palette` has one colour per class: the dataset's (`data.classes.dataset_palette`), as the demo and
     the report use. `aux_scale` multiplies the auxiliary values into the units `aux_max` counts. `out` is
@@ -272,7 +271,7 @@ def predict_files(model: Optional[torch.nn.Module], pairs: Iterable[InputPair], 
     export's runtime on numpy, without PyTorch."""
     colours = np.asarray(palette, np.uint8)
     written: List[Path] = []
-    with writing_predictions(Path(out), pairs, inputs) as pairs:
+    with writing_predictions(Path(out), pairs, inputs, overwrite) as pairs:
         for pair in track(pairs, desc="predict", unit="img", enabled=progress):
             rgb, aux = load_pair(pair, aux_max, aux_scale, aux_kind)
             labels = (labels_of(rgb, aux) if labels_of is not None else

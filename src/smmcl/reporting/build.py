@@ -34,9 +34,9 @@ def _config_diff(runs: Sequence[Run]) -> List[tuple]:
 
 def write_report(run_dirs: Sequence[str | Path], out: str | Path, num_images: int = 6,
                  names: Optional[Sequence[str]] = None, overrides: Sequence[str] = (), device: Optional[str] = None,
-                 progress: bool = True, log: Callable[[str], None] = lambda _: None) -> Path:
-    """Write the report of one run, or a comparison of several (the first is the reference), into `out`;
-    returns the path of its `index.html`. `overrides` apply to every run's config (e.g. `data.root=...`
+                 progress: bool = True, log: Callable[[str], None] = lambda _: None, overwrite: bool = False) -> Path:
+    """Write the report of one run, or a comparison of several (the first is the reference), into `out` (an
+    earlier report there is replaced, whole, only with `overwrite`); returns the path of its `index.html`. `overrides` apply to every run's config (e.g. `data.root=...`
     when the data has moved); every run is scored on the reference run's split."""
     if not run_dirs:
         raise ConfigError("a report needs at least one run folder")
@@ -49,11 +49,11 @@ def write_report(run_dirs: Sequence[str | Path], out: str | Path, num_images: in
     check_comparable(runs)
     split = scored_split(runs[0])
     out = Path(out)
-    # Before any scoring: a folder of an earlier report is replaced (its files alone), any other one refused.
+    # Before any scoring: a folder of an earlier report is replaced (its files alone) with overwrite, any other refused.
     # The datasets the runs are scored on are inputs: a report never lands inside one (the run folders are not:
     # a run's own report/ is the default place).
     with writing(out, "report", "--out", inputs=[r.cfg.data.root for r in runs],
-                 names=_report_files(len(runs), num_images), overwrite=True):
+                 names=_report_files(len(runs), num_images), overwrite=overwrite):
         for run in runs:
             log(f"scoring {run.name} ({run.folder}) on {len(split.dataset)} {split.split_name} images")
             score_run(run, split, num_images, device=device, progress=progress)

@@ -26,14 +26,16 @@ FORMAT = "smmcl-weights"
 FORMAT_VERSION = "1"
 
 
-def save_pretrained(model: nn.Module, config: Union[Config, ModelConfig], path: Union[str, Path]) -> Path:
-    """Write `model`'s weights and its config to a .safetensors file, atomically."""
+def save_pretrained(model: nn.Module, config: Union[Config, ModelConfig], path: Union[str, Path],
+                    overwrite: bool = False) -> Path:
+    """Write `model`'s weights and its config to a .safetensors file, atomically; earlier smmcl weights there are
+    replaced only with `overwrite`."""
     path = Path(path)
     check_output_name(path, "weights")
     # Never over a file smmcl did not write as weights (another library's .safetensors, say), nor over a run's own.
     check_path(path, "save_pretrained")
     path.parent.mkdir(parents=True, exist_ok=True)
-    check_output_file(path, "save_pretrained", replaceable=_is_smmcl_weights(path))
+    check_output_file(path, "save_pretrained", ours=_is_smmcl_weights(path), overwrite=overwrite)
     return write_weights(model, config, path)
 
 
