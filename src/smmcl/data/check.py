@@ -26,7 +26,7 @@ from smmcl.data.dataset import (
     split_root,
 )
 from smmcl.data.io import read_image, split_packed
-from smmcl.data.modality import check_aux, check_label, check_rgb
+from smmcl.data.modality import RangeWatch, check_aux, check_label, check_rgb
 from smmcl.errors import DatasetError
 from smmcl.progress import track
 
@@ -57,7 +57,7 @@ class CheckReport:
     folders: Dict[str, Counter] = field(default_factory=dict)
     first_of: Dict[Tuple[str, str], Path] = field(default_factory=dict)
     # The largest auxiliary value over every file, with its file: a dataset using a small part of its scale.
-    aux_top: Tuple[float, Optional[Path]] = (0.0, None)
+    aux_range: Optional[RangeWatch] = None
 
     def count_format(self, path: Path, array: np.ndarray) -> None:
         try:
@@ -143,11 +143,6 @@ def discover_splits(cfg: DataConfig) -> List[str]:
     return found
 
 
-# A dataset whose auxiliary values all stay under 1/SMALL_SHARE of aux_max is noted (not refused: a close-range set
-# may be so).
-SMALL_SHARE = 10
-
-
 def image_format(array: np.ndarray) -> str:
     """A decoded image's format as the report lists it: dtype x channels ("uint16x1ch")."""
     return f"{array.dtype}x{1 if array.ndim == 2 else array.shape[2]}ch"
@@ -186,8 +181,8 @@ def _check_sample(cfg: DataConfig, split: str, name: str, num_classes: int, summ
             problems.append(str(exc))
     if "aux" in raw:
         summary.aux_formats[image_format(raw["aux"])] += 1
-        if "aux" in checked and checked["aux"].size and float(checked["aux"].max()) > report.aux_top[0]:
-            report.aux_top = (float(checked["aux"].max()), files.aux or files.rgb)
+        if "aux" in checked and report.aux_range is not None:
+            report.aux_range.see(checked["aux"], files.aux or files.rgb)
     if "rgb" in raw:
         h, w = raw["rgb"].shape[:2]
         summary.sizes[(h, w)] += 1
@@ -205,7 +200,7 @@ def check_dataset(cfg: DataConfig, num_classes: int, splits: Optional[Sequence[s
                   progress: bool = True) -> CheckReport:
     """Read every sample of the splits (default: all lists found) and collect every problem."""
     report = CheckReport(str(cfg.root), num_classes, list(cfg.class_names), cfg.ignore_index,
-                         histogram=np.zeros(num_classes + 1, np.int64))
+                         histogram=np.zeros(num_classes + 1, np.int64), aux_range=RangeWatch(cfg.aux_max))
     if not Path(cfg.root).is_dir():
         report.problems.append(f"{cfg.root}: dataset folder not found")
         return report
@@ -236,11 +231,7 @@ def check_dataset(cfg: DataConfig, num_classes: int, splits: Optional[Sequence[s
             report.notes.append(f"{split_list_path(cfg, split)}: {len(shared)} of its samples are in the train list "
                                 f"too (e.g. {shared[0]!r}): their scores are not held out")
     report.flag_mixed_depths()
-    top, where = report.aux_top
-    if where is not None and cfg.aux_max is not None and top * SMALL_SHARE < cfg.aux_max:
-        # Within the scale, so no file is refused; but no scene reaches 1/SMALL_SHARE of it (depth in centimetres
-        # where aux_max counts millimetres reads 10x too near).
-        report.notes.append(f"the largest auxiliary value in every file checked is {top:g} (in {where}), under "
-                            f"1/{SMALL_SHARE} of data.aux_max={cfg.aux_max:g}: other units than aux_max counts "
-                            f"(centimetres for millimetres)?")
+    small = report.aux_range.problem()
+    if small is not None:  # within the scale, so no file is refused; but no scene reaches a tenth of it
+        report.notes.append(small)
     return report

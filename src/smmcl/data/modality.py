@@ -15,6 +15,8 @@ so what one of them refuses, all refuse, in the same words (the file or frame, w
 
 A units mismatch in a file is refused: a dataset or a folder to predict holds it in every image. A live frame's
 caller passes `on_units` and is told instead (the Predictor warns), since a robot's stream should not stop.
+Values that stay far below the scale in every image (`RangeWatch`: centimetres where it counts millimetres) are
+noted over a whole folder or stream, never refused.
 """
 
 from __future__ import annotations
@@ -131,6 +133,43 @@ def units_problem(aux: np.ndarray, aux_max: Optional[float], aux_scale: float = 
         return (f"values up to {_num(raw)}{scaled} {link} {scale}, more than {_num(OVERSHOOT)}x its full scale "
                 f"({describe(aux)}): {fix}")
     return None
+
+
+# Auxiliary values that stay under 1/SMALL_SHARE of the full scale in every image of a dataset or folder (or in the
+# first STREAM_FRAMES frames of a stream) are more likely other units than a scene that near: depth in centimetres
+# where the scale counts millimetres reads 10x too near. Noted, never refused: a close-range set may be so.
+SMALL_SHARE = 10
+STREAM_FRAMES = 30
+
+
+class RangeWatch:
+    """The largest auxiliary value (times `aux_scale`) over many images, and where it was; `problem` says when it
+    stays under 1/SMALL_SHARE of `aux_max`. One rule for `data check`, `predict`, recordings and the Predictor."""
+
+    def __init__(self, aux_max: Optional[float], aux_scale: float = 1.0):
+        self.aux_max, self.aux_scale = aux_max, aux_scale
+        self.top, self.where, self.count = 0.0, None, 0
+
+    def see(self, aux: np.ndarray, source: object) -> None:
+        self.count += 1
+        top = float(aux.max()) * self.aux_scale if aux.size else 0.0
+        if self.where is None or top > self.top:
+            self.top, self.where = top, source
+
+    def problem(self, for_model: bool = False, unit: str = "images") -> Optional[str]:
+        """None, or the note: every image seen stays under 1/SMALL_SHARE of the scale (an all-zero set says nothing)."""
+        if self.aux_max is None or not 0 < self.top * SMALL_SHARE < self.aux_max:
+            return None
+        images = f"all {self.count} {unit}" if self.count > 1 else "the one image"
+        text = (f"the largest auxiliary value in {images} is {_num(self.top)} (in {self.where}), under "
+                f"1/{SMALL_SHARE} of ")
+        if not for_model:
+            return text + (f"data.aux_max={_num(self.aux_max)}: other units than aux_max counts (centimetres for "
+                           f"millimetres)?")
+        step = _num(_power_of_ten(self.aux_max / self.top) * self.aux_scale)
+        return text + (f"the model's aux_max {_num(self.aux_max)}: other units than it was trained on (centimetres "
+                       f"for millimetres)? then pass aux_scale={step} (--aux-scale {step}); a scene this near is "
+                       f"read as it is")
 
 
 def check_aux_scale(aux_scale: object) -> float:

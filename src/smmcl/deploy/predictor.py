@@ -14,7 +14,8 @@ Frames may have any size; every call with frames of the size of the last one reu
 follow the dataset's rules (`smmcl.data.modality`): RGB must be 8-bit colour (RGBA and 8-bit grey are read as
 RGB); auxiliary values that do not fit the model's `aux_max` (float metres for a millimetre model, 8-bit depth,
 values far beyond the scale) give one `AuxUnitsWarning` per Predictor, naming the likely cause and the `aux_scale`
-that would fit.
+that would fit; so do the first `STREAM_FRAMES` frames when every one of them stays under a tenth of the scale
+(centimetres for a millimetre model; `smmcl.data.modality.RangeWatch`).
 
 An ONNX export with one whole-frame pass (no `protocol`) runs on numpy and its runtime alone (ONNX Runtime or
 OpenVINO): nothing on that path imports PyTorch (tests/deploy/test_runtime_without_torch.py). Weights and
@@ -36,7 +37,7 @@ import numpy as np
 
 from smmcl.config import Config, load_config, to_dict
 from smmcl.data.classes import class_names, dataset_palette
-from smmcl.data.modality import check_aux_scale
+from smmcl.data.modality import STREAM_FRAMES, RangeWatch, check_aux_scale
 from smmcl.data.preprocess import Preprocessing, stack_into
 from smmcl.errors import AuxUnitsWarning
 from smmcl.files import as_path
@@ -137,6 +138,7 @@ class Predictor:
             self.preprocessing, self.class_names = meta.preprocessing, list(meta.class_names)
             self.palette = np.asarray(meta.palette, np.uint8)
         self._buffers: List[Optional[np.ndarray]] = [None, None]  # rgb, aux: N x 3 x H x W float32, reused
+        self._near = RangeWatch(self.preprocessing.aux_max, self.aux_scale)  # judged once, after STREAM_FRAMES
 
     def __repr__(self) -> str:
         return f"Predictor({str(self.source)!r}, backend={self.backend}, classes={self.num_classes})"
@@ -167,6 +169,7 @@ class Predictor:
         pairs = [self.preprocessing.pair_arrays(np.asarray(r), np.asarray(a), bgr=bgr, source=f"auxiliary frame {i}",
                                                 aux_scale=self.aux_scale, on_units=self._tell_units, rgb_source=f"RGB frame {i}")
                  for i, (r, a) in enumerate(zip(rgb_list, aux_list))]
+        self._watch_range(aux_list)
         sizes = {tuple(p[0].shape[-2:]) for p in pairs}
         if len(sizes) > 1:
             raise ValueError(f"the frames of one batch must share a size, got {sorted(sizes)}; call once per size")
@@ -202,6 +205,17 @@ class Predictor:
         import torch
 
         return torch.from_numpy(self._buffers[0])
+
+    def _watch_range(self, frames: list) -> None:
+        # A stream's first STREAM_FRAMES frames all far under the scale: other units more likely than a scene so near.
+        for frame in frames:
+            if self._near.count >= STREAM_FRAMES:
+                return
+            self._near.see(np.asarray(frame), f"auxiliary frame {self._near.count}")
+            if self._near.count == STREAM_FRAMES:
+                small = self._near.problem(for_model=True, unit="frames so far")
+                if small is not None:
+                    self._tell_units(small)
 
     def _tell_units(self, message: str) -> None:
         # One camera keeps its units: the first frame that shows a kind of mismatch says so, the stream is not

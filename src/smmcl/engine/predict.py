@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, List, Optional, Sequence, Union
@@ -12,9 +13,9 @@ import numpy as np
 from PIL import Image
 
 from smmcl.data.io import IMAGE_SUFFIXES, read_image, split_packed
-from smmcl.data.modality import check_aux, check_rgb, check_same_size
+from smmcl.data.modality import RangeWatch, check_aux, check_rgb, check_same_size
 from smmcl.data.preprocess import Preprocessing
-from smmcl.errors import DatasetError
+from smmcl.errors import AuxUnitsWarning, DatasetError
 from smmcl.files import read_text
 from smmcl.outputs import unique_outputs, writing
 from smmcl.progress import track
@@ -272,9 +273,14 @@ def predict_files(model: Optional[torch.nn.Module], pairs: Iterable[InputPair], 
     colours = np.asarray(palette, np.uint8)
     written: List[Path] = []
     with writing_predictions(Path(out), pairs, inputs, overwrite) as pairs:
+        near = RangeWatch(aux_max, aux_scale)
         for pair in track(pairs, desc="predict", unit="img", enabled=progress):
             rgb, aux = load_pair(pair, aux_max, aux_scale, aux_kind)
+            near.see(aux, pair.aux or pair.rgb)
             labels = (labels_of(rgb, aux) if labels_of is not None else
                       predict_labels(model, rgb, aux, aux_max, protocol, source=pair.aux or pair.rgb, aux_scale=aux_scale))
             written += write_prediction(Path(out), pair.name, rgb, labels, colours, class_names)
+        small = near.problem(for_model=True)
+        if small is not None:  # every file fits the scale, so none was refused; together they say other units
+            warnings.warn(f"{small}; the predictions in {out} were made as given", AuxUnitsWarning, stacklevel=2)
     return written

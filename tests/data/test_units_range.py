@@ -1,0 +1,90 @@
+"""Depth in centimetres for a model (or dataset) counting millimetres: every value fits the scale, so no file is
+refused, but a folder or stream that never reaches a tenth of it is noted, by one rule (`RangeWatch`) in
+`data check`, `predict` and the `Predictor`."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import smmcl
+from smmcl.data.modality import SMALL_SHARE, STREAM_FRAMES, RangeWatch
+from smmcl.deploy.predictor import Predictor
+from smmcl.errors import AuxUnitsWarning
+
+from support import build_tiny_model, tiny_config
+
+SIZE = (24, 32)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    """The tiny model: 14 classes, data.aux_max=10000 (depth in millimetres)."""
+    cfg = tiny_config()
+    assert cfg.data.aux_max == 10000
+    return smmcl.save_pretrained(build_tiny_model(cfg, seed=0).eval(), cfg,
+                                 tmp_path_factory.mktemp("w") / "tiny.safetensors")
+
+
+def _room(seed: int, centimetres: bool) -> np.ndarray:
+    """Depth of a room between 0.5 and 8 m, in millimetres or centimetres (uint16)."""
+    mm = np.random.default_rng(seed).integers(500, 8000, SIZE)
+    return (mm // 10 if centimetres else mm).astype(np.uint16)
+
+
+def test_the_rule_alone():
+    watch = RangeWatch(10000.0)
+    watch.see(np.full(SIZE, 800, np.uint16), "a.png")
+    watch.see(np.full(SIZE, 950, np.uint16), "b.png")
+    assert watch.problem() == ("the largest auxiliary value in all 2 images is 950 (in b.png), under 1/10 of "
+                               "data.aux_max=10000: other units than aux_max counts (centimetres for millimetres)?")
+    assert "then pass aux_scale=10 (--aux-scale 10)" in watch.problem(for_model=True)
+    watch.see(np.full(SIZE, 1000, np.uint16), "c.png")  # a tenth of the scale reached: nothing to say
+    assert watch.problem() is None
+    zeros = RangeWatch(10000.0)
+    zeros.see(np.zeros(SIZE, np.uint16), "empty.png")  # no measurement anywhere says nothing about units
+    assert zeros.problem() is None
+    unset = RangeWatch(None)
+    unset.see(np.full(SIZE, 3, np.uint16), "a.png")
+    assert unset.problem() is None
+    scaled = RangeWatch(10000.0, aux_scale=10)  # the values as the model reads them
+    scaled.see(np.full(SIZE, 950, np.uint16), "a.png")
+    assert scaled.problem() is None and SMALL_SHARE == 10
+
+
+def test_predict_warns_for_a_folder_in_centimetres_and_not_for_millimetres(weights, tmp_path):
+    for units, centimetres in (("cm", True), ("mm", False)):
+        (tmp_path / units / "rgb").mkdir(parents=True)
+        (tmp_path / units / "depth").mkdir()
+        for i in range(3):
+            Image.fromarray(np.full((*SIZE, 3), 40, np.uint8)).save(tmp_path / units / "rgb" / f"f{i}.png")
+            Image.fromarray(_room(i, centimetres)).save(tmp_path / units / "depth" / f"f{i}.png")
+    cm = tmp_path / "cm"
+    with pytest.warns(AuxUnitsWarning, match=r"in all 3 images is \d+ \(in .*depth/f\d.png\), under 1/10 of the model's "
+                                             r"aux_max 10000: .*centimetres for millimetres.*aux_scale=10 .*made as given"):
+        written = smmcl.predict(weights, cm / "rgb", cm / "depth", tmp_path / "p_cm", progress=False)
+    assert len(written) == 6  # noted, not refused: a close-range scene is possible
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        smmcl.predict(weights, cm / "rgb", cm / "depth", tmp_path / "p_cm10", progress=False, aux_scale=10)
+        smmcl.predict(weights, tmp_path / "mm" / "rgb", tmp_path / "mm" / "depth", tmp_path / "p_mm", progress=False)
+
+
+def test_the_predictor_judges_a_stream_once_after_its_first_frames(weights):
+    rgb = np.full((*SIZE, 3), 40, np.uint8)
+    predictor = Predictor(weights)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for i in range(STREAM_FRAMES - 1):  # too few frames to tell a near scene from other units
+            predictor(rgb, _room(i, centimetres=True))
+    with pytest.warns(AuxUnitsWarning, match=rf"in all {STREAM_FRAMES} frames so far .*aux_scale=10"):
+        predictor(rgb, _room(99, centimetres=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        predictor(rgb, _room(100, centimetres=True))  # said once
+        millimetres = Predictor(weights)
+        for i in range(STREAM_FRAMES + 1):
+            millimetres(rgb, _room(i, centimetres=False))
