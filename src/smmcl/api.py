@@ -214,6 +214,8 @@ def evaluate_checkpoint(checkpoint: str | Path, config: Config | str | Path | No
         raise CheckpointError(f"{checkpoint} predicts {own} classes but the config's dataset has "
                               f"model.num_classes={cfg.model.num_classes}")
     loading.check_model_owned(file, cfg, "the evaluation's config")
+    loading.warn_unnamed_dataset(file, cfg)
+    loading.warn_trained_on(file, cfg, split, subset)
     return evaluate(model, cfg, split, subset, progress=progress)
 
 
@@ -461,6 +463,7 @@ def analyze_features(config: Config, checkpoints: Dict[str, str | Path], out: st
     files = {name: open_model_file(path) for name, path in checkpoints.items()}
     for file in files.values():  # as eval: another dataset's classes or scaling would score the wrong thing
         loading.check_model_owned(file, config, "the analysis config")
+        loading.warn_unnamed_dataset(file, config)
     models = {name: loading.load_trained(config, file) for name, file in files.items()}
     dataset = RGBXDataset(config.data, split or config.eval.split, config.model.num_classes, train=False)
     names = class_names(config)

@@ -36,4 +36,9 @@ class StaleOutputWarning(UserWarning):
 
 
 class ConfigWarning(UserWarning):
-    """A config value departs from the dataset's own `meta.json` by an explicit override, which is used."""
+    """A config value departs from the dataset's own `meta.json` by an explicit override, which is used; or a model
+    is scored on a dataset that does not say its classes."""
+
+
+class InputWarning(UserWarning):
+    """Inputs that are probably not what the command reads (label maps given as photos); used as given."""

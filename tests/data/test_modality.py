@@ -196,11 +196,14 @@ def test_values_far_above_aux_max_are_flagged(tmp_path):
     assert message in check_dataset(cfg, 5, progress=False).problems
     # Within the margin (a sensor's overshoot past its nominal range) passes.
     assert units_problem(np.full(SIZE, 11000, np.uint16), 10000) is None
-    # For a model, its modality is named: 16-bit depth given to a thermal model is not thermal in other units.
-    problem = units_problem(np.full(SIZE, 4296, np.uint16), 255, for_model="thermal")
-    assert "for a thermal model whose aux_max is 255" in problem
-    assert "thermal images in other units than it was trained on? pass aux_scale=0.01" in problem
+    # For a model, its modality is named: 16-bit depth given to a thermal model is not thermal in other units, and
+    # radiometric thermal (centi-kelvin) is no power of ten off 8-bit thermal: no aux_scale is offered for either.
+    problem = units_problem(np.full(SIZE, 29865, np.uint16), 255, for_model="thermal")
+    assert "for a thermal model whose aux_max is 255" in problem and "aux_scale=" not in problem
+    assert "radiometric or 16-bit thermal for a model trained on 8-bit thermal images? no aux_scale maps" in problem
     assert "images of another modality (not thermal)? this model cannot read them" in problem
+    assert "depth images in other units than it was trained on? pass aux_scale=0.1" in units_problem(
+        np.full(SIZE, 90000, np.int32), 10000, for_model="depth")
 
 
 def test_float_metres_warn_the_predictor_and_are_refused_as_files(tmp_path, weights, indoor_data):

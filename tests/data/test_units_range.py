@@ -60,7 +60,8 @@ def test_predict_warns_for_a_folder_in_centimetres_and_not_for_millimetres(weigh
         (tmp_path / units / "rgb").mkdir(parents=True)
         (tmp_path / units / "depth").mkdir()
         for i in range(3):
-            Image.fromarray(np.full((*SIZE, 3), 40, np.uint8)).save(tmp_path / units / "rgb" / f"f{i}.png")
+            Image.fromarray(np.random.default_rng(i).integers(0, 60, (*SIZE, 3), dtype=np.uint8)).save(
+                tmp_path / units / "rgb" / f"f{i}.png")
             Image.fromarray(_room(i, centimetres)).save(tmp_path / units / "depth" / f"f{i}.png")
     cm = tmp_path / "cm"
     with pytest.warns(AuxUnitsWarning, match=r"in all 3 images is \d+ \(in .*depth/f\d.png\), under 1/10 of the model's "

@@ -89,7 +89,9 @@ def feature_scores(x: np.ndarray, labels: np.ndarray, images: np.ndarray, k: int
     smallest = min(len(train) for train, _ in cv.split(x, labels, groups=images))
     if smallest < k:
         raise DatasetError(f"k-NN with k={k} needs at least {k} neighbour points in every fold, but a fold has "
-                           f"{smallest}: raise --per-class or use more images")
+                           f"{smallest}: the other images hold too few points of the classes kept (--per-class caps them, it adds none); "
+                           f"use more images (a larger split with --split, or --images), or an earlier stage (--stage 2: "
+                           f"more pixels per image)")
     knn = KNeighborsClassifier(n_neighbors=k, metric="cosine")
     acc = cross_val_score(knn, x, labels, groups=images, cv=cv, error_score="raise")
     return {"knn_accuracy": float(acc.mean()), "silhouette": float(silhouette_score(x, labels, metric="cosine")),

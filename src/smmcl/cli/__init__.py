@@ -9,7 +9,7 @@ import warnings
 from typing import Sequence
 
 from smmcl.cli.parser import build_parser, parse_args
-from smmcl.errors import (AuxUnitsWarning, ConfigWarning, HeldOutWarning, NonFiniteWarning, SmmclError,
+from smmcl.errors import (AuxUnitsWarning, ConfigWarning, HeldOutWarning, InputWarning, NonFiniteWarning, SmmclError,
                           StaleOutputWarning)
 from smmcl.memory import keep_freed_memory
 from smmcl.progress import set_quiet
@@ -44,7 +44,8 @@ def _message(exc: BaseException) -> str:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Our own warnings read like our errors; others keep Python's format."""
-    if issubclass(category, (NonFiniteWarning, AuxUnitsWarning, ConfigWarning, StaleOutputWarning, HeldOutWarning)):
+    if issubclass(category, (NonFiniteWarning, AuxUnitsWarning, ConfigWarning, StaleOutputWarning, HeldOutWarning,
+                             InputWarning)):
         print(f"smmcl: warning: {message}", file=sys.stderr)
     else:
         print(warnings.formatwarning(message, category, filename, lineno, line), file=sys.stderr, end="")

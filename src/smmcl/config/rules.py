@@ -66,6 +66,10 @@ def _rules(cfg) -> List[Tuple[str, Any, Callable[[Any], bool], str]]:
         ("model.backbone.depths", b.depths, *int_list),
         ("model.backbone.drop_path_rate", b.drop_path_rate, *optional(fraction)),
         ("model.decoder.channels", m.decoder.channels, *pos_int),
+        # LightHam's GroupNorm splits its channels into 32 groups (SegNeXt).
+        ("model.decoder.channels", m.decoder.channels,
+         lambda x: m.decoder.name != "lightham" or (isinstance(x, int) and x % 32 == 0),
+         "a multiple of 32 for the lightham decoder (its GroupNorm has 32 groups)"),
         ("model.decoder.dropout", m.decoder.dropout, *fraction),
         ("model.decoder.ham_rank", m.decoder.ham_rank, *pos_int),
         ("model.decoder.ham_train_steps", m.decoder.ham_train_steps, *pos_int),

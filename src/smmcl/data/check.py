@@ -172,7 +172,7 @@ def _check_sample(cfg: DataConfig, split: str, name: str, num_classes: int, summ
             del raw["rgb"]
     checked: Dict[str, np.ndarray] = {}
     rules = {"rgb": lambda a: check_rgb(a, files.rgb),
-             "aux": lambda a: check_aux(a, files.aux or files.rgb, cfg.aux_max),
+             "aux": lambda a: check_aux(a, files.aux or files.rgb, cfg.aux_max, kind=cfg.aux_kind),
              "label": lambda a: check_label(a, files.label, num_classes, cfg.ignore_index, cfg.label_shift)}
     for role, array in raw.items():
         try:

@@ -123,7 +123,7 @@ def load_sample(files: SampleFiles, cfg: DataConfig, num_classes: int) -> tuple[
     else:
         aux = read_image(files.aux)
     rgb = check_rgb(rgb, files.rgb)
-    aux = check_aux(aux, files.aux or files.rgb, cfg.aux_max)
+    aux = check_aux(aux, files.aux or files.rgb, cfg.aux_max, kind=cfg.aux_kind)
     label = check_label(read_image(files.label, ids=True), files.label, num_classes, cfg.ignore_index, cfg.label_shift)
     for path, arr in ((files.aux or files.rgb, aux), (files.label, label)):
         check_same_size(rgb, files.rgb, arr, path)

@@ -33,6 +33,8 @@ from smmcl.errors import DatasetError
 RGB_EXPECTED = "8-bit colour, H x W x 3 uint8 (RGBA and 8-bit grey are read as RGB)"
 AUX_EXPECTED = "H x W or H x W x C of an integer or float type"
 LABEL_EXPECTED = "a single-channel H x W integer image of class ids"
+# Auxiliary modalities measured as one value per pixel (HHA, by contrast, is three).
+SINGLE_VALUED = ("depth", "thermal")
 
 # Values beyond OVERSHOOT x the full scale are in other units (0.1 mm read as mm, 16-bit read with an 8-bit scale);
 # a sensor's modest overshoot (12 m on a 10 m scale) stays below it.
@@ -123,7 +125,12 @@ def units_problem(aux: np.ndarray, aux_max: Optional[float], aux_scale: float = 
         return f"float values up to {_num(raw)}{scaled} {link} {scale}: metres {what} millimetres? {fix}"
     if top > OVERSHOOT * full:
         step = _num(_power_of_ten(full / top) * aux_scale)
-        if kind:
+        if kind == "thermal":
+            # Radiometric (e.g. centi-kelvin) and 8-bit AGC thermal are not a rescaling of each other: no aux_scale.
+            fix = ("radiometric or 16-bit thermal for a model trained on 8-bit thermal images? no aux_scale maps one "
+                   "to the other (the camera's gain control made them): give frames as it was trained on; images of "
+                   "another modality (not thermal)? this model cannot read them")
+        elif kind:
             fix = (f"{kind} images in other units than it was trained on? pass aux_scale={step} (--aux-scale on the "
                    f"command line); images of another modality (not {kind})? this model cannot read them")
         elif for_model:
@@ -172,6 +179,15 @@ class RangeWatch:
                        f"read as it is")
 
 
+def colour_count(rgb: np.ndarray, limit: int) -> Optional[int]:
+    """The number of distinct colours of an H x W x 3 image when at most `limit`, else None. A photo, even a dark
+    one, has sensor noise and so hundreds of colours; a label map (ids read as grey, or its palette's colours)
+    has one per class. Counted on every 4th pixel each way: a label map's classes span many pixels."""
+    sample = np.ascontiguousarray(rgb[::4, ::4]).reshape(-1, 3).astype(np.int32)
+    count = len(np.unique(sample[:, 0] << 16 | sample[:, 1] << 8 | sample[:, 2]))
+    return count if count <= limit else None
+
+
 def check_aux_scale(aux_scale: object) -> float:
     """`aux_scale` (the auxiliary values' factor into the model's units) as a float; a ValueError unless positive."""
     if isinstance(aux_scale, bool) or not isinstance(aux_scale, Real) or not (math.isfinite(aux_scale) and aux_scale > 0):
@@ -180,15 +196,24 @@ def check_aux_scale(aux_scale: object) -> float:
 
 
 def check_aux(aux: object, source: object, aux_max: Optional[float], aux_scale: float = 1.0,
-              on_units: Optional[Callable[[str], None]] = None, for_model: bool | str = False) -> np.ndarray:
+              on_units: Optional[Callable[[str], None]] = None, for_model: bool | str = False,
+              kind: Optional[str] = None) -> np.ndarray:
     """`aux` with non-finite values read as 0, or a `DatasetError` naming `source`.
 
-    A units mismatch (`units_problem`) is refused, or handed to `on_units` (a live frame's caller) as a message."""
+    A units mismatch (`units_problem`) is refused, or handed to `on_units` (a live frame's caller) as a message.
+    `kind` (or `for_model` when it names one): the auxiliary modality; depth and thermal hold one value per pixel,
+    so colour (3 channels that differ: a colour-mapped picture of them) is refused."""
     numeric = isinstance(aux, np.ndarray) and (np.issubdtype(aux.dtype, np.integer) or np.issubdtype(aux.dtype, np.floating))
     if isinstance(aux, np.ndarray) and aux.size == 0:
         raise DatasetError(f"{source}: auxiliary image is empty (shape {tuple(aux.shape)}); expected {AUX_EXPECTED}")
     if not numeric or aux.ndim not in (2, 3):  # type: ignore[union-attr]
         raise DatasetError(f"{source}: auxiliary image is {describe(aux)}; expected {AUX_EXPECTED}")
+    kind = kind or (for_model if isinstance(for_model, str) else None)
+    if kind in SINGLE_VALUED and aux.ndim == 3 and aux.shape[2] >= 3 and not (  # type: ignore[union-attr]
+            np.array_equal(aux[..., 0], aux[..., 1]) and np.array_equal(aux[..., 0], aux[..., 2])):  # type: ignore[index]
+        raise DatasetError(f"{source}: a colour image ({describe(aux)}, its channels differ) where {kind} holds one "
+                           f"value per pixel: a colour-mapped picture of {kind}? give the sensor's single-channel "
+                           f"values" + ("; HHA images: set data.aux_kind=hha" if kind == "depth" else ""))
     aux = finite_aux(aux, source)  # type: ignore[arg-type]
     problem = units_problem(aux, aux_max, aux_scale, for_model)
     if problem is not None:

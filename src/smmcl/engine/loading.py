@@ -3,12 +3,13 @@ carry their config, and released SMMCL checkpoints, which take one."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence, Tuple
+from typing import TYPE_CHECKING, Optional, Sequence, Tuple
 
 from smmcl.config import Config, load_config, stated, to_dict
 from smmcl.data.classes import dataset_palette
-from smmcl.errors import CheckpointError
+from smmcl.errors import CheckpointError, ConfigWarning, HeldOutWarning
 from smmcl.model_file import ModelFile, open_model_file
 
 if TYPE_CHECKING:  # the config rules below serve ONNX exports too, which run without PyTorch
@@ -92,6 +93,42 @@ def config_for_model(file: ModelFile, config: Config | str | Path | None = None,
     merged["eval"] = to_dict(given)["eval"]
     merged["train"].update({k: getattr(given.train, k) for k in RUNTIME_KEYS})
     return load_config(merged)
+
+
+def warn_unnamed_dataset(file: ModelFile, cfg: Config) -> None:
+    """A `ConfigWarning` when `cfg.data.root` is another folder than the one the model was trained on and has no
+    meta.json: nothing then says its classes, and its label ids are scored as the model's, whatever they meant."""
+    own = file.config
+    if own is None or (Path(cfg.data.root) / "meta.json").is_file():
+        return  # a dataset with a meta.json is checked against the model's classes when the config is loaded
+    if Path(own.data.root).resolve() == Path(cfg.data.root).resolve():
+        return
+    names = list(own.data.class_names)
+    shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+    warnings.warn(f"data.root {cfg.data.root} is not the dataset {file.path} was trained on ({own.data.root}) and has "
+                  f"no meta.json naming its classes: its label ids are scored as the model's "
+                  f"{own.model.num_classes} classes ({shown}); if they mean other classes the scores are meaningless "
+                  f"(a meta.json with its class names would be checked against the model's)", ConfigWarning,
+                  stacklevel=3)
+
+
+def warn_trained_on(file: ModelFile, cfg: Config, split: str, subset: Optional[str] = None) -> None:
+    """A `HeldOutWarning` when images of `split` are byte for byte images the model was trained on (its weights'
+    `trained_on` digests, `smmcl.data.fingerprint`), in whatever folder and under whatever name; those its own
+    dataset's train list names too are left to the evaluation's own warning (`shared_with_train`)."""
+    from smmcl.data.dataset import shared_with_train
+    from smmcl.data.fingerprint import decode, split_digests
+
+    trained = decode(file.metadata.get("trained_on"))
+    if not trained:
+        return  # a file from before the digests, a checkpoint or a model saved outside a run: nothing to compare
+    digests = split_digests(cfg.data, split, subset)
+    listed = set(shared_with_train(cfg.data, split, list(digests)))
+    seen = [name for name, digest in digests.items() if digest in trained and name not in listed]
+    if seen:
+        warnings.warn(f"{len(seen)} of the {len(digests)} {split} images scored in {cfg.data.root} are byte for byte "
+                      f"images {file.path} was trained on (e.g. {seen[0]!r}): their scores are not of held-out "
+                      f"images", HeldOutWarning, stacklevel=3)
 
 
 def check_model_owned(file: ModelFile, cfg: Config, where: str = "the config") -> None:

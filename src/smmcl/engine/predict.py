@@ -13,9 +13,9 @@ import numpy as np
 from PIL import Image
 
 from smmcl.data.io import IMAGE_SUFFIXES, read_image, split_packed
-from smmcl.data.modality import RangeWatch, check_aux, check_rgb, check_same_size
+from smmcl.data.modality import RangeWatch, check_aux, check_rgb, check_same_size, colour_count
 from smmcl.data.preprocess import Preprocessing
-from smmcl.errors import AuxUnitsWarning, DatasetError
+from smmcl.errors import AuxUnitsWarning, DatasetError, InputWarning
 from smmcl.files import read_text
 from smmcl.outputs import unique_outputs, writing
 from smmcl.progress import track
@@ -273,13 +273,21 @@ def predict_files(model: Optional[torch.nn.Module], pairs: Iterable[InputPair], 
     colours = np.asarray(palette, np.uint8)
     written: List[Path] = []
     with writing_predictions(Path(out), pairs, inputs, overwrite) as pairs:
-        near = RangeWatch(aux_max, aux_scale)
+        near, flat = RangeWatch(aux_max, aux_scale), []
         for pair in track(pairs, desc="predict", unit="img", enabled=progress):
             rgb, aux = load_pair(pair, aux_max, aux_scale, aux_kind)
             near.see(aux, pair.aux or pair.rgb)
+            count = colour_count(rgb, len(colours) + 1)
+            if count is not None:
+                flat.append((pair.rgb, count))
             labels = (labels_of(rgb, aux) if labels_of is not None else
                       predict_labels(model, rgb, aux, aux_max, protocol, source=pair.aux or pair.rgb, aux_scale=aux_scale))
             written += write_prediction(Path(out), pair.name, rgb, labels, colours, class_names)
+        if flat:
+            warnings.warn(f"{len(flat)} of the {len(written) // 2} RGB images hold no more distinct colours than the "
+                          f"model has classes (e.g. {flat[0][0]}: {flat[0][1]}), as label maps do, where a photo has "
+                          f"hundreds: label images given as the RGB ones? their predictions in {out} mean nothing",
+                          InputWarning, stacklevel=2)
         small = near.problem(for_model=True)
         if small is not None:  # every file fits the scale, so none was refused; together they say other units
             warnings.warn(f"{small}; the predictions in {out} were made as given", AuxUnitsWarning, stacklevel=2)

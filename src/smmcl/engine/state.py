@@ -78,6 +78,15 @@ class TrainingState:
         # Every rank reads the same file onto its own device (and so starts from the same weights).
         ckpt = load_checkpoint(path, map_location=self.ctx.device)
         changes = config_changes(ckpt.get("config") or {}, to_dict(cfg)) if ckpt.get("config") else {}
+        bare = lambda state: {k.replace("module.", "").replace("_orig_mod.", ""): tuple(v.shape)  # noqa: E731
+                              for k, v in state.items()}  # wrapped (DDP) or compiled names: the same tensors
+        fits = bare(ckpt["model"]) == bare(self.model.state_dict())
+        architecture = [k for k in changes if k.startswith("model.")]
+        if architecture and not fits:  # no flag makes another model's weights fit this one
+            shown = "; ".join(f"{k}: {changes[k][0]!r} -> {changes[k][1]!r}" for k in architecture[:8])
+            raise ConfigError(f"{path} is a checkpoint of another model ({shown}): a resume continues the same model; "
+                              f"train a new run into another folder (model.pretrained= starts it from weights that "
+                              f"fit)")
         if changes and not allow_config_change:
             shown = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in list(changes.items())[:8])
             raise ConfigError(f"{path} was trained with another config ({shown}); resume with the same config, "

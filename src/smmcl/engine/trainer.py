@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader
 
 from smmcl.config import Config, to_yaml
 from smmcl.data.dataset import RGBXDataset
+from smmcl.data.fingerprint import encode, split_digests
 from smmcl.data.sampler import ResumableBatchSampler
 from smmcl.engine import distributed
 from smmcl.engine.builder import build_parts, step_network
@@ -301,8 +302,10 @@ class Trainer:
         if self.step == self.plan.total_iters and main:
             # Deployable weights with their config, apart from the resumable training checkpoints: the average
             # of weights with train.ema (the trained weights stay in the last checkpoint).
+            # It names the images it was trained on by content, so any later evaluation can tell them in its split.
+            trained_on = encode(split_digests(self.cfg.data, "train").values())
             with writing(self.out_dir / "model.safetensors", "weights"):
-                write_weights(self.evaluation_model, self.cfg, self.out_dir / "model.safetensors")
+                write_weights(self.evaluation_model, self.cfg, self.out_dir / "model.safetensors", trained_on)
             # Whole-run figures of the contrast (zero-step fraction, sampled rows, classes, gradients).
             self.summary = run_summary(self.out_dir / "log.jsonl")
             (self.out_dir / "summary.json").write_text(json.dumps(self.summary, indent=2) + "\n")

@@ -41,6 +41,10 @@ def open_recording(path: str | Path, rgb_topic: Optional[str] = None, aux_topic:
     if rgb_topic is not None or aux_topic is not None or align is not None:
         raise DatasetError(f"{path} is not a ROS bag (a .bag file or a ROS 2 bag folder): topics and alignment "
                            "apply to bags only")
+    if path.is_dir():
+        raise DatasetError(f"{path} is a folder but not a ROS 2 bag (it has no metadata.yaml): a recording is a ROS 1 "
+                           f".bag file, a ROS 2 bag folder or a video file; a folder of images is predicted with "
+                           f"--rgb and --aux")
     if aux_path is None:
         raise DatasetError(f"{path}: a video needs its auxiliary stream, a second video or an image folder "
                            "(aux_path)")

@@ -39,9 +39,11 @@ def save_pretrained(model: nn.Module, config: Union[Config, ModelConfig], path: 
     return write_weights(model, config, path)
 
 
-def write_weights(model: nn.Module, config: Union[Config, ModelConfig], path: Union[str, Path]) -> Path:
+def write_weights(model: nn.Module, config: Union[Config, ModelConfig], path: Union[str, Path],
+                  trained_on: str = "") -> Path:
     """`save_pretrained` for the command that owns `path` (a training run writing its model.safetensors, listed in
-    its folder's manifest): the same file, without the check that keeps other commands off it."""
+    its folder's manifest): the same file, without the check that keeps other commands off it. `trained_on`: the
+    digests of the images it was trained on (`smmcl.data.fingerprint.encode`), kept in the metadata."""
     from safetensors.torch import save_file
 
     from smmcl import __version__
@@ -56,6 +58,7 @@ def write_weights(model: nn.Module, config: Union[Config, ModelConfig], path: Un
         "format_version": FORMAT_VERSION,
         "smmcl_version": __version__,
         "config": json.dumps(to_dict(cfg), sort_keys=True),
+        **({"trained_on": trained_on} if trained_on else {}),
     }
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=metadata)

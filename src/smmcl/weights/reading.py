@@ -51,7 +51,8 @@ def load_pickle_free(path: Union[str, Path], map_location: Any = "cpu") -> Any:
     if kind != "torch":
         raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint: it is a {kind} file"
                               + (" (smmcl weights? they load with --checkpoint or load_pretrained)" if kind == "safetensors"
-                                 else " (an ONNX export runs with --backend onnxruntime)"))
+                                 else " (an ONNX export is for inference alone, with --backend onnxruntime or openvino: it cannot be "
+                                      "trained, resumed or converted from; give smmcl weights or a checkpoint)"))
     try:
         # An open file, not the name: torch.load would pick a reader by the name's suffix.
         with path.open("rb") as f:

@@ -1,0 +1,87 @@
+"""Images that are pictures of something else. Depth and thermal hold one value per pixel: a colour-mapped picture
+of them (a jet or iron palette saved as RGB) is refused by the one auxiliary rule, wherever it enters (`data check`,
+the dataset, predict, the `Predictor`); HHA (three channels) and grey saved as three equal channels are read. Label
+maps given to predict as the RGB images are said (trial case 199)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import smmcl
+from smmcl.cli import main
+from smmcl.config import DataConfig
+from smmcl.data.dataset import RGBXDataset
+from smmcl.data.io import write_image
+from smmcl.data.modality import check_aux
+from smmcl.deploy.predictor import Predictor
+from smmcl.errors import DatasetError, InputWarning
+
+from support import build_tiny_model, tiny_config
+
+SIZE = (24, 32)
+
+
+def _jet(depth_mm: np.ndarray) -> np.ndarray:
+    """A colour-mapped picture of depth, as viewers save it: near blue, far red (8-bit RGB)."""
+    t = np.clip(depth_mm / 10000.0, 0, 1)
+    return (np.stack([t, 1 - np.abs(2 * t - 1), 1 - t], axis=-1) * 255).astype(np.uint8)
+
+
+def _dataset(root, aux) -> DataConfig:
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        write_image(root / "RGB" / f"s{i}.png", rng.integers(0, 255, (*SIZE, 3), dtype=np.uint8))
+        write_image(root / "Depth" / f"s{i}.png", aux)
+        write_image(root / "Label" / f"s{i}.png", rng.integers(0, 4, SIZE, dtype=np.uint8))
+    (root / "train.txt").write_text("s0\n")
+    (root / "test.txt").write_text("s1\n")
+    return DataConfig(root=str(root), aux_max=255, aux_kind="depth", num_workers=0)
+
+
+def test_a_colour_mapped_depth_is_refused_everywhere_and_hha_is_not(tmp_path, capsys):
+    depth = np.random.default_rng(1).integers(500, 9000, SIZE)
+    coloured = _jet(depth)
+    cfg = _dataset(tmp_path / "cmap", coloured)
+    with pytest.raises(DatasetError, match=r"s1.png: a colour image \(uint8, shape \(24, 32, 3\).*its channels differ\) "
+                                           r"where depth holds one value per pixel: a colour-mapped picture of depth\? "
+                                           r".*HHA images: set data.aux_kind=hha"):
+        RGBXDataset(cfg, "test", 4)[0]
+    assert main(["data", "check", str(cfg.root), "--preset", "generic", "data.aux_max=255", "model.num_classes=4"]) == 1
+    assert "a colour-mapped picture of depth?" in capsys.readouterr().out
+    hha = DataConfig(root=cfg.root, aux_max=255, aux_kind="hha", num_workers=0)  # three channels are HHA's own
+    assert RGBXDataset(hha, "test", 4)[0]["aux"].shape[0] == 3
+    grey = np.repeat((depth // 40).astype(np.uint8)[..., None], 3, axis=2)  # grey saved as RGB: one value per pixel
+    assert check_aux(grey, "grey.png", 255, kind="depth") is grey
+    with pytest.raises(DatasetError, match="where thermal holds one value per pixel"):
+        check_aux(coloured, "iron.png", 255, kind="thermal")
+
+    weights = smmcl.save_pretrained(build_tiny_model(tiny_config(), seed=0).eval(), tiny_config(),
+                                    tmp_path / "m.safetensors")
+    rgb = np.full((*SIZE, 3), 40, np.uint8)
+    with pytest.raises(DatasetError, match="auxiliary frame 0: a colour image .*a colour-mapped picture of depth"):
+        Predictor(weights)(rgb, coloured)
+    with pytest.raises(DatasetError, match=r"Depth/s1.png: a colour image"):
+        smmcl.predict(weights, tmp_path / "cmap" / "RGB" / "s1.png", tmp_path / "cmap" / "Depth" / "s1.png",
+                      tmp_path / "out", progress=False)
+
+
+def test_label_maps_given_as_rgb_are_said_and_photos_are_not(tmp_path):
+    import warnings
+
+    weights = smmcl.save_pretrained(build_tiny_model(tiny_config(), seed=0).eval(), tiny_config(),
+                                    tmp_path / "m.safetensors")
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        ids = rng.integers(0, 4, SIZE).astype(np.uint8)
+        ids[:4] = 255  # an ignored band, as label maps have
+        write_image(tmp_path / "Label" / f"s{i}.png", ids)
+        dark = np.clip(rng.normal(12, 3, (*SIZE, 3)), 0, 255).astype(np.uint8)  # a night photo: dark, yet noisy
+        write_image(tmp_path / "RGB" / f"s{i}.png", dark)
+        write_image(tmp_path / "Depth" / f"s{i}.png", rng.integers(500, 9000, SIZE).astype(np.uint16))
+    with pytest.warns(InputWarning, match=r"3 of the 3 RGB images hold no more distinct colours than the model has "
+                                          r"classes \(e.g. .*Label/s0.png: 5\), as label maps do"):
+        smmcl.predict(weights, tmp_path / "Label", tmp_path / "Depth", tmp_path / "p1", progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        smmcl.predict(weights, tmp_path / "RGB", tmp_path / "Depth", tmp_path / "p2", progress=False)
