@@ -62,6 +62,10 @@ def test_images_trained_on_are_found_by_content_in_any_folder(tmp_path):
     with pytest.warns(HeldOutWarning, match=rf"1 of the 1 test images scored in {again} are byte for byte images "
                                             rf".*model.safetensors was trained on \(e.g. 'scene_00003'\)"):
         smmcl.evaluate_checkpoint(weights, tiny_config(f"data.root={again}", "data.crop_size=[32,40]"), progress=False)
+    onnx = tmp_path / "m.onnx"  # an export carries the digests on
+    smmcl.export(weights, onnx, size=(32, 40))
+    with pytest.warns(HeldOutWarning, match=r"m.onnx was trained on \(e.g. 'scene_00003'\)"):
+        smmcl.evaluate_checkpoint(onnx, tiny_config(f"data.root={again}", "data.crop_size=[32,40]"), progress=False)
     renamed = tmp_path / "renamed"  # the same images under other names, in a folder of their own
     generate_dataset("indoor-rgbd", renamed, num=4, size=(32, 40), seed=0, progress=False)
     for sub in ("RGB", "Depth", "Label"):

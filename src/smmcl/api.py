@@ -323,7 +323,8 @@ def export(checkpoint: str | Path, out: str | Path, size: Sequence[int] = (480, 
     frames = _calibration_frames(cfg, calibration, calibration_split) if calibration is not None else None
     plain = load_config(to_dict(cfg), ["train.compile=false", "train.channels_last=false", "train.device=cpu"])
     model = loading.load_trained(plain, checkpoint, device="cpu")
-    options = dict(size=_size(size, "size"), dynamic=dynamic, opset=opset or DEFAULT_OPSET, exporter=exporter)
+    options = dict(size=_size(size, "size"), dynamic=dynamic, opset=opset or DEFAULT_OPSET, exporter=exporter,
+                   trained_on=open_model_file(checkpoint).metadata.get("trained_on", ""))
     if frames is None:
         return export_onnx(model, cfg, out, **options)  # type: ignore[arg-type]
     import tempfile

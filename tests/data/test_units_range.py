@@ -89,3 +89,26 @@ def test_the_predictor_judges_a_stream_once_after_its_first_frames(weights):
         millimetres = Predictor(weights)
         for i in range(STREAM_FRAMES + 1):
             millimetres(rgb, _room(i, centimetres=False))
+
+
+def test_training_on_centimetres_with_a_millimetre_scale_is_said_before_it_starts(tmp_path):
+    from smmcl.config import DataConfig
+    from smmcl.data.dataset import RANGE_SAMPLE, RGBXDataset
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "d"
+    for sub in ("RGB", "Depth", "Label"):
+        (root / sub).mkdir(parents=True)
+    for i in range(RANGE_SAMPLE + 4):
+        Image.fromarray(rng.integers(0, 255, (*SIZE, 3), dtype=np.uint8)).save(root / "RGB" / f"s{i}.png")
+        Image.fromarray(_room(i, centimetres=True)).save(root / "Depth" / f"s{i}.png")
+        Image.fromarray(rng.integers(0, 4, SIZE, dtype=np.uint8)).save(root / "Label" / f"s{i}.png")
+    (root / "train.txt").write_text("".join(f"s{i}\n" for i in range(RANGE_SAMPLE + 4)))
+    cfg = DataConfig(root=str(root), aux_max=10000, num_workers=0)
+    with pytest.warns(AuxUnitsWarning, match=rf"in all {RANGE_SAMPLE} training images sampled is \d+ .*under 1/10 of "
+                                             r"data.aux_max=10000: other units than aux_max counts"):
+        RGBXDataset(cfg, "train", 4, train=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        RGBXDataset(cfg, "train", 4)  # evaluation reads what it is given: the note is training's (and data check's)
+        RGBXDataset(DataConfig(root=str(root), aux_max=1000, num_workers=0), "train", 4, train=True)  # its true scale

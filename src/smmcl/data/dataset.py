@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, List, Optional, Sequence
@@ -13,12 +14,14 @@ from torch.utils.data import Dataset
 from smmcl.config import DataConfig
 from smmcl.data.io import IMAGE_SUFFIXES, image_dtype, read_image, split_packed
 from smmcl.data.photometric import PhotometricAugment, photometric_rng
-from smmcl.data.modality import check_aux, check_label, check_rgb, check_same_size
+from smmcl.data.modality import RangeWatch, check_aux, check_label, check_rgb, check_same_size
 from smmcl.data.transforms import TrainAugment, eval_transform, to_tensor_aux, to_tensor_rgb
-from smmcl.errors import DatasetError
+from smmcl.errors import AuxUnitsWarning, DatasetError
 from smmcl.files import read_text
 
 SPLIT_LISTS = {"train": "train_list", "test": "test_list"}
+# Training images whose auxiliary range is looked at before training (spread over the list; a few reads).
+RANGE_SAMPLE = 16
 
 
 def split_root(cfg: DataConfig, split: str) -> Path:
@@ -179,6 +182,8 @@ class RGBXDataset(Dataset):
         self._check_files_exist()
         if cfg.aux_max is None and cfg.layout != "packed":
             self._check_one_aux_dtype()
+        if train and cfg.aux_max is not None:
+            self._note_aux_range()
         self.augment = (
             TrainAugment(tuple(cfg.crop_size), tuple(cfg.scales), cfg.hflip, cfg.ignore_index) if train else None
         )
@@ -213,6 +218,22 @@ class RGBXDataset(Dataset):
                                f"unset, so each file would be scaled by its own type's maximum and one value would mean "
                                f"different things: convert the files to one format, or set data.aux_max to their full "
                                f"scale (e.g. 10000 for millimetres up to 10 m)")
+
+    def _note_aux_range(self) -> None:
+        """An `AuxUnitsWarning` when the auxiliary values of RANGE_SAMPLE training images spread over the list all stay
+        under a tenth of `aux_max` (`modality.RangeWatch`: centimetres where it counts millimetres), before training
+        on inputs a tenth of the scale the config states."""
+        watch = RangeWatch(self.cfg.aux_max)
+        step = max(1, len(self.names) // RANGE_SAMPLE)
+        for name in self.names[::step][:RANGE_SAMPLE]:
+            files = sample_files(self.cfg, self.split, name)
+            raw = read_image(files.rgb if files.aux is None else files.aux)
+            aux = split_packed(raw, files.rgb)[1] if files.aux is None else raw
+            watch.see(check_aux(aux, files.aux or files.rgb, self.cfg.aux_max, kind=self.cfg.aux_kind),
+                      files.aux or files.rgb)
+        small = watch.problem(unit="training images sampled")
+        if small is not None:
+            warnings.warn(small, AuxUnitsWarning, stacklevel=3)
 
     def __len__(self) -> int:
         return len(self.names)

@@ -42,8 +42,9 @@ class OnnxMetadata:
     smmcl_version: str
 
 
-def metadata_for(cfg: Config) -> Dict[str, str]:
-    """The metadata strings of an export of a model trained with `cfg`."""
+def metadata_for(cfg: Config, trained_on: str = "") -> Dict[str, str]:
+    """The metadata strings of an export of a model trained with `cfg` (and, as its weights name them, the digests
+    of the images it was trained on: `smmcl.data.fingerprint`)."""
     from smmcl import __version__
 
     k = cfg.model.num_classes
@@ -58,6 +59,7 @@ def metadata_for(cfg: Config) -> Dict[str, str]:
         "preprocessing": Preprocessing.from_data_config(cfg.data).to_json(),
         "inputs": INPUTS,
         "config": json.dumps(to_dict(cfg), sort_keys=True),
+        **({"trained_on": trained_on} if trained_on else {}),
     }
 
 
