@@ -332,7 +332,7 @@ def test_predict_refuses_a_config_that_says_other_classes_or_scaling(tmp_path, w
     from smmcl.engine.loading import config_for_model
     from smmcl.model_file import open_model_file
 
-    cfg = config_for_model(open_model_file(weights), TINY_CONFIG, ["eval.flip=true", "model.decoder.channels=8"])
+    cfg = config_for_model(open_model_file(weights), TINY_CONFIG, ["eval.flip=true", "model.decoder.channels=64"])
     assert cfg.eval.flip and cfg.model.decoder.channels == 32  # the model's architecture is the file's
     assert len(smmcl.predict(weights, rgb, depth, tmp_path / "d", config=TINY_CONFIG, progress=False)) == 2
 
