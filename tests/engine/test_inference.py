@@ -317,3 +317,48 @@ def test_compiled_frozen_inference_matches_eager():
     assert compiled.aux_max == 1000.0  # the wrapper forwards attributes evaluation and prediction read
     out = predict_probs(compiled, rgb, aux)
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_compiling_narrows_inductor_cpu_vectors_unless_the_user_chose(monkeypatch):
+    """torch 2.13's 512-bit Inductor CPU kernels corrupt the heap on these models (benchmarks/compile_vectors.py):
+    compiling asks for 256-bit ones where Inductor would pick wider, and leaves a width the user set alone."""
+    import torch._inductor.config as inductor_config
+    import torch._inductor.cpu_vec_isa as vec
+
+    from smmcl.models.compiled import SAFE_SIMD_BITS, narrow_cpu_vectors
+
+    class Wide:
+        def bit_width(self):
+            return 512 if inductor_config.cpp.simdlen is None else inductor_config.cpp.simdlen
+
+    monkeypatch.setattr(vec, "pick_vec_isa", lambda: Wide())
+    monkeypatch.setattr(inductor_config.cpp, "simdlen", None)
+    narrow_cpu_vectors()
+    assert inductor_config.cpp.simdlen == SAFE_SIMD_BITS == 256
+    monkeypatch.setattr(inductor_config.cpp, "simdlen", 512)  # the user's own choice
+    narrow_cpu_vectors()
+    assert inductor_config.cpp.simdlen == 512
+
+
+def test_a_frozen_compiled_model_that_disagrees_with_eager_runs_eagerly():
+    """Frozen kernels that compute something else (torch 2.13, ATen's AVX2 kernels on an AVX-512 CPU: off by 0.16)
+    are caught on the first batch: a warning, the eager result, and eager from then on."""
+    from smmcl.models.compiled import FrozenCompiled
+
+    model = nn.Conv2d(3, 4, 1).eval()
+
+    class Wrong(nn.Module):  # stands in for torch.compile's wrapper of `model`
+        def __init__(self):
+            super().__init__()
+            self._orig_mod = model
+
+        def forward(self, x):
+            return model(x) + 0.5
+
+    frozen = FrozenCompiled(model)
+    frozen.compiled = Wrong()
+    x = torch.randn(1, 3, 8, 8)
+    with torch.no_grad():
+        with pytest.warns(RuntimeWarning, match="disagrees with eager by 0.5 on its first batch.*runs eagerly"):
+            first = frozen(x)
+        assert torch.equal(first, model(x)) and torch.equal(frozen(x), model(x)) and not frozen.frozen
