@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test bench bench-realtime bench-eager-swing clean
+.PHONY: install demo test bench bench-realtime bench-eager-swing bench-compile-vectors clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py --compile lead
 	$(BIN)/python benchmarks/realtime.py
 	$(BIN)/python benchmarks/eager_swing.py
+	$(BIN)/python benchmarks/compile_vectors.py
 
 # Frames per second end to end over a ROS 2 bag (MSCAN-T/S/B + LightHam, 240x320 and 480x640, every backend);
 # trains its own models (cached under runs/bench-realtime/). Run it on an otherwise idle machine.
@@ -35,6 +36,10 @@ bench-realtime: $(STAMP)
 # Why fp32 eager PyTorch swings from call to call: one suspect per condition, each in a fresh process (about 20 min).
 bench-eager-swing: $(STAMP)
 	$(BIN)/python benchmarks/eager_swing.py
+
+# Whether Inductor's CPU vector width computes a compiled model correctly here (crashes are counted, not fatal).
+bench-compile-vectors: $(STAMP)
+	$(BIN)/python benchmarks/compile_vectors.py
 
 clean:
 	rm -rf $(VENV) runs build src/*.egg-info
