@@ -141,6 +141,17 @@ def test_demo_end_to_end_small(tmp_path):
     page = tmp_path / "demo" / "report" / "index.html"
     assert on_disk["report"] == str(page) and "Base" in page.read_text() and "SMMCL" in page.read_text()
 
+    # Run again as it was (trial 6 C217/C218): the finished runs train nothing and keep their weights, and the
+    # summary keeps the training times they were measured with.
+    weights = {name: (tmp_path / "demo" / name / "model.safetensors").read_bytes() for name in ("base", "smmcl")}
+    again = run_demo(tmp_path / "demo", config=TINY_CONFIG,
+                     overrides=["train.max_iters=2", "data.crop_size=[48,64]", "eval.flip=true"],
+                     num_scenes=10, size=(48, 64), num_pictures=2)
+    assert {n: (tmp_path / "demo" / n / "model.safetensors").read_bytes() for n in ("base", "smmcl")} == weights
+    for name, model in again["models"].items():
+        assert model["train_seconds"] == summary["models"][name]["train_seconds"]
+        assert model["miou"] == summary["models"][name]["miou"]
+
 
 @pytest.mark.parametrize("workers", [0, 1])
 def test_label_above_num_classes_is_named_during_training(indoor_data, tmp_path, capsys, workers):

@@ -236,6 +236,10 @@ CASES = [
      "is a checkpoint of another model (model.decoder.channels: 32 -> 64)"),
     ("train lightham channels 16", ["train", "{tiny}", "{data_root}", "model.decoder.channels=16", "--dry-run"],
      "a multiple of 32 for the lightham decoder"),
+    ("export opset 7", ["export", "--checkpoint", "{weights}", "--out", "{tmp}/o7.onnx", "--opset", "7"],
+     "opset must be between 11 and 23 for the torchscript exporter, got 7"),
+    ("export dynamo opset 13", ["export", "--checkpoint", "{weights}", "--out", "{tmp}/o13.onnx", "--opset", "13",
+                                "--exporter", "dynamo"], "the dynamo exporter writes opset 18 or newer"),
     ("demo out a file", ["demo", "--out", "{notes}"], "notes.txt"),
     ("demo into the user's folder", ["demo", "--out", "{user_data}"], "did not write"),
 ]

@@ -85,3 +85,15 @@ def test_label_maps_given_as_rgb_are_said_and_photos_are_not(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         smmcl.predict(weights, tmp_path / "RGB", tmp_path / "Depth", tmp_path / "p2", progress=False)
+
+
+def test_images_in_subfolders_of_an_input_folder_are_said_not_skipped_silently(tmp_path):
+    """Trial 6 C301: frames in subfolders of --rgb were skipped, the only sign a count of 1."""
+    from smmcl.engine.predict import pair_inputs
+
+    for sub in ("RGB", "RGB/day", "Depth", "Depth/day"):
+        (tmp_path / sub).mkdir()
+    for folder in ("RGB", "Depth", "RGB/day", "Depth/day"):
+        write_image(tmp_path / folder / "a.png", np.zeros(SIZE, np.uint8))
+    with pytest.warns(InputWarning, match=r"RGB: 1 images in its subfolders \(e.g. .*RGB/day/a.png\) are not read"):
+        assert len(pair_inputs(tmp_path / "RGB", tmp_path / "Depth")) == 1

@@ -112,3 +112,20 @@ def test_training_on_centimetres_with_a_millimetre_scale_is_said_before_it_start
         warnings.simplefilter("error")
         RGBXDataset(cfg, "train", 4)  # evaluation reads what it is given: the note is training's (and data check's)
         RGBXDataset(DataConfig(root=str(root), aux_max=1000, num_workers=0), "train", 4, train=True)  # its true scale
+
+
+def test_a_few_marker_pixels_are_named_as_such_not_as_other_units():
+    """Trial 6 C76-C78: millimetre depth with 0.8% of pixels at 65535 (a sensor's no-reading value) was answered
+    with "pass aux_scale=0.1", which read every real value at a tenth, silently."""
+    from smmcl.data.modality import units_problem
+
+    depth = np.random.default_rng(0).integers(1000, 3200, (50, 100)).astype(np.uint16)
+    depth.flat[::125] = 65535  # 0.8%
+    problem = units_problem(depth, 10000, for_model="depth")
+    assert problem.startswith("0.8% of the pixels are above 2x the full scale (a depth model whose aux_max is 10000; "
+                              "up to 65535) while the rest fit it: a sensor's no-reading or saturation marker? give "
+                              "such pixels as 0") and "aux_scale" not in problem
+    assert "set such pixels to 0 in the files" in units_problem(depth, 10000)
+    depth[depth == 65535] = 0
+    assert units_problem(depth, 10000, for_model="depth") is None
+    assert "pass aux_scale=0.1" in units_problem((depth * 10).astype(np.uint16), 10000, for_model="depth")  # units

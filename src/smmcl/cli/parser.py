@@ -291,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--size", type=_size, default=(480, 640), help="example input HxW, the fixed size with --no-dynamic (default 480x640)")
     ex.add_argument("--dynamic", action=argparse.BooleanOptionalAction, default=True,
                     help="dynamic batch, height and width (default); --no-dynamic fixes 1 x 3 x H x W")
-    ex.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
+    ex.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18; 11-23 with torchscript, 18-23 with dynamo)")
     ex.add_argument("--int8", action="store_true",
                     help="write an int8 model (static quantisation, calibrated on --calibration), only if it keeps "
                          ">= 99%% of the fp32 pixels, loses <= 0.5 mIoU points and is faster here")

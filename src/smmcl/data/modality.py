@@ -42,6 +42,8 @@ OVERSHOOT = 2.0
 # Float values all at most FLOAT_SMALL on a scale of at least FLOAT_LARGE_SCALE: metres (or another unit 1000x
 # coarser) where the scale is in millimetres. An all-zero image (no measurement anywhere) says nothing.
 FLOAT_SMALL, FLOAT_LARGE_SCALE = 100.0, 1000.0
+# At most this share of pixels beyond OVERSHOOT x the scale is a marker value (65535 for "no reading"), not units.
+OUTLIER_SHARE = 0.02
 
 
 def _num(value: float) -> str:
@@ -124,6 +126,14 @@ def units_problem(aux: np.ndarray, aux_max: Optional[float], aux_scale: float = 
         what = "given to a model trained on" if for_model else "where data.aux_max counts"
         return f"float values up to {_num(raw)}{scaled} {link} {scale}: metres {what} millimetres? {fix}"
     if top > OVERSHOOT * full:
+        beyond = float(np.mean(aux * aux_scale > OVERSHOOT * full))
+        if beyond <= OUTLIER_SHARE:
+            # A few pixels far off the scale, the rest within it: a marker (65535 = "no reading"), not other units;
+            # a rescaling judged from them would shrink every real value.
+            fix = ("give such pixels as 0 (no measurement)" if for_model else
+                   "set such pixels to 0 in the files (smmcl reads 0 as no measurement)")
+            return (f"{100 * beyond:.2g}% of the pixels are above {_num(OVERSHOOT)}x the full scale ({scale}; up to "
+                    f"{_num(raw)}{scaled}) while the rest fit it: a sensor's no-reading or saturation marker? {fix}")
         step = _num(_power_of_ten(full / top) * aux_scale)
         if kind == "thermal":
             # Radiometric (e.g. centi-kelvin) and 8-bit AGC thermal are not a rescaling of each other: no aux_scale.

@@ -43,6 +43,12 @@ def _images(folder: Path) -> dict:
                 raise DatasetError(f"{found[p.stem]} and {p} have one name, {p.stem!r}; inputs pair by name: keep one "
                                    f"of them in {folder}")
             found[p.stem] = p
+    nested = sorted(q for sub in folder.iterdir() if sub.is_dir() for q in sub.rglob("*")
+                    if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
+    if nested:
+        # Subfolders are not read (a folder is one camera's frames, paired by name): said, never skipped silently.
+        warnings.warn(f"{folder}: {len(nested)} images in its subfolders (e.g. {nested[0]}) are not read; give each "
+                      f"folder of frames on its own", InputWarning, stacklevel=3)
     return found
 
 

@@ -262,6 +262,9 @@ class Trainer:
 
     def _run(self, stop_at: Optional[int]) -> dict:
         main = self.ctx.is_main
+        # A finished run resumed (`--resume auto` again, a rerun of the demo) trains nothing and rewrites nothing.
+        self.finished_before = (self.step == self.plan.total_iters and (self.out_dir / "model.safetensors").is_file()
+                                and (self.out_dir / "summary.json").is_file())
         if main:
             self._prepare_out_dir()
         end = self.plan.total_iters if stop_at is None else min(stop_at, self.plan.total_iters)
@@ -299,7 +302,9 @@ class Trainer:
                         self.save()
         finally:
             log.close()
-        if self.step == self.plan.total_iters and main:
+        if self.finished_before:
+            self.summary = json.loads((self.out_dir / "summary.json").read_text())
+        elif self.step == self.plan.total_iters and main:
             # Deployable weights with their config, apart from the resumable training checkpoints: the average
             # of weights with train.ema (the trained weights stay in the last checkpoint).
             # It names the images it was trained on by content, so any later evaluation can tell them in its split.
