@@ -216,6 +216,7 @@ def evaluate_checkpoint(checkpoint: str | Path, config: Config | str | Path | No
     loading.check_model_owned(file, cfg, "the evaluation's config")
     loading.warn_unnamed_dataset(file, cfg)
     loading.warn_trained_on(file, cfg, split, subset)
+    loading.check_aux_dtype(file, cfg, split, subset)
     return evaluate(model, cfg, split, subset, progress=progress)
 
 
@@ -252,11 +253,11 @@ def predict(checkpoint: str | Path, rgb: str | Path | None, aux: str | Path | No
                               precision=precision)
         return predict_files(None, pairs, Path(out), palette, class_names(cfg), cfg.data.aux_max, progress=progress,
                              aux_scale=aux_scale, inputs=inputs, labels_of=lambda r, a: predictor(r, a),
-                             aux_kind=cfg.data.aux_kind, overwrite=overwrite)
+                             aux_kind=cfg.data.aux_kind, overwrite=overwrite, aux_dtype=file.metadata.get("aux_dtype"))
     model, cfg = open_model(file, cfg, (), device, backend, precision=precision)
     return predict_files(model, pairs, Path(out), palette, class_names(cfg), cfg.data.aux_max, inference_protocol(cfg),
                          progress=progress, aux_scale=aux_scale, inputs=inputs, aux_kind=cfg.data.aux_kind,
-                         overwrite=overwrite)
+                         overwrite=overwrite, aux_dtype=file.metadata.get("aux_dtype"))
 
 
 def predict_recording(checkpoint: str | Path, recording: str | Path, out: str | Path, rgb_topic: str | None = None,
@@ -323,8 +324,9 @@ def export(checkpoint: str | Path, out: str | Path, size: Sequence[int] = (480, 
     frames = _calibration_frames(cfg, calibration, calibration_split) if calibration is not None else None
     plain = load_config(to_dict(cfg), ["train.compile=false", "train.channels_last=false", "train.device=cpu"])
     model = loading.load_trained(plain, checkpoint, device="cpu")
+    recorded = open_model_file(checkpoint).metadata  # what the run's weights say of its training images
     options = dict(size=_size(size, "size"), dynamic=dynamic, opset=opset or DEFAULT_OPSET, exporter=exporter,
-                   trained_on=open_model_file(checkpoint).metadata.get("trained_on", ""))
+                   trained_on=recorded.get("trained_on", ""), aux_dtype=recorded.get("aux_dtype", ""))
     if frames is None:
         return export_onnx(model, cfg, out, **options)  # type: ignore[arg-type]
     import tempfile

@@ -179,6 +179,8 @@ class RGBXDataset(Dataset):
                 preset = f" (preset {cfg.preset})" if cfg.preset else ""
                 raise DatasetError(f"dataset folder {self.root} has no '{sub}' folder{preset}; expected {', '.join((*folders, cfg.label_dir))}")
         self.names: List[str] = split_names(cfg, split, subset)
+        # The one type of the auxiliary files when data.aux_max is unset (each then scaled by its type's maximum).
+        self.aux_dtype: Optional[str] = None
         self._check_files_exist()
         if cfg.aux_max is None and cfg.layout != "packed":
             self._check_one_aux_dtype()
@@ -212,6 +214,7 @@ class RGBXDataset(Dataset):
             path = sample_files(self.cfg, self.split, name).aux
             if path is not None and path.is_file():
                 seen.setdefault(image_dtype(path), path)
+        self.aux_dtype = next(iter(seen), None)
         if len(seen) > 1:
             shown = ", ".join(f"{dtype} (e.g. {path})" for dtype, path in seen.items())
             raise DatasetError(f"{self.root / self.cfg.aux_dir}: mixed bit depths ({shown}) while data.aux_max is "

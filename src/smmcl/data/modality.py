@@ -207,12 +207,14 @@ def check_aux_scale(aux_scale: object) -> float:
 
 def check_aux(aux: object, source: object, aux_max: Optional[float], aux_scale: float = 1.0,
               on_units: Optional[Callable[[str], None]] = None, for_model: bool | str = False,
-              kind: Optional[str] = None) -> np.ndarray:
+              kind: Optional[str] = None, trained_dtype: Optional[str] = None) -> np.ndarray:
     """`aux` with non-finite values read as 0, or a `DatasetError` naming `source`.
 
     A units mismatch (`units_problem`) is refused, or handed to `on_units` (a live frame's caller) as a message.
     `kind` (or `for_model` when it names one): the auxiliary modality; depth and thermal hold one value per pixel,
-    so colour (3 channels that differ: a colour-mapped picture of them) is refused."""
+    so colour (3 channels that differ: a colour-mapped picture of them) is refused. `trained_dtype`: the type of
+    the images a model was trained on with `aux_max` unset (each scaled by its type's maximum): another type is
+    another scale, refused (or handed to `on_units`) like other units."""
     numeric = isinstance(aux, np.ndarray) and (np.issubdtype(aux.dtype, np.integer) or np.issubdtype(aux.dtype, np.floating))
     if isinstance(aux, np.ndarray) and aux.size == 0:
         raise DatasetError(f"{source}: auxiliary image is empty (shape {tuple(aux.shape)}); expected {AUX_EXPECTED}")
@@ -226,6 +228,11 @@ def check_aux(aux: object, source: object, aux_max: Optional[float], aux_scale: 
                            f"values" + ("; HHA images: set data.aux_kind=hha" if kind == "depth" else ""))
     aux = finite_aux(aux, source)  # type: ignore[arg-type]
     problem = units_problem(aux, aux_max, aux_scale, for_model)
+    if problem is None and aux_max is None and trained_dtype and aux.dtype.name != trained_dtype:  # type: ignore[union-attr]
+        what = f"a {kind} model" if kind else "a model"
+        problem = (f"{aux.dtype} auxiliary image ({describe(aux)}) for {what} trained on {trained_dtype} ones with "  # type: ignore[union-attr]
+                   f"data.aux_max unset (each image scaled by its type's maximum, so {aux.dtype} would be read on "  # type: ignore[union-attr]
+                   f"another scale): another bit depth or modality than it was trained on; give {trained_dtype} frames")
     if problem is not None:
         if on_units is None:
             raise DatasetError(f"{source}: {problem}")

@@ -49,11 +49,15 @@ class Preprocessing:
     aux_max: Optional[float] = None
     # What the auxiliary input is (depth, thermal, hha): named when a frame does not fit it. None: not known.
     aux_kind: Optional[str] = None
+    # With aux_max None: the type of the images the model was trained on (uint8, uint16), whose maximum was 1.0.
+    aux_dtype: Optional[str] = None
 
     @classmethod
-    def from_data_config(cls, data) -> "Preprocessing":
-        """The contract of a `DataConfig` (smmcl trains with ImageNet statistics on both modalities)."""
-        return cls(aux_max=None if data.aux_max is None else float(data.aux_max), aux_kind=data.aux_kind)
+    def from_data_config(cls, data, aux_dtype: Optional[str] = None) -> "Preprocessing":
+        """The contract of a `DataConfig` (smmcl trains with ImageNet statistics on both modalities); `aux_dtype`
+        as a model file records it (its `aux_dtype` metadata)."""
+        return cls(aux_max=None if data.aux_max is None else float(data.aux_max), aux_kind=data.aux_kind,
+                   aux_dtype=aux_dtype or None)
 
     def rgb_array(self, frame: np.ndarray, bgr: bool = False, source: object = "the RGB frame") -> np.ndarray:
         """H x W x 3 uint8 (RGB, or BGR with `bgr`; RGBA and 8-bit grey are read as RGB) -> 3 x H x W normalised
@@ -67,7 +71,8 @@ class Preprocessing:
                   on_units: Callable[[str], None] = warn_units) -> np.ndarray:
         """H x W [x C] integer or float auxiliary frame -> 3 x H x W normalised float32 (non-finite values read as
         0). Its values times `aux_scale` are checked against `aux_max`; a mismatch goes to `on_units`."""
-        frame = check_aux(np.asarray(frame), source, self.aux_max, aux_scale, on_units, for_model=self.aux_kind or True)
+        frame = check_aux(np.asarray(frame), source, self.aux_max, aux_scale, on_units, for_model=self.aux_kind or True,
+                          trained_dtype=self.aux_dtype)
         # aux_scale 1 divides by exactly what the evaluation dataset divides by: the two stay bit for bit equal.
         full = aux_full_scale(frame.dtype, self.aux_max) / aux_scale
         unit = frame.astype(np.float32)  # a copy: the caller's frame is never written
@@ -122,7 +127,8 @@ class Preprocessing:
     @classmethod
     def from_json(cls, text: str) -> "Preprocessing":
         raw = json.loads(text)
-        return cls(tuple(raw["mean"]), tuple(raw["std"]), raw.get("aux_max"), raw.get("aux_kind"))  # type: ignore[arg-type]
+        return cls(tuple(raw["mean"]), tuple(raw["std"]), raw.get("aux_max"), raw.get("aux_kind"),  # type: ignore[arg-type]
+                   raw.get("aux_dtype"))
 
 
 def stack_into(buffer: Optional[np.ndarray], arrays: Sequence[np.ndarray]) -> np.ndarray:

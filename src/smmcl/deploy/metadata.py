@@ -42,9 +42,10 @@ class OnnxMetadata:
     smmcl_version: str
 
 
-def metadata_for(cfg: Config, trained_on: str = "") -> Dict[str, str]:
+def metadata_for(cfg: Config, trained_on: str = "", aux_dtype: str = "") -> Dict[str, str]:
     """The metadata strings of an export of a model trained with `cfg` (and, as its weights name them, the digests
-    of the images it was trained on: `smmcl.data.fingerprint`)."""
+    of the images it was trained on: `smmcl.data.fingerprint`; and, with `aux_max` unset, the type of its auxiliary
+    images: `Preprocessing.aux_dtype`)."""
     from smmcl import __version__
 
     k = cfg.model.num_classes
@@ -56,7 +57,7 @@ def metadata_for(cfg: Config, trained_on: str = "") -> Dict[str, str]:
         "class_names": json.dumps(names),
         "palette": json.dumps([list(c) for c in dataset_palette(cfg.data.class_names, cfg.data.palette, k)]),
         "ignore_index": str(cfg.data.ignore_index),
-        "preprocessing": Preprocessing.from_data_config(cfg.data).to_json(),
+        "preprocessing": Preprocessing.from_data_config(cfg.data, aux_dtype).to_json(),
         "inputs": INPUTS,
         "config": json.dumps(to_dict(cfg), sort_keys=True),
         **({"trained_on": trained_on} if trained_on else {}),

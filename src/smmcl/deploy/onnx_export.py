@@ -152,7 +152,8 @@ def _export(model: nn.Module, example: Tuple[torch.Tensor, torch.Tensor], path: 
 
 def export_onnx(model: nn.Module, cfg: Config, out: str | Path, size: Tuple[int, int] = (480, 640),
                 dynamic: bool = True, opset: int = DEFAULT_OPSET, exporter: Literal["torchscript", "dynamo"] = "torchscript",
-                frames: Optional[Tuple[np.ndarray, np.ndarray]] = None, trained_on: str = "") -> ExportReport:
+                frames: Optional[Tuple[np.ndarray, np.ndarray]] = None, trained_on: str = "",
+                aux_dtype: str = "") -> ExportReport:
     """Export `model` (trained with `cfg`) to `out`, verify it with ONNX Runtime, and only then write it.
 
     `size`: the example input's H x W (the fixed size when `dynamic` is False). `frames`: the raw RGB and
@@ -185,7 +186,7 @@ def export_onnx(model: nn.Module, cfg: Config, out: str | Path, size: Tuple[int,
         t0 = time.perf_counter()
         with unguarded(model):
             try:
-                is_dynamic = _export(model, example, tmp, exporter, int(opset), dynamic, metadata_for(cfg, trained_on))
+                is_dynamic = _export(model, example, tmp, exporter, int(opset), dynamic, metadata_for(cfg, trained_on, aux_dtype))
             except Exception as exc:
                 raise ExportError(f"the {exporter} exporter failed on this model: {type(exc).__name__}: "
                                   f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"

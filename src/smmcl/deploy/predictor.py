@@ -130,7 +130,7 @@ class Predictor:
                                                face=not self._numpy)
         k = self.num_classes = self.config.model.num_classes
         if self.backend == "torch":
-            self.preprocessing = Preprocessing.from_data_config(self.config.data)
+            self.preprocessing = Preprocessing.from_data_config(self.config.data, file.metadata.get("aux_dtype"))
             self.class_names: List[str] = class_names(self.config)
             self.palette = np.asarray(dataset_palette(self.config.data.class_names, self.config.data.palette, k), np.uint8)
         else:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Optional, Sequence, Tuple
 
 from smmcl.config import Config, load_config, stated, to_dict
 from smmcl.data.classes import dataset_palette
-from smmcl.errors import CheckpointError, ConfigWarning, HeldOutWarning
+from smmcl.errors import CheckpointError, ConfigWarning, DatasetError, HeldOutWarning
 from smmcl.model_file import ModelFile, open_model_file
 
 if TYPE_CHECKING:  # the config rules below serve ONNX exports too, which run without PyTorch
@@ -129,6 +129,25 @@ def warn_trained_on(file: ModelFile, cfg: Config, split: str, subset: Optional[s
         warnings.warn(f"{len(seen)} of the {len(digests)} {split} images scored in {cfg.data.root} are byte for byte "
                       f"images {file.path} was trained on (e.g. {seen[0]!r}): their scores are not of held-out "
                       f"images", HeldOutWarning, stacklevel=3)
+
+
+def check_aux_dtype(file: ModelFile, cfg: Config, split: str, subset: Optional[str] = None) -> None:
+    """Refuse a split whose auxiliary files are of another type than those of a model trained with `data.aux_max`
+    unset (its `aux_dtype` metadata): each file is scaled by its type's maximum, so another type is another scale
+    (16-bit depth scored by a model trained on 8-bit thermal). From the files' headers; predict and the Predictor
+    check frames by the same rule (`smmcl.data.modality.check_aux`)."""
+    from smmcl.data.dataset import sample_files, split_names
+    from smmcl.data.io import image_dtype
+
+    trained = file.metadata.get("aux_dtype")
+    if not trained or cfg.data.aux_max is not None or cfg.data.layout == "packed":
+        return
+    for name in split_names(cfg.data, split, subset):
+        path = sample_files(cfg.data, split, name).aux
+        if path is not None and path.is_file() and image_dtype(path) != trained:
+            raise DatasetError(f"{path}: {image_dtype(path)} auxiliary image for {file.path}, trained on {trained} ones "
+                               f"with data.aux_max unset (each image scaled by its type's maximum): another bit depth "
+                               f"or modality than it was trained on")
 
 
 def check_model_owned(file: ModelFile, cfg: Config, where: str = "the config") -> None:

@@ -135,7 +135,7 @@ def _pairs(rgb: Optional[Path], aux: Optional[Path] = None, list_file: Optional[
 
 
 def load_pair(pair: InputPair, aux_max: Optional[float] = None, aux_scale: float = 1.0,
-              aux_kind: Optional[str] = None) -> tuple[np.ndarray, np.ndarray]:
+              aux_kind: Optional[str] = None, aux_dtype: Optional[str] = None) -> tuple[np.ndarray, np.ndarray]:
     """RGB H x W x 3 uint8 and the auxiliary array of one input pair, each checked by its modality's rule
     (`smmcl.data.modality`) against the model's `aux_max` (values times `aux_scale`), sizes checked. Files are
     refused where they do not fit, as the dataset refuses them: every image of a folder shares the fault. `aux_kind`:
@@ -147,7 +147,7 @@ def load_pair(pair: InputPair, aux_max: Optional[float] = None, aux_scale: float
     else:
         aux, aux_source = read_image(pair.aux), pair.aux
     rgb = check_rgb(rgb, pair.rgb)
-    aux = check_aux(aux, aux_source, aux_max, aux_scale, for_model=aux_kind or True)
+    aux = check_aux(aux, aux_source, aux_max, aux_scale, for_model=aux_kind or True, trained_dtype=aux_dtype)
     check_same_size(rgb, pair.rgb, aux, aux_source)
     return rgb, aux
 
@@ -269,7 +269,7 @@ def predict_files(model: Optional[torch.nn.Module], pairs: Iterable[InputPair], 
                   protocol=None, progress: bool = True, aux_scale: float = 1.0,
                   inputs: Sequence[Optional[str | Path]] = (),
                   labels_of: Optional[Callable[[np.ndarray, np.ndarray], np.ndarray]] = None,
-                  aux_kind: Optional[str] = None, overwrite: bool = False) -> List[Path]:
+                  aux_kind: Optional[str] = None, overwrite: bool = False, aux_dtype: Optional[str] = None) -> List[Path]:
     """Predict every input pair and write its label PNG and overlay into `out`; returns the written files.
     `palette` has one colour per class: the dataset's (`data.classes.dataset_palette`), as the demo and
     the report use. `aux_scale` multiplies the auxiliary values into the units `aux_max` counts. `out` is
@@ -281,7 +281,7 @@ def predict_files(model: Optional[torch.nn.Module], pairs: Iterable[InputPair], 
     with writing_predictions(Path(out), pairs, inputs, overwrite) as pairs:
         near, flat = RangeWatch(aux_max, aux_scale), []
         for pair in track(pairs, desc="predict", unit="img", enabled=progress):
-            rgb, aux = load_pair(pair, aux_max, aux_scale, aux_kind)
+            rgb, aux = load_pair(pair, aux_max, aux_scale, aux_kind, aux_dtype)
             near.see(aux, pair.aux or pair.rgb)
             count = colour_count(rgb, len(colours) + 1)
             if count is not None:
