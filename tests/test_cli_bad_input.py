@@ -240,6 +240,16 @@ CASES = [
      "opset must be between 11 and 23 for the torchscript exporter, got 7"),
     ("export dynamo opset 13", ["export", "--checkpoint", "{weights}", "--out", "{tmp}/o13.onnx", "--opset", "13",
                                 "--exporter", "dynamo"], "the dynamo exporter writes opset 18 or newer"),
+    ("export an ONNX export", ["export", "--checkpoint", "{onnx_fixed}", "--out", "{tmp}/again.onnx"],
+     "is an ONNX export already: export takes smmcl weights"),
+    ("train resume from weights", ["train", "{tiny}", "{data_root}", "train.out_dir={tmp}/r12", "--resume", "{weights}"],
+     "a new run starts from weights with model.pretrained=FILE"),
+    ("predict list a folder", ["predict", "--checkpoint", "{weights}", "--rgb", "{rgb}", "--aux", "{aux}", "--list",
+                               "{rgb}", "--out", "{tmp}/p20"], "is a folder; --list takes a text file"),
+    ("predict list naming a missing file", ["predict", "--checkpoint", "{weights}", "--list", "{list_gone}", "--out",
+                                            "{tmp}/p21"], "nothing was predicted"),
+    ("predict out where no folder can be made", ["predict", "--checkpoint", "{weights}", "--rgb", "{rgb}", "--aux",
+                                                 "{aux}", "--out", "/proc/smmcl_out"], "cannot create it"),
     ("demo out a file", ["demo", "--out", "{notes}"], "notes.txt"),
     ("demo into the user's folder", ["demo", "--out", "{user_data}"], "did not write"),
 ]
@@ -289,7 +299,9 @@ def files(indoor_data, tmp_path_factory):
     (beside / "m.safetensors").write_bytes((run / "model.safetensors").read_bytes())
     (beside / "m.test.json").write_text("the user's own notes\n")
     lists = {"list_one_path": f"{frames / 'rgb' / 'a.png'}\n", "list_spaces": "my a.png my a_d.png\n",
-             "list_names": "a\n"}
+             "list_names": "a\n",
+             "list_gone": f"{frames / 'rgb' / 'a.png'} {frames / 'depth' / 'a.png'}\n"
+                          f"{frames / 'rgb' / 'gone.png'} {frames / 'depth' / 'gone.png'}\n"}
     for name, text in lists.items():
         (tmp / f"{name}.txt").write_text(text)
     rgb48 = tmp / "rgb48.png"

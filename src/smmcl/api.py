@@ -319,6 +319,9 @@ def export(checkpoint: str | Path, out: str | Path, size: Sequence[int] = (480, 
 
     as_path(checkpoint, "the model file")
     cfg, _ = read_model_source(checkpoint, model_file=True)
+    if open_model_file(checkpoint).kind in ("onnx", "onnx-int8"):
+        raise CheckpointError(f"{checkpoint} is an ONNX export already: export takes smmcl weights (.safetensors) or a "
+                              f"training checkpoint (.pt); an export runs as it is (predict, eval, Predictor)")
     check_output_file(as_path(out, "out"), "--out", [checkpoint, calibration], ours=_smmcl_file(out, ("onnx", "onnx-int8")),
                       overwrite=overwrite)
     frames = _calibration_frames(cfg, calibration, calibration_split) if calibration is not None else None

@@ -40,7 +40,10 @@ def folder_lock(folder: Path, what: str) -> Iterator[None]:
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise SmmclError(f"{what} {folder} is a file; a folder is expected")
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a read-only place, /proc, a full disk: named, not a bare errno
+        raise SmmclError(f"{what} {folder}: cannot create it ({exc.strerror or exc})") from None
     path = folder / LOCK_NAME
     while True:
         handle = open(path, "a+")

@@ -225,7 +225,10 @@ def claim_folder(folder: str | Path, kind: str, what: str, inputs: Iterable[Opti
         for name in sorted(listed):
             _remove_written(folder / name)
         listed = set()
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{what} {folder}: cannot create it ({exc.strerror or exc})") from None
     _write_manifest(folder, kind, listed | set(names), kept)
     return folder
 

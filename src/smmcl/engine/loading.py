@@ -99,7 +99,7 @@ def warn_unnamed_dataset(file: ModelFile, cfg: Config) -> None:
     """A `ConfigWarning` when `cfg.data.root` is another folder than the one the model was trained on and has no
     meta.json: nothing then says its classes, and its label ids are scored as the model's, whatever they meant."""
     own = file.config
-    if own is None or (Path(cfg.data.root) / "meta.json").is_file():
+    if own is None or not Path(cfg.data.root).is_dir() or (Path(cfg.data.root) / "meta.json").is_file():
         return  # a dataset with a meta.json is checked against the model's classes when the config is loaded
     if Path(own.data.root).resolve() == Path(cfg.data.root).resolve():
         return

@@ -81,6 +81,9 @@ def _pairs(rgb: Optional[Path], aux: Optional[Path] = None, list_file: Optional[
     aux = Path(aux) if aux is not None else None
     if list_file is not None:
         list_file = Path(list_file)
+        if list_file.is_dir():
+            raise DatasetError(f"--list {list_file} is a folder; --list takes a text file of sample names or image "
+                               f"paths (a folder of images goes to --rgb)")
         if not list_file.is_file():
             raise DatasetError(f"list file not found: {list_file}")
         for flag, folder in (("--rgb", rgb), ("--aux", aux)):
@@ -259,6 +262,10 @@ def writing_predictions(out: Path, pairs: Iterable[InputPair],
         raise DatasetError(f"{', '.join(twice)}: given twice among the inputs; each input is predicted once")
     unique_outputs(((n, p.rgb) for p in pairs for n in output_names(p.name)), f"--out folder {out}")
     files = [f for p in pairs for f in (p.rgb, p.aux) if f is not None]
+    missing = [f for f in files if not Path(f).is_file()]
+    if missing:  # before anything is written: a list naming a file that is not there leaves no partial output
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise DatasetError(f"missing file: {missing[0]}{more}; nothing was predicted")
     with writing(out, "predictions", "--out", [*inputs, *files], names=[n for p in pairs for n in output_names(p.name)],
                  overwrite=overwrite):
         yield pairs

@@ -50,7 +50,8 @@ def load_pickle_free(path: Union[str, Path], map_location: Any = "cpu") -> Any:
     kind = container(path)  # a named error for a file that is no model file at all
     if kind != "torch":
         raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint: it is a {kind} file"
-                              + (" (smmcl weights? they load with --checkpoint or load_pretrained)" if kind == "safetensors"
+                              + (" (smmcl weights: --resume takes a training checkpoint, checkpoints/ckpt_*.pt, or auto; a new run "
+                                 "starts from weights with model.pretrained=FILE)" if kind == "safetensors"
                                  else " (an ONNX export is for inference alone, with --backend onnxruntime or openvino: it cannot be "
                                       "trained, resumed or converted from; give smmcl weights or a checkpoint)"))
     try:
