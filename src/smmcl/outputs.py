@@ -136,7 +136,8 @@ def check_claim(folder: str | Path, kind: str, what: str, inputs: Iterable[Optio
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         raise OutputError(f"{what} {folder} holds files smmcl did not write there ({shown}); smmcl writes only into "
-                          f"a new or empty folder, or one it wrote: choose another folder, nothing was changed")
+                          f"a new or empty folder, or one it wrote: move them out of it, or choose another folder; nothing "
+                          f"was changed")
     clash = sorted(_kept(manifest) & set(names))
     if clash:
         raise OutputError(f"{what} {folder}: {', '.join(clash)} there was written by another smmcl command (an export "
