@@ -15,6 +15,14 @@ from smmcl.errors import CheckpointError, ConfigError, ConfigWarning
 from support import build_tiny_model, tiny_config
 
 
+def _own(weights):
+    """The config a model file carries, as a dict (what `smmcl eval --checkpoint` starts from)."""
+    from smmcl.config import to_dict
+    from smmcl.model_file import open_model_file
+
+    return to_dict(open_model_file(weights).require_config())
+
+
 @pytest.fixture(scope="module")
 def model(indoor_data, tmp_path_factory):
     cfg = tiny_config(f"data.root={indoor_data}")
@@ -37,6 +45,22 @@ def test_another_dataset_without_meta_json_is_scored_with_a_warning(model, indoo
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         smmcl.evaluate_checkpoint(model, tiny_config(f"data.root={mine}"), progress=False)
+    import json
+
+    described = json.loads((indoor_data / "meta.json").read_text())
+    described["class_names"] = described["class_names"][::-1]  # the same classes in another order (trial 7 #227)
+    (mine / "meta.json").write_text(json.dumps(described))
+    with pytest.raises(ConfigError, match="contradicts .*meta.json"):  # a YAML config: refused when loaded
+        smmcl.evaluate_checkpoint(model, tiny_config(f"data.root={mine}"), progress=False)
+    from smmcl.cli import main
+
+    # No YAML: `smmcl eval` starts from the model's own config, whose classes the file owns (trial 7 #227, #233).
+    assert main(["eval", "--checkpoint", str(model), f"data.root={mine}", "--out", str(tmp_path / "s.json")]) == 2
+    assert not (tmp_path / "s.json").exists()
+    with pytest.raises(CheckpointError, match=r"meta.json names the classes \['window', .* but .*m.safetensors was "
+                                              r"trained on \['void', 'bed'"):
+        smmcl.evaluate_checkpoint(model, smmcl.load_config(_own(model), [f"data.root={mine}"]), progress=False)
+    shutil.copy(indoor_data / "meta.json", mine / "meta.json")
     four = (mine / "meta.json").read_text().replace('"bed"', '"chair"')  # a description naming other classes
     (mine / "meta.json").write_text(four)
     with pytest.raises((CheckpointError, ConfigError), match="chair"):

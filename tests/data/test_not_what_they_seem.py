@@ -97,3 +97,17 @@ def test_images_in_subfolders_of_an_input_folder_are_said_not_skipped_silently(t
         write_image(tmp_path / folder / "a.png", np.zeros(SIZE, np.uint8))
     with pytest.warns(InputWarning, match=r"RGB: 1 images in its subfolders \(e.g. .*RGB/day/a.png\) are not read"):
         assert len(pair_inputs(tmp_path / "RGB", tmp_path / "Depth")) == 1
+
+
+def test_single_channel_depth_where_hha_is_expected_is_refused():
+    """Trial 7 184-236: a model trained on HHA took 1-channel depth (16-bit, refused with an aux_scale advice that,
+    followed, predicted silently; or 8-bit, taken as it was). HHA holds three channels: one is refused, pointing to
+    `smmcl data hha`, in files and frames alike (the one auxiliary rule)."""
+    for frame in (np.full(SIZE, 2000, np.uint16), np.full(SIZE, 90, np.uint8), np.full((*SIZE, 1), 90, np.uint8)):
+        with pytest.raises(DatasetError, match=r"a single-channel image .* where HHA holds three channels .*"
+                                               r"`smmcl data hha`; no aux_scale turns depth into HHA"):
+            check_aux(frame, "d.png", 255, kind="hha")
+        with pytest.raises(DatasetError, match="where HHA holds three channels"):
+            check_aux(frame, "d.png", None, for_model="hha", aux_scale=0.01)
+    hha = np.random.default_rng(0).integers(0, 255, (*SIZE, 3), dtype=np.uint8)
+    assert check_aux(hha, "h.png", 255, kind="hha") is hha

@@ -221,6 +221,10 @@ def check_aux(aux: object, source: object, aux_max: Optional[float], aux_scale: 
     if not numeric or aux.ndim not in (2, 3):  # type: ignore[union-attr]
         raise DatasetError(f"{source}: auxiliary image is {describe(aux)}; expected {AUX_EXPECTED}")
     kind = kind or (for_model if isinstance(for_model, str) else None)
+    if kind == "hha" and (aux.ndim == 2 or aux.shape[2] == 1):  # type: ignore[union-attr]
+        raise DatasetError(f"{source}: a single-channel image ({describe(aux)}) where HHA holds three channels "
+                           f"(disparity, height, angle): raw depth? encode it as HHA with `smmcl data hha`; no "
+                           f"aux_scale turns depth into HHA")
     if kind in SINGLE_VALUED and aux.ndim == 3 and aux.shape[2] >= 3 and not (  # type: ignore[union-attr]
             np.array_equal(aux[..., 0], aux[..., 1]) and np.array_equal(aux[..., 0], aux[..., 2])):  # type: ignore[index]
         raise DatasetError(f"{source}: a colour image ({describe(aux)}, its channels differ) where {kind} holds one "

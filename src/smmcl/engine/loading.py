@@ -96,11 +96,23 @@ def config_for_model(file: ModelFile, config: Config | str | Path | None = None,
 
 
 def warn_unnamed_dataset(file: ModelFile, cfg: Config) -> None:
-    """A `ConfigWarning` when `cfg.data.root` is another folder than the one the model was trained on and has no
-    meta.json: nothing then says its classes, and its label ids are scored as the model's, whatever they meant."""
+    """The dataset at `cfg.data.root` against the model's classes: a meta.json naming other classes (or the same in
+    another order) is refused; another folder than the one the model was trained on without a meta.json gets a
+    `ConfigWarning`: nothing then says its classes, and its label ids are scored as the model's."""
+    from smmcl.config.meta import read_meta
+
     own = file.config
-    if own is None or not Path(cfg.data.root).is_dir() or (Path(cfg.data.root) / "meta.json").is_file():
-        return  # a dataset with a meta.json is checked against the model's classes when the config is loaded
+    if own is None or not Path(cfg.data.root).is_dir():
+        return
+    meta = read_meta(cfg.data.root)
+    if meta is not None:
+        # The dataset says its classes: they must be the model's, in the model's order (ids are scored by position).
+        theirs, mine = meta.get("class_names"), list(own.data.class_names)
+        if isinstance(theirs, list) and mine and list(theirs) != mine:
+            raise CheckpointError(f"{Path(cfg.data.root) / 'meta.json'} names the classes {theirs} but {file.path} was "
+                                  f"trained on {mine}: its label ids would be scored as other classes; evaluate the "
+                                  f"model on data of its own classes")
+        return
     if Path(own.data.root).resolve() == Path(cfg.data.root).resolve():
         return
     names = list(own.data.class_names)
