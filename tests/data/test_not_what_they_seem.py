@@ -111,3 +111,13 @@ def test_single_channel_depth_where_hha_is_expected_is_refused():
             check_aux(frame, "d.png", None, for_model="hha", aux_scale=0.01)
     hha = np.random.default_rng(0).integers(0, 255, (*SIZE, 3), dtype=np.uint8)
     assert check_aux(hha, "h.png", 255, kind="hha") is hha
+
+
+def test_the_colour_count_says_nothing_of_a_tiny_image_and_counts_a_small_one_whole():
+    from smmcl.data.modality import colour_count
+
+    photo = np.random.default_rng(0).integers(0, 255, (5, 7, 3), dtype=np.uint8)  # trial 7 #197: 35 colours
+    assert colour_count(photo, 15) is None
+    small = np.zeros((20, 30, 3), np.uint8)
+    small[5, 7] = 9  # one odd pixel off the every-4th grid is still counted
+    assert colour_count(small, 15) == 2

@@ -192,8 +192,12 @@ class RangeWatch:
 def colour_count(rgb: np.ndarray, limit: int) -> Optional[int]:
     """The number of distinct colours of an H x W x 3 image when at most `limit`, else None. A photo, even a dark
     one, has sensor noise and so hundreds of colours; a label map (ids read as grey, or its palette's colours)
-    has one per class. Counted on every 4th pixel each way: a label map's classes span many pixels."""
-    sample = np.ascontiguousarray(rgb[::4, ::4]).reshape(-1, 3).astype(np.int32)
+    has one per class. Counted on every 4th pixel each way (a label map's classes span many pixels), on every pixel
+    of a small image, and not at all below 16 x 16 pixels (too few to tell; trial 7 #197: a 7 x 5 photo)."""
+    if rgb.shape[0] * rgb.shape[1] < 256:
+        return None
+    step = 4 if min(rgb.shape[:2]) >= 64 else 1
+    sample = np.ascontiguousarray(rgb[::step, ::step]).reshape(-1, 3).astype(np.int32)
     count = len(np.unique(sample[:, 0] << 16 | sample[:, 1] << 8 | sample[:, 2]))
     return count if count <= limit else None
 
