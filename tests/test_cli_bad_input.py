@@ -15,7 +15,7 @@ from support.images import png_16bit_colour
 CASES = [
     # --- train ---
     ("train config missing", ["train", "{tmp}/nope.yaml"], "nope.yaml"),
-    ("train config a folder", ["train", "{tmp}"], "{tmp}"),
+    ("train config a folder", ["train", "{tmp}"], "is a folder; a YAML config file is expected"),
     ("train config not YAML", ["train", "{garbage}"], "garbage.yaml"),
     ("train unknown key", ["train", "{tiny}", "train.nope=1"], "train.nope"),
     ("train key without value", ["train", "{tiny}", "train.max_iters"], "train.max_iters"),

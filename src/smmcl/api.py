@@ -390,7 +390,9 @@ def convert(
     kind = file.kind if file is not None else None
     if kind in ("weights", "checkpoint", "onnx", "onnx-int8") and not (fmt == kind == "checkpoint"):
         hint = ("--from checkpoint writes its evaluation weights" if kind == "checkpoint" else
-                "it needs no conversion: every command takes it as it is")
+                "it needs no conversion: every command that reads a model file takes it as it is"
+                + (" (an ONNX export runs in predict, eval and the Predictor; it cannot be trained from)"
+                   if kind in ("onnx", "onnx-int8") else ""))
         raise CheckpointError(f"{checkpoint} is an smmcl {kind} file, not {fmt!r} weights: {hint}")
     if fmt in ("mscan", "mit", "resnet") and fmt != config.model.backbone.name:
         raise ValueError(

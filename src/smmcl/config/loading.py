@@ -39,6 +39,9 @@ def _merge(schema: Any, layer: Any, origin: str) -> DictConfig:
 
 
 def _read_yaml(path: Path) -> Any:
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; a YAML config file is expected (a dataset folder goes in the config, "
+                          f"as data.root)")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
