@@ -214,7 +214,7 @@ def evaluate_checkpoint(checkpoint: str | Path, config: Config | str | Path | No
         raise CheckpointError(f"{checkpoint} predicts {own} classes but the config's dataset has "
                               f"model.num_classes={cfg.model.num_classes}")
     loading.check_model_owned(file, cfg, "the evaluation's config")
-    loading.warn_unnamed_dataset(file, cfg)
+    loading.check_dataset_classes(file, cfg)
     loading.warn_trained_on(file, cfg, split, subset)
     loading.check_aux_dtype(file, cfg, split, subset)
     return evaluate(model, cfg, split, subset, progress=progress)
@@ -318,18 +318,19 @@ def export(checkpoint: str | Path, out: str | Path, size: Sequence[int] = (480, 
     from smmcl.engine import loading
 
     as_path(checkpoint, "the model file")
-    cfg, _ = read_model_source(checkpoint, model_file=True)
-    if open_model_file(checkpoint).kind in ("onnx", "onnx-int8"):
+    file = open_model_file(checkpoint)
+    if file.kind in ("onnx", "onnx-int8"):
         raise CheckpointError(f"{checkpoint} is an ONNX export already: export takes smmcl weights (.safetensors) or a "
                               f"training checkpoint (.pt); an export runs as it is (predict, eval, Predictor)")
+    cfg = load_config(to_dict(file.require_config()))
     check_output_file(as_path(out, "out"), "--out", [checkpoint, calibration], ours=_smmcl_file(out, ("onnx", "onnx-int8")),
                       overwrite=overwrite)
     frames = _calibration_frames(cfg, calibration, calibration_split) if calibration is not None else None
     plain = load_config(to_dict(cfg), ["train.compile=false", "train.channels_last=false", "train.device=cpu"])
-    model = loading.load_trained(plain, checkpoint, device="cpu")
-    recorded = open_model_file(checkpoint).metadata  # what the run's weights say of its training images
+    model = loading.load_trained(plain, file, device="cpu")
+    # What the run's weights say of its training images goes on into the export.
     options = dict(size=_size(size, "size"), dynamic=dynamic, opset=opset or DEFAULT_OPSET, exporter=exporter,
-                   trained_on=recorded.get("trained_on", ""), aux_dtype=recorded.get("aux_dtype", ""))
+                   trained_on=file.metadata.get("trained_on", ""), aux_dtype=file.metadata.get("aux_dtype", ""))
     if frames is None:
         return export_onnx(model, cfg, out, **options)  # type: ignore[arg-type]
     import tempfile
@@ -471,7 +472,7 @@ def analyze_features(config: Config, checkpoints: Dict[str, str | Path], out: st
     files = {name: open_model_file(path) for name, path in checkpoints.items()}
     for file in files.values():  # as eval: another dataset's classes or scaling would score the wrong thing
         loading.check_model_owned(file, config, "the analysis config")
-        loading.warn_unnamed_dataset(file, config)
+        loading.check_dataset_classes(file, config)
     models = {name: loading.load_trained(config, file) for name, file in files.items()}
     dataset = RGBXDataset(config.data, split or config.eval.split, config.model.num_classes, train=False)
     names = class_names(config)

@@ -31,6 +31,15 @@ class FolderBusyError(SmmclError):
     """Another smmcl process holds the folder this one was to write."""
 
 
+def make_folder(folder: Path, what: str, error: type = SmmclError) -> None:
+    """`folder.mkdir(parents=True, exist_ok=True)`, with a place that cannot take a folder (read-only, /proc, a full
+    disk) named as an `error` rather than a bare errno."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise error(f"{what} {folder}: cannot create it ({exc.strerror or exc})") from None
+
+
 @contextlib.contextmanager
 def folder_lock(folder: Path, what: str) -> Iterator[None]:
     """Hold an exclusive OS lock (`flock`) on `folder` for the block: a second writer, in any process, stops at once
@@ -40,10 +49,7 @@ def folder_lock(folder: Path, what: str) -> Iterator[None]:
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise SmmclError(f"{what} {folder} is a file; a folder is expected")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:  # a read-only place, /proc, a full disk: named, not a bare errno
-        raise SmmclError(f"{what} {folder}: cannot create it ({exc.strerror or exc})") from None
+    make_folder(folder, what)
     path = folder / LOCK_NAME
     while True:
         handle = open(path, "a+")

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Dict, Iterable, Iterator, Optional
 
 from smmcl.errors import SmmclError, StaleOutputWarning
-from smmcl.files import LOCK_NAME, atomic_path, folder_lock
+from smmcl.files import LOCK_NAME, atomic_path, folder_lock, make_folder
 
 MANIFEST_NAME = ".smmcl-written.json"
 # Bookkeeping smmcl keeps in a folder it writes: never the user's, never listed.
@@ -226,10 +226,7 @@ def claim_folder(folder: str | Path, kind: str, what: str, inputs: Iterable[Opti
         for name in sorted(listed):
             _remove_written(folder / name)
         listed = set()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"{what} {folder}: cannot create it ({exc.strerror or exc})") from None
+    make_folder(folder, what, OutputError)
     _write_manifest(folder, kind, listed | set(names), kept)
     return folder
 

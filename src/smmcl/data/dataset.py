@@ -133,6 +133,17 @@ def load_sample(files: SampleFiles, cfg: DataConfig, num_classes: int) -> tuple[
     return rgb, aux, label
 
 
+def aux_dtypes(cfg: DataConfig, split: str, names: Sequence[str]) -> dict:
+    """The types `read_image` gives the auxiliary files of `names` (from their headers alone), each with its first
+    file: `{"uint16": path, ...}`. Empty in the packed layout."""
+    seen: dict = {}
+    for name in names:
+        path = sample_files(cfg, split, name).aux
+        if path is not None and path.is_file():
+            seen.setdefault(image_dtype(path), path)
+    return seen
+
+
 def missing_hint(path: Path, role: str) -> str:
     """For a missing sample file: the same name with another image suffix, when there is one, and the key that
     names the suffix (`data.aux_ext=.tiff`)."""
@@ -209,11 +220,7 @@ class RGBXDataset(Dataset):
         """Without `aux_max` every auxiliary file is scaled by its own type's maximum (uint8 by 255, uint16 by 65535):
         in a folder of mixed types one value would mean different things. Refused here, before training, from the
         files' headers; with `aux_max` set, the modality rule refuses each file that does not fit it."""
-        seen: dict = {}
-        for name in self.names:
-            path = sample_files(self.cfg, self.split, name).aux
-            if path is not None and path.is_file():
-                seen.setdefault(image_dtype(path), path)
+        seen = aux_dtypes(self.cfg, self.split, self.names)
         self.aux_dtype = next(iter(seen), None)
         if len(seen) > 1:
             shown = ", ".join(f"{dtype} (e.g. {path})" for dtype, path in seen.items())

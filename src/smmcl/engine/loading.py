@@ -95,7 +95,7 @@ def config_for_model(file: ModelFile, config: Config | str | Path | None = None,
     return load_config(merged)
 
 
-def warn_unnamed_dataset(file: ModelFile, cfg: Config) -> None:
+def check_dataset_classes(file: ModelFile, cfg: Config) -> None:
     """The dataset at `cfg.data.root` against the model's classes: a meta.json naming other classes (or the same in
     another order) is refused; another folder than the one the model was trained on without a meta.json gets a
     `ConfigWarning`: nothing then says its classes, and its label ids are scored as the model's."""
@@ -148,16 +148,14 @@ def check_aux_dtype(file: ModelFile, cfg: Config, split: str, subset: Optional[s
     unset (its `aux_dtype` metadata): each file is scaled by its type's maximum, so another type is another scale
     (16-bit depth scored by a model trained on 8-bit thermal). From the files' headers; predict and the Predictor
     check frames by the same rule (`smmcl.data.modality.check_aux`)."""
-    from smmcl.data.dataset import sample_files, split_names
-    from smmcl.data.io import image_dtype
+    from smmcl.data.dataset import aux_dtypes, split_names
 
     trained = file.metadata.get("aux_dtype")
-    if not trained or cfg.data.aux_max is not None or cfg.data.layout == "packed":
+    if not trained or cfg.data.aux_max is not None:
         return
-    for name in split_names(cfg.data, split, subset):
-        path = sample_files(cfg.data, split, name).aux
-        if path is not None and path.is_file() and image_dtype(path) != trained:
-            raise DatasetError(f"{path}: {image_dtype(path)} auxiliary image for {file.path}, trained on {trained} ones "
+    for dtype, path in aux_dtypes(cfg.data, split, split_names(cfg.data, split, subset)).items():
+        if dtype != trained:
+            raise DatasetError(f"{path}: {dtype} auxiliary image for {file.path}, trained on {trained} ones "
                                f"with data.aux_max unset (each image scaled by its type's maximum): another bit depth "
                                f"or modality than it was trained on")
 

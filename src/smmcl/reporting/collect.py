@@ -88,10 +88,10 @@ def open_run(folder: str | Path, name: str, overrides: Sequence[str] = ()) -> Ru
         raise CheckpointError(f"{folder}: no {' and no '.join(missing)} ({expected}){hint}")
     cfg = load_config(folder / "config.yaml", overrides, dataset_meta=False)  # as trained: meta.json was applied then
     if overrides:  # scored elsewhere (data.root=...): that dataset's own description against the model's classes
-        from smmcl.engine.loading import warn_unnamed_dataset
+        from smmcl.engine.loading import check_dataset_classes
         from smmcl.model_file import open_model_file
 
-        warn_unnamed_dataset(open_model_file(folder / "model.safetensors"), cfg)
+        check_dataset_classes(open_model_file(folder / "model.safetensors"), cfg)
     log = read_log(folder / "log.jsonl")
     if not any("loss" in row for row in log):
         raise CheckpointError(f"{folder / 'log.jsonl'} holds no training rows ({expected})")
