@@ -363,3 +363,24 @@ def test_a_holder_that_writes_its_id_late_is_still_named(tmp_path):
         holder.close()
     with folder_lock(folder, "train.out_dir"):  # released by its holder: free again
         assert (folder / LOCK_NAME).read_text().startswith(f"pid {os.getpid()} on ")
+
+
+def test_a_run_a_training_is_writing_is_named_as_such_not_as_unfinished(tmp_path):
+    """Trial 7 #124b: `report` on a run whose training is still going was told to resume it, which the lock refuses."""
+    import os
+
+    from smmcl.errors import CheckpointError
+    from smmcl.files import folder_holder, folder_lock
+    from smmcl.reporting.collect import open_run
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "ckpt_00000002.pt").write_bytes(b"")
+    assert folder_holder(run) is None
+    with folder_lock(run, "train.out_dir"):
+        assert folder_holder(run) == f"pid {os.getpid()} on {__import__('socket').gethostname()}"
+        with pytest.raises(CheckpointError, match=r"smmcl is writing it now \(pid \d+ on .*\): report on it when"):
+            open_run(run, "run")
+    assert folder_holder(run) is None  # released: the folder is an unfinished run again
+    with pytest.raises(CheckpointError, match=r"not finished\?\): smmcl train CONFIG --resume auto"):
+        open_run(run, "run")

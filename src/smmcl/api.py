@@ -217,6 +217,7 @@ def evaluate_checkpoint(checkpoint: str | Path, config: Config | str | Path | No
     loading.check_dataset_classes(file, cfg)
     loading.warn_trained_on(file, cfg, split, subset)
     loading.check_aux_dtype(file, cfg, split, subset)
+    loading.check_aux_range(file, cfg, split, subset)
     return evaluate(model, cfg, split, subset, progress=progress)
 
 
@@ -247,17 +248,18 @@ def predict(checkpoint: str | Path, rgb: str | Path | None, aux: str | Path | No
     palette = dataset_palette(cfg.data.class_names, cfg.data.palette, cfg.model.num_classes)
     inputs = [rgb, aux, list_file, checkpoint]
     name, e = file.backend(backend), cfg.eval
+    trained = file.preprocessing if file.config is not None else None  # what it records of its training images
     if name != "torch" and e.mode == "whole" and list(e.scales) == [1.0] and not e.flip:
         # One whole-frame pass on an export: its runtime on numpy, as the Predictor runs it (no PyTorch needed).
         predictor = Predictor(file.path, device=device or cfg.train.device, backend=name, aux_scale=aux_scale,
                               precision=precision)
         return predict_files(None, pairs, Path(out), palette, class_names(cfg), cfg.data.aux_max, progress=progress,
                              aux_scale=aux_scale, inputs=inputs, labels_of=lambda r, a: predictor(r, a),
-                             aux_kind=cfg.data.aux_kind, overwrite=overwrite, aux_dtype=file.metadata.get("aux_dtype"))
+                             aux_kind=cfg.data.aux_kind, overwrite=overwrite, trained=trained)
     model, cfg = open_model(file, cfg, (), device, backend, precision=precision)
     return predict_files(model, pairs, Path(out), palette, class_names(cfg), cfg.data.aux_max, inference_protocol(cfg),
                          progress=progress, aux_scale=aux_scale, inputs=inputs, aux_kind=cfg.data.aux_kind,
-                         overwrite=overwrite, aux_dtype=file.metadata.get("aux_dtype"))
+                         overwrite=overwrite, trained=trained)
 
 
 def predict_recording(checkpoint: str | Path, recording: str | Path, out: str | Path, rgb_topic: str | None = None,
@@ -330,7 +332,7 @@ def export(checkpoint: str | Path, out: str | Path, size: Sequence[int] = (480, 
     model = loading.load_trained(plain, file, device="cpu")
     # What the run's weights say of its training images goes on into the export.
     options = dict(size=_size(size, "size"), dynamic=dynamic, opset=opset or DEFAULT_OPSET, exporter=exporter,
-                   trained_on=file.metadata.get("trained_on", ""), aux_dtype=file.metadata.get("aux_dtype", ""))
+                   trained_on=file.metadata.get("trained_on", ""), trained=file.preprocessing)
     if frames is None:
         return export_onnx(model, cfg, out, **options)  # type: ignore[arg-type]
     import tempfile
@@ -345,7 +347,7 @@ def export(checkpoint: str | Path, out: str | Path, size: Sequence[int] = (480, 
 
 def _calibration_frames(cfg: Config, root: str | Path, split: str) -> list:
     """The calibration frames of `export --int8`, in the model's preprocessing (see `export`)."""
-    from smmcl.data.dataset import RGBXDataset
+    from smmcl.data.dataset import RGBXDataset, own_suffixes
     from smmcl.data.preprocess import Preprocessing
     from smmcl.deploy.quantize import dataset_frames, image_frames
     from smmcl.engine.predict import pair_inputs
@@ -355,6 +357,7 @@ def _calibration_frames(cfg: Config, root: str | Path, split: str) -> list:
         raise DatasetError(f"calibration folder not found: {root}")
     if (root / f"{split}.txt").is_file():
         data = load_config(to_dict(cfg), [f"data.root={root}"], dataset_meta=False).data
+        data = load_config(to_dict(cfg), [f"data.root={root}", *own_suffixes(data, split)], dataset_meta=False).data
         return dataset_frames(RGBXDataset(data, split, cfg.model.num_classes, train=False))
     lists = sorted(p.stem for p in root.glob("*.txt"))
     if lists:  # a dataset, so the split asked for was meant: all its images unlabelled would be another thing

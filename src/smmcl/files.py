@@ -11,6 +11,7 @@ it may read of any other file written here.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import fcntl
 import os
@@ -80,6 +81,22 @@ def folder_lock(folder: Path, what: str) -> Iterator[None]:
         handle.close()
 
 
+def folder_holder(folder: Path) -> str | None:
+    """Who holds `folder_lock` on `folder` now (its process id and host), or None when nobody does. Only looks: a
+    reader told "not finished" of a folder a live command is writing should hear that instead."""
+    try:
+        handle = open(Path(folder) / LOCK_NAME)
+    except OSError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _holder(handle)
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return None
+
+
 def _holder(handle) -> str:
     """The holder's id from its lock file. The holder writes it just after taking the lock, so a second process that
     arrives in that instant waits up to a second for it rather than naming nobody."""
@@ -101,10 +118,17 @@ def _umask() -> int:
 def read_text(path: Path, expected: str) -> str:
     """The text of `path`; a named error for a binary file (an image given as a list, a checkpoint as results),
     rather than the codec's message that names neither the file nor what was wanted."""
+    raw = Path(path).read_bytes()
+    # Editors on Windows save UTF-8 with a byte-order mark (Notepad) or UTF-16 (PowerShell's `>`); read as
+    # plain UTF-8, the mark would become part of the first name (trial 7 #169).
+    codec = next((name for mark, name in _BOMS if raw.startswith(mark)), "utf-8")
     try:
-        return Path(path).read_text()
+        return raw.decode(codec)
     except UnicodeDecodeError:
         raise SmmclError(f"{path} is not a text file; expected {expected}") from None
+
+
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
 
 def as_path(value: object, what: str) -> Path:

@@ -83,6 +83,18 @@ class ModelFile:
 
         return class_names(self.config)
 
+    @property
+    def preprocessing(self):
+        """Its `smmcl.data.preprocess.Preprocessing`: as an export records it, else from its config and what its
+        weights record of the images it was trained on (`aux_dtype`, `aux_top`). One reading for every caller."""
+        from smmcl.data.preprocess import Preprocessing
+
+        if "preprocessing" in self.metadata:
+            return Preprocessing.from_json(self.metadata["preprocessing"])
+        top = self.metadata.get("aux_top")
+        return Preprocessing.from_data_config(self.require_config().data, self.metadata.get("aux_dtype"),
+                                              float(top) if top else None)
+
     def require_config(self) -> Config:
         if self.config is None:
             raise CheckpointError(f"{self.path} is {self.description}, which holds no config: give the config of its "

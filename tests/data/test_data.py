@@ -54,6 +54,26 @@ def test_missing_folder_and_list_are_named(tmp_path):
         RGBXDataset(cfg, "val", 5)
 
 
+@pytest.mark.parametrize("codec", ["utf-8-sig", "utf-16"])
+def test_lists_saved_by_windows_editors_read_alike(tmp_path, codec):
+    """Notepad's byte-order mark and PowerShell's UTF-16 (trial 7 #169): the mark is no part of the first name."""
+    cfg = make_folder(tmp_path / "d")
+    (tmp_path / "d" / "train.txt").write_text("s0\r\ns1\r\ns2\r\n", encoding=codec)
+    assert RGBXDataset(cfg, "train", 5).names == ["s0", "s1", "s2"]
+
+
+def test_training_refuses_a_folder_named_for_another_modality_than_aux_kind(tmp_path):
+    """Trial 6 C263: `Thermal` images trained as depth (the default kind) got depth's augmentation and checks."""
+    cfg = make_folder(tmp_path / "d")
+    (tmp_path / "d" / "Depth").rename(tmp_path / "d" / "Thermal")
+    thermal = DataConfig(**{**vars(cfg), "aux_dir": "Thermal"})
+    with pytest.raises(DatasetError, match=r"data.aux_dir='Thermal' names thermal images but data.aux_kind='depth': "
+                                           r"set data.aux_kind=thermal"):
+        RGBXDataset(thermal, "train", 5, train=True)
+    RGBXDataset(thermal, "test", 5)  # scoring a model trained so stays possible
+    RGBXDataset(DataConfig(**{**vars(thermal), "aux_kind": "thermal"}), "train", 5, train=True)
+
+
 def test_label_out_of_range_names_file_and_value(tmp_path):
     cfg = make_folder(tmp_path)
     lbl = np.zeros((24, 32), np.uint8)

@@ -212,6 +212,11 @@ def test_predict_unpaired_inputs_are_named(releases, mfnet_weights, tmp_path, ca
     assert main(["predict", "--checkpoint", str(mfnet_weights), "--rgb", str(rgb), "--aux", str(aux),
                  "--out", str(tmp_path / "o")]) == 2
     assert "00003D (only in" in capsys.readouterr().err
+    # Depth saved as arrays (trial C273): the file is there under another suffix, which is said, not "only in".
+    np.save(aux / "00003D.npy", np.zeros((4, 4), np.uint16))
+    assert main(["predict", "--checkpoint", str(mfnet_weights), "--rgb", str(rgb), "--aux", str(aux),
+                 "--out", str(tmp_path / "o")]) == 2
+    assert f"({aux / '00003D.npy'} is there, but .npy files are not images smmcl reads" in capsys.readouterr().err
 
 
 # --- paper configurations ----------------------------------------------------------------------------

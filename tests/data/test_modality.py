@@ -123,8 +123,9 @@ def test_8bit_depth_on_a_millimetre_scale_is_refused_by_dataset_check_and_predic
     write_image(depth, np.full(SIZE, 200, np.uint8))
     message = dataset_error(cfg)
     assert message == (f"{depth}: 8-bit auxiliary image (uint8, shape (24, 32), values 200..200) but data.aux_max=10000, "
-                       f"which expects larger values, e.g. 16-bit millimetres: store the images at their full bit depth, "
-                       f"or set data.aux_max=255 if 8 bits is their true scale")
+                       f"which expects larger values, e.g. 16-bit millimetres: store the images at their full bit depth; "
+                       f"to train on 8-bit images whose true scale that is, set data.aux_max=255 (a trained model's "
+                       f"scale is its own: scoring it needs images in its units)")
     report = check_dataset(cfg, 5, progress=False)
     assert message in report.problems
     # One 8-bit file among 16-bit ones: the folder is flagged as a mix of bit depths, and listed per format.
@@ -352,9 +353,18 @@ def test_meta_json_fills_refuses_contradictions_and_yields_to_overrides(tmp_path
     wrong = tmp_path / "wrong.yaml"
     wrong.write_text(f"base: {TINY_CONFIG}\ndata: {{aux_max: 1000}}\n")
     expected = (rf"{wrong}: data.aux_max=1000 contradicts {indoor_data / 'meta.json'}, which says data.aux_max=10000; "
-                rf"correct the config")
+                rf"set data.aux_max: 10000 in the config \(or leave the key out where no base config sets it\)")
     with pytest.raises(ConfigError, match=expected):
         load_config(wrong, [f"data.root={indoor_data}"])
+    # The advice works where the value is inherited (trial 7 #158b): a config over `wrong` that sets meta.json's value.
+    child = tmp_path / "child.yaml"
+    child.write_text(f"base: {wrong}\ndata: {{aux_max: 10000}}\n")
+    assert load_config(child, [f"data.root={indoor_data}"]).data.aux_max == 10000
+    unset = tmp_path / "unset.yaml"  # null is its own scale (the file type's maximum), said as such
+    unset.write_text(f"base: {TINY_CONFIG}\ndata: {{aux_max: null}}\n")
+    with pytest.raises(ConfigError, match=r"data.aux_max=None \(unset: each image scaled by its file type's maximum, "
+                                          r"which is 255 only for 8-bit files\) contradicts .*set data.aux_max: 10000"):
+        load_config(unset, [f"data.root={indoor_data}"])
     # Training refuses it the same way, before anything is built or written.
     assert main(["train", str(wrong), f"data.root={indoor_data}", f"train.out_dir={tmp_path / 'run'}", "--dry-run"]) == 2
     assert not (tmp_path / "run").exists()

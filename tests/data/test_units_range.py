@@ -53,6 +53,17 @@ def test_the_rule_alone():
     scaled = RangeWatch(10000.0, aux_scale=10)  # the values as the model reads them
     scaled.see(np.full(SIZE, 950, np.uint16), "a.png")
     assert scaled.problem() is None and SMALL_SHARE == 10
+    # A model that recorded its training images' largest value (aux_top) is judged by that range, both ways.
+    near = RangeWatch(10000.0, trained_top=900.0)  # trained on a near scene, or on centimetres
+    near.see(np.full(SIZE, 800, np.uint16), "a.png")
+    assert near.problem(for_model=True) is None
+    near.see(np.full(SIZE, 9500, np.uint16), "b.png")
+    assert "over 10x the largest its training images held (900)" in near.problem(for_model=True)
+    assert "aux_scale=0.1" in near.problem(for_model=True) and near.problem() is None  # a dataset's check: aux_max
+    far = RangeWatch(10000.0, trained_top=9000.0)
+    far.see(np.full(SIZE, 800, np.uint16), "a.png")
+    assert "under 1/10 of the largest its training images held (9000)" in far.problem(for_model=True)
+    assert "convert the files into the model's units (x10)" in far.problem(for_model=True, files=True)
 
 
 def test_predict_warns_for_a_folder_in_centimetres_and_not_for_millimetres(weights, tmp_path):
@@ -129,3 +140,56 @@ def test_a_few_marker_pixels_are_named_as_such_not_as_other_units():
     depth[depth == 65535] = 0
     assert units_problem(depth, 10000, for_model="depth") is None
     assert "pass aux_scale=0.1" in units_problem((depth * 10).astype(np.uint16), 10000, for_model="depth")  # units
+
+
+def _room_dataset(root, centimetres: bool) -> None:
+    rng = np.random.default_rng(0)
+    for sub in ("RGB", "Depth", "Label"):
+        (root / sub).mkdir(parents=True)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 255, (32, 40, 3), dtype=np.uint8)).save(root / "RGB" / f"s{i}.png")
+        mm = np.random.default_rng(i).integers(500, 8000, (32, 40))
+        Image.fromarray((mm // 10 if centimetres else mm).astype(np.uint16)).save(root / "Depth" / f"s{i}.png")
+        Image.fromarray(rng.integers(0, 4, (32, 40), dtype=np.uint8)).save(root / "Label" / f"s{i}.png")
+    (root / "train.txt").write_text("s0\ns1\ns2\ns3\n")
+    (root / "test.txt").write_text("s4\ns5\n")
+
+
+def test_a_model_trained_on_centimetres_notes_millimetres_everywhere_it_reads_them(tmp_path):
+    """Trial 6 C189: trained on centimetres under a millimetre scale (warned then), the model was scored on
+    millimetres, which fit its aux_max, without a word. Its weights and exports now keep the largest auxiliary value
+    of its training images (`aux_top`), and eval, predict and the Predictor note inputs over ten times it."""
+    from smmcl.deploy.metadata import read_metadata
+    from smmcl.files import safetensors_metadata
+
+    cm, mm = tmp_path / "cm", tmp_path / "mm"
+    _room_dataset(cm, centimetres=True)
+    _room_dataset(mm, centimetres=False)
+    common = ["data.crop_size=[32,40]", "model.num_classes=4", "data.class_names=[]", "eval.exclude_classes=[]",
+              "train.tensorboard=false"]
+    run = tmp_path / "run"
+    with pytest.warns(AuxUnitsWarning, match="under 1/10 of data.aux_max=10000"):  # said at training, as before
+        smmcl.train(tiny_config(f"data.root={cm}", f"train.out_dir={run}", "train.max_iters=1", *common))
+    weights = run / "model.safetensors"
+    top = float(safetensors_metadata(weights)["aux_top"])
+    assert 700 < top < 800  # the largest of the (4) training images sampled, in their centimetres
+
+    note = rf"over 10x the largest its training images held \({top:g}\): other units than it was trained on"
+    with pytest.warns(AuxUnitsWarning, match=note + r" .*convert the files into the model's units \(x0.1\).*scored as"):
+        smmcl.evaluate_checkpoint(weights, tiny_config(f"data.root={mm}", *common), progress=False)
+    with pytest.warns(AuxUnitsWarning, match=note + r" .*aux_scale=0.1 .*made as given"):
+        smmcl.predict(weights, mm / "RGB", mm / "Depth", tmp_path / "p_mm", progress=False)
+    with warnings.catch_warnings():  # its own units, and millimetres brought into them, say nothing
+        warnings.simplefilter("error", AuxUnitsWarning)
+        smmcl.evaluate_checkpoint(weights, tiny_config(f"data.root={cm}", *common), progress=False)
+        smmcl.predict(weights, mm / "RGB", mm / "Depth", tmp_path / "p_mm01", progress=False, aux_scale=0.1)
+
+    onnx = tmp_path / "m.onnx"
+    smmcl.export(weights, onnx, size=(32, 40))
+    assert read_metadata(onnx).preprocessing.aux_top == top
+    rgb = np.asarray(Image.open(mm / "RGB" / "s0.png"))
+    for model in (weights, onnx):
+        predictor = Predictor(model)
+        with pytest.warns(AuxUnitsWarning, match=rf"in all {STREAM_FRAMES} frames so far .*" + note):
+            for i in range(STREAM_FRAMES):
+                predictor(rgb, np.asarray(Image.open(mm / "Depth" / f"s{i % 6}.png")))

@@ -61,3 +61,23 @@ def test_int8_needs_calibration_frames(weights, tmp_path, capsys):
     assert main(["export", "--checkpoint", str(weights), "--out", str(tmp_path / "a.onnx"), "--int8", "--calibration",
                  str(tmp_path / "frames")]) == 2
     assert "expected a dataset with train.txt" in capsys.readouterr().err
+
+
+def test_a_calibration_set_storing_its_images_otherwise_is_read(weights, indoor_data, tmp_path):
+    """Trial 7 #95: depth as TIFF where the model was trained on PNG; export takes no overrides, so the suffix each
+    calibration folder holds is used (the advice to set data.aux_ext could not be followed)."""
+    import shutil
+
+    from smmcl.api import _calibration_frames
+    from smmcl.data.io import read_image, write_image
+
+    root = tmp_path / "calib"
+    shutil.copytree(indoor_data, root)
+    for png in sorted((root / "Depth").glob("*.png")):
+        write_image(png.with_suffix(".tiff"), read_image(png))
+        png.unlink()
+    cfg = smmcl.load_config(TINY_CONFIG, [f"data.root={indoor_data}"])
+    frames = _calibration_frames(cfg, root, "test")
+    expected = _calibration_frames(cfg, indoor_data, "test")
+    assert len(frames) == len(expected) == len((indoor_data / "test.txt").read_text().split())
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(frames, expected))

@@ -1,5 +1,6 @@
 """Inference protocols (whole, sliding window, multi-scale, flip) and evaluation under them."""
 
+import warnings
 from dataclasses import asdict
 
 import numpy as np
@@ -12,6 +13,7 @@ from torch.utils.data import Dataset
 from smmcl.engine.evaluate import score_dataset, format_scores
 from smmcl.engine.inference import InferenceProtocol, predict_probs, window_starts, window_stride
 from smmcl.engine.metrics import confusion_matrix
+from smmcl.errors import InputWarning
 
 from support import build_tiny_model, tiny_config
 
@@ -200,6 +202,17 @@ def test_scaled_sizes_round_like_the_released_resize():
     model = Recorder()
     predict_probs(model, coordinate_image(37, 51), torch.zeros(1, 3, 37, 51), scales=(0.5, 1.0, 1.5))
     assert [c[3] for c in model.calls] == [(18, 26), (37, 51), (56, 76)]
+
+
+def test_a_scale_that_leaves_less_than_one_encoder_cell_is_warned_of():
+    """Trial 7 #177: `--scales 0.01` scored 1 x 1 images without a word; a scale keeping 32 pixels says nothing."""
+    rgb, aux = torch.zeros(1, 3, 48, 64), torch.zeros(1, 3, 48, 64)
+    with pytest.warns(InputWarning, match=r"scale 0.01 shrinks 48x64 images to 1x1, less than one cell of the "
+                                          r"encoder's coarsest stage \(32 pixels\)"):
+        predict_probs(Pointwise(), rgb, aux, scales=(0.01, 1.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        predict_probs(Pointwise(), torch.zeros(1, 3, 64, 96), torch.zeros(1, 3, 64, 96), scales=(0.5, 1.0, 1.75))
 
 
 def test_slide_flip_and_scales_of_pointwise_model_equal_whole():

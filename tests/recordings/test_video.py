@@ -55,6 +55,15 @@ def test_rgb_video_with_a_grey_thermal_video(tmp_path):
         assert frame.time == pytest.approx(k / FPS, abs=1e-9)  # pts x time_base: a rational made float
 
 
+def test_the_rgb_video_given_as_its_own_auxiliary_stream_is_named(tmp_path):
+    """Trial 6 C157: refused before, but for 8-bit values; the mistake itself is said, as for image folders."""
+    rgb = write_ffv1(tmp_path / "rgb.mkv", [rgb_frame(k) for k in range(2)], "rgb24", "bgr0")
+    (tmp_path / "link.mkv").symlink_to(rgb)
+    for aux in (rgb, tmp_path / "link.mkv"):
+        with pytest.raises(DatasetError, match="rgb.mkv is given as both the RGB video and its auxiliary stream"):
+            open_recording(rgb, aux_path=aux)
+
+
 def test_a_16_bit_grey_video_keeps_its_bit_depth_and_stated_units(tmp_path):
     depth = [(np.arange(H * W).reshape(H, W) * 50 + k).astype(np.uint16) for k in range(4)]
     rgb = write_ffv1(tmp_path / "rgb.mkv", [rgb_frame(k) for k in range(4)], "rgb24", "bgr0")

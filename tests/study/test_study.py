@@ -205,6 +205,23 @@ def test_import_refuses_another_study_and_other_run_lengths(tiny_study, tmp_path
         run_study(path, out=tmp_path / "c", imports=[tmp_path / "missing.json"], log=lambda _: None)
 
 
+def test_import_refuses_runs_of_a_base_config_whose_content_changed(tiny_study, tmp_path):
+    """Same base path, same overrides, same length: only the resolved config tells an edited base apart."""
+    path, _, results = tiny_study
+    edited = tmp_path / "tiny.yaml"
+    edited.write_text(f"base: {TINY_CONFIG}\nloss: {{temperature: 0.2}}\n")
+    spec = yaml.safe_load(path.read_text())
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump({**spec, "base": str(edited)}))
+    earlier = json.loads(json.dumps(results))
+    earlier["base"] = str(edited)
+    assert all(r["config_digest"] for v in earlier["variants"].values() for r in v["runs"].values())
+    (tmp_path / "earlier.json").write_text(json.dumps(earlier))
+    with pytest.raises(ConfigError, match="base seed 0 was trained with another config than this study's run"):
+        run_study(study, out=tmp_path / "a", imports=[tmp_path / "earlier.json"], log=lambda _: None)
+    assert not (tmp_path / "a" / "runs").exists()
+
+
 @pytest.mark.parametrize("study", sorted((ROOT / "studies").rglob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_study_files_resolve(study, monkeypatch):
     monkeypatch.chdir(ROOT)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from smmcl.errors import ConfigError, ConfigWarning, DatasetError
+from smmcl.files import read_text
 
 # The auxiliary modality of each built-in kind, as `data.aux_kind` names it.
 _AUX_KIND = {"Depth": "depth", "Thermal": "thermal", "HHA": "hha"}
@@ -34,7 +35,7 @@ def read_meta(root: str | Path) -> Optional[dict]:
     if not path.is_file():
         return None
     try:
-        meta = json.loads(path.read_text())
+        meta = json.loads(read_text(path, "a JSON object describing the dataset"))
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(meta, dict):
@@ -90,6 +91,10 @@ def reconcile(path: Path, stated: Dict[str, Any], config: Dict[str, tuple[Any, s
         if key in config and config[key][0] != want:  # 10000 (JSON) == 10000.0 (YAML)
             value, origin = config[key]
             clear = " (data.class_names: [] clears a base config's names)" if key == "data.class_names" else ""
-            raise ConfigError(f"{origin}: {key}={value!r} contradicts {path}, which says {key}={want!r}; "
-                              f"correct the config (or leave the key out){clear}, or give {key}=... as an override "
-                              f"to train with another value anyway")
+            unset = (" (unset: each image scaled by its file type's maximum, which is 255 only for 8-bit files)"
+                     if key == "data.aux_max" and value is None else "")
+            # "Leave it out" alone fails where a base config sets the key (trial 7 #158b): name the value that works.
+            raise ConfigError(f"{origin}: {key}={value!r}{unset} contradicts {path}, which says {key}={want!r}; "
+                              f"set {key}: {json.dumps(want)} in the config (or leave the key out where no base "
+                              f"config sets it){clear}, or give {key}=... as an override to train with another "
+                              f"value anyway")

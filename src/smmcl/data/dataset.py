@@ -153,6 +153,21 @@ def missing_hint(path: Path, role: str) -> str:
     return f" ({other.name} is there: set data.{role}_ext={other.suffix})" if other is not None else ""
 
 
+def own_suffixes(cfg: DataConfig, split: str) -> list[str]:
+    """Overrides (`data.rgb_ext=.jpg`) for the image suffix each of a split's folders holds where it holds none of
+    the configured one but only one other: a folder read with a trained model's layout (int8 calibration, which
+    takes no overrides) may store its images otherwise."""
+    out = []
+    for role in ("rgb", "aux", "label"):
+        folder = split_root(cfg, split) / getattr(cfg, f"{role}_dir")
+        if not folder.is_dir() or any(folder.glob(f"*{getattr(cfg, f'{role}_ext')}")):
+            continue
+        found = {p.suffix for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()}
+        if len(found) == 1:
+            out.append(f"data.{role}_ext={found.pop()}")
+    return out
+
+
 def shared_with_train(cfg: DataConfig, split: str, names: Sequence[str]) -> list[str]:
     """The `names` of `split` that the train list holds too, where both lists read one folder (the flat layout):
     one image trained on and scored, so its score is not held out. Empty for the train split or no train list."""
@@ -163,6 +178,33 @@ def shared_with_train(cfg: DataConfig, split: str, names: Sequence[str]) -> list
     except DatasetError:
         return []
     return sorted(set(names) & train)
+
+
+def sample_aux_range(cfg: DataConfig, split: str, names: Sequence[str], watch: RangeWatch) -> RangeWatch:
+    """`watch` after the auxiliary images of RANGE_SAMPLE of `names`, spread over the list, each checked by the one
+    auxiliary rule: what training records of its images (`aux_top`) and eval compares a model's with."""
+    step = max(1, len(names) // RANGE_SAMPLE)
+    for name in names[::step][:RANGE_SAMPLE]:
+        files = sample_files(cfg, split, name)
+        raw = read_image(files.rgb if files.aux is None else files.aux)
+        aux = split_packed(raw, files.rgb)[1] if files.aux is None else raw
+        watch.see(check_aux(aux, files.aux or files.rgb, cfg.aux_max, kind=cfg.aux_kind), files.aux or files.rgb)
+    return watch
+
+
+# Auxiliary folder names that say their modality, as data.aux_kind names it.
+_FOLDER_KINDS = {"depth": "depth", "thermal": "thermal", "hha": "hha"}
+
+
+def check_aux_kind(cfg: DataConfig) -> None:
+    """Refuse training where `data.aux_dir` names another modality than `data.aux_kind` (a `Thermal` folder trained
+    as depth, the default): the kind decides the auxiliary augmentation and the checks of its values, and is
+    recorded in the model (trial 6 C263). Checked when training only, so models trained so stay loadable."""
+    named = _FOLDER_KINDS.get(Path(cfg.aux_dir).name.lower()) if cfg.layout != "packed" else None
+    if named is not None and named != cfg.aux_kind:
+        raise DatasetError(f"data.aux_dir={cfg.aux_dir!r} names {named} images but data.aux_kind={cfg.aux_kind!r}: "
+                           f"set data.aux_kind={named} (it decides the auxiliary augmentation and the checks of its "
+                           f"values); if that folder holds {cfg.aux_kind} images, give it another name")
 
 
 class RGBXDataset(Dataset):
@@ -189,9 +231,13 @@ class RGBXDataset(Dataset):
             if not (self.root / sub).is_dir():
                 preset = f" (preset {cfg.preset})" if cfg.preset else ""
                 raise DatasetError(f"dataset folder {self.root} has no '{sub}' folder{preset}; expected {', '.join((*folders, cfg.label_dir))}")
+        if train:
+            check_aux_kind(cfg)
         self.names: List[str] = split_names(cfg, split, subset)
         # The one type of the auxiliary files when data.aux_max is unset (each then scaled by its type's maximum).
         self.aux_dtype: Optional[str] = None
+        # Training: the largest auxiliary value of RANGE_SAMPLE of its images, which the model records (`aux_top`).
+        self.aux_top: Optional[float] = None
         self._check_files_exist()
         if cfg.aux_max is None and cfg.layout != "packed":
             self._check_one_aux_dtype()
@@ -233,14 +279,8 @@ class RGBXDataset(Dataset):
         """An `AuxUnitsWarning` when the auxiliary values of RANGE_SAMPLE training images spread over the list all stay
         under a tenth of `aux_max` (`modality.RangeWatch`: centimetres where it counts millimetres), before training
         on inputs a tenth of the scale the config states."""
-        watch = RangeWatch(self.cfg.aux_max)
-        step = max(1, len(self.names) // RANGE_SAMPLE)
-        for name in self.names[::step][:RANGE_SAMPLE]:
-            files = sample_files(self.cfg, self.split, name)
-            raw = read_image(files.rgb if files.aux is None else files.aux)
-            aux = split_packed(raw, files.rgb)[1] if files.aux is None else raw
-            watch.see(check_aux(aux, files.aux or files.rgb, self.cfg.aux_max, kind=self.cfg.aux_kind),
-                      files.aux or files.rgb)
+        watch = sample_aux_range(self.cfg, self.split, self.names, RangeWatch(self.cfg.aux_max))
+        self.aux_top = watch.top or None
         small = watch.problem(unit="training images sampled")
         if small is not None:
             warnings.warn(small, AuxUnitsWarning, stacklevel=3)

@@ -116,7 +116,8 @@ def units_problem(aux: np.ndarray, aux_max: Optional[float], aux_scale: float = 
     scaled = f" (x aux_scale {_num(aux_scale)} = {_num(top)})" if aux_scale != 1 else ""
     if np.issubdtype(aux.dtype, np.integer) and aux.dtype.itemsize == 1 and 255 * aux_scale < full:
         fix = ("give the frames at their full bit depth" if for_model else
-               "store the images at their full bit depth, or set data.aux_max=255 if 8 bits is their true scale")
+               "store the images at their full bit depth; to train on 8-bit images whose true scale that is, set "
+               "data.aux_max=255 (a trained model's scale is its own: scoring it needs images in its units)")
         return (f"8-bit auxiliary image ({describe(aux)}) {link} {scale}, which expects larger values, "
                 f"e.g. 16-bit millimetres: {fix}")
     if np.issubdtype(aux.dtype, np.floating) and 0 < top <= FLOAT_SMALL and full >= FLOAT_LARGE_SCALE:
@@ -161,10 +162,12 @@ STREAM_FRAMES = 30
 
 class RangeWatch:
     """The largest auxiliary value (times `aux_scale`) over many images, and where it was; `problem` says when it
-    stays under 1/SMALL_SHARE of `aux_max`. One rule for `data check`, `predict`, recordings and the Predictor."""
+    stays under 1/SMALL_SHARE of `aux_max`, or, for a model that recorded the largest value of its training images
+    (`trained_top`), goes over SMALL_SHARE times that. One rule for `data check`, training, `predict`, eval,
+    recordings and the Predictor."""
 
-    def __init__(self, aux_max: Optional[float], aux_scale: float = 1.0):
-        self.aux_max, self.aux_scale = aux_max, aux_scale
+    def __init__(self, aux_max: Optional[float], aux_scale: float = 1.0, trained_top: Optional[float] = None):
+        self.aux_max, self.aux_scale, self.trained_top = aux_max, aux_scale, trained_top
         self.top, self.where, self.count = 0.0, None, 0
 
     def see(self, aux: np.ndarray, source: object) -> None:
@@ -173,20 +176,43 @@ class RangeWatch:
         if self.where is None or top > self.top:
             self.top, self.where = top, source
 
-    def problem(self, for_model: bool = False, unit: str = "images") -> Optional[str]:
-        """None, or the note: every image seen stays under 1/SMALL_SHARE of the scale (an all-zero set says nothing)."""
+    def problem(self, for_model: bool = False, unit: str = "images", files: bool = False) -> Optional[str]:
+        """None, or the note: every image seen stays under 1/SMALL_SHARE of the scale (an all-zero set says nothing),
+        or, `for_model`, goes over SMALL_SHARE times the largest value its training images held. `files`: a dataset
+        scored as it is stored (eval), which takes no aux_scale: the remedy is to convert the files."""
+        images = f"all {self.count} {unit}" if self.count > 1 else "the one image"
+        where = f"the largest auxiliary value in {images} is {_num(self.top)} (in {self.where}), "
+        if for_model and self.trained_top and self.top > SMALL_SHARE * self.trained_top:
+            # Within aux_max, yet far beyond anything trained on: a model trained on centimetres given millimetres
+            # reads every value 10x too far (trial 6 C189); its aux_max alone cannot tell.
+            step = _num(self.aux_scale / _power_of_ten(self.top / self.trained_top))
+            return (where + f"over {SMALL_SHARE}x the largest its training images held ({_num(self.trained_top)}): "
+                    f"other units than it was trained on (millimetres for centimetres)? then "
+                    + self._remedy(step, files) + "; a scene this much farther (or hotter) than any it was trained on "
+                    "is read as it is")
+        if for_model and self.trained_top:
+            # Its own training range decides: a model trained on a near scene (in its units) reads one as it is.
+            if not 0 < self.top * SMALL_SHARE < self.trained_top:
+                return None
+            step = _num(_power_of_ten(self.trained_top / self.top) * self.aux_scale)
+            return (where + f"under 1/{SMALL_SHARE} of the largest its training images held "
+                    f"({_num(self.trained_top)}): other units than it was trained on (centimetres for millimetres)? "
+                    f"then " + self._remedy(step, files) + "; a scene this near is read as it is")
         if self.aux_max is None or not 0 < self.top * SMALL_SHARE < self.aux_max:
             return None
-        images = f"all {self.count} {unit}" if self.count > 1 else "the one image"
-        text = (f"the largest auxiliary value in {images} is {_num(self.top)} (in {self.where}), under "
-                f"1/{SMALL_SHARE} of ")
+        text = where + f"under 1/{SMALL_SHARE} of "
         if not for_model:
             return text + (f"data.aux_max={_num(self.aux_max)}: other units than aux_max counts (centimetres for "
                            f"millimetres)?")
         step = _num(_power_of_ten(self.aux_max / self.top) * self.aux_scale)
         return text + (f"the model's aux_max {_num(self.aux_max)}: other units than it was trained on (centimetres "
-                       f"for millimetres)? then pass aux_scale={step} (--aux-scale {step}); a scene this near is "
-                       f"read as it is")
+                       f"for millimetres)? then " + self._remedy(step, files) + "; a scene this near is read as it is")
+
+    @staticmethod
+    def _remedy(step: str, files: bool) -> str:
+        if files:
+            return f"convert the files into the model's units (x{step})"
+        return f"pass aux_scale={step} (--aux-scale {step})"
 
 
 def colour_count(rgb: np.ndarray, limit: int) -> Optional[int]:

@@ -51,13 +51,16 @@ class Preprocessing:
     aux_kind: Optional[str] = None
     # With aux_max None: the type of the images the model was trained on (uint8, uint16), whose maximum was 1.0.
     aux_dtype: Optional[str] = None
+    # With aux_max set: the largest auxiliary value of the training images sampled (None: not recorded). Inputs far
+    # beyond it are noted (`smmcl.data.modality.RangeWatch`): other units that still fit aux_max.
+    aux_top: Optional[float] = None
 
     @classmethod
-    def from_data_config(cls, data, aux_dtype: Optional[str] = None) -> "Preprocessing":
+    def from_data_config(cls, data, aux_dtype: Optional[str] = None, aux_top: Optional[float] = None) -> "Preprocessing":
         """The contract of a `DataConfig` (smmcl trains with ImageNet statistics on both modalities); `aux_dtype`
-        as a model file records it (its `aux_dtype` metadata)."""
+        and `aux_top` as a model file records them (its metadata)."""
         return cls(aux_max=None if data.aux_max is None else float(data.aux_max), aux_kind=data.aux_kind,
-                   aux_dtype=aux_dtype or None)
+                   aux_dtype=aux_dtype or None, aux_top=float(aux_top) if aux_top else None)
 
     def rgb_array(self, frame: np.ndarray, bgr: bool = False, source: object = "the RGB frame") -> np.ndarray:
         """H x W x 3 uint8 (RGB, or BGR with `bgr`; RGBA and 8-bit grey are read as RGB) -> 3 x H x W normalised
@@ -128,7 +131,7 @@ class Preprocessing:
     def from_json(cls, text: str) -> "Preprocessing":
         raw = json.loads(text)
         return cls(tuple(raw["mean"]), tuple(raw["std"]), raw.get("aux_max"), raw.get("aux_kind"),  # type: ignore[arg-type]
-                   raw.get("aux_dtype"))
+                   raw.get("aux_dtype"), raw.get("aux_top"))
 
 
 def stack_into(buffer: Optional[np.ndarray], arrays: Sequence[np.ndarray]) -> np.ndarray:

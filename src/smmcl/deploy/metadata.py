@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from smmcl.config import Config, load_config, to_dict
 from smmcl.data.classes import class_names, dataset_palette
@@ -42,10 +42,10 @@ class OnnxMetadata:
     smmcl_version: str
 
 
-def metadata_for(cfg: Config, trained_on: str = "", aux_dtype: str = "") -> Dict[str, str]:
+def metadata_for(cfg: Config, trained_on: str = "", trained: Optional[Preprocessing] = None) -> Dict[str, str]:
     """The metadata strings of an export of a model trained with `cfg` (and, as its weights name them, the digests
-    of the images it was trained on: `smmcl.data.fingerprint`; and, with `aux_max` unset, the type of its auxiliary
-    images: `Preprocessing.aux_dtype`)."""
+    of the images it was trained on: `smmcl.data.fingerprint`; and the type and largest value of its auxiliary
+    images, `trained`: `Preprocessing.aux_dtype`, `aux_top`)."""
     from smmcl import __version__
 
     k = cfg.model.num_classes
@@ -57,7 +57,8 @@ def metadata_for(cfg: Config, trained_on: str = "", aux_dtype: str = "") -> Dict
         "class_names": json.dumps(names),
         "palette": json.dumps([list(c) for c in dataset_palette(cfg.data.class_names, cfg.data.palette, k)]),
         "ignore_index": str(cfg.data.ignore_index),
-        "preprocessing": Preprocessing.from_data_config(cfg.data, aux_dtype).to_json(),
+        "preprocessing": Preprocessing.from_data_config(cfg.data, *((trained.aux_dtype, trained.aux_top)
+                                                                   if trained is not None else ())).to_json(),
         "inputs": INPUTS,
         "config": json.dumps(to_dict(cfg), sort_keys=True),
         **({"trained_on": trained_on} if trained_on else {}),

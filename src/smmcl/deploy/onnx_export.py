@@ -153,12 +153,13 @@ def _export(model: nn.Module, example: Tuple[torch.Tensor, torch.Tensor], path: 
 def export_onnx(model: nn.Module, cfg: Config, out: str | Path, size: Tuple[int, int] = (480, 640),
                 dynamic: bool = True, opset: int = DEFAULT_OPSET, exporter: Literal["torchscript", "dynamo"] = "torchscript",
                 frames: Optional[Tuple[np.ndarray, np.ndarray]] = None, trained_on: str = "",
-                aux_dtype: str = "") -> ExportReport:
+                trained: Optional[Preprocessing] = None) -> ExportReport:
     """Export `model` (trained with `cfg`) to `out`, verify it with ONNX Runtime, and only then write it.
 
     `size`: the example input's H x W (the fixed size when `dynamic` is False). `frames`: the raw RGB and
     auxiliary frames to verify on (default: a built-in synthetic scene, `verification_frames`). A dynamic
-    export is verified at `size` and at a second size, as a batch of two.
+    export is verified at `size` and at a second size, as a batch of two. `trained_on`, `trained`: what the weights
+    record of the images they were trained on (`smmcl.data.fingerprint`; `ModelFile.preprocessing`), kept.
     """
     if exporter not in EXPORTERS:
         raise ValueError(f"exporter must be one of {', '.join(EXPORTERS)}, got {exporter!r}")
@@ -186,7 +187,7 @@ def export_onnx(model: nn.Module, cfg: Config, out: str | Path, size: Tuple[int,
         t0 = time.perf_counter()
         with unguarded(model):
             try:
-                is_dynamic = _export(model, example, tmp, exporter, int(opset), dynamic, metadata_for(cfg, trained_on, aux_dtype))
+                is_dynamic = _export(model, example, tmp, exporter, int(opset), dynamic, metadata_for(cfg, trained_on, trained))
             except Exception as exc:
                 raise ExportError(f"the {exporter} exporter failed on this model: {type(exc).__name__}: "
                                   f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"

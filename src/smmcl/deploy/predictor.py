@@ -130,7 +130,7 @@ class Predictor:
                                                face=not self._numpy)
         k = self.num_classes = self.config.model.num_classes
         if self.backend == "torch":
-            self.preprocessing = Preprocessing.from_data_config(self.config.data, file.metadata.get("aux_dtype"))
+            self.preprocessing = file.preprocessing
             self.class_names: List[str] = class_names(self.config)
             self.palette = np.asarray(dataset_palette(self.config.data.class_names, self.config.data.palette, k), np.uint8)
         else:
@@ -138,7 +138,8 @@ class Predictor:
             self.preprocessing, self.class_names = meta.preprocessing, list(meta.class_names)
             self.palette = np.asarray(meta.palette, np.uint8)
         self._buffers: List[Optional[np.ndarray]] = [None, None]  # rgb, aux: N x 3 x H x W float32, reused
-        self._near = RangeWatch(self.preprocessing.aux_max, self.aux_scale)  # judged once, after STREAM_FRAMES
+        # Judged once, after STREAM_FRAMES, against the scale and the training images' largest value.
+        self._near = RangeWatch(self.preprocessing.aux_max, self.aux_scale, self.preprocessing.aux_top)
 
     def __repr__(self) -> str:
         return f"Predictor({str(self.source)!r}, backend={self.backend}, classes={self.num_classes})"

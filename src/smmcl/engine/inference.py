@@ -9,6 +9,7 @@ probabilities, as mmsegmentation does (the released code sums `exp` of the summe
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 from numbers import Integral, Real
 from typing import Sequence
@@ -18,9 +19,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from smmcl.engine.precision import autocast, check_precision
+from smmcl.errors import InputWarning
 from smmcl.models.compiled import to_channels_last
 
 MODES = ("whole", "slide")
+
+
+# Every encoder here (MSCAN, MiT, ResNet) reaches 1/32 of the input at its last stage.
+COARSEST_STRIDE = 32
 
 
 @dataclass(frozen=True)
@@ -203,6 +209,10 @@ def _multi_scale(model: nn.Module, rgb: Tensor, aux: Tensor, p: InferenceProtoco
     passes = 0
     for s in p.scales:
         size = (max(1, round(height * s)), max(1, round(width * s)))
+        if s < 1 and min(size) < COARSEST_STRIDE:
+            warnings.warn(f"scale {s:g} shrinks {height}x{width} images to {size[0]}x{size[1]}, less than one cell of "
+                          f"the encoder's coarsest stage ({COARSEST_STRIDE} pixels): the model sees almost nothing at "
+                          f"that scale (the paper's scales are 0.5-1.75)", InputWarning, stacklevel=3)
         if size == (height, width):
             rgb_s, aux_s = rgb, aux  # no resampling at scale 1, so single-scale equals the plain pass exactly
         else:

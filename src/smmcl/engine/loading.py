@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Optional, Sequence, Tuple
 
 from smmcl.config import Config, load_config, stated, to_dict
 from smmcl.data.classes import dataset_palette
-from smmcl.errors import CheckpointError, ConfigWarning, DatasetError, HeldOutWarning
+from smmcl.errors import AuxUnitsWarning, CheckpointError, ConfigWarning, DatasetError, HeldOutWarning
 from smmcl.model_file import ModelFile, open_model_file
 
 if TYPE_CHECKING:  # the config rules below serve ONNX exports too, which run without PyTorch
@@ -158,6 +158,24 @@ def check_aux_dtype(file: ModelFile, cfg: Config, split: str, subset: Optional[s
             raise DatasetError(f"{path}: {dtype} auxiliary image for {file.path}, trained on {trained} ones "
                                f"with data.aux_max unset (each image scaled by its type's maximum): another bit depth "
                                f"or modality than it was trained on")
+
+
+def check_aux_range(file: ModelFile, cfg: Config, split: str, subset: Optional[str] = None) -> None:
+    """An `AuxUnitsWarning` when the auxiliary values of a split's images, sampled as training samples its own, stay
+    under a tenth of the model's `aux_max` or go over ten times the largest its training images held (its `aux_top`):
+    other units that still fit the scale (centimetres for millimetres, or the reverse). The rule of predict and the
+    Predictor (`smmcl.data.modality.RangeWatch`), which judge the frames they are given."""
+    from smmcl.data.dataset import sample_aux_range, split_names
+    from smmcl.data.modality import RangeWatch
+
+    if cfg.data.aux_max is None:
+        return
+    trained = file.preprocessing if file.config is not None else None
+    watch = RangeWatch(cfg.data.aux_max, trained_top=trained.aux_top if trained is not None else None)
+    problem = sample_aux_range(cfg.data, split, split_names(cfg.data, split, subset), watch).problem(
+        for_model=True, unit=f"{split} images sampled", files=True)
+    if problem is not None:
+        warnings.warn(f"{problem}; scored as given", AuxUnitsWarning, stacklevel=3)
 
 
 def check_model_owned(file: ModelFile, cfg: Config, where: str = "the config") -> None:

@@ -52,6 +52,19 @@ def _images(folder: Path) -> dict:
     return found
 
 
+def _unread_hint(names: Sequence[str], *folders: Path) -> str:
+    """For names found in one folder only: a file of that name in another that smmcl does not read (depth saved as
+    `.npy` or `.exr`), named with what it reads, rather than reporting the frame as missing its partner."""
+    for name in names:
+        for folder in folders:
+            other = next((p for p in sorted(folder.glob(f"{name}.*")) if p.is_file()
+                          and p.suffix.lower() not in IMAGE_SUFFIXES), None)
+            if other is not None:
+                return (f" ({other} is there, but {other.suffix} files are not images smmcl reads: it reads "
+                        f"{', '.join(IMAGE_SUFFIXES)}; save depth or thermal arrays as 16-bit PNG, or TIFF (float too))")
+    return ""
+
+
 def _find(folder: Path, name: str, role: str) -> Path:
     for suffix in IMAGE_SUFFIXES:
         path = folder / f"{name}{suffix}"
@@ -126,7 +139,8 @@ def _pairs(rgb: Optional[Path], aux: Optional[Path] = None, list_file: Optional[
         if lonely:
             where = ", ".join(f"{n} (only in {rgb if n in rgb_files else aux})" for n in lonely[:5])
             more = f" and {len(lonely) - 5} more" if len(lonely) > 5 else ""
-            raise DatasetError(f"unpaired inputs: {where}{more}; RGB and auxiliary images are paired by file name")
+            raise DatasetError(f"unpaired inputs: {where}{more}; RGB and auxiliary images are paired by file name"
+                               + _unread_hint(lonely, rgb, aux))
         return [InputPair(n, rgb_files[n], aux_files[n]) for n in rgb_files]
     if not rgb.is_file():
         raise DatasetError(f"RGB input not found: {rgb}")
@@ -276,17 +290,20 @@ def predict_files(model: Optional[torch.nn.Module], pairs: Iterable[InputPair], 
                   protocol=None, progress: bool = True, aux_scale: float = 1.0,
                   inputs: Sequence[Optional[str | Path]] = (),
                   labels_of: Optional[Callable[[np.ndarray, np.ndarray], np.ndarray]] = None,
-                  aux_kind: Optional[str] = None, overwrite: bool = False, aux_dtype: Optional[str] = None) -> List[Path]:
+                  aux_kind: Optional[str] = None, overwrite: bool = False,
+                  trained: Optional[Preprocessing] = None) -> List[Path]:
     """Predict every input pair and write its label PNG and overlay into `out`; returns the written files.
     `palette` has one colour per class: the dataset's (`data.classes.dataset_palette`), as the demo and
     the report use. `aux_scale` multiplies the auxiliary values into the units `aux_max` counts. `out` is
     claimed first and held throughout (`writing_predictions`), apart also from `inputs` (the folders and list
     given, the model). `labels_of` (raw RGB, raw auxiliary -> class ids) replaces `model` and `protocol`: an
-    export's runtime on numpy, without PyTorch."""
+    export's runtime on numpy, without PyTorch. `trained`: what the model file records of its training images
+    (`ModelFile.preprocessing`: their auxiliary type, their largest value), which the inputs are checked against."""
+    aux_dtype, aux_top = (trained.aux_dtype, trained.aux_top) if trained is not None else (None, None)
     colours = np.asarray(palette, np.uint8)
     written: List[Path] = []
     with writing_predictions(Path(out), pairs, inputs, overwrite) as pairs:
-        near, flat = RangeWatch(aux_max, aux_scale), []
+        near, flat = RangeWatch(aux_max, aux_scale, aux_top), []
         for pair in track(pairs, desc="predict", unit="img", enabled=progress):
             rgb, aux = load_pair(pair, aux_max, aux_scale, aux_kind, aux_dtype)
             near.see(aux, pair.aux or pair.rgb)

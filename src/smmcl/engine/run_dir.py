@@ -61,8 +61,8 @@ def check_run_dir(out_dir: Path, resumed: bool, same_config: bool, overwrite: bo
     replace = bool(found) and not (resumed or (same_config and "checkpoints" not in found))
     if replace and not overwrite:
         raise ConfigError(
-            f"{out_dir} already holds a run ({', '.join(found)}); continue it with --resume auto, "
-            f"train into another folder (train.out_dir=...), or replace it with --overwrite"
+            f"{out_dir} already holds a run ({', '.join(found)}); continue it with --resume auto (resume=\"auto\"), "
+            f"train into another folder (train.out_dir=...), or replace it with --overwrite (overwrite=True)"
         )
     check_claim(out_dir, "run", "train.out_dir", inputs, overwrite=replace, adopt=_legacy(out_dir, resumed))
     return replace

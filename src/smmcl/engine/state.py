@@ -90,7 +90,8 @@ class TrainingState:
         if changes and not allow_config_change:
             shown = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in list(changes.items())[:8])
             raise ConfigError(f"{path} was trained with another config ({shown}); resume with the same config, "
-                              f"or pass --allow-config-change to continue with the new values (recorded in log.jsonl)")
+                              f"or pass --allow-config-change (allow_config_change=True) to continue with the new "
+                              f"values (recorded in log.jsonl)")
         self.config_changes = changes
         load_state_strict(self.model, ckpt["model"], str(path))
         try:

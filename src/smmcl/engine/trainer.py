@@ -311,7 +311,7 @@ class Trainer:
             trained_on = encode(split_digests(self.cfg.data, "train").values())
             with writing(self.out_dir / "model.safetensors", "weights"):
                 write_weights(self.evaluation_model, self.cfg, self.out_dir / "model.safetensors", trained_on,
-                              self.train_set.aux_dtype)
+                              self.train_set.aux_dtype, self.train_set.aux_top)
             # Whole-run figures of the contrast (zero-step fraction, sampled rows, classes, gradients).
             self.summary = run_summary(self.out_dir / "log.jsonl")
             (self.out_dir / "summary.json").write_text(json.dumps(self.summary, indent=2) + "\n")

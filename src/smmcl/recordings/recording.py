@@ -48,6 +48,9 @@ def open_recording(path: str | Path, rgb_topic: Optional[str] = None, aux_topic:
     if aux_path is None:
         raise DatasetError(f"{path}: a video needs its auxiliary stream, a second video or an image folder "
                            "(aux_path)")
+    if Path(aux_path).exists() and Path(aux_path).resolve() == path.resolve():
+        raise DatasetError(f"{path} is given as both the RGB video and its auxiliary stream (aux_path, --aux): the "
+                           f"auxiliary stream is the depth or thermal video (or image folder) recorded beside it")
     from smmcl.recordings.video import open_video
 
     return open_video(path, aux_path, tolerance=tolerance, aux_units=aux_units)

@@ -23,6 +23,7 @@ from smmcl.engine.metrics import confusion_matrix, segmentation_scores
 from smmcl.engine.predict import model_device
 from smmcl.engine.run_log import read_log
 from smmcl.errors import CheckpointError, ConfigError
+from smmcl.files import folder_holder
 from smmcl.model_file import open_model_file
 
 # The files of a finished run (see `smmcl.engine.run_dir.RUN_FILES`) that a report reads.
@@ -82,7 +83,10 @@ def open_run(folder: str | Path, name: str, overrides: Sequence[str] = ()) -> Ru
     missing = [n for n in RUN_NEEDS if not (folder / n).is_file()]
     if missing:
         hint = ""
-        if "model.safetensors" in missing and any((folder / "checkpoints").glob("ckpt_*.pt")):
+        holder = folder_holder(folder)
+        if holder is not None:
+            hint = f"; smmcl is writing it now ({holder}): report on it when that training ends"
+        elif "model.safetensors" in missing and any((folder / "checkpoints").glob("ckpt_*.pt")):
             # A killed run has checkpoints but no final weights: say how to finish it.
             hint = "; it has checkpoints but no final weights (not finished?): smmcl train CONFIG --resume auto"
         raise CheckpointError(f"{folder}: no {' and no '.join(missing)} ({expected}){hint}")

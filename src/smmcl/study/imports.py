@@ -10,6 +10,7 @@ same overrides for every variant and the same number of iterations. Imported run
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -24,6 +25,24 @@ _SUMMARY_KEYS = {"contrast_zero_fraction": "contrast_zero_fraction", "classes_pe
                  "rows_per_step": "rows", "grad_ratio": "grad_ratio", "grad_cos": "grad_cos", "warnings": "warnings",
                  "test_miou": "test_miou", "retrieval_top1": "retrieval_top1"}
 _SCORE_KEYS = ("miou", "miou_all", "pixel_acc", "mean_acc", "iou", "iterations", "train_seconds")
+
+
+# Keys that say where a run was trained, not what: another --out, data folder or machine keeps a result valid.
+_PLACE_KEYS = (("train", "out_dir"), ("data", "root"), ("data", "num_workers"), ("train", "device"))
+
+
+def config_digest(config: dict) -> str:
+    """A digest of a run's resolved config (`results.json` keeps it per run), without the keys of where it ran and
+    with only the file name of pretrained weights: an earlier run is imported only when it trained the same thing,
+    so a base config whose content changed (same path, same overrides) is caught."""
+    setting = json.loads(json.dumps(config))
+    for section, key in _PLACE_KEYS:
+        setting.get(section, {}).pop(key, None)
+    model = setting.get("model", {})
+    if model.get("pretrained"):
+        model["pretrained"] = Path(model["pretrained"]).name
+    text = json.dumps(setting, sort_keys=True, separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 def _read(path: Path) -> dict:
@@ -63,8 +82,8 @@ def import_runs(spec: StudySpec, tasks: list, path: str | Path, log: Callable[[s
     path = Path(path)
     results = _read(path)
     _check_same_study(spec, results, path)
-    imported = []
-    for task in tasks:
+    chosen = []
+    for task in tasks:  # every run checked before any is written: a refusal imports nothing
         entry = results["variants"].get(task.variant, {}).get("runs", {}).get(str(task.seed))
         run_dir = Path(task.run_dir)
         if entry is None or (run_dir.is_dir() and any(run_dir.iterdir())):
@@ -72,7 +91,13 @@ def import_runs(spec: StudySpec, tasks: list, path: str | Path, log: Callable[[s
         wanted = task.config["train"]["max_iters"]
         if entry.get("iterations") != wanted:
             raise ConfigError(f"--import: {path}: {task.variant} seed {task.seed} ran {entry.get('iterations')} "
-                              f"iterations, this study runs {wanted}; nothing more imported")
+                              f"iterations, this study runs {wanted}; nothing imported")
+        if entry.get("config_digest") not in (None, config_digest(task.config)):
+            raise ConfigError(f"--import: {path}: {task.variant} seed {task.seed} was trained with another config than "
+                              f"this study's run (the base config's content changed since?); nothing imported")
+        chosen.append((task, entry, run_dir))
+    imported = []
+    for task, entry, run_dir in chosen:
         record = {"variant": task.variant, "seed": task.seed, **{k: entry.get(k) for k in _SCORE_KEYS},
                   "summary": {mine: entry.get(theirs) for theirs, mine in _SUMMARY_KEYS.items()},
                   "split": results.get("split"), "num_images": results.get("num_images"),

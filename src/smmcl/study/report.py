@@ -10,6 +10,7 @@ from typing import Dict, List, Mapping, Optional
 
 from smmcl.config import Config
 from smmcl.data.classes import class_names
+from smmcl.study.imports import config_digest
 from smmcl.study.spec import StudySpec
 from smmcl.study.stats import mean_std, paired_difference, verdict
 
@@ -31,6 +32,7 @@ def _run_entry(record: dict) -> dict:
         **({"retrieval_top1": summary["retrieval_top1"]} if summary.get("retrieval_top1") is not None else {}),
         **({"test_miou": summary["test_miou"]} if summary.get("test_miou") else {}),
         **({"imported_from": record["imported_from"]} if record.get("imported_from") else {}),
+        **({"config_digest": config_digest(record["config"])} if record.get("config") else {}),
     }
 
 

@@ -41,11 +41,17 @@ class LoadReport:
     missing_keys: List[str] = field(default_factory=list)
     unexpected_keys: List[str] = field(default_factory=list)
     ignored_keys: List[str] = field(default_factory=list)
+    # File keys outside the parts asked for (`model.pretrained_parts`): left out by choice, not for want of a place.
+    not_asked: List[str] = field(default_factory=list)
+    parts: str = "all"
 
     def summary(self) -> str:
         lines = [f"loaded {self.loaded} tensors from {self.source} ({self.format})"]
         if self.ignored_keys:
             lines.append(f"  ignored (no place in a segmentation model): {_clip(self.ignored_keys)}")
+        if self.not_asked:
+            lines.append(f"  not loaded (model.pretrained_parts={self.parts}): {len(self.not_asked)}: "
+                         f"{_clip(self.not_asked)}")
         lines.append(
             f"  missing in the file, kept as initialised: {len(self.missing_keys)}"
             + (f": {_clip(self.missing_keys)}" if self.missing_keys else "")
@@ -228,8 +234,15 @@ def load_weights(model: nn.Module, source: WeightSource, parts: str = "all") -> 
     state, origin, _ = read_state_dict(source)
     if looks_smmcl(state):
         kept = {k: v for k, v in state.items() if k.startswith(scope)}
-        report = _apply(model, kept, lambda k: [k], origin, "smmcl weights", scope)
-        report.ignored_keys = [k for k in state if k not in kept]
+        try:
+            report = _apply(model, kept, lambda k: [k], origin, "smmcl weights", scope)
+        except CheckpointError as exc:
+            if parts == "branches":
+                raise
+            # Most often a model of other classes fine-tuned from these weights (trial 6 C92, C94).
+            raise CheckpointError(f"{exc}; to start a model of other classes (or decoder) from these weights, load "
+                                  f"the encoder branches alone: model.pretrained_parts=branches") from None
+        report.not_asked, report.parts = [k for k in state if k not in kept], parts
         _check_strict(report, True)
         return report
     if looks_official_smmcl(state):

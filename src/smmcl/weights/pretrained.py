@@ -40,11 +40,12 @@ def save_pretrained(model: nn.Module, config: Union[Config, ModelConfig], path: 
 
 
 def write_weights(model: nn.Module, config: Union[Config, ModelConfig], path: Union[str, Path],
-                  trained_on: str = "", aux_dtype: Optional[str] = None) -> Path:
+                  trained_on: str = "", aux_dtype: Optional[str] = None, aux_top: Optional[float] = None) -> Path:
     """`save_pretrained` for the command that owns `path` (a training run writing its model.safetensors, listed in
     its folder's manifest): the same file, without the check that keeps other commands off it. `trained_on`: the
     digests of the images it was trained on (`smmcl.data.fingerprint.encode`), kept in the metadata; `aux_dtype`: the
-    type of its auxiliary images when `data.aux_max` is unset (`Preprocessing.aux_dtype`)."""
+    type of its auxiliary images when `data.aux_max` is unset (`Preprocessing.aux_dtype`); `aux_top`: the largest
+    auxiliary value of its training images sampled, when it is set (`Preprocessing.aux_top`)."""
     from safetensors.torch import save_file
 
     from smmcl import __version__
@@ -61,6 +62,7 @@ def write_weights(model: nn.Module, config: Union[Config, ModelConfig], path: Un
         "config": json.dumps(to_dict(cfg), sort_keys=True),
         **({"trained_on": trained_on} if trained_on else {}),
         **({"aux_dtype": aux_dtype} if aux_dtype and cfg.data.aux_max is None else {}),
+        **({"aux_top": repr(float(aux_top))} if aux_top and cfg.data.aux_max is not None else {}),
     }
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=metadata)
