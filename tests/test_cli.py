@@ -294,6 +294,10 @@ def test_quiet_shows_no_progress_and_one_line(where, tmp_path, capsys, monkeypat
     assert main(["-q", "data", "check", str(tmp_path / "d")]) == 0
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out.count("\n") == 1 and "10 images in 2 splits, no problems found" in captured.out
+    (tmp_path / "d" / "test.txt").write_text((tmp_path / "d" / "train.txt").read_text())  # scored on what it trains on
+    assert main(["-q", "data", "check", str(tmp_path / "d")]) == 0
+    out = capsys.readouterr().out  # notes are shown under --quiet too (trial 8 #281), and counted
+    assert "  note: " in out and "are in the train list" in out and "no problems found, 1 note(s)" in out
 
 
 def test_quiet_demo_keeps_its_last_word(tmp_path, capsys, monkeypatch):
@@ -430,3 +434,11 @@ def test_the_model_file_is_checkpoint_everywhere_and_the_old_spellings_warn(indo
                  "--out", str(tmp_path / "pred"), "--json"]) == 0
     files = json.loads(capsys.readouterr().out)["files"]
     assert len(files) == 2 and all(Path(f).is_file() for f in files)
+
+
+def test_a_missing_config_names_only_what_is_required(capsys):
+    """Trial 8 #308: `smmcl train` alone said "required: config, overrides", though overrides are optional."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["train"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.rstrip().endswith("the following arguments are required: config")

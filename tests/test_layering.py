@@ -60,11 +60,11 @@ def test_the_checker_sees_imports_inside_functions():
 # What the CLI may import: it is a thin layer over the API (README "Python API"), plus the config it parses,
 # the errors it reports and the switch that quiets progress bars; and, named one by one, the few pieces only a
 # command line needs, which the API does not pass through: the score table, a DDP rank's exit, a study's plan
-# in words and its default folder, the check of a single output file (`eval --out`, before evaluating), and the
+# in words and its default folder, the claim of a single output file (`eval --out`, checked before evaluating), and the
 # process-wide allocator setting a program (not a library) may choose.
 CLI_MAY_IMPORT = {"api", "config", "errors", "progress"}
 CLI_MAY_USE = {"smmcl.memory": {"keep_freed_memory"}, "smmcl.engine.evaluate": {"format_scores"}, "smmcl.engine.distributed": {"exit_process"},
-               "smmcl.study.runner": {"default_out", "describe_plan"}, "smmcl.outputs": {"check_output_file"}}
+               "smmcl.study.runner": {"default_out", "describe_plan"}, "smmcl.outputs": {"output_file"}}
 
 
 def test_the_cli_goes_through_the_api():

@@ -12,7 +12,8 @@ from PIL import Image
 
 from smmcl.cli import main
 from smmcl.files import LOCK_NAME
-from smmcl.outputs import MANIFEST_NAME, OutputError, check_apart, claim_folder, read_manifest, unique_outputs, writing
+from smmcl.outputs import (MANIFEST_NAME, OutputError, check_apart, claim_folder, read_manifest, record, settle,
+                            unique_outputs, writing)
 
 from support import TINY_CONFIG
 
@@ -49,15 +50,49 @@ def test_a_folder_with_foreign_files_is_refused_and_overwrite_removes_only_the_m
     assert _unchanged(out, before) and not (out / MANIFEST_NAME).exists()
 
     mine = tmp_path / "mine"
-    claim_folder(mine, "run", "train.out_dir", names=["log.jsonl", "checkpoints"])
+    claim_folder(mine, "run", "train.out_dir", names=["log.jsonl", "checkpoints", "summary.json"])
     (mine / "log.jsonl").write_text("{}\n")
     (mine / "checkpoints").mkdir()
-    assert read_manifest(mine) == {"kind": "run", "written": ["checkpoints", "log.jsonl"]}
+    # Planned, not yet written: smmcl's only once their files exist, when their writer says so or ends (settle).
+    assert read_manifest(mine) == {"kind": "run", "written": [],
+                                   "planned": {"checkpoints": "written", "log.jsonl": "written", "summary.json": "written"}}
+    settle(mine)
+    assert read_manifest(mine) == {"kind": "run", "written": ["checkpoints", "log.jsonl"]}  # summary.json never was
     claim_folder(mine, "run", "train.out_dir", names=["log.jsonl"], overwrite=True)
     assert sorted(p.name for p in mine.iterdir()) == [MANIFEST_NAME]
     with pytest.raises(OutputError, match=r"holds the output of another smmcl command \(run\), not of this one \(predictions\)"):
         (mine / "log.jsonl").write_text("{}\n")
+        settle(mine)
         claim_folder(mine, "predictions", "--out")
+
+
+def test_a_name_planned_but_never_written_is_not_smmcls(tmp_path):
+    """Trial 8 (301, 303, 325, 326): a command killed or failed before it wrote a name it planned left it listed, and
+    a user's file put there later was replaced as smmcl's by the next --overwrite or resume."""
+    run = tmp_path / "run"
+    claim_folder(run, "run", "train.out_dir", names=["log.jsonl", "summary.json"])
+    (run / "log.jsonl").write_text("{}\n")
+    record(run, ["log.jsonl"])  # written as it goes; then a kill -9: summary.json stays planned
+    (run / "summary.json").write_text("my own notes\n")  # the user's file, under the planned name
+    for overwrite in (False, True):
+        with pytest.raises(OutputError, match=r"holds files smmcl did not write there \(summary.json\) \(summary.json: "
+                                              r"names a smmcl command that did not finish was to write"):
+            claim_folder(run, "run", "train.out_dir", names=["log.jsonl", "summary.json"], overwrite=overwrite)
+    assert (run / "summary.json").read_text() == "my own notes\n" and (run / "log.jsonl").is_file()
+
+    out = tmp_path / "pred"  # a command that fails part way: what it wrote is its own, the rest was never planned
+    with pytest.raises(RuntimeError, match="input 3 is corrupt"):
+        with writing(out, "predictions", "--out", names=[f"f{i}.png" for i in range(5)]):
+            for i in range(5):
+                if i == 3:
+                    raise RuntimeError("input 3 is corrupt")
+                (out / f"f{i}.png").write_bytes(b"png")
+    assert read_manifest(out) == {"kind": "predictions", "written": ["f0.png", "f1.png", "f2.png"]}
+    (out / "f3.png").write_bytes(b"mine")
+    with pytest.raises(OutputError, match=r"holds files smmcl did not write there \(f3.png\)"):
+        with writing(out, "predictions", "--out", names=[f"f{i}.png" for i in range(5)], overwrite=True):
+            pass
+    assert (out / "f3.png").read_bytes() == b"mine" and (out / "f0.png").is_file()
 
 
 def test_two_inputs_with_one_output_name_are_named(tmp_path):
@@ -241,8 +276,10 @@ def test_overwrite_of_a_folder_that_only_looks_like_a_run_removes_nothing(indoor
     assert (run / "thesis.tex").is_file() and (run / "model.safetensors").is_file()
     (run / "thesis.tex").unlink()
     assert main(["--quiet", *args, "--overwrite"]) == 0
-    assert sorted(read_manifest(run)["written"]) == sorted(["checkpoints", "config.yaml", "log.jsonl", "model.safetensors",
-                                                           "summary.json", "tb"])
+    # Listed as each is written; tb/ never is, with train.tensorboard=false.
+    assert read_manifest(run) == {"kind": "run", "written": ["checkpoints", "config.yaml", "log.jsonl",
+                                                             "model.safetensors", "summary.json"],
+                                  "planned": {"tb": "written"}}
 
 
 def test_overwrite_keeps_a_users_files_inside_a_runs_folders(indoor_data, tmp_path, capsys):
@@ -358,3 +395,28 @@ def test_a_resume_with_a_changed_config_names_the_outputs_made_before(indoor_dat
     assert main([*args, "train.max_iters=3", "--resume", "auto", "--allow-config-change"]) == 0
     err = capsys.readouterr().err
     assert "resuming with a changed config, but keeping" in err and str(out / "scores.json") in err
+
+
+def test_a_refused_single_output_leaves_no_claim_and_a_failed_folder_says_what_it_kept(weights, tmp_path, capsys):
+    """Trial 8 #83/#85: a refused `eval --out` into a run listed its scores file as smmcl's; a user's file put there
+    later was then kept as smmcl's with a false warning. And #299: a predict that fails part way said nothing of the
+    outputs it had written."""
+    from smmcl.outputs import output_file
+
+    run = tmp_path / "run"
+    claim_folder(run, "run", "train.out_dir", names=["log.jsonl"])
+    with pytest.raises(RuntimeError):
+        with output_file(run / "model.test.json", "--out"):
+            raise RuntimeError("the evaluation was refused")
+    assert "kept" not in read_manifest(run) and "model.test.json" not in read_manifest(run).get("planned", {})
+    with output_file(run / "model.test.json", "--out") as path:
+        path.write_text("{}")
+    assert read_manifest(run)["kept"] == ["model.test.json"]
+
+    rgb, aux = _frames(tmp_path, [f"f{i}.png" for i in range(4)])
+    (aux / "f2.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    out = tmp_path / "pred"
+    assert main(["predict", "--checkpoint", str(weights), "--rgb", str(rgb), "--aux", str(aux), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "f2.png" in err and f"--out {out}: stopped part way; the 4 outputs it wrote before (e.g. f0.png) are kept" in err
+    assert read_manifest(out)["written"] == ["f0.png", "f0_overlay.png", "f1.png", "f1_overlay.png"]

@@ -21,7 +21,7 @@ from smmcl.deploy.predictor import BACKENDS as _BACKENDS, Predictor, load_backen
 from smmcl.errors import CheckpointError, DatasetError
 from smmcl.files import as_path, distinct
 from smmcl.model_file import ModelFile, is_model_file, open_model_file  # noqa: F401  (is_model_file: for the CLI)
-from smmcl.outputs import check_output_file
+from smmcl.outputs import check_output_file, output_file
 
 if TYPE_CHECKING:
     import torch
@@ -325,24 +325,24 @@ def export(checkpoint: str | Path, out: str | Path, size: Sequence[int] = (480, 
         raise CheckpointError(f"{checkpoint} is an ONNX export already: export takes smmcl weights (.safetensors) or a "
                               f"training checkpoint (.pt); an export runs as it is (predict, eval, Predictor)")
     cfg = load_config(to_dict(file.require_config()))
-    check_output_file(as_path(out, "out"), "--out", [checkpoint, calibration], ours=_smmcl_file(out, ("onnx", "onnx-int8")),
-                      overwrite=overwrite)
-    frames = _calibration_frames(cfg, calibration, calibration_split) if calibration is not None else None
-    plain = load_config(to_dict(cfg), ["train.compile=false", "train.channels_last=false", "train.device=cpu"])
-    model = loading.load_trained(plain, file, device="cpu")
-    # What the run's weights say of its training images goes on into the export.
-    options = dict(size=_size(size, "size"), dynamic=dynamic, opset=opset or DEFAULT_OPSET, exporter=exporter,
-                   trained_on=file.metadata.get("trained_on", ""), trained=file.preprocessing)
-    if frames is None:
-        return export_onnx(model, cfg, out, **options)  # type: ignore[arg-type]
-    import tempfile
+    with output_file(as_path(out, "out"), "--out", [checkpoint, calibration],
+                     ours=_smmcl_file(out, ("onnx", "onnx-int8")), overwrite=overwrite):
+        frames = _calibration_frames(cfg, calibration, calibration_split) if calibration is not None else None
+        plain = load_config(to_dict(cfg), ["train.compile=false", "train.channels_last=false", "train.device=cpu"])
+        model = loading.load_trained(plain, file, device="cpu")
+        # What the run's weights say of its training images goes on into the export.
+        options = dict(size=_size(size, "size"), dynamic=dynamic, opset=opset or DEFAULT_OPSET, exporter=exporter,
+                       trained_on=file.metadata.get("trained_on", ""), trained=file.preprocessing)
+        if frames is None:
+            return export_onnx(model, cfg, out, **options)  # type: ignore[arg-type]
+        import tempfile
 
-    from smmcl.deploy.quantize import quantize_export
+        from smmcl.deploy.quantize import quantize_export
 
-    with tempfile.TemporaryDirectory(prefix="smmcl-export-") as tmp:
-        fp32 = export_onnx(model, cfg, Path(tmp) / "fp32.onnx", **options)  # type: ignore[arg-type]
-        return quantize_export(fp32.path, out, frames, ignore_index=cfg.data.ignore_index,
-                               exclude=cfg.eval.exclude_classes)
+        with tempfile.TemporaryDirectory(prefix="smmcl-export-") as tmp:
+            fp32 = export_onnx(model, cfg, Path(tmp) / "fp32.onnx", **options)  # type: ignore[arg-type]
+            return quantize_export(fp32.path, out, frames, ignore_index=cfg.data.ignore_index,
+                                   exclude=cfg.eval.exclude_classes)
 
 
 def _calibration_frames(cfg: Config, root: str | Path, split: str) -> list:
@@ -407,7 +407,8 @@ def convert(
     if fmt == "checkpoint":  # it carries its run's config: the weights keep its classes and input scaling
         from smmcl.engine.loading import check_model_owned
 
-        check_model_owned(file, config, "--config")
+        check_model_owned(file, config, "--config", "a converted checkpoint keeps them: give the config of its own run "
+                                                    "(config.yaml in its run folder)")
     # Parts the file does not hold keep a reproducible initialisation.
     torch.manual_seed(config.train.seed)
     model = build_model(config.model)

@@ -19,7 +19,7 @@ from smmcl.data.synth import generate_dataset, get_kind
 from smmcl.engine.evaluate import evaluate, format_scores
 from smmcl.engine.trainer import Trainer
 from smmcl.errors import ConfigError
-from smmcl.outputs import writing
+from smmcl.outputs import record, writing
 from smmcl.reporting import write_report
 from smmcl.visualize import beside, brighten, legend, panel, scalar_tile
 
@@ -166,6 +166,8 @@ def run_demo(
         class_names = names_of(cfg)
         print()
         print(format_scores(class_names, results))
+        (out / "predictions").mkdir(exist_ok=True)
+        record(out, ["predictions"])  # the demo's from now on (smmcl.outputs: a name is listed once it exists)
         pictures = _pictures(out, test_set, models, cfg, num_pictures)
         summary = {
             "dataset": {k: meta[k] for k in ("kind", "num", "size", "seed") if k in meta},
@@ -196,6 +198,7 @@ def run_demo(
         summary["report"] = str(page) if page else None
         summary["total_seconds"] = round(time.perf_counter() - t_start, 1)
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        record(out, ["summary.json"])
         print("\n[demo] mIoU (without void): " + ", ".join(f"{n} {100 * s['miou']:.2f}%" for n, s in results.items()))
         print(f"[demo] {len(pictures)} prediction panels in {out / 'predictions'}, summary in {out / 'summary.json'}"
               f" ({summary['total_seconds']:.0f} s)")

@@ -17,8 +17,12 @@ is written:
 - a single file another command writes into such a folder (an export into a run, scores beside a model) is listed
   as `kept`: smmcl's, so never foreign there, but never removed by the folder's own command either.
 
-A writer records its names before it writes them, so a killed command leaves a folder that the next one can claim.
-A command holds the folder's OS lock while it writes (`writing`): a second command into the same folder stops at
+A name counts as smmcl's only once its file was written. A command claims its names first as `planned`, and they
+become `written` (or `kept`) when it has written them: a long-lived writer says so as it goes (`record`, after
+each file), and `writing` settles the rest as it ends, however it ends (a name whose file exists is written; the
+others are dropped). A file under a name that is only planned (a command killed before writing it) is foreign:
+refused, never replaced, for smmcl cannot tell it from a user's (trial 8: a user's `summary.json` put into a killed
+run, or a file under a name a failed `predict` never wrote, was replaced by `--overwrite`). A command holds the folder's OS lock while it writes (`writing`): a second command into the same folder stops at
 once with an error naming the first, rather than mixing its files in.
 Two inputs that would write one output name are refused before anything is written (`unique_outputs`).
 """
@@ -45,7 +49,7 @@ _KIND_TEXT = {"run": "training run", "dataset": "generated dataset", "scenes": "
               "checkpoints": "training run's checkpoints", "study": "study", "demo": "demo"}
 
 
-class OutputError(SmmclError):
+class OutputError(SmmclError, ValueError):
     """An output that would land on an input, or in a folder holding files smmcl did not write there."""
 
 
@@ -82,11 +86,18 @@ def read_manifest(folder: Path) -> Optional[dict]:
     return manifest if ok else None
 
 
-def _write_manifest(folder: Path, kind: str, names: Iterable[str], kept: Iterable[str] = ()) -> None:
-    record = {"kind": kind, "written": sorted(set(names))}
-    kept = set(kept) - set(names)
+def _write_manifest(folder: Path, kind: str, names: Iterable[str], kept: Iterable[str] = (),
+                    planned: Optional[Dict[str, str]] = None) -> None:
+    """`names` written, `kept` (another command's file, see `check_output_file`), `planned`: name -> the list it
+    joins ("written" or "kept") once its file is written."""
+    names = set(names)
+    record: dict = {"kind": kind, "written": sorted(names)}
+    kept = set(kept) - names
     if kept:
         record["kept"] = sorted(kept)
+    planned = {n: to for n, to in (planned or {}).items() if n not in names | kept}
+    if planned:
+        record["planned"] = dict(sorted(planned.items()))
     with atomic_path(folder / MANIFEST_NAME) as tmp:
         Path(tmp).write_text(json.dumps(record, indent=1) + "\n")
 
@@ -95,11 +106,18 @@ def _kept(manifest: Optional[dict]) -> set:
     return set(manifest.get("kept", [])) if manifest else set()
 
 
-def _ours(entry: Path, listed: set) -> bool:
+def _planned(manifest: Optional[dict]) -> Dict[str, str]:
+    planned = manifest.get("planned") if manifest else None
+    return dict(planned) if isinstance(planned, dict) else {}
+
+
+def _ours(entry: Path, listed: set, planned: Iterable[str] = ()) -> bool:
     if entry.name in OWN_FILES or entry.name in listed or (entry.is_dir() and read_manifest(entry) is not None):
         return True
-    # The temporary file of an atomic write of ours that a kill interrupted (`smmcl.files.atomic_path`).
-    return entry.name.endswith(".tmp") and any(entry.name.startswith(f".{name}.") for name in listed | OWN_FILES)
+    # The temporary file of an atomic write of ours that a kill interrupted (`smmcl.files.atomic_path`): of a name
+    # planned too, for the write may be the one that was cut short.
+    return entry.name.endswith(".tmp") and any(entry.name.startswith(f".{name}.")
+                                               for name in listed | set(planned) | OWN_FILES)
 
 
 def check_path(path: str | Path, what: str) -> None:
@@ -130,14 +148,19 @@ def check_claim(folder: str | Path, kind: str, what: str, inputs: Iterable[Optio
     elif manifest.get("kind") != kind and any(e.name in listed for e in entries):
         raise OutputError(f"{what} {folder} holds the output of another smmcl command ({manifest.get('kind')}), "
                           f"not of this one ({kind}): choose another folder")
-    foreign = [e.name for e in entries if not _ours(e, listed | _kept(manifest))]
+    planned = _planned(manifest)
+    foreign = [e.name for e in entries if not _ours(e, listed | _kept(manifest), planned)]
     if overwrite:
         foreign += [str(p.relative_to(folder)) for name in sorted(listed) for p in _foreign_inside(folder / name)]
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-        raise OutputError(f"{what} {folder} holds files smmcl did not write there ({shown}); smmcl writes only into "
-                          f"a new or empty folder, or one it wrote: move them out of it, or choose another folder; nothing "
-                          f"was changed")
+        unfinished = [name for name in foreign if name in planned]
+        why = (f" ({', '.join(unfinished[:3])}{' ...' if len(unfinished) > 3 else ''}: names a smmcl command that did "
+               f"not finish was to write, which it never said it wrote, so smmcl cannot tell them from yours)"
+               if unfinished else "")
+        raise OutputError(f"{what} {folder} holds files smmcl did not write there ({shown}){why}; smmcl writes only "
+                          f"into a new or empty folder, or one it wrote: move them out of it, or choose another folder; "
+                          f"nothing was changed")
     clash = sorted(_kept(manifest) & set(names))
     if clash:
         raise OutputError(f"{what} {folder}: {', '.join(clash)} there was written by another smmcl command (an export "
@@ -157,7 +180,7 @@ def _foreign_inside(path: Path) -> list:
     for entry in sorted(path.iterdir()):
         if entry.name in listed:
             found += _foreign_inside(entry)
-        elif not _ours(entry, listed | _kept(manifest)):
+        elif not _ours(entry, listed | _kept(manifest), _planned(manifest)):
             found.append(entry)
     return found
 
@@ -186,12 +209,13 @@ def _remove_written(path: Path) -> None:
 def remove_written(folder: str | Path) -> None:
     """Undo a command that stopped before it finished anything worth keeping, while it still holds the folder's lock:
     remove what its manifest lists in `folder` (its own folders inside too) and the manifest; the lock file stays
-    for the lock's holder to remove, and with it the folder when that leaves it empty."""
+    for the lock's holder to remove, and with it the folder when that leaves it empty. The names it planned are
+    its own too: it has held the lock since it planned them."""
     folder = Path(folder)
     manifest = read_manifest(folder)
     if manifest is None:
         return
-    for name in manifest["written"]:
+    for name in [*manifest["written"], *(n for n, to in _planned(manifest).items() if to == "written")]:
         _remove_written(folder / name)
     for stale in partial_writes(folder):
         stale.unlink(missing_ok=True)
@@ -207,13 +231,14 @@ def partial_writes(folder: str | Path) -> list:
     if manifest is None:
         return []
     listed = set(manifest["written"]) | _kept(manifest)
-    return [e for e in folder.glob(".*.tmp") if e.name not in listed and _ours(e, listed)]
+    return [e for e in folder.glob(".*.tmp") if e.name not in listed and _ours(e, listed, _planned(manifest))]
 
 
 def claim_folder(folder: str | Path, kind: str, what: str, inputs: Iterable[Optional[str | Path]] = (),
                  names: Iterable[str] = (), overwrite: bool = False, adopt: Iterable[str] = ()) -> Path:
     """Make `folder` one that the `kind` of command may write (see the module docstring and `check_claim`),
-    creating it; record `names` as written there. `adopt`: names a folder written before manifests existed may
+    creating it; `names` are planned there (written once their files are: `record`, `settle`). `adopt`: names a
+    folder written before manifests existed may
     hold (only a caller that has checked the folder is its own, e.g. by resuming its checkpoint, passes them).
     Returns the folder."""
     folder = Path(folder)
@@ -227,7 +252,11 @@ def claim_folder(folder: str | Path, kind: str, what: str, inputs: Iterable[Opti
             _remove_written(folder / name)
         listed = set()
     make_folder(folder, what, OutputError)
-    _write_manifest(folder, kind, listed | set(names), kept)
+    planned = {**_planned(read_manifest(folder) if folder.is_dir() else None), **{n: "written" for n in names}}
+    _write_manifest(folder, kind, listed, kept, planned)
+    parent = read_manifest(folder.parent)
+    if parent is not None and _planned(parent).get(folder.name) == "written":
+        record(folder.parent, [folder.name])  # a folder its parent's command planned (a run's checkpoints/) is made
     return folder
 
 
@@ -242,8 +271,9 @@ def warn_other_outputs(folder: str | Path, what: str, change: str) -> None:
                     and (e.name in kept or (e.is_dir() and read_manifest(e) is not None)))
     if others:
         shown = ", ".join(str(folder / name) for name in others)
-        warnings.warn(f"{what} {folder}: {change}, but keeping {shown}, written there by another smmcl command "
-                      f"from the earlier contents; write it again or remove it", StaleOutputWarning, stacklevel=3)
+        warnings.warn(f"{what} {folder}: {change}, but keeping {shown}, written there by another smmcl command; "
+                      f"if it was made from what is replaced, write it again or remove it", StaleOutputWarning,
+                      stacklevel=3)
 
 
 def check_no_earlier(folder: str | Path, kind: str, what: str) -> None:
@@ -277,7 +307,20 @@ def writing(folder: str | Path, kind: str, what: str, inputs: Iterable[Optional[
         with folder_lock(folder, what):
             if not (overwrite or again):
                 check_no_earlier(folder, kind, what)
-            yield claim_folder(folder, kind, what, inputs, names, overwrite)
+            claimed = claim_folder(folder, kind, what, inputs, names, overwrite)
+            before = set(read_manifest(folder)["written"])  # type: ignore[index]
+            try:
+                yield claimed
+            except Exception:
+                settle(folder)
+                made = sorted(set(read_manifest(folder)["written"]) - before)  # type: ignore[index]
+                if made:  # said, for a refused command otherwise leaves nothing behind (trial 8 #299, #302, #324)
+                    warnings.warn(f"{what} {folder}: stopped part way; the {len(made)} outputs it wrote before (e.g. "
+                                  f"{made[0]}) are kept there, as smmcl's (--overwrite replaces them)",
+                                  StaleOutputWarning, stacklevel=3)
+                raise
+            finally:  # still under the lock: what exists under a planned name now, this command wrote
+                settle(folder)
     except BaseException:
         # A command refused before it wrote anything (a bad input file) leaves no folder it made for nothing (nor the
         # empty folders it claimed inside: a dataset's RGB/ when the first scene did not fit in memory).
@@ -287,14 +330,36 @@ def writing(folder: str | Path, kind: str, what: str, inputs: Iterable[Optional[
 
 
 def record(folder: str | Path, names: Iterable[str]) -> None:
-    """Add `names` (entries directly in `folder`) to the manifest of a folder claimed with `claim_folder`."""
+    """Add `names` (entries directly in `folder`, just written) to the manifest of a folder claimed with
+    `claim_folder`: from now on they are smmcl's."""
     folder = Path(folder)
     manifest = read_manifest(folder)
     if manifest is None:
         raise OutputError(f"{folder} was not claimed for writing (no {MANIFEST_NAME}); this is a bug in smmcl")
     new = set(names) - set(manifest["written"])
     if new:
-        _write_manifest(folder, manifest["kind"], [*manifest["written"], *new], _kept(manifest))
+        _write_manifest(folder, manifest["kind"], [*manifest["written"], *new], _kept(manifest), _planned(manifest))
+
+
+def settle(folder: str | Path, names: Optional[Iterable[str]] = None) -> None:
+    """End a command's claim on `folder` (and on the folders it claimed inside): each planned name whose file exists
+    joins its list, the others are dropped. Called by its writer while it still holds the folder's lock, so what
+    exists under those names is what it wrote. `names`: only these (one output file), not the folders inside."""
+    folder = Path(folder)
+    manifest = read_manifest(folder) if folder.is_dir() else None
+    if manifest is None:
+        return
+    planned = _planned(manifest)
+    mine = planned if names is None else {n: planned[n] for n in names if n in planned}
+    written = set(manifest["written"]) | {n for n, to in mine.items() if to == "written" and (folder / n).exists()}
+    kept = _kept(manifest) | {n for n, to in mine.items() if to == "kept" and (folder / n).exists()}
+    if mine:
+        rest = {n: to for n, to in planned.items() if n not in mine}
+        _write_manifest(folder, manifest["kind"], written, kept, rest)
+    if names is None:
+        for name in sorted(written):
+            if (folder / name).is_dir() and not (folder / name).is_symlink():
+                settle(folder / name)
 
 
 def forget(folder: str | Path, names: Iterable[str]) -> None:
@@ -302,7 +367,8 @@ def forget(folder: str | Path, names: Iterable[str]) -> None:
     folder = Path(folder)
     manifest = read_manifest(folder)
     if manifest is not None and set(names) & set(manifest["written"]):
-        _write_manifest(folder, manifest["kind"], set(manifest["written"]) - set(names), _kept(manifest))
+        _write_manifest(folder, manifest["kind"], set(manifest["written"]) - set(names), _kept(manifest),
+                        _planned(manifest))
 
 
 def written(folder: str | Path) -> Optional[set]:
@@ -315,8 +381,7 @@ def check_output_file(path: str | Path, what: str, inputs: Iterable[Optional[str
                       ours: bool = False, overwrite: bool = False) -> Path:
     """A single output file (an export, converted weights, scores): not an input, not a folder, not a file another
     smmcl command wrote as its own (a run's weights), and an existing file only with `overwrite` and when the caller
-    has found it is smmcl's own output of this kind (`ours`). In a folder smmcl wrote (a run), the name joins that
-    folder's manifest."""
+    has found it is smmcl's own output of this kind (`ours`). Only checks: the writer claims it with `output_file`."""
     path = Path(path)
     check_path(path, what)
     check_apart(path, inputs, what)
@@ -336,13 +401,27 @@ def check_output_file(path: str | Path, what: str, inputs: Iterable[Optional[str
                           f"(overwrite=True) replaces it, or choose another name")
     if not path.parent.is_dir():
         raise OutputError(f"{what} {path}: its folder {path.parent} does not exist")
-    if manifest is not None:
-        # Scores beside a run's model, an export into a dataset: smmcl's, so not foreign to the folder's own
-        # command, which still never removes them (its --overwrite, a new synth or report keeps them).
-        _write_manifest(path.parent, manifest["kind"], manifest["written"], _kept(manifest) | {path.name})
+    return path
+
+
+@contextlib.contextmanager
+def output_file(path: str | Path, what: str, inputs: Iterable[Optional[str | Path]] = (), ours: bool = False,
+                overwrite: bool = False) -> Iterator[Path]:
+    """`check_output_file` for a command that writes `path` in the block. In a folder smmcl wrote, the name is
+    planned there, and smmcl's once the file exists (`settle`: a command refused or failed before leaves no claim):
+    scores beside a run's model, an export into a dataset, not foreign to the folder's own command, which still
+    never removes them (its --overwrite, a new synth or report keeps them)."""
+    path = check_output_file(path, what, inputs, ours, overwrite)
+    manifest = read_manifest(path.parent)
+    if manifest is not None and path.name not in _kept(manifest):
+        _write_manifest(path.parent, manifest["kind"], manifest["written"], _kept(manifest),
+                        {**_planned(manifest), path.name: "kept"})
     for stale in path.parent.glob(f".{path.name}.*.tmp*"):
         stale.unlink(missing_ok=True)  # an earlier write of this file that a kill cut short (`files.atomic_path`)
-    return path
+    try:
+        yield path
+    finally:
+        settle(path.parent, [path.name])
 
 
 def unique_outputs(planned: Iterable[tuple[str, str | Path]], what: str = "outputs") -> Dict[str, Path]:

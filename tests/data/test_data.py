@@ -58,8 +58,8 @@ def test_missing_folder_and_list_are_named(tmp_path):
 def test_lists_saved_by_windows_editors_read_alike(tmp_path, codec):
     """Notepad's byte-order mark and PowerShell's UTF-16 (trial 7 #169): the mark is no part of the first name."""
     cfg = make_folder(tmp_path / "d")
-    (tmp_path / "d" / "train.txt").write_text("s0\r\ns1\r\ns2\r\n", encoding=codec)
-    assert RGBXDataset(cfg, "train", 5).names == ["s0", "s1", "s2"]
+    (tmp_path / "d" / "train.txt").write_text("# my frames\r\ns0\r\ns1\r\n  # night\r\ns2\r\n", encoding=codec)
+    assert RGBXDataset(cfg, "train", 5).names == ["s0", "s1", "s2"]  # and comment lines skipped (trial 8 #277)
 
 
 def test_training_refuses_a_folder_named_for_another_modality_than_aux_kind(tmp_path):

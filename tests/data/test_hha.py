@@ -281,3 +281,22 @@ def test_no_floor_in_view_measures_height_from_the_assumed_or_given_camera_heigh
         depth_to_hha(depth, NYU_QUARTER, camera_height=-1.0)
     with pytest.raises(ValueError, match="normal_radius"):
         depth_to_hha(depth, NYU_QUARTER, normal_radius=0)
+
+
+def test_a_folder_of_centimetres_read_as_millimetres_is_noted(tmp_path):
+    """Trial 8 #101: a 6-7 m room stored in centimetres put its farthest point at 0.7 m with the default
+    --depth-scale, inside the plausible range of one frame; the whole folder staying within 1 m is noted."""
+    import warnings
+
+    from smmcl.errors import AuxUnitsWarning
+
+    room = np.linspace(600, 700, 30 * 40).reshape(30, 40)
+    for unit, scale in (("cm", 1), ("mm", 10)):
+        write_image(tmp_path / unit / "a.png", np.rint(room * scale).astype(np.uint16))
+    with pytest.warns(AuxUnitsWarning, match=r"farthest point in all 1 depth images is 0.7 m .*--depth-scale 0.001: "
+                                             r"depth in centimetres read as millimetres \(then --depth-scale 0.01\)"):
+        convert_folder(tmp_path / "cm", tmp_path / "hha_cm", NYU_QUARTER, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AuxUnitsWarning)
+        convert_folder(tmp_path / "mm", tmp_path / "hha_mm", NYU_QUARTER, progress=False)
+        convert_folder(tmp_path / "cm", tmp_path / "hha_cm01", NYU_QUARTER, progress=False, depth_scale=0.01)

@@ -137,3 +137,20 @@ def test_a_bag_on_an_export_runs_on_the_backend_asked(weights, tmp_path, capsys)
     assert main(["predict", "--checkpoint", str(onnx_path), "--bag", str(bag), "--out", str(tmp_path / "bf16"),
                  "--backend", "openvino", "--precision", "bf16"]) == 2
     assert "bf16 refused" in capsys.readouterr().err
+
+
+def test_a_short_recording_in_other_units_is_judged_whole_at_its_end(weights, tmp_path, capsys):
+    """Trial 8 #145: the Predictor judges a stream after 30 frames, so an 8-frame bag in centimetres said nothing;
+    a recording shorter than that is judged whole, as a folder is."""
+    import warnings
+
+    from smmcl.errors import AuxUnitsWarning
+
+    bag = write_ros2_aligned(tmp_path / "bag")
+    out = tmp_path / "pred"
+    with pytest.warns(AuxUnitsWarning, match=r"in all \d+ frames is [\d.]+ .*under 1/10 of the model's aux_max 10000.*"
+                                             r"pass aux_scale=.*made as given"):
+        smmcl.predict_recording(weights, bag, out, aux_scale=0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AuxUnitsWarning)
+        smmcl.predict_recording(weights, bag, tmp_path / "pred_mm")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from smmcl.cli.output import print_json, say, wants_json, warn
 from smmcl.errors import ConfigError
-from smmcl.outputs import check_output_file
+from smmcl.outputs import output_file
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -144,12 +144,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(f".{tag}.json")
     # Before the evaluation: scores never replace an input or a file that is not earlier scores.
     what = "--out" if args.out else "the scores file (by default beside the checkpoint; choose one with --out)"
-    check_output_file(out, what, [args.checkpoint, cfg.data.root], ours=_earlier_scores(out), overwrite=args.overwrite)
-    scores = evaluate_checkpoint(args.checkpoint, cfg, split=split, subset=subset, backend=args.backend,
-                                 precision=args.precision)
-    names = class_names(cfg)
-    record = {"checkpoint": str(args.checkpoint), "split": split, "class_names": names, **scores}
-    out.write_text(json.dumps(record, indent=2))
+    with output_file(out, what, [args.checkpoint, cfg.data.root], ours=_earlier_scores(out), overwrite=args.overwrite):
+        scores = evaluate_checkpoint(args.checkpoint, cfg, split=split, subset=subset, backend=args.backend,
+                                     precision=args.precision)
+        names = class_names(cfg)
+        record = {"checkpoint": str(args.checkpoint), "split": split, "class_names": names, **scores}
+        out.write_text(json.dumps(record, indent=2))
     if wants_json(args):
         print_json(record)
         return 0
@@ -215,11 +215,15 @@ def cmd_check(args: argparse.Namespace) -> int:
                      "aux_kind": cfg.data.aux_kind, **report.to_dict()})
         return code
     if args.quiet:
-        # Problems are errors: listed even so, then the one-line result.
+        # Problems are errors and notes are what may be wrong (other units, test images also trained on): listed
+        # even so (trial 8 #281), then the one-line result.
         for problem in report.problems:
             print(f"  {problem}")
+        for note in report.notes:
+            print(f"  note: {note}")
         images = sum(s.count for s in report.splits.values())
-        found = "no problems found" if report.ok else f"{len(report.problems)} problem(s)"
+        found = ("no problems found" if report.ok else f"{len(report.problems)} problem(s)") + (
+            f", {len(report.notes)} note(s)" if report.notes else "")
         print(f"[smmcl] {args.dir} ({preset}): {images} images in {len(report.splits)} splits, {found}")
         return code
     source = " (from meta.json)" if from_meta else ""

@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--preset", default=None,
                        help="llrgbd | mfnet | mfnet-split | nyudv2 | generic (default: the folder's meta.json, read as generic)")
     check.add_argument("--split", action="append", help="only this split (repeatable; default: every list found)")
-    check.add_argument("overrides", nargs="*", help="dotted overrides, e.g. data.aux_dir=Thermal")
+    check.add_argument("overrides", nargs="*", default=[], help="dotted overrides, e.g. data.aux_dir=Thermal")
     _add_json_flag(check, "the report (splits, sizes, label histogram, problems)")
 
     hha = _command(data, "hha", "encode depth images as HHA (disparity, height, angle with gravity)", func=c.cmd_hha,
@@ -201,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "smmcl train configs/demo.yaml --resume auto",
                             "torchrun --nproc-per-node 2 -m smmcl train configs/demo.yaml"])
     tr.add_argument("config", help="YAML config, e.g. configs/demo.yaml")
-    tr.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.lr=0.001 loss.cm_weight=0")
+    tr.add_argument("overrides", nargs="*", default=[], help="dotted overrides, e.g. train.lr=0.001 loss.cm_weight=0")
     tr.add_argument("--resume", default=None, help="checkpoint path, or 'auto' for the newest in the run folder")
     tr.add_argument("--dry-run", action="store_true", help="build everything, run one step on one batch, print the plan")
     tr.add_argument("--overwrite", action="store_true",
@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "smmcl eval --checkpoint model.safetensors --json > scores.json"])
     ev.add_argument("config", nargs="?", default=None,
                     help="YAML config (default: the one the weights, checkpoint or ONNX file carries)")
-    ev.add_argument("overrides", nargs="*", help="dotted overrides, e.g. data.root=data/llrgbd")
+    ev.add_argument("overrides", nargs="*", default=[], help="dotted overrides, e.g. data.root=data/llrgbd")
     ev.add_argument("--checkpoint", required=True, help="smmcl weights (.safetensors), a training checkpoint, or an ONNX export")
     _add_backend_flag(ev)
     ev.add_argument("--split", default=None, help="split name (default: eval.split of the config)")
@@ -271,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="multiply the auxiliary images into the units the model was trained on (1000: depth in metres "
                          "for a model trained on millimetres; default 1, for a recording: from its units)")
     pr.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: train.device of the config)")
-    pr.add_argument("overrides", nargs="*", help="dotted overrides of the model's config, e.g. eval.crop_size=[240,320]")
+    pr.add_argument("overrides", nargs="*", default=[], help="dotted overrides of the model's config, e.g. eval.crop_size=[240,320]")
     _add_protocol_flags(pr)
     _add_json_flag(pr, "the files written")
 
@@ -312,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("config", nargs="?", default=None,
                       help="YAML config (a model file here is the former spelling of --checkpoint)")
     info.add_argument("--checkpoint", default=None, help="a model file instead: weights, a training checkpoint or an ONNX export")
-    info.add_argument("overrides", nargs="*", help="dotted overrides of a YAML config, e.g. model.backbone.preset=S")
+    info.add_argument("overrides", nargs="*", default=[], help="dotted overrides of a YAML config, e.g. model.backbone.preset=S")
     info.add_argument("--size", type=_size, default=(480, 640), help="input HxW (default 480x640)")
     _add_json_flag(info, "the numbers (parameters and FLOPs per part)")
 
@@ -328,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--out", required=True, help="output .safetensors file")
     _overwrite(cv, "earlier converted weights")
     cv.add_argument("--no-strict", action="store_true", help="official-smmcl: allow missing/unexpected keys")
-    cv.add_argument("overrides", nargs="*", help="dotted overrides of the config, e.g. model.decoder.ham_out_norm=false")
+    cv.add_argument("overrides", nargs="*", default=[], help="dotted overrides of the config, e.g. model.decoder.ham_out_norm=false")
     _add_json_flag(cv, "the load report and the file written")
 
     st = _command(sub, "study", "variants x seeds of training runs, compared seed by seed (resumable)", func=c.cmd_study,
@@ -363,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "smmcl analyze features configs/demo.yaml model.projector.stage=3 --stage 3 "
                             "--checkpoint A.safetensors --names A --out features3 --json"])
     fe.add_argument("config", help="YAML config of the data (and of the model, for training checkpoints)")
-    fe.add_argument("overrides", nargs="*", help="dotted overrides, e.g. data.root=runs/demo/data")
+    fe.add_argument("overrides", nargs="*", default=[], help="dotted overrides, e.g. data.root=runs/demo/data")
     fe.add_argument("--checkpoint", required=True, help="weights (.safetensors) or training checkpoint")
     fe.add_argument("--compare", action="append", default=[], help="another model to set beside it (repeatable)")
     fe.add_argument("--names", default=None, help="comma-separated labels, one per model (default: run folder names)")
@@ -393,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--images", type=_positive(int, 0), default=6, help="test images in the prediction grid (default 6)")
     rp.add_argument("--names", default=None, help="comma-separated labels, one per run (default: folder names)")
     rp.add_argument("--device", default=None, help="device for scoring, e.g. cpu or cuda (default: each run's train.device)")
-    rp.add_argument("overrides", nargs="*", help="dotted overrides applied to every run's config, e.g. data.root=/data/llrgbd")
+    rp.add_argument("overrides", nargs="*", default=[], help="dotted overrides applied to every run's config, e.g. data.root=/data/llrgbd")
     _add_json_flag(rp, "the page written")
 
     demo = _command(sub, "demo", "synthetic data -> train Base and SMMCL -> evaluate -> pictures", func=c.cmd_demo,
@@ -404,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "smmcl --quiet demo > demo.log"])
     demo.add_argument("--out", default="runs/demo", help="output folder: data, both runs, pictures, summary.json (default runs/demo)")
     demo.add_argument("--config", default=None, help="demo config (default: configs/demo.yaml)")
-    demo.add_argument("overrides", nargs="*", help="dotted overrides of the demo config, e.g. train.max_iters=300")
+    demo.add_argument("overrides", nargs="*", default=[], help="dotted overrides of the demo config, e.g. train.max_iters=300")
     _add_json_flag(demo, "the demo's summary (scores, times, files)")
     # Written last, from the commands themselves, so that the list of --json commands cannot go stale.
     parser.description = _wrap("Dark-scene RGB-X segmentation with SMMCL: synthetic data, training, evaluation, "

@@ -57,7 +57,7 @@ def read_name_list(path: Path, unique: bool = True) -> list[str]:
     lines: dict[str, int] = {}
     text = read_text(path, "a split list, one sample name per line")
     for number, line in enumerate(text.splitlines(), start=1):
-        fields = line.split()
+        fields = [] if line.lstrip().startswith("#") else line.split()  # a comment line (# ...)
         if len(fields) > 1 and not all(Path(f).suffix.lower() in IMAGE_SUFFIXES + (".npy",) for f in fields):
             raise DatasetError(f"{path}, line {number}: {line.strip()!r} has a space in it; a line holds one sample "
                                f"name, or paths (RGB LABEL) separated by spaces, so names with spaces must be renamed")

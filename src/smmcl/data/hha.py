@@ -38,13 +38,14 @@ Camera coordinates are X right, Y down (image rows), Z forward; everything is ve
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from smmcl.data.io import IMAGE_SUFFIXES, read_image, write_image
-from smmcl.errors import DatasetError
+from smmcl.errors import AuxUnitsWarning, DatasetError
 from smmcl.outputs import unique_outputs, writing
 from smmcl.progress import track
 
@@ -376,7 +377,13 @@ def parse_intrinsics(text: str) -> Intrinsics:
 PLAUSIBLE_FARTHEST_M = (0.5, 100.0)
 
 
-def _check_depth_units(depth: np.ndarray, depth_scale: float, path: Path) -> None:
+# A folder whose farthest point stays under this in every frame is noted (not refused: a close-range rig may be so):
+# centimetres read as millimetres put a 5 m room at 0.5 m (trial 8 #101).
+NEAR_FOLDER_M = 1.0
+
+
+def _check_depth_units(depth: np.ndarray, depth_scale: float, path: Path) -> float:
+    """The frame's farthest point in metres; a `DatasetError` when it lies outside PLAUSIBLE_FARTHEST_M."""
     finite = depth[np.isfinite(depth)] if np.issubdtype(depth.dtype, np.floating) else depth
     farthest = float(finite.max()) * depth_scale if finite.size else 0.0
     low, high = PLAUSIBLE_FARTHEST_M
@@ -387,6 +394,7 @@ def _check_depth_units(depth: np.ndarray, depth_scale: float, path: Path) -> Non
         raise DatasetError(f"{path}: {depth.dtype} depth up to {float(finite.max()):g} x --depth-scale {depth_scale:g} "
                            f"puts its farthest point at {farthest:g} m, outside the {low:g}-{high:g} m a depth camera "
                            f"sees: give --depth-scale as the metres per stored unit.{hint}")
+    return farthest
 
 
 def convert_folder(
@@ -414,10 +422,18 @@ def convert_folder(
     planned = unique_outputs(((f"{path.stem}.png", path) for path in files), f"--out folder {out_dir}")
     with writing(out_dir, "hha", "--out", inputs=[depth_dir], names=planned, overwrite=overwrite):
 
+        farthest, where = 0.0, None
         for path in track(files, desc="hha", unit="image", enabled=progress):
             depth = read_image(path)
             if depth.ndim != 2:
                 raise DatasetError(f"{path}: expected a single-channel depth image, got shape {depth.shape}")
-            _check_depth_units(depth, depth_scale, path)
+            far = _check_depth_units(depth, depth_scale, path)
+            if far > farthest:
+                farthest, where = far, path
             write_image(out_dir / f"{path.stem}.png", depth_to_hha(depth, intrinsics, depth_scale, normal_radius, camera_height))
+        if 0 < farthest < NEAR_FOLDER_M:
+            warnings.warn(f"the farthest point in all {len(files)} depth images is {farthest:.3g} m (in {where}) with "
+                          f"--depth-scale {depth_scale:g}: depth in centimetres read as millimetres (then --depth-scale "
+                          f"{depth_scale * 10:g})? a scene this near is encoded as it is; the HHA in {out_dir} were "
+                          f"written as given", AuxUnitsWarning, stacklevel=2)
         return len(files)

@@ -115,7 +115,9 @@ def units_problem(aux: np.ndarray, aux_max: Optional[float], aux_scale: float = 
     top = raw * aux_scale
     scaled = f" (x aux_scale {_num(aux_scale)} = {_num(top)})" if aux_scale != 1 else ""
     if np.issubdtype(aux.dtype, np.integer) and aux.dtype.itemsize == 1 and 255 * aux_scale < full:
-        fix = ("give the frames at their full bit depth" if for_model else
+        fix = (f"{kind} saved at 8 bits? give the frames at their full bit depth; 8-bit images of another modality "
+               f"(not {kind}; thermal?) this model cannot read" if kind else
+               "give the frames at their full bit depth" if for_model else
                "store the images at their full bit depth; to train on 8-bit images whose true scale that is, set "
                "data.aux_max=255 (a trained model's scale is its own: scoring it needs images in its units)")
         return (f"8-bit auxiliary image ({describe(aux)}) {link} {scale}, which expects larger values, "

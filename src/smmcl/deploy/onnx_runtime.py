@@ -83,7 +83,9 @@ class ExportedModel:
                 fixed = "x".join("N" if d is None else str(d) for d in self.input_shape)
                 raise CheckpointError(f"{self.path} was exported for inputs of shape {fixed} (a fixed-size export, "
                                       f"--no-dynamic), got {'x'.join(map(str, given))}: export it again with --dynamic "
-                                      f"or at this size, or give it inputs of that shape")
+                                      f"or at this size, or give it inputs of that shape (scored with --mode slide, "
+                                      f"windows of that size: eval.crop_size=[{self.input_shape[-2]},"
+                                      f"{self.input_shape[-1]}])")
         return self._infer(np.ascontiguousarray(rgb, np.float32), np.ascontiguousarray(aux, np.float32))
 
     def extra_repr(self) -> str:

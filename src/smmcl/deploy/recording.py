@@ -17,15 +17,16 @@ import csv
 import io
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 
-from smmcl.data.modality import units_problem
+from smmcl.data.modality import STREAM_FRAMES, RangeWatch, units_problem
 from smmcl.deploy.predictor import Predictor
 from smmcl.engine.predict import label_png, overlay_picture
-from smmcl.errors import DatasetError
+from smmcl.errors import AuxUnitsWarning, DatasetError
 from smmcl.files import atomic_path
 from smmcl.outputs import claim_folder, writing
 from smmcl.progress import track
@@ -66,6 +67,9 @@ def predict_recording(predictor: Predictor, recording, out: str | Path, video: b
         if labels:
             claim_folder(out / "labels", "labels", "--out", names=[f"{i:06d}.png" for i in range(len(recording))])
         start = time.perf_counter()
+        # The Predictor judges a stream's range after its first STREAM_FRAMES frames; a shorter recording is
+        # judged whole at its end, as a folder is (trial 8 #145: an 8-frame bag in centimetres said nothing).
+        near = RangeWatch(predictor.preprocessing.aux_max, predictor.aux_scale, predictor.preprocessing.aux_top)
         with (VideoWriter(out / "overlay.mp4", fps=fps) if video else _NoVideo()) as writer:
             for frame in track(recording, total=len(recording), desc="predict", unit="frame", enabled=progress):
                 # A recording is a file, read like a folder of images: a frame in other units than the model's
@@ -75,6 +79,7 @@ def predict_recording(predictor: Predictor, recording, out: str | Path, video: b
                 if problem is not None:
                     raise DatasetError(f"{frame.aux_source} frame {frame.index}: {problem}; the --aux-units or "
                                        f"--aux-scale given, or another model, may be what is wrong")
+                near.see(frame.aux, f"{frame.aux_source} frame {frame.index}")
                 t0 = time.perf_counter()
                 predicted = predictor(frame.rgb, frame.aux)
                 latencies.append(time.perf_counter() - t0)
@@ -87,6 +92,9 @@ def predict_recording(predictor: Predictor, recording, out: str | Path, video: b
                 rows.append([frame.index, f"{frame.time:.6f}", f"{frame.aux_time:.6f}", f"{1000 * latencies[-1]:.2f}",
                              *(f"{c / predicted.size:.5f}" for c in counts[: predictor.num_classes])])
         seconds = time.perf_counter() - start
+        small = near.problem(for_model=True, unit="frames") if near.count < STREAM_FRAMES else None
+        if small is not None:
+            warnings.warn(f"{small}; the predictions in {out} were made as given", AuxUnitsWarning, stacklevel=3)
         text = io.StringIO()
         csv.writer(text).writerows([["index", "time", "aux_time", "latency_ms", *names], *rows])
         with atomic_path(out / "frames.csv") as tmp:

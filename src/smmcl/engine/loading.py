@@ -178,7 +178,8 @@ def check_aux_range(file: ModelFile, cfg: Config, split: str, subset: Optional[s
         warnings.warn(f"{problem}; scored as given", AuxUnitsWarning, stacklevel=3)
 
 
-def check_model_owned(file: ModelFile, cfg: Config, where: str = "the config") -> None:
+def check_model_owned(file: ModelFile, cfg: Config, where: str = "the config",
+                      remedy: str = "evaluate it on data in its own units and classes") -> None:
     """Refuse a resolved config (e.g. `smmcl eval`'s dataset config) that says other `MODEL_OWNS` values than the
     model file: its scores would be of inputs scaled, or classes named, as the model was not trained."""
     own = file.config
@@ -195,4 +196,4 @@ def check_model_owned(file: ModelFile, cfg: Config, where: str = "the config") -
         if theirs[key] != mine[key]:
             raise CheckpointError(f"{file.path} was trained with {key}={mine[key]!r} but {where} gives "
                                   f"{key}={theirs[key]!r}: a model's classes and input scaling come from its file; "
-                                  f"evaluate it on data in its own units and classes")
+                                  f"{remedy}")

@@ -106,7 +106,7 @@ def _pairs(rgb: Optional[Path], aux: Optional[Path] = None, list_file: Optional[
         pairs = []
         text = read_text(list_file, "a list of RGB_PATH AUX_PATH lines or sample names")
         for number, line in enumerate(text.splitlines(), start=1):
-            fields = line.split()
+            fields = [] if line.lstrip().startswith("#") else line.split()  # a comment line
             where = f"{list_file}, line {number}: {line.strip()!r}"
             if len(fields) > 2:
                 raise DatasetError(f"{where} has {len(fields)} fields; a line holds RGB_PATH AUX_PATH or one sample "

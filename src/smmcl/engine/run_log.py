@@ -35,6 +35,7 @@ class RunLog:
             return
         out_dir.mkdir(parents=True, exist_ok=True)
         self._truncate(start_step)
+        self.path.touch()  # there from the start, so that its folder's manifest can list it (smmcl.outputs.record)
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 

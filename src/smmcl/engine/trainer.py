@@ -135,10 +135,11 @@ class Trainer:
             # from the run before the change no longer describes it.
             warn_other_outputs(self.out_dir, "train.out_dir", "resuming with a changed config")
             before = self.out_dir / f"config.before_step{self.step}.yaml"
-            record(self.out_dir, [before.name])
             saved.replace(before)
+            record(self.out_dir, [before.name])
         with writing(saved, "config"):
             saved.write_text(to_yaml(self.cfg))
+        record(self.out_dir, [saved.name])
 
     def save(self) -> Path:
         """Write a checkpoint of the current step (rank 0); under DDP every rank must call it (it gathers RNG states)."""
@@ -269,6 +270,8 @@ class Trainer:
             self._prepare_out_dir()
         end = self.plan.total_iters if stop_at is None else min(stop_at, self.plan.total_iters)
         log = RankMeanLog(RunLog(self.out_dir, self.step, self.cfg.train.log_every, self.cfg.train.tensorboard, enabled=main))
+        if main:  # each run file is listed as the run's once it exists, never before (smmcl.outputs)
+            record(self.out_dir, ["log.jsonl"])
         if self.state.config_changes:
             log.write(self.step, {"config_change": {k: list(v) for k, v in self.state.config_changes.items()}})
             self.state.config_changes = {}
@@ -312,9 +315,11 @@ class Trainer:
             with writing(self.out_dir / "model.safetensors", "weights"):
                 write_weights(self.evaluation_model, self.cfg, self.out_dir / "model.safetensors", trained_on,
                               self.train_set.aux_dtype, self.train_set.aux_top)
+            record(self.out_dir, ["model.safetensors"])
             # Whole-run figures of the contrast (zero-step fraction, sampled rows, classes, gradients).
             self.summary = run_summary(self.out_dir / "log.jsonl")
             (self.out_dir / "summary.json").write_text(json.dumps(self.summary, indent=2) + "\n")
+            record(self.out_dir, ["summary.json"])
         # No rank returns before rank 0 has written everything.
         distributed.barrier()
         last["seconds"] = time.perf_counter() - t0

@@ -92,10 +92,12 @@ def open_run(folder: str | Path, name: str, overrides: Sequence[str] = ()) -> Ru
         raise CheckpointError(f"{folder}: no {' and no '.join(missing)} ({expected}){hint}")
     cfg = load_config(folder / "config.yaml", overrides, dataset_meta=False)  # as trained: meta.json was applied then
     if overrides:  # scored elsewhere (data.root=...): that dataset's own description against the model's classes
-        from smmcl.engine.loading import check_dataset_classes
+        from smmcl.engine.loading import check_aux_range, check_dataset_classes
         from smmcl.model_file import open_model_file
 
-        check_dataset_classes(open_model_file(folder / "model.safetensors"), cfg)
+        file = open_model_file(folder / "model.safetensors")
+        check_dataset_classes(file, cfg)
+        check_aux_range(file, cfg, cfg.eval.split, cfg.eval.subset)  # and its units against the model's range
     log = read_log(folder / "log.jsonl")
     if not any("loss" in row for row in log):
         raise CheckpointError(f"{folder / 'log.jsonl'} holds no training rows ({expected})")

@@ -10,6 +10,7 @@ from typing import Dict, List, Mapping, Optional
 
 from smmcl.config import Config
 from smmcl.data.classes import class_names
+from smmcl.outputs import read_manifest, record
 from smmcl.study.imports import config_digest
 from smmcl.study.spec import StudySpec
 from smmcl.study.stats import mean_std, paired_difference, verdict
@@ -282,4 +283,6 @@ def write_results(spec: StudySpec, study_path: str, records: Mapping[str, Mappin
     (out / "results.md").write_text(format_markdown(results, spec, study_path, cfg))
     if any(v["runs"] for v in results["variants"].values()):
         plot_results(results, out / "results.png", title=f"{study_path}: {non_paper['headline']}" if non_paper else study_path)
+    if read_manifest(out) is not None:  # the study's folder (smmcl.outputs): its files are listed once written
+        record(out, [name for name in ("results.json", "results.md", "results.png") if (out / name).exists()])
     return results

@@ -143,9 +143,9 @@ def execute(task: RunTask) -> dict:
         record["split"] = f"{task.split}/{cfg.eval.subset}" if cfg.eval.subset else task.split
     record["config"] = task.config
     path = _scores_path(Path(task.run_dir))
-    record_written(path.parent, [path.name])  # the run folder's manifest (smmcl.outputs) takes it as smmcl's
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(record, indent=2) + "\n")
+    record_written(path.parent, [path.name])  # the run folder's manifest (smmcl.outputs) takes it as smmcl's
     return record
 
 
@@ -291,21 +291,29 @@ def run_study(path: str | Path, out: str | Path | None = None, jobs: int = 1,
     new = not out.exists()
     try:
         if report_only:
-            claim_folder(out, "study", "--out", inputs=[path], names=STUDY_FILES)
+            _claim(out, path)
             for source in imports:
                 import_runs(spec, tasks, source, log)
             return report_study(spec, str(path), tasks, out, log)
         # One study writing a folder at a time (its results files; every run also locks its own folder).
         check_claim(out, "study", "--out", inputs=[path])  # before the lock: a refused folder is left as it was
         with folder_lock(out, "--out"):
-            claim_folder(out, "study", "--out", inputs=[path], names=STUDY_FILES)
+            _claim(out, path)
             for source in imports:
                 import_runs(spec, tasks, source, log)
             return _run_locked(spec, path, out, jobs, threads, pre, tasks, log)
     except SmmclError:
-        if new and out.is_dir() and not any(p.name not in OWN_FILES for p in out.iterdir()):
+        if new and out.is_dir() and not any(p.name not in OWN_FILES and not p.is_dir() for p in out.rglob("*")):
             shutil.rmtree(out)  # refused before anything was written: leave no empty folder behind
         raise
+
+
+def _claim(out: Path, path) -> None:
+    """The study's folder claimed (`smmcl.outputs`), with its `runs/` made and listed at once: the run folders in it
+    list their own files."""
+    claim_folder(out, "study", "--out", inputs=[path], names=STUDY_FILES)
+    (out / "runs").mkdir(exist_ok=True)
+    record_written(out, ["runs"])
 
 
 def _run_locked(spec: StudySpec, path, out: Path, jobs: int, threads: Optional[int], pre: Optional[RunTask],

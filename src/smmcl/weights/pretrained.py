@@ -17,7 +17,7 @@ from smmcl.config import Config, ModelConfig, load_config, to_dict
 from smmcl.errors import CheckpointError, ConfigError
 
 from smmcl.files import atomic_path, check_output_name, container, safetensors_metadata
-from smmcl.outputs import check_output_file, check_path
+from smmcl.outputs import check_path, output_file
 
 from .loading import load_state_strict
 from .reading import read_file
@@ -35,8 +35,8 @@ def save_pretrained(model: nn.Module, config: Union[Config, ModelConfig], path: 
     # Never over a file smmcl did not write as weights (another library's .safetensors, say), nor over a run's own.
     check_path(path, "save_pretrained")
     path.parent.mkdir(parents=True, exist_ok=True)
-    check_output_file(path, "save_pretrained", ours=_is_smmcl_weights(path), overwrite=overwrite)
-    return write_weights(model, config, path)
+    with output_file(path, "save_pretrained", ours=_is_smmcl_weights(path), overwrite=overwrite):
+        return write_weights(model, config, path)
 
 
 def write_weights(model: nn.Module, config: Union[Config, ModelConfig], path: Union[str, Path],
