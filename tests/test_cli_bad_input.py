@@ -28,6 +28,8 @@ CASES = [
     ("train out_dir a file", ["train", "{tiny}", "{data_root}", "train.out_dir={weights}"], "model.safetensors"),
     ("train out_dir on the data", ["train", "{tiny}", "{data_root}", "train.out_dir={data}"], "train.out_dir"),
     ("train resume missing", ["train", "{tiny}", "{data_root}", "train.out_dir={tmp}/r2", "--resume", "{tmp}/c.pt"], "c.pt"),
+    ("train overwrite and resume", ["train", "{tiny}", "{data_root}", "train.out_dir={tmp}/r9", "--overwrite", "--resume",
+                                    "auto"], "give one of them"),
     ("train resume not a checkpoint", ["train", "{tiny}", "{data_root}", "train.out_dir={tmp}/r3", "--resume", "{garbage}"],
      "garbage.yaml"),
     ("train device gpu0", ["train", "{tiny}", "{data_root}", "train.out_dir={tmp}/r4", "train.device=gpu0"], "gpu0"),
@@ -78,6 +80,8 @@ CASES = [
     ("export size not HxW", ["export", "--checkpoint", "{weights}", "--out", "{tmp}/m.onnx", "--size", "big"], "size"),
     ("export checkpoint missing", ["export", "--checkpoint", "{tmp}/none.pt", "--out", "{tmp}/m.onnx"], "none.pt"),
     ("export out in a missing folder", ["export", "--checkpoint", "{weights}", "--out", "{tmp}/no/dir/m.onnx"], "no/dir"),
+    ("export calibration a file", ["export", "--checkpoint", "{weights}", "--out", "{tmp}/i8.onnx", "--int8",
+                                   "--calibration", "{notes}"], "is a file; give a folder"),
     ("info garbage", ["info", "--checkpoint", "{notes}"], "notes.txt"),
     ("info nothing", ["info"], "config"),
     ("info size zero", ["info", "{tiny}", "--size", "0x0"], "at least 1"),
@@ -386,3 +390,18 @@ def test_an_export_given_as_weights_is_named(files):
 
     with pytest.raises(CheckpointError, match="is an ONNX export, which is run, not loaded as PyTorch weights"):
         smmcl.load_pretrained(files["onnx_fixed"])
+
+
+def test_a_conversion_that_loads_nothing_writes_nothing(files, tmp_path, capsys):
+    """Trial 9 #194: `--no-strict` with a file none of whose tensors fit wrote a freshly initialised model."""
+    import torch
+
+    from smmcl.cli import main
+
+    foreign = tmp_path / "plain.pth"
+    torch.save({"state_dict": {"backbone.foo.weight": torch.zeros(3, 3)}}, foreign)
+    out = tmp_path / "c.safetensors"
+    assert main(["convert", str(foreign), "--from", "official-smmcl", "--no-strict", "--config", files["tiny"], "--out",
+                 str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "smmcl: error:" in err and "no tensor of it fits the model" in err and not out.exists()

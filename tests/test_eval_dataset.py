@@ -97,3 +97,15 @@ def test_images_trained_on_are_found_by_content_in_any_folder(tmp_path):
     (renamed / "test.txt").write_text("mine_3\n")
     with pytest.warns(HeldOutWarning, match=r"\(e.g. 'mine_3'\)"):
         smmcl.evaluate_checkpoint(weights, tiny_config(f"data.root={renamed}", "data.crop_size=[32,40]"), progress=False)
+
+
+def test_an_evaluation_config_of_another_modality_is_refused(model, indoor_data, capsys):
+    """Trial 9 #112: `eval ... data.aux_kind=thermal` on a depth model was ignored while `data.aux_max` was refused;
+    the modality is the model's too."""
+    from smmcl.cli import main
+
+    with pytest.raises(CheckpointError, match=r"trained with data.aux_kind='depth' but the evaluation's config gives "
+                                              r"data.aux_kind='thermal'"):
+        smmcl.evaluate_checkpoint(model, tiny_config(f"data.root={indoor_data}", "data.aux_kind=thermal"), progress=False)
+    assert main(["eval", "--checkpoint", str(model), "data.aux_kind=thermal"]) == 2
+    assert "data.aux_kind" in capsys.readouterr().err

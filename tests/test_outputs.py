@@ -298,6 +298,35 @@ def test_overwrite_keeps_a_users_files_inside_a_runs_folders(indoor_data, tmp_pa
     assert main(["--quiet", *args, "--overwrite"]) == 0
 
 
+def test_overwrite_keeps_another_commands_output_inside_a_runs_folders_and_goes_through(indoor_data, weights, tmp_path,
+                                                                                        capsys):
+    """Trial 9 #200-#207: scores written beside a checkpoint (eval's default) or an export into `checkpoints/` (or a
+    dataset's `RGB/`) made `--overwrite` remove the old run, lose that folder's list, then refuse the kept file as
+    foreign, saying "nothing was changed". The kept file stays, with the folder's list, and the new run goes ahead."""
+    run = tmp_path / "run"
+    args = ["train", str(TINY_CONFIG), f"data.root={indoor_data}", f"train.out_dir={run}", "train.max_iters=2",
+            "train.tensorboard=false", "train.checkpoint_every=2"]
+    assert main(["--quiet", *args]) == 0
+    assert main(["--quiet", "eval", "--checkpoint", str(run / "checkpoints" / "ckpt_00000002.pt")]) == 0
+    scores = run / "checkpoints" / "ckpt_00000002.test.json"
+    kept = scores.read_bytes()
+    assert main([*args, "--overwrite", "--dry-run"]) == 0
+    assert main(["--quiet", *args, "--overwrite"]) == 0
+    assert scores.read_bytes() == kept and (run / "model.safetensors").is_file()
+    assert read_manifest(run / "checkpoints")["kept"] == [scores.name]
+    assert main(["--quiet", *args, "--overwrite"]) == 0  # and again: still the run's folder
+    capsys.readouterr()
+
+    data = tmp_path / "data"
+    synth = ["--quiet", "data", "synth", "--kind", "indoor-rgbd", "--size", "32x40", "--out", str(data)]
+    assert main([*synth, "--num", "4"]) == 0
+    assert main(["--quiet", "export", "--checkpoint", str(weights), "--out", str(data / "RGB" / "m.onnx"), "--size",
+                 "32x40"]) == 0
+    export = (data / "RGB" / "m.onnx").read_bytes()
+    assert main([*synth, "--num", "6", "--overwrite"]) == 0
+    assert (data / "RGB" / "m.onnx").read_bytes() == export and len(list((data / "RGB").glob("*.png"))) == 6
+
+
 def test_resume_and_pruning_touch_only_the_checkpoints_the_run_wrote(indoor_data, tmp_path):
     from smmcl.engine.checkpoint import latest_checkpoint, list_checkpoints, prune_checkpoints
 

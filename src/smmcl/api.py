@@ -242,8 +242,8 @@ def predict(checkpoint: str | Path, rgb: str | Path | None, aux: str | Path | No
              for name, value in (("rgb", rgb), ("aux", aux), ("list_file", list_file))}
     as_path(out, "out")
     as_path(checkpoint, "the model file")
+    file = open_model_file(checkpoint)  # first: a folder given as the model (arguments swapped) is named as such
     pairs = pair_inputs(given["rgb"], given["aux"], given["list_file"])
-    file = open_model_file(checkpoint)
     cfg = config_for_model(file, config, overrides)
     palette = dataset_palette(cfg.data.class_names, cfg.data.palette, cfg.model.num_classes)
     inputs = [rgb, aux, list_file, checkpoint]
@@ -354,7 +354,8 @@ def _calibration_frames(cfg: Config, root: str | Path, split: str) -> list:
 
     root = Path(root)
     if not root.is_dir():
-        raise DatasetError(f"calibration folder not found: {root}")
+        raise DatasetError(f"--calibration {root} is a file; give a folder of frames (a dataset, or the model's RGB "
+                           f"and auxiliary folders)" if root.exists() else f"calibration folder not found: {root}")
     if (root / f"{split}.txt").is_file():
         data = load_config(to_dict(cfg), [f"data.root={root}"], dataset_meta=False).data
         data = load_config(to_dict(cfg), [f"data.root={root}", *own_suffixes(data, split)], dataset_meta=False).data
@@ -419,6 +420,10 @@ def convert(
         report = LoadReport(str(checkpoint), "smmcl training checkpoint", loaded=len(model.state_dict()))
     else:
         report = load_backbone_weights(model, checkpoint, strict=bool(strict))
+    if report.loaded == 0:  # trial 9 #194: with --no-strict, weights of a freshly initialised model were written
+        raise CheckpointError(f"{checkpoint}: no tensor of it fits the model as {fmt!r} weights (0 loaded; e.g. "
+                              f"{', '.join(report.unexpected_keys[:3]) or 'no keys'}): another format (--from), or "
+                              f"another model's file; nothing was written")
     save_pretrained(model, config, out, overwrite=overwrite)
     return report
 

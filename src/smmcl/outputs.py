@@ -200,10 +200,24 @@ def _remove_written(path: Path) -> None:
         _remove_written(path / name)
     for stale in partial_writes(path):
         stale.unlink(missing_ok=True)
+    if _keep_list_of_what_stays(path, manifest):
+        return
     for name in OWN_FILES:
         (path / name).unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         path.rmdir()
+
+
+def _keep_list_of_what_stays(folder: Path, manifest: dict) -> bool:
+    """After a folder's own files went: when another command's output stays in it (an export or scores kept there, a
+    folder with a list of its own), its list stays too, naming only those, so that the folder remains smmcl's and
+    the next claim takes it (trial 9 #200-#207: a run's `checkpoints/` lost its list beside an export, and the new
+    run's claim then refused the export as foreign after the old run was gone). Returns whether anything stays."""
+    stays = [e for e in folder.iterdir() if e.name not in OWN_FILES]
+    if not stays:
+        return False
+    _write_manifest(folder, manifest["kind"], [], {e.name for e in stays if e.name in _kept(manifest)})
+    return True
 
 
 def remove_written(folder: str | Path) -> None:
@@ -219,6 +233,8 @@ def remove_written(folder: str | Path) -> None:
         _remove_written(folder / name)
     for stale in partial_writes(folder):
         stale.unlink(missing_ok=True)
+    if _keep_list_of_what_stays(folder, manifest):
+        return
     for name in OWN_FILES - {LOCK_NAME}:
         (folder / name).unlink(missing_ok=True)
 

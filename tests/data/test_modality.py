@@ -412,3 +412,19 @@ def test_data_check_flags_a_test_sample_that_is_also_trained_on(tmp_path):
     assert report.ok  # an overfitting check may mean it: said, not refused
     assert any("test.txt: 1 of its samples are in the train list too (e.g. 's0')" in n for n in report.notes)
     assert "note: " in report.format() and report.to_dict()["notes"] == report.notes
+
+
+def test_advice_fits_the_files_kind(tmp_path):
+    """Trial 9: 8-bit HHA under a millimetre aux_max left from a depth config was told of 16-bit millimetres (#66),
+    and a JPEG label folder was told to set data.label_ext=.jpg, which then met the refusal of lossy labels (#29)."""
+    from smmcl.data.dataset import missing_hint
+    from smmcl.data.modality import check_aux
+
+    with pytest.raises(DatasetError, match=r"HHA images are 8-bit by construction \(smmcl data hha\): leave "
+                                           r"data.aux_max unset \(null\)"):
+        check_aux(np.full((8, 8, 3), 90, np.uint8), "hha/a.png", 10000.0, kind="hha")
+    (tmp_path / "Label").mkdir()
+    (tmp_path / "Label" / "a.jpg").write_bytes(b"")
+    assert missing_hint(tmp_path / "Label" / "a.png", "label") == (" (a.jpg is there, but JPEG changes class ids at "
+                                                                   "edges: save the labels as PNG)")
+    assert missing_hint(tmp_path / "Label" / "a.png", "aux") == " (a.jpg is there: set data.aux_ext=.jpg)"

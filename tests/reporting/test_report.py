@@ -16,7 +16,7 @@ from PIL import Image
 import smmcl
 from smmcl.config import load_config
 from smmcl.data.classes import dataset_palette
-from smmcl.errors import CheckpointError, SmmclError
+from smmcl.errors import CheckpointError, ConfigError, SmmclError
 from smmcl.outputs import OutputError
 
 from support import TINY_CONFIG
@@ -150,3 +150,20 @@ def test_the_api_function_survives_its_package_import():
     import smmcl.reporting  # noqa: F401  (a subpackage named `report` would have replaced the function)
 
     assert callable(smmcl.report) and smmcl.report.__module__ == "smmcl.api"
+
+
+def test_runs_reading_other_inputs_are_not_compared(tiny_runs, tmp_path):
+    """Trial 9 #143: every run is scored on the reference's images, read with its auxiliary scaling, so a run trained
+    on another modality or scale (a thermal model beside a depth one) is refused, not scored on depth."""
+    import yaml
+
+    for key, value in (("aux_kind", "thermal"), ("aux_max", 255.0)):
+        other = tmp_path / f"other_{key}"
+        shutil.copytree(tiny_runs["smmcl"], other, ignore=shutil.ignore_patterns("report"))
+        cfg = yaml.safe_load((other / "config.yaml").read_text())
+        cfg["data"][key] = value
+        (other / "config.yaml").write_text(yaml.safe_dump(cfg))
+        with pytest.raises(ConfigError, match=rf"other_{key} cannot be compared with .*base: data.{key} is {value} there "
+                                              r"and .* in the reference \(every run is scored on the reference's images"):
+            smmcl.report(tiny_runs["base"], compare=[other], out=tmp_path / f"report_{key}")
+        assert not (tmp_path / f"report_{key}").exists()

@@ -133,6 +133,7 @@ def test_a_changed_study_refuses_to_touch_the_old_runs(tiny_study, tmp_path):
                            overrides=[*study["overrides"], "train.lr=0.01"])
     with pytest.raises(ConfigError, match=r"another config \(train.lr differ\)"):
         run_study(changed, out=out, log=lambda _: None)
+    assert main(["study", str(changed), "--out", str(out), "--dry-run"]) == 2  # the dry run refuses it too (trial 9)
 
 
 def test_dry_run_prints_the_plan_and_trains_nothing(tiny_study, tmp_path, capsys):

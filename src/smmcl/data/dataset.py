@@ -150,6 +150,9 @@ def missing_hint(path: Path, role: str) -> str:
     if not path.parent.is_dir():
         return ""
     other = next((p for p in sorted(path.parent.glob(f"{path.stem}.*")) if p.suffix.lower() in IMAGE_SUFFIXES), None)
+    if other is not None and role == "label" and other.suffix.lower() in (".jpg", ".jpeg"):
+        # Following "set data.label_ext=.jpg" would only meet the refusal of lossy labels (trial 9 #29).
+        return f" ({other.name} is there, but JPEG changes class ids at edges: save the labels as PNG)"
     return f" ({other.name} is there: set data.{role}_ext={other.suffix})" if other is not None else ""
 
 

@@ -90,12 +90,13 @@ def _power_of_ten(ratio: float) -> float:
 
 
 def units_problem(aux: np.ndarray, aux_max: Optional[float], aux_scale: float = 1.0,
-                  for_model: bool | str = False) -> Optional[str]:
+                  for_model: bool | str = False, files_kind: Optional[str] = None) -> Optional[str]:
     """Why the (finite) values of `aux` times `aux_scale` do not fit the full scale `aux_max`, or None.
 
     `for_model`: the scale is a trained model's (predict, Predictor), which the remedy cannot change: it names
     `aux_scale` instead of `data.aux_max`; a string is the model's auxiliary kind (depth, thermal, hha), named too,
-    for values far off its scale may be another modality rather than other units."""
+    for values far off its scale may be another modality rather than other units. `files_kind`: the dataset's
+    `data.aux_kind`, for advice that fits it (HHA is 8-bit by construction)."""
     full = aux_full_scale(aux.dtype, aux_max)
     kind = for_model if isinstance(for_model, str) else None
     model = f"a {kind} model" if kind else "a model"
@@ -118,6 +119,8 @@ def units_problem(aux: np.ndarray, aux_max: Optional[float], aux_scale: float = 
         fix = (f"{kind} saved at 8 bits? give the frames at their full bit depth; 8-bit images of another modality "
                f"(not {kind}; thermal?) this model cannot read" if kind else
                "give the frames at their full bit depth" if for_model else
+               "HHA images are 8-bit by construction (smmcl data hha): leave data.aux_max unset (null) for them, "
+               "as an inherited value from a depth config is not theirs" if files_kind == "hha" else
                "store the images at their full bit depth; to train on 8-bit images whose true scale that is, set "
                "data.aux_max=255 (a trained model's scale is its own: scoring it needs images in its units)")
         return (f"8-bit auxiliary image ({describe(aux)}) {link} {scale}, which expects larger values, "
@@ -263,7 +266,7 @@ def check_aux(aux: object, source: object, aux_max: Optional[float], aux_scale: 
                            f"value per pixel: a colour-mapped picture of {kind}? give the sensor's single-channel "
                            f"values" + ("; HHA images: set data.aux_kind=hha" if kind == "depth" else ""))
     aux = finite_aux(aux, source)  # type: ignore[arg-type]
-    problem = units_problem(aux, aux_max, aux_scale, for_model)
+    problem = units_problem(aux, aux_max, aux_scale, for_model, kind)
     if problem is None and aux_max is None and trained_dtype and aux.dtype.name != trained_dtype:  # type: ignore[union-attr]
         what = f"a {kind} model" if kind else "a model"
         problem = (f"{aux.dtype} auxiliary image ({describe(aux)}) for {what} trained on {trained_dtype} ones with "  # type: ignore[union-attr]

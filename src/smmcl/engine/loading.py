@@ -59,7 +59,7 @@ def model_and_config(checkpoint: str | Path | ModelFile, config: Config | str | 
 
 # What a trained model file fixes: its classes and the scaling its inputs were trained with. A config given to run it
 # (predict --config) sets how it runs: `eval.*` (the inference protocol) and these `train.*` switches.
-MODEL_OWNS = ("model.num_classes", "data.class_names", "data.palette", "data.aux_max")
+MODEL_OWNS = ("model.num_classes", "data.class_names", "data.palette", "data.aux_max", "data.aux_kind")
 RUNTIME_KEYS = ("device", "precision", "channels_last", "compile")
 
 
@@ -187,8 +187,10 @@ def check_model_owned(file: ModelFile, cfg: Config, where: str = "the config",
         return
     k = own.model.num_classes
     mine = {"model.num_classes": k, "data.aux_max": own.data.aux_max, "data.class_names": list(own.data.class_names),
-            "data.palette": [list(c) for c in dataset_palette(own.data.class_names, own.data.palette, k)]}
+            "data.palette": [list(c) for c in dataset_palette(own.data.class_names, own.data.palette, k)],
+            "data.aux_kind": own.data.aux_kind}
     theirs = {"model.num_classes": cfg.model.num_classes, "data.aux_max": cfg.data.aux_max,
+              "data.aux_kind": cfg.data.aux_kind,
               "data.class_names": list(cfg.data.class_names) or mine["data.class_names"],
               "data.palette": [list(c) for c in dataset_palette(cfg.data.class_names or own.data.class_names,
                                                                 cfg.data.palette, cfg.model.num_classes)]}

@@ -42,7 +42,7 @@ from smmcl.engine.run_dir import (check_run_dir, check_run_folder, check_writabl
                                    run_files, writing)
 from smmcl.engine.run_log import RankMeanLog, RunLog, run_summary
 from smmcl.engine.step import shared_encoder_parameters, train_step
-from smmcl.errors import CheckpointError
+from smmcl.errors import CheckpointError, ConfigError
 from smmcl.files import folder_lock
 from smmcl.outputs import record, remove_written, warn_other_outputs
 from smmcl.losses import contrast_scale
@@ -67,6 +67,9 @@ class Trainer:
         """`resume`: a checkpoint path or `auto`. `overwrite`: replace another run found in `train.out_dir`
         (refused otherwise). `allow_config_change`: resume although training keys of the config differ from
         the checkpoint's (refused otherwise; the change is then recorded in the log)."""
+        if overwrite and resume is not None:  # trial 9 #167: --overwrite was silently dropped for the resume
+            raise ConfigError("--overwrite (overwrite=True) replaces the run in train.out_dir and --resume (resume=...) "
+                              "continues it: give one of them")
         self.cfg = cfg
         self.overwrite = overwrite
         self.parts = parts = build_parts(cfg)

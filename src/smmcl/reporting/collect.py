@@ -142,16 +142,27 @@ def scored_split(ref: Run) -> ScoredSplit:
 
 
 def check_comparable(runs: Sequence[Run]) -> None:
-    """Runs compared class by class must predict the same classes under the same names."""
+    """Runs compared class by class must predict the same classes under the same names, and read the same inputs:
+    every run is scored on the reference's images, prepared by the reference's auxiliary scaling (trial 9 #143: a
+    thermal model scored on depth images, a delta of -83 points without a word)."""
     ref = runs[0]
+
+    def trained_dtype(run: Run) -> Optional[str]:
+        return open_model_file(run.weights).metadata.get("aux_dtype") if run.weights.is_file() else None
+
     for run in runs[1:]:
         for what, mine, theirs in (("model.num_classes", run.cfg.model.num_classes, ref.cfg.model.num_classes),
                                    ("data.class_names", list(run.cfg.data.class_names), list(ref.cfg.data.class_names)),
                                    ("eval.exclude_classes", list(run.cfg.eval.exclude_classes),
-                                    list(ref.cfg.eval.exclude_classes))):
+                                    list(ref.cfg.eval.exclude_classes)),
+                                   ("data.aux_kind", run.cfg.data.aux_kind, ref.cfg.data.aux_kind),
+                                   ("data.aux_max", run.cfg.data.aux_max, ref.cfg.data.aux_max),
+                                   ("the auxiliary image type it was trained on", trained_dtype(run), trained_dtype(ref))):
             if mine != theirs:
+                inputs = (" (every run is scored on the reference's images, read with its auxiliary scaling)"
+                          if what.startswith(("data.aux", "the aux")) else "")
                 raise ConfigError(f"{run.folder} cannot be compared with {ref.folder}: {what} is {mine} there "
-                                  f"and {theirs} in the reference")
+                                  f"and {theirs} in the reference{inputs}")
 
 
 def score_run(run: Run, split: ScoredSplit, num_images: int, device: Optional[str] = None, progress: bool = True) -> None:

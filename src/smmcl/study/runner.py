@@ -252,6 +252,8 @@ def check_study(path: str | Path, out: str | Path | None = None, jobs: int = 1, 
     for source in imports:
         check_import(spec, source)
     pre, tasks = plan_study(spec, out, str(path))
+    for task in ([pre] if pre is not None else []) + tasks:
+        check_run_dir(task)  # a run folder of another config: refused by the dry run too (trial 9 #131)
     return spec, out, pre, tasks
 
 
