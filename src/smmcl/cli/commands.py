@@ -23,8 +23,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
         return 0
     h, w = summary["size"]
     splits = f"train {summary['num_train']}" + (f", val {summary['num_val']}" if summary["num_val"] else "")
+    done = ("already there, nothing written (--overwrite generates it again)" if summary.get("already")
+            else f"{summary['seconds']:.1f} s")
     print(f"[smmcl] {summary['num']} {summary['kind']} scenes of {h}x{w} in {summary['out_dir']}: {splits}, "
-          f"test {summary['num_test']}; {len(summary['class_names'])} classes, {summary['seconds']:.1f} s")
+          f"test {summary['num_test']}; {len(summary['class_names'])} classes, {done}")
     return 0
 
 

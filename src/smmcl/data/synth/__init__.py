@@ -118,6 +118,17 @@ def other_dataset(out: str | Path, **wanted) -> list:
     return [f"{k} {have[k]} -> {want[k]}" for k in DATASET_KEYS if k in want and have[k] != want[k]]
 
 
+def _complete(out: Path, folders, names: list, lists: list) -> bool:
+    """Whether `out` holds every file a synth of these values writes, each listed as written."""
+    if not (out / "meta.json").is_file() or not all((out / name).is_file() for name in lists):
+        return False
+    for folder in folders:
+        listed = set((read_manifest(folder) or {}).get("written", []))
+        if any(f"{n}.png" not in listed or not (folder / f"{n}.png").is_file() for n in names):
+            return False
+    return True
+
+
 def generate_dataset(kind: str, out_dir, num: int, size: tuple[int, int] = (120, 160), seed: int = 0,
                      test_fraction: float = 0.25, progress: bool = False, val_fraction: float = 0.0,
                      what: str = "--out", overwrite: bool = False) -> dict:
@@ -145,6 +156,11 @@ def generate_dataset(kind: str, out_dir, num: int, size: tuple[int, int] = (120,
     if changed and not overwrite:
         raise OutputError(f"{what} {out} holds another generated dataset ({', '.join(changed)}): --overwrite "
                           f"(overwrite=True) replaces it; or choose another folder. Nothing was changed")
+    if ours and not changed and not overwrite and _complete(out, folders.values(), names, lists):
+        # The same dataset, whole: nothing to write, and nothing rewritten (trial 9 #73: a label edited by hand was
+        # silently generated again; an earlier output is replaced only with --overwrite).
+        meta = json.loads((out / "meta.json").read_text())
+        return {**meta, "out_dir": str(out), "seconds": 0.0, "already": True}
     with writing(out, "dataset", what, names=[*(f.name for f in folders.values()), *lists, "meta.json"],
                  overwrite=True):
         for folder in folders.values():
