@@ -41,7 +41,8 @@ def test_the_rule_alone():
     watch.see(np.full(SIZE, 950, np.uint16), "b.png")
     assert watch.problem() == ("the largest auxiliary value in all 2 images is 950 (in b.png), under 1/10 of "
                                "data.aux_max=10000: other units than aux_max counts (centimetres for millimetres)?")
-    assert "then pass aux_scale=10 (--aux-scale 10)" in watch.problem(for_model=True)
+    assert "then pass aux_scale=10 (--aux-scale 10; the Predictor takes it when made: Predictor(..., aux_scale=10))" \
+        in watch.problem(for_model=True)
     watch.see(np.full(SIZE, 1000, np.uint16), "c.png")  # a tenth of the scale reached: nothing to say
     assert watch.problem() is None
     zeros = RangeWatch(10000.0)

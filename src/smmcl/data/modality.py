@@ -89,6 +89,13 @@ def _power_of_ten(ratio: float) -> float:
     return 10.0 ** math.floor(math.log10(ratio))
 
 
+def _pass_scale(step: str) -> str:
+    """The one remedy for frames in other units, in every caller's spelling (trial 9: a Predictor user tried it on
+    the call, where it is not taken)."""
+    return (f"pass aux_scale={step} (--aux-scale {step}; the Predictor takes it when made: "
+            f"Predictor(..., aux_scale={step}))")
+
+
 def units_problem(aux: np.ndarray, aux_max: Optional[float], aux_scale: float = 1.0,
                   for_model: bool | str = False, files_kind: Optional[str] = None) -> Optional[str]:
     """Why the (finite) values of `aux` times `aux_scale` do not fit the full scale `aux_max`, or None.
@@ -127,7 +134,7 @@ def units_problem(aux: np.ndarray, aux_max: Optional[float], aux_scale: float = 
                 f"e.g. 16-bit millimetres: {fix}")
     if np.issubdtype(aux.dtype, np.floating) and 0 < top <= FLOAT_SMALL and full >= FLOAT_LARGE_SCALE:
         step = _power_of_ten(full / top) * aux_scale
-        fix = (f"pass aux_scale={_num(step)} (--aux-scale {_num(step)})" if for_model else
+        fix = (_pass_scale(_num(step)) if for_model else
                f"convert the files (x{_num(step)}), or set data.aux_max to their own full scale")
         what = "given to a model trained on" if for_model else "where data.aux_max counts"
         return f"float values up to {_num(raw)}{scaled} {link} {scale}: metres {what} millimetres? {fix}"
@@ -147,10 +154,10 @@ def units_problem(aux: np.ndarray, aux_max: Optional[float], aux_scale: float = 
                    "to the other (the camera's gain control made them): give frames as it was trained on; images of "
                    "another modality (not thermal)? this model cannot read them")
         elif kind:
-            fix = (f"{kind} images in other units than it was trained on? pass aux_scale={step} (--aux-scale on the "
-                   f"command line); images of another modality (not {kind})? this model cannot read them")
+            fix = (f"{kind} images in other units than it was trained on? {_pass_scale(step)}; images of another "
+                   f"modality (not {kind})? this model cannot read them")
         elif for_model:
-            fix = f"other units than it was trained on? pass aux_scale={step} (--aux-scale on the command line)"
+            fix = f"other units than it was trained on? {_pass_scale(step)}"
         else:
             fix = "the images are in other units than data.aux_max: set it to their full scale"
         return (f"values up to {_num(raw)}{scaled} {link} {scale}, more than {_num(OVERSHOOT)}x its full scale "
@@ -217,7 +224,7 @@ class RangeWatch:
     def _remedy(step: str, files: bool) -> str:
         if files:
             return f"convert the files into the model's units (x{step})"
-        return f"pass aux_scale={step} (--aux-scale {step})"
+        return _pass_scale(step)
 
 
 def colour_count(rgb: np.ndarray, limit: int) -> Optional[int]:
