@@ -33,6 +33,10 @@ def test_ros2_bag_with_aligned_depth(tmp_path, storage):
                       "/camera/aligned_depth_to_color/image_raw": ("sensor_msgs/msg/Image", N - 1),
                       "/camera/color/camera_info": ("sensor_msgs/msg/CameraInfo", 1)}
 
+    with pytest.raises(DatasetError, match=r"rgb topic /camera/aligned_depth_to_color/image_raw is named as an auxiliary "
+                                           r"\(depth or thermal\) stream, not colour; the colour topic is probably "
+                                           r"/camera/color/image_raw"):
+        open_recording(path, rgb_topic="/camera/aligned_depth_to_color/image_raw")  # trial 9 #181
     recording = open_recording(path)  # the only colour topic and the only (aligned) depth topic
     assert (recording.rgb_source, recording.aux_source) == ("/camera/color/image_raw",
                                                             "/camera/aligned_depth_to_color/image_raw")

@@ -110,6 +110,14 @@ def choose_topics(types: Mapping[str, Optional[str]], rgb_topic: Optional[str],
         parts = re.split(r"[/_]", topic.lower())
         return any(any(p.startswith(n) for n in names) for p in parts)
 
+    # (Infrared is left alone: a grey stream can stand in for colour.)
+    if rgb_topic is not None and (is_aligned(rgb_topic) or (words(rgb_topic, ("depth", "thermal"))
+                                                            and not words(rgb_topic, RGB_WORDS))):
+        # Named by its depth or thermal name: the colour stream was meant (trial 9 #181 was told of a missing aux).
+        colour = [t for t in images if words(t, RGB_WORDS) and not words(t, AUX_WORDS) and not is_aligned(t)]
+        raise DatasetError(f"rgb topic {rgb_topic} is named as an auxiliary (depth or thermal) stream, not colour"
+                           + (f"; the colour topic is probably {colour[0]}" if colour else "")
+                           + f"; image topics: {', '.join(images)}")
     if rgb_topic is None:
         # Compressed copies of a raw topic (image_raw/compressed) are the same frames: prefer the raw one.
         found = [t for t in images if words(t, RGB_WORDS) and not is_aligned(t) and not words(t, AUX_WORDS)]
