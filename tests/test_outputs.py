@@ -184,7 +184,7 @@ def test_a_single_file_in_a_folder_of_another_command_is_never_removed_by_it(wei
     assert main(["--quiet", "data", "hha", "--depth", str(data / "Depth"), "--intrinsics", "40,40,20,16", "--out",
                  str(data / "HHA")]) == 0
     capsys.readouterr()
-    assert main(synth) == 0  # the dataset is replaced; the export and the HHA beside it stay, and are named as stale
+    assert main([*synth, "--overwrite"]) == 0  # generated again; the export and HHA beside it stay, named as stale
     assert (data / "deploy.onnx").read_bytes() == export and len(list((data / "HHA").glob("*.png"))) == 4
     assert read_manifest(data)["kept"] == ["deploy.onnx"]
     err = capsys.readouterr().err
