@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -54,8 +55,10 @@ def test_a_folder_with_foreign_files_is_refused_and_overwrite_removes_only_the_m
     (mine / "log.jsonl").write_text("{}\n")
     (mine / "checkpoints").mkdir()
     # Planned, not yet written: smmcl's only once their files exist, when their writer says so or ends (settle).
-    assert read_manifest(mine) == {"kind": "run", "written": [],
-                                   "planned": {"checkpoints": "written", "log.jsonl": "written", "summary.json": "written"}}
+    manifest = read_manifest(mine)
+    assert abs(manifest.pop("planned_at") - time.time()) < 60  # when: a killed command's files are told by it
+    assert manifest == {"kind": "run", "written": [],
+                        "planned": {"checkpoints": "written", "log.jsonl": "written", "summary.json": "written"}}
     settle(mine)
     assert read_manifest(mine) == {"kind": "run", "written": ["checkpoints", "log.jsonl"]}  # summary.json never was
     claim_folder(mine, "run", "train.out_dir", names=["log.jsonl"], overwrite=True)
@@ -73,7 +76,9 @@ def test_a_name_planned_but_never_written_is_not_smmcls(tmp_path):
     claim_folder(run, "run", "train.out_dir", names=["log.jsonl", "summary.json"])
     (run / "log.jsonl").write_text("{}\n")
     record(run, ["log.jsonl"])  # written as it goes; then a kill -9: summary.json stays planned
-    (run / "summary.json").write_text("my own notes\n")  # the user's file, under the planned name
+    (run / "summary.json").write_text("my own notes\n")  # the user's file, under the planned name, put there later
+    later = time.time() + 60  # (a killed command's own files lie within seconds of its list's last update)
+    os.utime(run / "summary.json", (later, later))
     for overwrite in (False, True):
         with pytest.raises(OutputError, match=r"holds files smmcl did not write there \(summary.json\) \(summary.json: "
                                               r"names a smmcl command that did not finish was to write"):
@@ -89,6 +94,7 @@ def test_a_name_planned_but_never_written_is_not_smmcls(tmp_path):
                 (out / f"f{i}.png").write_bytes(b"png")
     assert read_manifest(out) == {"kind": "predictions", "written": ["f0.png", "f1.png", "f2.png"]}
     (out / "f3.png").write_bytes(b"mine")
+    os.utime(out / "f3.png", (time.time() + 60, time.time() + 60))
     with pytest.raises(OutputError, match=r"holds files smmcl did not write there \(f3.png\)"):
         with writing(out, "predictions", "--out", names=[f"f{i}.png" for i in range(5)], overwrite=True):
             pass
@@ -277,9 +283,10 @@ def test_overwrite_of_a_folder_that_only_looks_like_a_run_removes_nothing(indoor
     (run / "thesis.tex").unlink()
     assert main(["--quiet", *args, "--overwrite"]) == 0
     # Listed as each is written; tb/ never is, with train.tensorboard=false.
-    assert read_manifest(run) == {"kind": "run", "written": ["checkpoints", "config.yaml", "log.jsonl",
-                                                             "model.safetensors", "summary.json"],
-                                  "planned": {"tb": "written"}}
+    manifest = read_manifest(run)
+    manifest.pop("planned_at")
+    assert manifest == {"kind": "run", "written": ["checkpoints", "config.yaml", "log.jsonl", "model.safetensors",
+                                                   "summary.json"], "planned": {"tb": "written"}}
 
 
 def test_overwrite_keeps_a_users_files_inside_a_runs_folders(indoor_data, tmp_path, capsys):
@@ -452,3 +459,34 @@ def test_a_refused_single_output_leaves_no_claim_and_a_failed_folder_says_what_i
     err = capsys.readouterr().err
     assert "f2.png" in err and f"--out {out}: stopped part way; the 4 outputs it wrote before (e.g. f0.png) are kept" in err
     assert read_manifest(out)["written"] == ["f0.png", "f0_overlay.png", "f1.png", "f1_overlay.png"]
+
+
+def test_a_command_killed_part_way_can_be_run_again(tmp_path):
+    """Trial 10 #127/#128: after `kill -9` of `data synth`, the files it wrote but had not listed yet were refused
+    as foreign by the rerun. Its files lie within seconds of its list's last update, a user's file put there later
+    does not: the rerun takes the former and still refuses the latter."""
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "data"
+    args = [sys.executable, "-m", "smmcl", "--quiet", "data", "synth", "--kind", "indoor-rgbd", "--num", "400",
+            "--size", "96x128", "--out", str(out)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((out / "Label").glob("*.png"))) < 30:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    written = len(list((out / "Label").glob("*.png")))
+    assert 30 <= written < 400, "the synth was not killed part way"
+    mine = out / "Label" / "scene_00399.png"  # a planned name it never reached, with a file put there later
+    mine.write_bytes(b"mine")
+    later = time.time() + 60
+    os.utime(mine, (later, later))
+    rerun = subprocess.run(args, capture_output=True, text=True)
+    assert rerun.returncode == 2 and "scene_00399.png" in rerun.stderr and mine.read_bytes() == b"mine"
+    assert f"holds files smmcl did not write there (Label/scene_00399.png)" in rerun.stderr  # its own are not named
+    mine.unlink()
+    assert subprocess.run(args, capture_output=True).returncode == 0
+    assert len(list((out / "Label").glob("*.png"))) == 400

@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import time
 import warnings
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, Optional
@@ -87,9 +88,10 @@ def read_manifest(folder: Path) -> Optional[dict]:
 
 
 def _write_manifest(folder: Path, kind: str, names: Iterable[str], kept: Iterable[str] = (),
-                    planned: Optional[Dict[str, str]] = None) -> None:
+                    planned: Optional[Dict[str, str]] = None, planned_at: Optional[float] = None) -> None:
     """`names` written, `kept` (another command's file, see `check_output_file`), `planned`: name -> the list it
-    joins ("written" or "kept") once its file is written."""
+    joins ("written" or "kept") once its file is written; `planned_at`: when they were planned (default: as the
+    folder's list says, else now)."""
     names = set(names)
     record: dict = {"kind": kind, "written": sorted(names)}
     kept = set(kept) - names
@@ -98,8 +100,47 @@ def _write_manifest(folder: Path, kind: str, names: Iterable[str], kept: Iterabl
     planned = {n: to for n, to in (planned or {}).items() if n not in names | kept}
     if planned:
         record["planned"] = dict(sorted(planned.items()))
+        earlier = (read_manifest(folder) or {}).get("planned_at") if planned_at is None else planned_at
+        record["planned_at"] = earlier if isinstance(earlier, (int, float)) else time.time()
     with atomic_path(folder / MANIFEST_NAME) as tmp:
         Path(tmp).write_text(json.dumps(record, indent=1) + "\n")
+
+
+# A command killed with `kill -9` never settles its list: the files it wrote under planned names since its last
+# flush (`Confirmer`, once a second) lie between its claim and a few seconds after the list was last written. Those
+# are its own; a file put there later (a user's, trial 8) or copied in with an older time is not.
+KILLED_GRACE_S = 5.0
+
+
+def _written_before_kill(folder: Path, manifest: Optional[dict]) -> Dict[str, str]:
+    """The planned names whose files a command that did not finish wrote (see KILLED_GRACE_S), name -> list."""
+    planned, since = _planned(manifest), (manifest or {}).get("planned_at")
+    if not planned or not isinstance(since, (int, float)):
+        return {}
+    try:
+        until = (folder / MANIFEST_NAME).stat().st_mtime + KILLED_GRACE_S
+    except OSError:
+        return {}
+    found = {}
+    for name, to in planned.items():
+        try:
+            mtime = (folder / name).lstat().st_mtime
+        except OSError:
+            continue
+        if since - 1.0 <= mtime <= until:
+            found[name] = to
+    return found
+
+
+def _written(folder: Path, manifest: Optional[dict]) -> set:
+    """What `folder`'s list says smmcl wrote there, with what a killed command wrote under its planned names."""
+    if manifest is None:
+        return set()
+    return set(manifest["written"]) | {n for n, to in _written_before_kill(folder, manifest).items() if to == "written"}
+
+
+def _kept_in(folder: Path, manifest: Optional[dict]) -> set:
+    return _kept(manifest) | {n for n, to in _written_before_kill(folder, manifest).items() if to == "kept"}
 
 
 def _kept(manifest: Optional[dict]) -> set:
@@ -141,7 +182,7 @@ def check_claim(folder: str | Path, kind: str, what: str, inputs: Iterable[Optio
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{what} {folder} is a file; a folder is expected")
     manifest = read_manifest(folder) if folder.is_dir() else None
-    listed = set(manifest["written"]) if manifest else set()
+    listed = _written(folder, manifest)
     entries = sorted(folder.iterdir()) if folder.is_dir() else []
     if manifest is None:
         listed = {e.name for e in entries if e.name in set(adopt)}
@@ -149,15 +190,15 @@ def check_claim(folder: str | Path, kind: str, what: str, inputs: Iterable[Optio
         raise OutputError(f"{what} {folder} holds the output of another smmcl command ({manifest.get('kind')}), "
                           f"not of this one ({kind}): choose another folder")
     planned = _planned(manifest)
-    foreign = [e.name for e in entries if not _ours(e, listed | _kept(manifest), planned)]
+    foreign = [e.name for e in entries if not _ours(e, listed | _kept_in(folder, manifest), planned)]
     if overwrite:
         foreign += [str(p.relative_to(folder)) for name in sorted(listed) for p in _foreign_inside(folder / name)]
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-        unfinished = [name for name in foreign if name in planned]
+        unfinished = [name for name in foreign if Path(name).name in _planned(read_manifest((folder / name).parent))]
         why = (f" ({', '.join(unfinished[:3])}{' ...' if len(unfinished) > 3 else ''}: names a smmcl command that did "
-               f"not finish was to write, which it never said it wrote, so smmcl cannot tell them from yours)"
-               if unfinished else "")
+               f"not finish was to write, which it never said it wrote (killed?), so smmcl cannot tell them from yours; "
+               f"if they are its, remove them)" if unfinished else "")
         raise OutputError(f"{what} {folder} holds files smmcl did not write there ({shown}){why}; smmcl writes only "
                           f"into a new or empty folder, or one it wrote: move them out of it, or choose another folder; "
                           f"nothing was changed")
@@ -176,11 +217,11 @@ def _foreign_inside(path: Path) -> list:
     manifest = read_manifest(path)
     if manifest is None:
         return [p for p in path.rglob("*") if not p.is_dir() and p.name not in OWN_FILES]
-    listed, found = set(manifest["written"]), []
+    listed, found = _written(path, manifest), []
     for entry in sorted(path.iterdir()):
         if entry.name in listed:
             found += _foreign_inside(entry)
-        elif not _ours(entry, listed | _kept(manifest), _planned(manifest)):
+        elif not _ours(entry, listed | _kept_in(path, manifest), _planned(manifest)):
             found.append(entry)
     return found
 
@@ -196,7 +237,7 @@ def _remove_written(path: Path) -> None:
         if not any(p.is_file() for p in path.rglob("*")):
             shutil.rmtree(path)
         return
-    for name in manifest["written"]:
+    for name in _written(path, manifest):
         _remove_written(path / name)
     for stale in partial_writes(path):
         stale.unlink(missing_ok=True)
@@ -216,7 +257,7 @@ def _keep_list_of_what_stays(folder: Path, manifest: dict) -> bool:
     stays = [e for e in folder.iterdir() if e.name not in OWN_FILES]
     if not stays:
         return False
-    _write_manifest(folder, manifest["kind"], [], {e.name for e in stays if e.name in _kept(manifest)})
+    _write_manifest(folder, manifest["kind"], [], {e.name for e in stays if e.name in _kept_in(folder, manifest)})
     return True
 
 
@@ -260,7 +301,7 @@ def claim_folder(folder: str | Path, kind: str, what: str, inputs: Iterable[Opti
     folder = Path(folder)
     names = list(names)
     listed = check_claim(folder, kind, what, inputs, overwrite, adopt, names)
-    kept = _kept(read_manifest(folder)) if folder.is_dir() else set()
+    kept = _kept_in(folder, read_manifest(folder)) if folder.is_dir() else set()
     if overwrite:
         if listed:
             warn_other_outputs(folder, what, "replacing what smmcl wrote there")
@@ -269,7 +310,7 @@ def claim_folder(folder: str | Path, kind: str, what: str, inputs: Iterable[Opti
         listed = set()
     make_folder(folder, what, OutputError)
     planned = {**_planned(read_manifest(folder) if folder.is_dir() else None), **{n: "written" for n in names}}
-    _write_manifest(folder, kind, listed, kept, planned)
+    _write_manifest(folder, kind, listed, kept, planned, planned_at=time.time())
     parent = read_manifest(folder.parent)
     if parent is not None and _planned(parent).get(folder.name) == "written":
         record(folder.parent, [folder.name])  # a folder its parent's command planned (a run's checkpoints/) is made
@@ -299,7 +340,7 @@ def check_no_earlier(folder: str | Path, kind: str, what: str) -> None:
     manifest = read_manifest(folder) if folder.is_dir() else None
     if manifest is None or manifest.get("kind") != kind:
         return
-    earlier = sorted(name for name in manifest["written"] if (folder / name).exists())
+    earlier = sorted(name for name in _written(folder, manifest) if (folder / name).exists())
     if earlier:
         shown = ", ".join(earlier[:3]) + (f" and {len(earlier) - 3} more" if len(earlier) > 3 else "")
         raise OutputError(f"{what} {folder} holds an earlier output of this command ({shown}); nothing was changed: "
@@ -355,6 +396,28 @@ def record(folder: str | Path, names: Iterable[str]) -> None:
     new = set(names) - set(manifest["written"])
     if new:
         _write_manifest(folder, manifest["kind"], [*manifest["written"], *new], _kept(manifest), _planned(manifest))
+
+
+class Confirmer:
+    """Names a long write loop has written, listed in `folder`'s manifest as it goes: at most once a second (a list
+    of thousands rewritten per file would cost more than the files) and when `flush`ed. A command killed with
+    `kill -9` then leaves at most its last second of files unlisted, which the next claim refuses by name."""
+
+    def __init__(self, folder: str | Path, every: float = 1.0):
+        self.folder, self.every = Path(folder), every
+        self.pending: list = []
+        self.last = time.monotonic()
+
+    def add(self, *names: str) -> None:
+        self.pending.extend(names)
+        if time.monotonic() - self.last >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            record(self.folder, self.pending)
+            self.pending = []
+        self.last = time.monotonic()
 
 
 def settle(folder: str | Path, names: Optional[Iterable[str]] = None) -> None:

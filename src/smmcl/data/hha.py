@@ -46,7 +46,7 @@ import numpy as np
 
 from smmcl.data.io import IMAGE_SUFFIXES, read_image, write_image
 from smmcl.errors import AuxUnitsWarning, DatasetError
-from smmcl.outputs import unique_outputs, writing
+from smmcl.outputs import Confirmer, unique_outputs, writing
 from smmcl.progress import track
 
 __all__ = [
@@ -422,7 +422,7 @@ def convert_folder(
     planned = unique_outputs(((f"{path.stem}.png", path) for path in files), f"--out folder {out_dir}")
     with writing(out_dir, "hha", "--out", inputs=[depth_dir], names=planned, overwrite=overwrite):
 
-        farthest, where = 0.0, None
+        farthest, where, listed = 0.0, None, Confirmer(out_dir)
         for path in track(files, desc="hha", unit="image", enabled=progress):
             depth = read_image(path)
             if depth.ndim != 2:
@@ -431,6 +431,7 @@ def convert_folder(
             if far > farthest:
                 farthest, where = far, path
             write_image(out_dir / f"{path.stem}.png", depth_to_hha(depth, intrinsics, depth_scale, normal_radius, camera_height))
+            listed.add(f"{path.stem}.png")
         if 0 < farthest < NEAR_FOLDER_M:
             warnings.warn(f"the farthest point in all {len(files)} depth images is {farthest:.3g} m (in {where}) with "
                           f"--depth-scale {depth_scale:g}: depth in centimetres read as millimetres (then --depth-scale "

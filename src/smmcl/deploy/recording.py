@@ -28,7 +28,7 @@ from smmcl.deploy.predictor import Predictor
 from smmcl.engine.predict import label_png, overlay_picture
 from smmcl.errors import AuxUnitsWarning, DatasetError
 from smmcl.files import atomic_path
-from smmcl.outputs import claim_folder, writing
+from smmcl.outputs import Confirmer, claim_folder, record, writing
 from smmcl.progress import track
 
 RECORDING_FILES = ("overlay.mp4", "labels", "frames.csv", "summary.json")
@@ -64,13 +64,17 @@ def predict_recording(predictor: Predictor, recording, out: str | Path, video: b
         names = predictor.class_names
         every_class = list(range(predictor.num_classes))
         rows, latencies = [], []
+        listed = None
         if labels:
             claim_folder(out / "labels", "labels", "--out", names=[f"{i:06d}.png" for i in range(len(recording))])
+            listed = Confirmer(out / "labels")
         start = time.perf_counter()
         # The Predictor judges a stream's range after its first STREAM_FRAMES frames; a shorter recording is
         # judged whole at its end, as a folder is (trial 8 #145: an 8-frame bag in centimetres said nothing).
         near = RangeWatch(predictor.preprocessing.aux_max, predictor.aux_scale, predictor.preprocessing.aux_top)
         with (VideoWriter(out / "overlay.mp4", fps=fps) if video else _NoVideo()) as writer:
+            if video:
+                record(out, ["overlay.mp4"])  # written for as long as the recording runs: its own from the start
             for frame in track(recording, total=len(recording), desc="predict", unit="frame", enabled=progress):
                 # A recording is a file, read like a folder of images: a frame in other units than the model's
                 # is refused (the Predictor alone, on a live stream, only warns).
@@ -86,8 +90,9 @@ def predict_recording(predictor: Predictor, recording, out: str | Path, video: b
                 if video:
                     writer.write(np.asarray(overlay_picture(frame.rgb, predicted, predictor.palette, names,
                                                             legend_classes=every_class)))
-                if labels:
+                if listed is not None:
                     label_png(predicted, predictor.palette).save(out / "labels" / f"{frame.index:06d}.png")
+                    listed.add(f"{frame.index:06d}.png")
                 counts = np.bincount(predicted.reshape(-1).astype(np.int64), minlength=predictor.num_classes)
                 rows.append([frame.index, f"{frame.time:.6f}", f"{frame.aux_time:.6f}", f"{1000 * latencies[-1]:.2f}",
                              *(f"{c / predicted.size:.5f}" for c in counts[: predictor.num_classes])])

@@ -17,7 +17,7 @@ from smmcl.data.modality import RangeWatch, check_aux, check_rgb, check_same_siz
 from smmcl.data.preprocess import Preprocessing
 from smmcl.errors import AuxUnitsWarning, DatasetError, InputWarning
 from smmcl.files import read_text
-from smmcl.outputs import unique_outputs, writing
+from smmcl.outputs import Confirmer, unique_outputs, writing
 from smmcl.progress import track
 
 if TYPE_CHECKING:  # PyTorch only where a PyTorch model runs: an ONNX export predicts without it
@@ -303,7 +303,7 @@ def predict_files(model: Optional[torch.nn.Module], pairs: Iterable[InputPair], 
     colours = np.asarray(palette, np.uint8)
     written: List[Path] = []
     with writing_predictions(Path(out), pairs, inputs, overwrite) as pairs:
-        near, flat = RangeWatch(aux_max, aux_scale, aux_top), []
+        near, flat, listed = RangeWatch(aux_max, aux_scale, aux_top), [], Confirmer(out)
         for pair in track(pairs, desc="predict", unit="img", enabled=progress):
             rgb, aux = load_pair(pair, aux_max, aux_scale, aux_kind, aux_dtype)
             near.see(aux, pair.aux or pair.rgb)
@@ -313,6 +313,7 @@ def predict_files(model: Optional[torch.nn.Module], pairs: Iterable[InputPair], 
             labels = (labels_of(rgb, aux) if labels_of is not None else
                       predict_labels(model, rgb, aux, aux_max, protocol, source=pair.aux or pair.rgb, aux_scale=aux_scale))
             written += write_prediction(Path(out), pair.name, rgb, labels, colours, class_names)
+            listed.add(*output_names(pair.name))
         if flat:
             warnings.warn(f"{len(flat)} of the {len(written) // 2} RGB images hold no more distinct colours than the "
                           f"model has classes (e.g. {flat[0][0]}: {flat[0][1]}), as label maps do, where a photo has "

@@ -25,7 +25,7 @@ import numpy as np
 from smmcl.data.classes import IGNORE_INDEX, LLRGBD_CLASSES, LLRGBD_PALETTE, MFNET_CLASSES, MFNET_PALETTE
 from smmcl.data.io import write_image
 from smmcl.data.synth import indoor, night
-from smmcl.outputs import OutputError, claim_folder, read_manifest, writing
+from smmcl.outputs import Confirmer, OutputError, claim_folder, read_manifest, record, writing
 from smmcl.progress import track
 
 __all__ = ["KINDS", "SceneKind", "generate_dataset", "get_kind", "other_dataset", "render_scene", "scene_name"]
@@ -167,16 +167,19 @@ def generate_dataset(kind: str, out_dir, num: int, size: tuple[int, int] = (120,
             claim_folder(folder, "scenes", what, names=[f"{name}.png" for name in names])
         start = time.perf_counter()
         pixels = np.zeros(len(spec.classes), np.int64)
+        listed = {key: Confirmer(folder) for key, folder in folders.items()}
         for i in track(range(num), desc=f"synth {spec.name}", unit="scene", enabled=progress):
             rgb, aux, label = spec.render(np.random.default_rng([seed, i]), (h, w))
             for key, array in (("rgb", rgb), ("aux", aux), ("label", label)):
                 write_image(folders[key] / f"{names[i]}.png", array)
+                listed[key].add(f"{names[i]}.png")
             pixels += np.bincount(label.reshape(-1), minlength=len(spec.classes))[: len(spec.classes)]
         splits = {"train": names[:num_train], "test": names[num - num_test:]}
         if num_val:
             splits["val"] = names[num_train: num_train + num_val]
         for split, members in splits.items():
             (out / f"{split}.txt").write_text("".join(f"{n}\n" for n in members))
+        record(out, [f"{split}.txt" for split in splits])
         meta = {
             "kind": spec.name,
             "description": spec.description,
