@@ -44,6 +44,8 @@ CASES = [
      "rgb is a batch of 1 frames but aux is one frame of shape (32, 40)"),
     ("Predictor.colorize(None)", lambda w, m, tmp: smmcl.Predictor(w).colorize(None), TypeError,
      "colorize takes a label map"),
+    ("Predictor.colorize(probabilities)", lambda w, m, tmp: smmcl.Predictor(w).colorize(np.full((14, 4, 4), 0.5)),
+     ValueError, "colorize takes class ids (H x W integers, or N x H x W), got float64 of shape (14, 4, 4)"),
     ("load_config overrides a string", lambda w, m, tmp: load_config(TINY_CONFIG, "train.lr=0.1"), ConfigError,
      "overrides must be a list of key=value strings, e.g. ['train.lr=0.1']"),
     ("export size a string", lambda w, m, tmp: smmcl.export(w, tmp / "m.onnx", size="64x80"), ValueError,

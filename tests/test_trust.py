@@ -98,6 +98,12 @@ def test_resume_with_a_changed_config_is_refused_or_recorded(tiny_overrides):
     change = [r for r in read_log(out) if "config_change" in r]
     assert change == [{"step": 2, "config_change": {"loss.cm_weight": [0.2, 0.5], "train.lr": [0.002, 0.01]}}]
     assert "lr: 0.01" in (out / "config.yaml").read_text() and "lr: 0.002" in (out / "config.before_step2.yaml").read_text()
+    # A run is never shortened below where it is (trial 10 #196b, #213: "done", and no weights or a config that lied).
+    shorter = load_config(TINY_CONFIG, [*tiny_overrides, *SHORT, "train.lr=0.01", "loss.cm_weight=0.5",
+                                        "train.max_iters=1"])
+    with pytest.raises(ConfigError, match=r"is at step \d+, past the 1 iterations this config plans: a run is not "
+                                          r"shortened below where it is"):
+        Trainer(shorter, resume="auto", allow_config_change=True)
 
 
 # 4-5. What a kill leaves behind: temporary checkpoint files, a half-written log line --------------------

@@ -217,7 +217,7 @@ def evaluate_checkpoint(checkpoint: str | Path, config: Config | str | Path | No
     loading.check_dataset_classes(file, cfg)
     loading.warn_trained_on(file, cfg, split, subset)
     loading.check_aux_dtype(file, cfg, split, subset)
-    loading.check_aux_range(file, cfg, split, subset)
+    loading.check_aux_range(file, cfg.data, split, subset)
     return evaluate(model, cfg, split, subset, progress=progress)
 
 

@@ -300,3 +300,11 @@ def test_a_folder_of_centimetres_read_as_millimetres_is_noted(tmp_path):
         warnings.simplefilter("error", AuxUnitsWarning)
         convert_folder(tmp_path / "mm", tmp_path / "hha_mm", NYU_QUARTER, progress=False)
         convert_folder(tmp_path / "cm", tmp_path / "hha_cm01", NYU_QUARTER, progress=False, depth_scale=0.01)
+
+
+def test_a_principal_point_outside_the_image_is_refused(tmp_path):
+    """Trial 10 #30: intrinsics given in another order (cx negative) wrote HHA without a word."""
+    write_image(tmp_path / "d" / "a.png", np.full((30, 40), 2000, np.uint16))
+    with pytest.raises(DatasetError, match=r"principal point \(cx, cy\) = \(-60, 60\) lies outside the 40x30 image"):
+        convert_folder(tmp_path / "d", tmp_path / "hha", (32.0, 24.0, -60.0, 60.0), progress=False)
+    assert not (tmp_path / "hha").exists()

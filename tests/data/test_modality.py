@@ -428,3 +428,16 @@ def test_advice_fits_the_files_kind(tmp_path):
     assert missing_hint(tmp_path / "Label" / "a.png", "label") == (" (a.jpg is there, but JPEG changes class ids at "
                                                                    "edges: save the labels as PNG)")
     assert missing_hint(tmp_path / "Label" / "a.png", "aux") == " (a.jpg is there: set data.aux_ext=.jpg)"
+
+
+def test_fractional_floats_are_no_8bit_thermal():
+    """Trial 10 #73/#217: depth in metres (with or without an aux_scale) passed a thermal model trained on 8-bit
+    images; an 8-bit camera gives whole numbers, so fractions are refused, while whole-number floats pass."""
+    from smmcl.data.modality import check_aux
+
+    metres = np.linspace(0.5, 4.1, 64, dtype=np.float32).reshape(8, 8)
+    for scale in (1.0, 10.0):
+        with pytest.raises(DatasetError, match=r"float values with fractions .* for a thermal model trained on 8-bit "
+                                               r"images .*depth in metres, or temperatures\?"):
+            check_aux(metres, "t.tiff", 255.0, scale, for_model="thermal")
+    assert check_aux(np.rint(metres * 50), "t.tiff", 255.0, for_model="thermal").dtype == np.float32

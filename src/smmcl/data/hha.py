@@ -427,6 +427,10 @@ def convert_folder(
             depth = read_image(path)
             if depth.ndim != 2:
                 raise DatasetError(f"{path}: expected a single-channel depth image, got shape {depth.shape}")
+            h, w = depth.shape
+            if intrinsics[2] < 0 or intrinsics[3] < 0:  # trial 10 #30: the four values in another order
+                raise DatasetError(f"{path}: the principal point (cx, cy) = ({intrinsics[2]:g}, {intrinsics[3]:g}) lies "
+                                   f"outside the {w}x{h} image; --intrinsics are fx,fy,cx,cy in pixels of this image")
             far = _check_depth_units(depth, depth_scale, path)
             if far > farthest:
                 farthest, where = far, path

@@ -119,6 +119,13 @@ def units_problem(aux: np.ndarray, aux_max: Optional[float], aux_scale: float = 
         fix = "give the frames as recorded by the sensor" if for_model else "convert the files to values from 0 up"
         return (f"negative values ({describe(aux)}): auxiliary images hold distances or intensities from 0 up "
                 f"(0 = no measurement), not signed or offset values: {fix}")
+    if (kind == "thermal" and full <= 255 and np.issubdtype(aux.dtype, np.floating) and aux.size
+            and not np.array_equal(aux, np.round(aux))):
+        # An 8-bit thermal camera gives whole numbers; fractions are depth in metres or temperatures, which no
+        # aux_scale turns into its images (trial 10 #73, #217: depth in metres passed a thermal model).
+        return (f"float values with fractions ({describe(aux)}) for a thermal model trained on 8-bit images (full "
+                f"scale {_num(full)}): depth in metres, or temperatures? no aux_scale maps them to the camera's 8-bit "
+                f"images: give frames as it was trained on; images of another modality this model cannot read")
     raw = float(aux.max())
     top = raw * aux_scale
     scaled = f" (x aux_scale {_num(aux_scale)} = {_num(top)})" if aux_scale != 1 else ""

@@ -232,6 +232,10 @@ class Predictor:
             raise TypeError(f"colorize takes a label map (H x W class ids, as a Predictor returns), got "
                             f"{type(labels).__name__}")
         labels = np.asarray(labels)
+        if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool) or labels.ndim not in (2, 3):
+            # Probabilities or logits (K x H x W floats) would index the palette as garbage (trial 10 #206b).
+            raise ValueError(f"colorize takes class ids (H x W integers, or N x H x W), got {labels.dtype} of shape "
+                             f"{labels.shape}: class probabilities? take their argmax over the class axis first")
         if labels.size and (labels.min() < 0 or labels.max() >= len(self.palette)):
             raise ValueError(f"label ids must lie in 0..{len(self.palette) - 1} (this model's classes), got "
                              f"{int(labels.min())}..{int(labels.max())}")

@@ -160,19 +160,20 @@ def check_aux_dtype(file: ModelFile, cfg: Config, split: str, subset: Optional[s
                                f"or modality than it was trained on")
 
 
-def check_aux_range(file: ModelFile, cfg: Config, split: str, subset: Optional[str] = None) -> None:
+def check_aux_range(file: ModelFile, data, split: str, subset: Optional[str] = None) -> None:
     """An `AuxUnitsWarning` when the auxiliary values of a split's images, sampled as training samples its own, stay
     under a tenth of the model's `aux_max` or go over ten times the largest its training images held (its `aux_top`):
     other units that still fit the scale (centimetres for millimetres, or the reverse). The rule of predict and the
-    Predictor (`smmcl.data.modality.RangeWatch`), which judge the frames they are given."""
+    Predictor (`smmcl.data.modality.RangeWatch`), which judge the frames they are given. `data`: the `DataConfig`
+    of the images scored."""
     from smmcl.data.dataset import sample_aux_range, split_names
     from smmcl.data.modality import RangeWatch
 
-    if cfg.data.aux_max is None:
+    if data.aux_max is None:
         return
     trained = file.preprocessing if file.config is not None else None
-    watch = RangeWatch(cfg.data.aux_max, trained_top=trained.aux_top if trained is not None else None)
-    problem = sample_aux_range(cfg.data, split, split_names(cfg.data, split, subset), watch).problem(
+    watch = RangeWatch(data.aux_max, trained_top=trained.aux_top if trained is not None else None)
+    problem = sample_aux_range(data, split, split_names(data, split, subset), watch).problem(
         for_model=True, unit=f"{split} images sampled", files=True)
     if problem is not None:
         warnings.warn(f"{problem}; scored as given", AuxUnitsWarning, stacklevel=3)

@@ -89,6 +89,10 @@ class Trainer:
         if resume_path is not None:
             self.state.restore(Path(resume_path), cfg, allow_config_change)
             self.resumed_from = Path(resume_path)
+            if self.step > self.plan.total_iters:  # trial 10 #196b, #213: "done" with no weights, or a config of 20
+                raise ConfigError(f"{resume_path} is at step {self.step}, past the {self.plan.total_iters} iterations "
+                                  f"this config plans: a run is not shortened below where it is; plan at least "
+                                  f"{self.step} (train.max_iters), or start a new run elsewhere")
         elif cfg.model.pretrained:
             # A resumed run already holds these weights (and trained them further).
             self.pretrained_report = load_weights(self.model, cfg.model.pretrained, cfg.model.pretrained_parts)

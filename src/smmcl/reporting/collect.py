@@ -18,7 +18,7 @@ from smmcl.data.classes import class_names, dataset_palette
 from smmcl.data.dataset import RGBXDataset
 from smmcl.engine.evaluate import evaluate
 from smmcl.engine.inference import InferenceProtocol
-from smmcl.engine.loading import load_trained
+from smmcl.engine.loading import check_aux_range, load_trained
 from smmcl.engine.metrics import confusion_matrix, segmentation_scores
 from smmcl.engine.predict import model_device
 from smmcl.engine.run_log import read_log
@@ -92,12 +92,10 @@ def open_run(folder: str | Path, name: str, overrides: Sequence[str] = ()) -> Ru
         raise CheckpointError(f"{folder}: no {' and no '.join(missing)} ({expected}){hint}")
     cfg = load_config(folder / "config.yaml", overrides, dataset_meta=False)  # as trained: meta.json was applied then
     if overrides:  # scored elsewhere (data.root=...): that dataset's own description against the model's classes
-        from smmcl.engine.loading import check_aux_range, check_dataset_classes
+        from smmcl.engine.loading import check_dataset_classes
         from smmcl.model_file import open_model_file
 
-        file = open_model_file(folder / "model.safetensors")
-        check_dataset_classes(file, cfg)
-        check_aux_range(file, cfg, cfg.eval.split, cfg.eval.subset)  # and its units against the model's range
+        check_dataset_classes(open_model_file(folder / "model.safetensors"), cfg)  # its units: `score_run`
     log = read_log(folder / "log.jsonl")
     if not any("loss" in row for row in log):
         raise CheckpointError(f"{folder / 'log.jsonl'} holds no training rows ({expected})")
@@ -172,6 +170,9 @@ def score_run(run: Run, split: ScoredSplit, num_images: int, device: Optional[st
     own = open_model_file(run.weights).num_classes
     if own != k:
         raise CheckpointError(f"{run.weights} predicts {own} classes but the reference's dataset has {k}")
+    # Each run's own training range against the reference's images (trial 10 #207: a model trained on centimetres
+    # scored on millimetres beside one trained on them).
+    check_aux_range(open_model_file(run.weights), split.dataset.cfg, split.split_name, split.subset)
     model = load_trained(run.cfg, run.weights, device=device)
     protocol = InferenceProtocol.from_config(run.cfg)
     ignore = split.dataset.cfg.ignore_index
