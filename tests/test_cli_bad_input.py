@@ -95,6 +95,7 @@ CASES = [
     # --- data ---
     ("data check missing", ["data", "check", "{tmp}/none"], "dataset folder not found: {tmp}/none"),
     ("data check a file", ["data", "check", "{notes}"], "is a file"),
+    ("data check unknown split", ["data", "check", "{data}", "--split", "nosuch"], "--split nosuch: "),
     ("data check not a dataset", ["data", "check", "{rgb}"], "{rgb}"),
     ("data synth unknown kind", ["data", "synth", "--kind", "moon", "--out", "{tmp}/s1"], "moon"),
     ("data synth zero scenes", ["data", "synth", "--kind", "indoor-rgbd", "--out", "{tmp}/s2", "--num", "0"], "num"),

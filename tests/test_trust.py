@@ -37,6 +37,14 @@ def test_a_second_run_into_a_used_folder_is_refused_unless_overwrite(tiny_overri
     with pytest.raises(ConfigError, match="already holds a run.*--resume auto.*--overwrite"):
         Trainer(cfg).run()
     assert {p: p.read_bytes() for p in before} == before
+    import shutil  # its checkpoints deleted: --resume auto is told there is none, not to give --resume auto (trial 10)
+
+    kept = out.parent / "kept_checkpoints"
+    shutil.move(str(out / "checkpoints"), str(kept))
+    with pytest.raises(ConfigError, match=r"holds a run \(.*\) but no checkpoint to continue from in .*checkpoints: "
+                                          r"train into another folder"):
+        Trainer(cfg, resume="auto").run()
+    shutil.move(str(kept), str(out / "checkpoints"))
     args = ["train", str(TINY_CONFIG), *tiny_overrides, *SHORT]
     assert main(args) == 2 and "already holds a run" in capsys.readouterr().err
     # --overwrite replaces it: the new run's own checkpoints survive (none of the old ones sort newer).

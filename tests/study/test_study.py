@@ -221,6 +221,15 @@ def test_import_refuses_runs_of_a_base_config_whose_content_changed(tiny_study, 
     with pytest.raises(ConfigError, match="base seed 0 was trained with another config than this study's run"):
         run_study(study, out=tmp_path / "a", imports=[tmp_path / "earlier.json"], log=lambda _: None)
     assert not (tmp_path / "a" / "runs").exists()
+    # The same config under another name (a copy, another machine's path) is the same study: the digests decide.
+    same = tmp_path / "same.yaml"
+    same.write_text(TINY_CONFIG.read_text())
+    copied = tmp_path / "copied.yaml"
+    copied.write_text(yaml.safe_dump({**spec, "base": str(same)}))
+    original = tmp_path / "original.json"
+    original.write_text(json.dumps(json.loads(json.dumps(results))))
+    again = run_study(copied, out=tmp_path / "b", imports=[original], log=lambda _: None)
+    assert all(r.get("imported_from") for v in again["variants"].values() for r in v["runs"].values())
 
 
 @pytest.mark.parametrize("study", sorted((ROOT / "studies").rglob("*.yaml")), ids=lambda p: p.name)

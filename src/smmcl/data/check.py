@@ -205,6 +205,14 @@ def check_dataset(cfg: DataConfig, num_classes: int, splits: Optional[Sequence[s
         report.problems.append(f"{cfg.root}: dataset folder not found")
         return report
     listed: Dict[str, set] = {}
+    for split in splits or ():
+        # A split asked for by name that has no list is a mistake in the command, not a problem of the data
+        # (trial 10 #176: exit 1 where eval's unknown --subset exits 2).
+        if not split_list_path(cfg, split).is_file() and not (split_root(cfg, split) != Path(cfg.root)
+                                                               and split_root(cfg, split).is_dir()):
+            found = ", ".join(discover_splits(cfg)) or "none"
+            raise DatasetError(f"--split {split}: {cfg.root} has no list {split_list_path(cfg, split).name} (its "
+                               f"splits: {found})")
     for split in splits or discover_splits(cfg):
         try:
             names = split_names(cfg, split, unique=False)  # duplicates are reported below, with the rest

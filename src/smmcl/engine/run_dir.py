@@ -38,13 +38,13 @@ def run_files(out_dir: Path) -> List[str]:
 
 
 def claim_run_dir(out_dir: Path, resumed: bool, same_config: bool, overwrite: bool,
-                  inputs: Iterable[Optional[str | Path]] = ()) -> None:
+                  inputs: Iterable[Optional[str | Path]] = (), resume_asked: bool = False) -> None:
     """Refuse to start a run in a folder that holds another one, unless it is resumed from there, or it is
     the same config killed before its first checkpoint, or `overwrite` (then the old run's files go, as listed in
     the folder's manifest, and nothing else). The folder is claimed as a run's (`smmcl.outputs`): apart from the
     `inputs` (data, pretrained weights), holding nothing smmcl did not write there."""
     inputs = list(inputs)
-    replace = check_run_dir(out_dir, resumed, same_config, overwrite, inputs)
+    replace = check_run_dir(out_dir, resumed, same_config, overwrite, inputs, resume_asked)
     claim_folder(out_dir, "run", "train.out_dir", inputs, names=RUN_FILES, overwrite=replace,
                  adopt=_legacy(out_dir, resumed))
     # checkpoints/ and tb/ list what the run writes there (`record` before each file), so that --overwrite and
@@ -54,11 +54,18 @@ def claim_run_dir(out_dir: Path, resumed: bool, same_config: bool, overwrite: bo
 
 
 def check_run_dir(out_dir: Path, resumed: bool, same_config: bool, overwrite: bool,
-                  inputs: Iterable[Optional[str | Path]] = ()) -> bool:
+                  inputs: Iterable[Optional[str | Path]] = (), resume_asked: bool = False) -> bool:
     """Everything `claim_run_dir` refuses, writing nothing (a dry run checks the folder the run would claim);
     returns whether the run would replace the one there."""
     found = run_files(out_dir)
-    replace = bool(found) and not (resumed or (same_config and "checkpoints" not in found))
+    # The same config killed before its first checkpoint starts again; a finished run (its weights there) never does.
+    replace = bool(found) and not (resumed or (same_config and "checkpoints" not in found
+                                               and "model.safetensors" not in found))
+    if replace and not overwrite and resume_asked:  # trial 10 #161: told to give the flag just given
+        raise ConfigError(
+            f"{out_dir} holds a run ({', '.join(found)}) but no checkpoint to continue from in {out_dir / 'checkpoints'}: "
+            f"train into another folder (train.out_dir=...), or replace it with --overwrite (overwrite=True)"
+        )
     if replace and not overwrite:
         raise ConfigError(
             f"{out_dir} already holds a run ({', '.join(found)}); continue it with --resume auto (resume=\"auto\"), "

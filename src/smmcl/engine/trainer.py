@@ -71,7 +71,7 @@ class Trainer:
             raise ConfigError("--overwrite (overwrite=True) replaces the run in train.out_dir and --resume (resume=...) "
                               "continues it: give one of them")
         self.cfg = cfg
-        self.overwrite = overwrite
+        self.overwrite, self.resume_asked = overwrite, resume is not None
         self.parts = parts = build_parts(cfg)
         self.ctx, self.device, self.plan, self.train_set = parts.ctx, parts.ctx.device, parts.plan, parts.train_set
         self.state = state = parts.state
@@ -134,7 +134,8 @@ class Trainer:
     def _prepare_out_dir(self) -> None:
         """Rank 0, before the first step: the folder is ours to write, writable, and free of a kill's leftovers."""
         saved, same = self._saved_config()
-        claim_run_dir(self.out_dir, self.resumed_from is not None, same, self.overwrite, inputs=self._inputs())
+        claim_run_dir(self.out_dir, self.resumed_from is not None, same, self.overwrite, inputs=self._inputs(),
+                      resume_asked=self.resume_asked)
         check_writable(self.ckpt_dir)
         remove_partial_saves(self.ckpt_dir)
         if saved.is_file() and not same:
@@ -211,7 +212,7 @@ class Trainer:
         `train.accumulate` of them."""
         # What the run would refuse about its folder (an input's, another run's, the user's files), refused now.
         check_run_dir(self.out_dir, self.resumed_from is not None, self._saved_config()[1], self.overwrite,
-                      inputs=self._inputs())
+                      inputs=self._inputs(), resume_asked=self.resume_asked)
         t0 = time.perf_counter()
         batch = next(iter(self._loader(self.step + 1)))
         stats = {k: float(v) for k, v in self.train_step(batch).items()}

@@ -59,7 +59,11 @@ def _read(path: Path) -> dict:
 
 def _check_same_study(spec: StudySpec, results: dict, path: Path) -> None:
     differ = []
-    if results.get("base") != spec.base:
+    runs = [r for v in results["variants"].values() if isinstance(v, dict) for r in v.get("runs", {}).values()]
+    digests = bool(runs) and all(isinstance(r, dict) and r.get("config_digest") for r in runs)
+    # With each run's resolved config as a digest, those decide (a copy of the base config under another name is the
+    # same study, trial 10 #56); an older results.json has only the base config's path to go by.
+    if results.get("base") != spec.base and not digests:
         differ.append(f"base config {results.get('base')!r} vs {spec.base!r}")
     if list(results.get("overrides", [])) != list(spec.overrides):
         differ.append("the overrides for every variant")
