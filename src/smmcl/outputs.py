@@ -22,7 +22,8 @@ become `written` (or `kept`) when it has written them: a long-lived writer says 
 each file), and `writing` settles the rest as it ends, however it ends (a name whose file exists is written; the
 others are dropped). A file under a name that is only planned (a command killed before writing it) is foreign:
 refused, never replaced, for smmcl cannot tell it from a user's (trial 8: a user's `summary.json` put into a killed
-run, or a file under a name a failed `predict` never wrote, was replaced by `--overwrite`). A command holds the folder's OS lock while it writes (`writing`): a second command into the same folder stops at
+run, or a file under a name a failed `predict` never wrote, was replaced by `--overwrite`).
+A command holds the folder's OS lock while it writes (`writing`): a second command into the same folder stops at
 once with an error naming the first, rather than mixing its files in.
 Two inputs that would write one output name are refused before anything is written (`unique_outputs`).
 """
@@ -132,15 +133,14 @@ def _written_before_kill(folder: Path, manifest: Optional[dict]) -> Dict[str, st
     return found
 
 
-def _written(folder: Path, manifest: Optional[dict]) -> set:
-    """What `folder`'s list says smmcl wrote there, with what a killed command wrote under its planned names."""
+def _lists(folder: Path, manifest: Optional[dict]) -> tuple[set, set]:
+    """What `folder`'s list says smmcl wrote there, and the other commands' files it keeps, each with what a killed
+    command wrote under its planned names (one look at their times for both)."""
     if manifest is None:
-        return set()
-    return set(manifest["written"]) | {n for n, to in _written_before_kill(folder, manifest).items() if to == "written"}
-
-
-def _kept_in(folder: Path, manifest: Optional[dict]) -> set:
-    return _kept(manifest) | {n for n, to in _written_before_kill(folder, manifest).items() if to == "kept"}
+        return set(), set()
+    killed = _written_before_kill(folder, manifest)
+    return (set(manifest["written"]) | {n for n, to in killed.items() if to == "written"},
+            _kept(manifest) | {n for n, to in killed.items() if to == "kept"})
 
 
 def _kept(manifest: Optional[dict]) -> set:
@@ -182,7 +182,7 @@ def check_claim(folder: str | Path, kind: str, what: str, inputs: Iterable[Optio
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{what} {folder} is a file; a folder is expected")
     manifest = read_manifest(folder) if folder.is_dir() else None
-    listed = _written(folder, manifest)
+    listed, kept = _lists(folder, manifest)
     entries = sorted(folder.iterdir()) if folder.is_dir() else []
     if manifest is None:
         listed = {e.name for e in entries if e.name in set(adopt)}
@@ -190,7 +190,7 @@ def check_claim(folder: str | Path, kind: str, what: str, inputs: Iterable[Optio
         raise OutputError(f"{what} {folder} holds the output of another smmcl command ({manifest.get('kind')}), "
                           f"not of this one ({kind}): choose another folder")
     planned = _planned(manifest)
-    foreign = [e.name for e in entries if not _ours(e, listed | _kept_in(folder, manifest), planned)]
+    foreign = [e.name for e in entries if not _ours(e, listed | kept, planned)]
     if overwrite:
         foreign += [str(p.relative_to(folder)) for name in sorted(listed) for p in _foreign_inside(folder / name)]
     if foreign:
@@ -217,11 +217,11 @@ def _foreign_inside(path: Path) -> list:
     manifest = read_manifest(path)
     if manifest is None:
         return [p for p in path.rglob("*") if not p.is_dir() and p.name not in OWN_FILES]
-    listed, found = _written(path, manifest), []
+    (listed, kept), found = _lists(path, manifest), []
     for entry in sorted(path.iterdir()):
         if entry.name in listed:
             found += _foreign_inside(entry)
-        elif not _ours(entry, listed | _kept_in(path, manifest), _planned(manifest)):
+        elif not _ours(entry, listed | kept, _planned(manifest)):
             found.append(entry)
     return found
 
@@ -237,7 +237,7 @@ def _remove_written(path: Path) -> None:
         if not any(p.is_file() for p in path.rglob("*")):
             shutil.rmtree(path)
         return
-    for name in _written(path, manifest):
+    for name in _lists(path, manifest)[0]:
         _remove_written(path / name)
     for stale in partial_writes(path):
         stale.unlink(missing_ok=True)
@@ -257,7 +257,7 @@ def _keep_list_of_what_stays(folder: Path, manifest: dict) -> bool:
     stays = [e for e in folder.iterdir() if e.name not in OWN_FILES]
     if not stays:
         return False
-    _write_manifest(folder, manifest["kind"], [], {e.name for e in stays if e.name in _kept_in(folder, manifest)})
+    _write_manifest(folder, manifest["kind"], [], {e.name for e in stays if e.name in _lists(folder, manifest)[1]})
     return True
 
 
@@ -301,7 +301,7 @@ def claim_folder(folder: str | Path, kind: str, what: str, inputs: Iterable[Opti
     folder = Path(folder)
     names = list(names)
     listed = check_claim(folder, kind, what, inputs, overwrite, adopt, names)
-    kept = _kept_in(folder, read_manifest(folder)) if folder.is_dir() else set()
+    kept = _lists(folder, read_manifest(folder))[1] if folder.is_dir() else set()
     if overwrite:
         if listed:
             warn_other_outputs(folder, what, "replacing what smmcl wrote there")
@@ -340,7 +340,7 @@ def check_no_earlier(folder: str | Path, kind: str, what: str) -> None:
     manifest = read_manifest(folder) if folder.is_dir() else None
     if manifest is None or manifest.get("kind") != kind:
         return
-    earlier = sorted(name for name in _written(folder, manifest) if (folder / name).exists())
+    earlier = sorted(name for name in _lists(folder, manifest)[0] if (folder / name).exists())
     if earlier:
         shown = ", ".join(earlier[:3]) + (f" and {len(earlier) - 3} more" if len(earlier) > 3 else "")
         raise OutputError(f"{what} {folder} holds an earlier output of this command ({shown}); nothing was changed: "
@@ -366,18 +366,19 @@ def writing(folder: str | Path, kind: str, what: str, inputs: Iterable[Optional[
                 check_no_earlier(folder, kind, what)
             claimed = claim_folder(folder, kind, what, inputs, names, overwrite)
             before = set(read_manifest(folder)["written"])  # type: ignore[index]
+            failed = False
             try:
                 yield claimed
             except Exception:
+                failed = True
+                raise
+            finally:  # still under the lock: what exists under a planned name now, this command wrote
                 settle(folder)
-                made = sorted(set(read_manifest(folder)["written"]) - before)  # type: ignore[index]
+                made = sorted(set(read_manifest(folder)["written"]) - before) if failed else []  # type: ignore[index]
                 if made:  # said, for a refused command otherwise leaves nothing behind (trial 8 #299, #302, #324)
                     warnings.warn(f"{what} {folder}: stopped part way; the {len(made)} outputs it wrote before (e.g. "
                                   f"{made[0]}) are kept there, as smmcl's (--overwrite replaces them)",
                                   StaleOutputWarning, stacklevel=3)
-                raise
-            finally:  # still under the lock: what exists under a planned name now, this command wrote
-                settle(folder)
     except BaseException:
         # A command refused before it wrote anything (a bad input file) leaves no folder it made for nothing (nor the
         # empty folders it claimed inside: a dataset's RGB/ when the first scene did not fit in memory).

@@ -18,7 +18,7 @@ from smmcl.data.classes import class_names, dataset_palette
 from smmcl.data.dataset import RGBXDataset
 from smmcl.engine.evaluate import evaluate
 from smmcl.engine.inference import InferenceProtocol
-from smmcl.engine.loading import check_aux_range, load_trained
+from smmcl.engine.loading import check_aux_range, check_dataset_classes, load_trained
 from smmcl.engine.metrics import confusion_matrix, segmentation_scores
 from smmcl.engine.predict import model_device
 from smmcl.engine.run_log import read_log
@@ -92,9 +92,6 @@ def open_run(folder: str | Path, name: str, overrides: Sequence[str] = ()) -> Ru
         raise CheckpointError(f"{folder}: no {' and no '.join(missing)} ({expected}){hint}")
     cfg = load_config(folder / "config.yaml", overrides, dataset_meta=False)  # as trained: meta.json was applied then
     if overrides:  # scored elsewhere (data.root=...): that dataset's own description against the model's classes
-        from smmcl.engine.loading import check_dataset_classes
-        from smmcl.model_file import open_model_file
-
         check_dataset_classes(open_model_file(folder / "model.safetensors"), cfg)  # its units: `score_run`
     log = read_log(folder / "log.jsonl")
     if not any("loss" in row for row in log):
@@ -146,7 +143,7 @@ def check_comparable(runs: Sequence[Run]) -> None:
     ref = runs[0]
 
     def trained_dtype(run: Run) -> Optional[str]:
-        return open_model_file(run.weights).metadata.get("aux_dtype") if run.weights.is_file() else None
+        return open_model_file(run.weights).preprocessing.aux_dtype if run.weights.is_file() else None
 
     for run in runs[1:]:
         for what, mine, theirs in (("model.num_classes", run.cfg.model.num_classes, ref.cfg.model.num_classes),
@@ -167,13 +164,13 @@ def score_run(run: Run, split: ScoredSplit, num_images: int, device: Optional[st
     """Evaluate the run's weights on the split (`engine.evaluate`: scores and confusion matrix) under the
     run's own eval protocol, and predict the first `num_images` images for the picture grid."""
     k = len(split.class_names)
-    own = open_model_file(run.weights).num_classes
-    if own != k:
-        raise CheckpointError(f"{run.weights} predicts {own} classes but the reference's dataset has {k}")
+    file = open_model_file(run.weights)
+    if file.num_classes != k:
+        raise CheckpointError(f"{run.weights} predicts {file.num_classes} classes but the reference's dataset has {k}")
     # Each run's own training range against the reference's images (trial 10 #207: a model trained on centimetres
     # scored on millimetres beside one trained on them).
-    check_aux_range(open_model_file(run.weights), split.dataset.cfg, split.split_name, split.subset)
-    model = load_trained(run.cfg, run.weights, device=device)
+    check_aux_range(file, split.dataset.cfg, split.split_name, split.subset)
+    model = load_trained(run.cfg, file, device=device)
     protocol = InferenceProtocol.from_config(run.cfg)
     ignore = split.dataset.cfg.ignore_index
     # The reference's split, under the run's own protocol (check_comparable: the same classes and exclusions).
