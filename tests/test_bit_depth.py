@@ -66,3 +66,6 @@ def test_a_model_trained_with_aux_max_unset_refuses_another_bit_depth(tmp_path):
     assert json.loads(read_metadata(onnx).preprocessing.to_json())["aux_dtype"] == "uint8"
     with pytest.warns(AuxUnitsWarning, match="trained on uint8 ones"):
         smmcl.Predictor(onnx)(rgb, frame16)
+    # Eval of the export refuses them too: it reads the type from the export's preprocessing, not the weights'.
+    with pytest.raises(DatasetError, match=r"uint16 auxiliary image for .*m.onnx, trained on uint8 ones"):
+        smmcl.evaluate_checkpoint(onnx, tiny_config(f"data.root={depth}", *common), progress=False)

@@ -150,7 +150,8 @@ def check_aux_dtype(file: ModelFile, cfg: Config, split: str, subset: Optional[s
     check frames by the same rule (`smmcl.data.modality.check_aux`)."""
     from smmcl.data.dataset import aux_dtypes, split_names
 
-    trained = file.metadata.get("aux_dtype")
+    # Through the one reading of what a model file records: an ONNX export keeps it in its preprocessing.
+    trained = file.preprocessing.aux_dtype if file.config is not None else None
     if not trained or cfg.data.aux_max is not None:
         return
     for dtype, path in aux_dtypes(cfg.data, split, split_names(cfg.data, split, subset)).items():
