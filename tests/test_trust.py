@@ -246,7 +246,8 @@ def test_data_check_uses_meta_json_and_names_lines_with_spaces(tmp_path, capsys)
     assert main(["data", "check", str(root)]) == 0
     out = capsys.readouterr().out
     assert "9 classes" in out and "person" in out and "no problems found" in out
-    assert main(["data", "check", str(root), "--preset", "GENERIC", "data.aux_dir=Thermal", "model.num_classes=9"]) == 0
+    assert main(["data", "check", str(root), "--preset", "GENERIC", "data.aux_dir=Thermal", "data.aux_kind=thermal",
+                 "model.num_classes=9"]) == 0
     capsys.readouterr()
     (root / "train.txt").write_text("scene_00000\nliving room 01\n")
     assert main(["data", "check", str(root)]) == 1

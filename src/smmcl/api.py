@@ -213,11 +213,7 @@ def evaluate_checkpoint(checkpoint: str | Path, config: Config | str | Path | No
     if own != cfg.model.num_classes:
         raise CheckpointError(f"{checkpoint} predicts {own} classes but the config's dataset has "
                               f"model.num_classes={cfg.model.num_classes}")
-    loading.check_model_owned(file, cfg, "the evaluation's config")
-    loading.check_dataset_classes(file, cfg)
-    loading.warn_trained_on(file, cfg, split, subset)
-    loading.check_aux_dtype(file, cfg, split, subset)
-    loading.check_aux_range(file, cfg.data, split, subset)
+    loading.check_scored_data(file, cfg, split, subset)
     return evaluate(model, cfg, split, subset, progress=progress)
 
 
@@ -275,15 +271,21 @@ def predict_recording(checkpoint: str | Path, recording: str | Path, out: str | 
     `frames.csv`, `summary.json` (and `labels/` with `labels`; see `smmcl.deploy.recording`); returns the
     summary. `aux_scale` None: from the recording's units into the model's. `backend`, `precision`: as
     `Predictor`'s. An earlier output in `out` is replaced (whole) only with `overwrite`."""
+    from smmcl.data.modality import check_folder_kind
     from smmcl.deploy.recording import aux_scale_for, predict_recording as run
     from smmcl.recordings import open_recording
 
     opened = open_recording(recording, rgb_topic, aux_topic, aux_path=aux_path, tolerance=tolerance, align=align,
                             aux_units=aux_units)
     cfg = open_model_file(checkpoint).require_config()
-    how = "given"
+    if aux_path is not None:  # a folder (or a video in one) named for another modality, as predict refuses it
+        check_folder_kind(aux_path if Path(aux_path).is_dir() else Path(aux_path).parent, cfg.data.aux_kind,
+                          f"{checkpoint} was trained on {cfg.data.aux_kind} images",
+                          "give it a recording of the images it was trained on")
     if aux_scale is None:
         aux_scale, how = aux_scale_for(opened.aux_units, cfg.data.aux_kind, cfg.data.aux_max)
+    else:
+        how = f"x{aux_scale:g} as given (aux_scale), whatever the recording's units ({opened.aux_units})"
     log(f"[smmcl] auxiliary values: {how}")
     predictor = Predictor(checkpoint, device=device, threads=threads, aux_scale=aux_scale, backend=backend,
                           precision=precision)
@@ -479,18 +481,18 @@ def analyze_features(config: Config, checkpoints: Dict[str, str | Path], out: st
 
     distinct(checkpoints.values(), "the models of an analysis")
     files = {name: open_model_file(path) for name, path in checkpoints.items()}
-    for file in files.values():  # as eval: another dataset's classes or scaling would score the wrong thing
-        loading.check_model_owned(file, config, "the analysis config")
-        loading.check_dataset_classes(file, config)
+    split = split or config.eval.split
+    for file in files.values():  # as eval: another dataset's classes, scaling or units would score the wrong thing
+        loading.check_scored_data(file, config, split, where="the analysis config")
     models = {name: loading.load_trained(config, file) for name, file in files.items()}
-    dataset = RGBXDataset(config.data, split or config.eval.split, config.model.num_classes, train=False)
+    dataset = RGBXDataset(config.data, split, config.model.num_classes, train=False)
     names = class_names(config)
     keep = [k for k in range(config.model.num_classes) if k not in set(config.eval.exclude_classes)]
     result = analyze_models(models, dataset, names, dataset_palette(config.data.class_names, config.data.palette, config.model.num_classes), keep, out, stage=stage, per_class=per_class,
                             max_images=max_images, seed=seed, inputs=[config.data.root, *checkpoints.values()],
                             overwrite=overwrite)
     result["checkpoints"] = {name: str(path) for name, path in checkpoints.items()}
-    result["split"] = split or config.eval.split
+    result["split"] = split
     (Path(out) / "features.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 

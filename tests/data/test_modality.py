@@ -19,7 +19,7 @@ from smmcl.data.check import check_dataset
 from smmcl.data.classes import MFNET_CLASSES
 from smmcl.data.dataset import RGBXDataset
 from smmcl.data.io import write_image
-from smmcl.data.modality import check_label, units_problem
+from smmcl.data.modality import check_aux, check_label, units_problem
 from smmcl.deploy.predictor import Predictor
 from smmcl.errors import (AuxUnitsWarning, CheckpointError, ConfigError, ConfigWarning, DatasetError, HeldOutWarning,
                           NonFiniteWarning)
@@ -233,6 +233,11 @@ def test_float_metres_warn_the_predictor_and_are_refused_as_files(tmp_path, weig
     assert np.array_equal(np.asarray(Image.open(written[0])), scaled)
     with pytest.raises(ValueError, match="aux_scale must be a positive number"):
         Predictor(weights, aux_scale=0)
+    # As a dataset's files (train, data check, eval): aux_max is named only for training (trial 10 #194: eval followed it).
+    with pytest.raises(DatasetError, match=r"metres where data.aux_max counts millimetres\? convert the files \(x1000\), "
+                                           r"or, to train on them, set data.aux_max to their own full scale \(a trained "
+                                           r"model's scale is its own: scoring it needs images in its units\)"):
+        check_aux(metres, "m.tiff", 10000)
 
 
 def test_negative_auxiliary_values_are_refused_as_files_and_warned_for_frames(tmp_path, weights):

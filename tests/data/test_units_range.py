@@ -35,6 +35,25 @@ def _room(seed: int, centimetres: bool) -> np.ndarray:
     return (mm // 10 if centimetres else mm).astype(np.uint16)
 
 
+def test_the_note_names_the_units_its_factor_fits_and_the_values_as_stored():
+    """Trial 11 #197: whole metres named as centimetres beside x1000; #215: 200 shown for a file holding 2000."""
+    metres = RangeWatch(10000.0, trained_top=8000.0)
+    metres.see(np.full(SIZE, 8, np.uint16), "m.png")
+    text = metres.problem(for_model=True)
+    assert "(metres for millimetres)? then pass aux_scale=1000 " in text and "as stored" not in text
+    tenth = RangeWatch(10000.0, aux_scale=0.1, trained_top=2500.0)  # millimetres declared as 0.1 mm
+    tenth.see(np.full(SIZE, 2000, np.uint16), "d.png")
+    text = tenth.problem(for_model=True)
+    assert "is 200 (2000 as stored, x0.1) (in d.png)" in text and "(centimetres for millimetres)? then pass " \
+        "aux_scale=1 " in text
+    far = RangeWatch(10000.0, trained_top=800.0)  # trained on centimetres, given millimetres
+    far.see(np.full(SIZE, 9000, np.uint16), "f.png")
+    assert "(millimetres for centimetres)? then pass aux_scale=0.1 " in far.problem(for_model=True)
+    odd = RangeWatch(1e6, trained_top=9e5)
+    odd.see(np.full(SIZE, 9, np.uint16), "o.png")
+    assert "(units 100000x larger)?" in odd.problem(for_model=True)
+
+
 def test_the_rule_alone():
     watch = RangeWatch(10000.0)
     watch.see(np.full(SIZE, 800, np.uint16), "a.png")
@@ -178,6 +197,10 @@ def test_a_model_trained_on_centimetres_notes_millimetres_everywhere_it_reads_th
     note = rf"over 10x the largest its training images held \({top:g}\): other units than it was trained on"
     with pytest.warns(AuxUnitsWarning, match=note + r" .*convert the files into the model's units \(x0.1\).*scored as"):
         smmcl.evaluate_checkpoint(weights, tiny_config(f"data.root={mm}", *common), progress=False)
+    with pytest.warns(AuxUnitsWarning, match=note + r" .*convert the files into the model's units \(x0.1\)"):
+        # Features are read as eval scores: by the one list of checks (trial 10 #210)
+        smmcl.analyze_features(tiny_config(f"data.root={mm}", *common), {"cm": weights}, tmp_path / "f",
+                               stage=2, per_class=40)
     with pytest.warns(AuxUnitsWarning, match=note + r" .*aux_scale=0.1 .*made as given"):
         smmcl.predict(weights, mm / "RGB", mm / "Depth", tmp_path / "p_mm", progress=False)
     with warnings.catch_warnings():  # its own units, and millimetres brought into them, say nothing

@@ -14,6 +14,7 @@ from smmcl.cli import main
 from smmcl.errors import ConfigError
 from smmcl.study import mean_std, paired_difference, read_study, run_study
 from smmcl.study.stats import verdict
+from smmcl.study.runner import describe_plan
 
 from support import ROOT, TINY_CONFIG
 
@@ -221,6 +222,9 @@ def test_import_refuses_runs_of_a_base_config_whose_content_changed(tiny_study, 
     with pytest.raises(ConfigError, match="base seed 0 was trained with another config than this study's run"):
         run_study(study, out=tmp_path / "a", imports=[tmp_path / "earlier.json"], log=lambda _: None)
     assert not (tmp_path / "a" / "runs").exists()
+    # The dry run refuses it alike (trial 10 #57: it printed the plan, the run then refused).
+    with pytest.raises(ConfigError, match="base seed 0 was trained with another config than this study's run"):
+        describe_plan(study, tmp_path / "a", imports=[tmp_path / "earlier.json"])
     # The same config under another name (a copy, another machine's path) is the same study: the digests decide.
     same = tmp_path / "same.yaml"
     same.write_text(TINY_CONFIG.read_text())
@@ -228,6 +232,8 @@ def test_import_refuses_runs_of_a_base_config_whose_content_changed(tiny_study, 
     copied.write_text(yaml.safe_dump({**spec, "base": str(same)}))
     original = tmp_path / "original.json"
     original.write_text(json.dumps(json.loads(json.dumps(results))))
+    plan = describe_plan(copied, tmp_path / "b", imports=[original])
+    assert any(line.startswith(f"  imports from {original}: 4 finished runs (base/seed0") for line in plan), plan
     again = run_study(copied, out=tmp_path / "b", imports=[original], log=lambda _: None)
     assert all(r.get("imported_from") for v in again["variants"].values() for r in v["runs"].values())
 

@@ -18,6 +18,8 @@ import numpy as np
 from smmcl.config import DataConfig
 from smmcl.data.dataset import (
     SPLIT_LISTS,
+    check_aux_kind,
+    missing_folder_hint,
     missing_hint,
     sample_files,
     shared_with_train,
@@ -148,13 +150,28 @@ def image_format(array: np.ndarray) -> str:
     return f"{array.dtype}x{1 if array.ndim == 2 else array.shape[2]}ch"
 
 
+def _absent_folders(cfg: DataConfig, split: str, report: CheckReport) -> frozenset:
+    """The roles whose folder a split's dataset folder lacks, each reported once (not once per sample), with the
+    folders beside it that may be meant (`dataset.missing_folder_hint`)."""
+    root = split_root(cfg, split)
+    roles = {"rgb": cfg.rgb_dir, "label": cfg.label_dir, **({} if cfg.layout == "packed" else {"aux": cfg.aux_dir})}
+    absent = frozenset(role for role, sub in roles.items() if not (root / sub).is_dir())
+    for role in sorted(absent):
+        problem = f"{root}: no '{roles[role]}' folder ({role} images){missing_folder_hint(root, roles[role], cfg)}"
+        if problem not in report.problems:
+            report.problems.append(problem)
+    return absent
+
+
 def _check_sample(cfg: DataConfig, split: str, name: str, num_classes: int, summary: SplitSummary,
-                  report: CheckReport) -> None:
+                  report: CheckReport, absent: frozenset = frozenset()) -> None:
     files = sample_files(cfg, split, name)
     problems = report.problems
     raw: Dict[str, np.ndarray] = {}
     paths = {"rgb": files.rgb, "label": files.label} if files.aux is None else {"rgb": files.rgb, "aux": files.aux, "label": files.label}
     for role, path in paths.items():
+        if role in absent:
+            continue
         if not path.is_file():
             problems.append(f"{path}: missing {role} file of sample {name!r}{missing_hint(path, role)}")
             continue
@@ -204,6 +221,10 @@ def check_dataset(cfg: DataConfig, num_classes: int, splits: Optional[Sequence[s
     if not Path(cfg.root).is_dir():
         report.problems.append(f"{cfg.root}: dataset folder not found")
         return report
+    try:
+        check_aux_kind(cfg)  # as training refuses it (trial 11 #212)
+    except DatasetError as exc:
+        report.problems.append(str(exc))
     listed: Dict[str, set] = {}
     for split in splits or ():
         # A split asked for by name that has no list is a mistake in the command, not a problem of the data
@@ -230,8 +251,9 @@ def check_dataset(cfg: DataConfig, num_classes: int, splits: Optional[Sequence[s
                 summary.subsets[sub] = len(split_names(cfg, split, sub))
             except DatasetError:
                 pass
+        absent = _absent_folders(cfg, split, report)
         for name in track(names, desc=f"check {split}", unit="img", enabled=progress):
-            _check_sample(cfg, split, name, num_classes, summary, report)
+            _check_sample(cfg, split, name, num_classes, summary, report, absent)
     for split, names in listed.items():
         # One folder for both (the flat layout): a name in two lists is one image trained on and scored.
         shared = shared_with_train(cfg, split, sorted(names)) if "train" in listed else []

@@ -14,7 +14,8 @@ from torch.utils.data import Dataset
 from smmcl.config import DataConfig
 from smmcl.data.io import IMAGE_SUFFIXES, image_dtype, read_image, split_packed
 from smmcl.data.photometric import PhotometricAugment, photometric_rng
-from smmcl.data.modality import RangeWatch, check_aux, check_label, check_rgb, check_same_size
+from smmcl.data.modality import (RangeWatch, check_aux, check_folder_kind, check_label, check_rgb, check_same_size,
+                                  folder_kind)
 from smmcl.data.transforms import TrainAugment, eval_transform, to_tensor_aux, to_tensor_rgb
 from smmcl.errors import AuxUnitsWarning, DatasetError
 from smmcl.files import read_text
@@ -196,18 +197,24 @@ def sample_aux_range(cfg: DataConfig, split: str, names: Sequence[str], watch: R
 
 
 # Auxiliary folder names that say their modality, as data.aux_kind names it.
-_FOLDER_KINDS = {"depth": "depth", "thermal": "thermal", "hha": "hha"}
-
-
 def check_aux_kind(cfg: DataConfig) -> None:
-    """Refuse training where `data.aux_dir` names another modality than `data.aux_kind` (a `Thermal` folder trained
-    as depth, the default): the kind decides the auxiliary augmentation and the checks of its values, and is
-    recorded in the model (trial 6 C263). Checked when training only, so models trained so stay loadable."""
-    named = _FOLDER_KINDS.get(Path(cfg.aux_dir).name.lower()) if cfg.layout != "packed" else None
-    if named is not None and named != cfg.aux_kind:
-        raise DatasetError(f"data.aux_dir={cfg.aux_dir!r} names {named} images but data.aux_kind={cfg.aux_kind!r}: "
-                           f"set data.aux_kind={named} (it decides the auxiliary augmentation and the checks of its "
-                           f"values); if that folder holds {cfg.aux_kind} images, give it another name")
+    """Refuse training (and `data check`) where `data.aux_dir` names another modality than `data.aux_kind` (a
+    `Thermal` folder trained as depth, the default): the kind decides the auxiliary augmentation and the checks of
+    its values, and is recorded in the model (trial 6 C263). Not when scoring, so models trained so stay loadable."""
+    if cfg.layout != "packed":
+        check_folder_kind(cfg.aux_dir, cfg.aux_kind, f"data.aux_kind={cfg.aux_kind!r}",
+                          f"set data.aux_kind={folder_kind(cfg.aux_dir)} (it decides the auxiliary augmentation and "
+                          f"the checks of its values)", what=f"data.aux_dir={cfg.aux_dir!r}")
+
+
+def missing_folder_hint(root: Path, sub: str, cfg: DataConfig) -> str:
+    """For a dataset folder without its auxiliary folder: the folders beside it named for a modality, and the keys
+    that read them (trial 11 #23: `Thermal/` there, `Depth/` expected)."""
+    if sub != cfg.aux_dir or not root.is_dir():
+        return ""
+    found = sorted(p.name for p in root.iterdir() if p.is_dir() and folder_kind(p) is not None)
+    return "".join(f"; it has a '{name}' folder: set data.aux_dir={name} data.aux_kind={folder_kind(name)}"
+                   for name in found[:2])
 
 
 class RGBXDataset(Dataset):
@@ -233,7 +240,8 @@ class RGBXDataset(Dataset):
         for sub in (*folders, cfg.label_dir):
             if not (self.root / sub).is_dir():
                 preset = f" (preset {cfg.preset})" if cfg.preset else ""
-                raise DatasetError(f"dataset folder {self.root} has no '{sub}' folder{preset}; expected {', '.join((*folders, cfg.label_dir))}")
+                raise DatasetError(f"dataset folder {self.root} has no '{sub}' folder{preset}; expected "
+                                   f"{', '.join((*folders, cfg.label_dir))}{missing_folder_hint(self.root, sub, cfg)}")
         if train:
             check_aux_kind(cfg)
         self.names: List[str] = split_names(cfg, split, subset)

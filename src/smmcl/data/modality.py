@@ -22,6 +22,7 @@ noted over a whole folder or stream, never refused.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from numbers import Real
 from typing import Callable, Optional
 
@@ -84,9 +85,49 @@ def check_rgb(rgb: object, source: object) -> np.ndarray:
     raise DatasetError(f"{source}: RGB image is {describe(rgb)}; expected {RGB_EXPECTED}{hint}")
 
 
+# Said wherever a remedy names data.aux_max: eval and analysis cannot change it (trial 10 #194).
+TRAINED_SCALE = "a trained model's scale is its own: scoring it needs images in its units"
+
+
 def _power_of_ten(ratio: float) -> float:
     """The power of ten at or below `ratio`: the unit step a value range is off by (9.8 m vs 10000 -> 1000)."""
     return 10.0 ** math.floor(math.log10(ratio))
+
+
+# Folder names that say which modality their images are (case aside): the one hint a name gives, where values
+# alone cannot tell 8-bit depth from a thermal camera's 8-bit images.
+FOLDER_KINDS = {"depth": "depth", "thermal": "thermal", "hha": "hha"}
+
+
+def folder_kind(folder: object) -> Optional[str]:
+    """The modality a folder's name says its images are (`Depth/` -> depth), or None."""
+    return FOLDER_KINDS.get(Path(str(folder)).name.lower())
+
+
+def check_folder_kind(folder: object, kind: str, against: str, remedy: str, what: Optional[str] = None) -> None:
+    """Refuse auxiliary images from a folder named for another modality than `kind`. `against` says whose kind
+    that is ("data.aux_kind='depth'", "the model ... was trained on thermal images"), `remedy` what to do, `what`
+    names the folder (default its path). One rule for training, `data check`, predict and recordings (trial 11
+    #156, #212)."""
+    named = folder_kind(folder)
+    if named is not None and named != kind:
+        raise DatasetError(f"{what or folder} names {named} images but {against}: {remedy}; if that folder holds "
+                           f"{kind} images, give it another name")
+
+
+# Depth units a factor of ten apart, for naming the likely mix-up in a range note (the images' units first).
+_UNIT_PAIRS = {10: ("centimetres", "millimetres"), 100: ("metres", "centimetres"), 1000: ("metres", "millimetres")}
+
+
+def _units_guess(factor: float, images_larger: bool) -> str:
+    """The likely mix-up behind values `factor` (a power of ten) off a model's or scale's: "metres for millimetres"
+    when the images count larger units (smaller values), the reverse when smaller (trial 11 #197: 1000x named as
+    centimetres)."""
+    pair = _UNIT_PAIRS.get(int(round(factor)))
+    if pair is None:
+        return f"units {_num(factor)}x {'larger' if images_larger else 'smaller'}"
+    big, small = pair
+    return f"{big} for {small}" if images_larger else f"{small} for {big}"
 
 
 def _pass_scale(step: str) -> str:
@@ -136,13 +177,14 @@ def units_problem(aux: np.ndarray, aux_max: Optional[float], aux_scale: float = 
                "HHA images are 8-bit by construction (smmcl data hha): leave data.aux_max unset (null) for them, "
                "as an inherited value from a depth config is not theirs" if files_kind == "hha" else
                "store the images at their full bit depth; to train on 8-bit images whose true scale that is, set "
-               "data.aux_max=255 (a trained model's scale is its own: scoring it needs images in its units)")
+               f"data.aux_max=255 ({TRAINED_SCALE})")
         return (f"8-bit auxiliary image ({describe(aux)}) {link} {scale}, which expects larger values, "
                 f"e.g. 16-bit millimetres: {fix}")
     if np.issubdtype(aux.dtype, np.floating) and 0 < top <= FLOAT_SMALL and full >= FLOAT_LARGE_SCALE:
         step = _power_of_ten(full / top) * aux_scale
         fix = (_pass_scale(_num(step)) if for_model else
-               f"convert the files (x{_num(step)}), or set data.aux_max to their own full scale")
+               f"convert the files (x{_num(step)}), or, to train on them, set data.aux_max to their own full scale "
+               f"({TRAINED_SCALE})")
         what = "given to a model trained on" if for_model else "where data.aux_max counts"
         return f"float values up to {_num(raw)}{scaled} {link} {scale}: metres {what} millimetres? {fix}"
     if top > OVERSHOOT * full:
@@ -166,7 +208,8 @@ def units_problem(aux: np.ndarray, aux_max: Optional[float], aux_scale: float = 
         elif for_model:
             fix = f"other units than it was trained on? {_pass_scale(step)}"
         else:
-            fix = "the images are in other units than data.aux_max: set it to their full scale"
+            fix = (f"the images are in other units than data.aux_max: to train on them, set it to their full scale "
+                   f"({TRAINED_SCALE})")
         return (f"values up to {_num(raw)}{scaled} {link} {scale}, more than {_num(OVERSHOOT)}x its full scale "
                 f"({describe(aux)}): {fix}")
     return None
@@ -200,32 +243,39 @@ class RangeWatch:
         or, `for_model`, goes over SMALL_SHARE times the largest value its training images held. `files`: a dataset
         scored as it is stored (eval), which takes no aux_scale: the remedy is to convert the files."""
         images = f"all {self.count} {unit}" if self.count > 1 else "the one image"
-        where = f"the largest auxiliary value in {images} is {_num(self.top)} (in {self.where}), "
+        # Values shown as the model reads them; with a scale, as stored too (trial 11 #215: 200 shown, 2000 stored).
+        stored = (f" ({_num(self.top / self.aux_scale)} as stored, x{_num(self.aux_scale)})"
+                  if self.aux_scale != 1 and self.top else "")
+        where = f"the largest auxiliary value in {images} is {_num(self.top)}{stored} (in {self.where}), "
         if for_model and self.trained_top and self.top > SMALL_SHARE * self.trained_top:
             # Within aux_max, yet far beyond anything trained on: a model trained on centimetres given millimetres
             # reads every value 10x too far (trial 6 C189); its aux_max alone cannot tell.
-            step = _num(self.aux_scale / _power_of_ten(self.top / self.trained_top))
+            factor = _power_of_ten(self.top / self.trained_top)
+            step = _num(self.aux_scale / factor)
             return (where + f"over {SMALL_SHARE}x the largest its training images held ({_num(self.trained_top)}): "
-                    f"other units than it was trained on (millimetres for centimetres)? then "
+                    f"other units than it was trained on ({_units_guess(factor, False)})? then "
                     + self._remedy(step, files) + "; a scene this much farther (or hotter) than any it was trained on "
                     "is read as it is")
         if for_model and self.trained_top:
             # Its own training range decides: a model trained on a near scene (in its units) reads one as it is.
             if not 0 < self.top * SMALL_SHARE < self.trained_top:
                 return None
-            step = _num(_power_of_ten(self.trained_top / self.top) * self.aux_scale)
+            factor = _power_of_ten(self.trained_top / self.top)
+            step = _num(factor * self.aux_scale)
             return (where + f"under 1/{SMALL_SHARE} of the largest its training images held "
-                    f"({_num(self.trained_top)}): other units than it was trained on (centimetres for millimetres)? "
+                    f"({_num(self.trained_top)}): other units than it was trained on ({_units_guess(factor, True)})? "
                     f"then " + self._remedy(step, files) + "; a scene this near is read as it is")
         if self.aux_max is None or not 0 < self.top * SMALL_SHARE < self.aux_max:
             return None
         text = where + f"under 1/{SMALL_SHARE} of "
+        factor = _power_of_ten(self.aux_max / self.top)
         if not for_model:
-            return text + (f"data.aux_max={_num(self.aux_max)}: other units than aux_max counts (centimetres for "
-                           f"millimetres)?")
-        step = _num(_power_of_ten(self.aux_max / self.top) * self.aux_scale)
-        return text + (f"the model's aux_max {_num(self.aux_max)}: other units than it was trained on (centimetres "
-                       f"for millimetres)? then " + self._remedy(step, files) + "; a scene this near is read as it is")
+            return text + (f"data.aux_max={_num(self.aux_max)}: other units than aux_max counts "
+                           f"({_units_guess(factor, True)})?")
+        step = _num(factor * self.aux_scale)
+        return text + (f"the model's aux_max {_num(self.aux_max)}: other units than it was trained on "
+                       f"({_units_guess(factor, True)})? then " + self._remedy(step, files) + "; a scene this near is "
+                       f"read as it is")
 
     @staticmethod
     def _remedy(step: str, files: bool) -> str:

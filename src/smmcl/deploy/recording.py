@@ -99,7 +99,10 @@ def predict_recording(predictor: Predictor, recording, out: str | Path, video: b
         seconds = time.perf_counter() - start
         small = near.problem(for_model=True, unit="frames") if near.count < STREAM_FRAMES else None
         if small is not None:
-            warnings.warn(f"{small}; the predictions in {out} were made as given", AuxUnitsWarning, stacklevel=3)
+            scaled = "; the --aux-units or --aux-scale given, or another model, may be what is wrong" \
+                if predictor.aux_scale != 1 else ""
+            warnings.warn(f"{small}{scaled}; the predictions in {out} were made as given", AuxUnitsWarning,
+                          stacklevel=3)
         text = io.StringIO()
         csv.writer(text).writerows([["index", "time", "aux_time", "latency_ms", *names], *rows])
         with atomic_path(out / "frames.csv") as tmp:

@@ -180,6 +180,18 @@ def check_aux_range(file: ModelFile, data, split: str, subset: Optional[str] = N
         warnings.warn(f"{problem}; scored as given", AuxUnitsWarning, stacklevel=3)
 
 
+def check_scored_data(file: ModelFile, cfg: Config, split: str, subset: Optional[str] = None,
+                      where: str = "the evaluation's config") -> None:
+    """Everything that decides whether a model file may be scored (or its features read) on a config's split, one
+    list for eval and `analyze features` alike: the classes and input scaling it owns, the dataset's class names,
+    whether it trained on that split, its images' type and their range against the model's training range."""
+    check_model_owned(file, cfg, where)
+    check_dataset_classes(file, cfg)
+    warn_trained_on(file, cfg, split, subset)
+    check_aux_dtype(file, cfg, split, subset)
+    check_aux_range(file, cfg.data, split, subset)
+
+
 def check_model_owned(file: ModelFile, cfg: Config, where: str = "the config",
                       remedy: str = "evaluate it on data in its own units and classes") -> None:
     """Refuse a resolved config (e.g. `smmcl eval`'s dataset config) that says other `MODEL_OWNS` values than the

@@ -13,7 +13,8 @@ import numpy as np
 from PIL import Image
 
 from smmcl.data.io import IMAGE_SUFFIXES, read_image, split_packed
-from smmcl.data.modality import RangeWatch, check_aux, check_rgb, check_same_size, colour_count
+from smmcl.data.modality import (RangeWatch, check_aux, check_folder_kind, check_rgb, check_same_size, colour_count,
+                                  folder_kind)
 from smmcl.data.preprocess import Preprocessing
 from smmcl.errors import AuxUnitsWarning, DatasetError, InputWarning
 from smmcl.files import read_text
@@ -89,6 +90,17 @@ def pair_inputs(rgb: Optional[Path], aux: Optional[Path] = None, list_file: Opti
     return pairs
 
 
+def _check_list_paths(list_file: Path, fields: Sequence[str]) -> None:
+    """Paths in a list are read from the list's folder; one missing there but found from the current folder is the
+    other reading, said so rather than guessed (trial 11 #88: `mine/mine/...` missing, with no word why)."""
+    base = list_file.parent
+    for written in map(Path, fields):
+        if not written.is_absolute() and not (base / written).is_file() and written.is_file() and base != Path("."):
+            raise DatasetError(f"{list_file}: {written} is read as {base / written}, which is not there: paths in a "
+                               f"list are read from the list file's folder ({base}), and {written} exists from the "
+                               f"current folder: write the list's paths from {base}, or absolute")
+
+
 def _pairs(rgb: Optional[Path], aux: Optional[Path] = None, list_file: Optional[Path] = None) -> List[InputPair]:
     rgb = Path(rgb) if rgb is not None else None
     aux = Path(aux) if aux is not None else None
@@ -112,6 +124,7 @@ def _pairs(rgb: Optional[Path], aux: Optional[Path] = None, list_file: Optional[
                 raise DatasetError(f"{where} has {len(fields)} fields; a line holds RGB_PATH AUX_PATH or one sample "
                                    f"name, separated by spaces, so paths with spaces in them must be renamed")
             if len(fields) == 2:
+                _check_list_paths(list_file, fields)
                 a, b = (list_file.parent / f for f in fields)
                 pairs.append(InputPair(a.stem, a, b))
             elif fields and (rgb is None or "/" in fields[0] or Path(fields[0]).suffix.lower() in IMAGE_SUFFIXES):
@@ -262,6 +275,14 @@ def write_prediction(out: Path, name: str, rgb: np.ndarray, labels: np.ndarray, 
     return [label_path, overlay_path]
 
 
+def check_input_kinds(pairs: Sequence[InputPair], aux_kind: str) -> None:
+    """Refuse auxiliary images from a folder named for another modality than the model's, as training refuses
+    them: 8-bit depth from a `Depth/` folder fits a thermal model's scale, and only the name tells (trial 11 #156)."""
+    for folder in dict.fromkeys(Path(p.aux).parent for p in pairs if p.aux is not None):
+        check_folder_kind(folder, aux_kind, f"the model was trained on {aux_kind} images",
+                          f"predict them with a model trained on {folder_kind(folder)} images")
+
+
 @contextlib.contextmanager
 def writing_predictions(out: Path, pairs: Iterable[InputPair],
                         inputs: Sequence[Optional[str | Path]] = (), overwrite: bool = False) -> Iterator[List[InputPair]]:
@@ -300,6 +321,9 @@ def predict_files(model: Optional[torch.nn.Module], pairs: Iterable[InputPair], 
     export's runtime on numpy, without PyTorch. `trained`: what the model file records of its training images
     (`ModelFile.preprocessing`: their auxiliary type, their largest value), which the inputs are checked against."""
     aux_dtype, aux_top = (trained.aux_dtype, trained.aux_top) if trained is not None else (None, None)
+    pairs = list(pairs)
+    if aux_kind is not None:
+        check_input_kinds(pairs, aux_kind)
     colours = np.asarray(palette, np.uint8)
     written: List[Path] = []
     with writing_predictions(Path(out), pairs, inputs, overwrite) as pairs:

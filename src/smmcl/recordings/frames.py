@@ -107,5 +107,7 @@ class Recording:
 
     def summary(self) -> str:
         """What a log shows before the frames: sources, units, alignment, and the pairing's counts."""
-        return (f"{self.path}: rgb {self.rgb_source}, aux {self.aux_source} ({self.aux_units}, {self.alignment}); "
+        # Units and registration named as such: "(0.0001 m, as recorded)" read as the scale applied (trial 11 #215).
+        return (f"{self.path}: rgb {self.rgb_source}, aux {self.aux_source} (units {self.aux_units}; registration "
+                f"{self.alignment}); "
                 f"{self.pairing.summary()}")

@@ -74,20 +74,18 @@ def _check_same_study(spec: StudySpec, results: dict, path: Path) -> None:
         raise ConfigError(f"--import: {path} is from another study ({'; '.join(differ)} differ); nothing imported")
 
 
-def check_import(spec: StudySpec, path: str | Path) -> None:
-    """Refuse, before anything runs, an `--import` that is no results.json of this study."""
-    path = Path(path)
-    _check_same_study(spec, _read(path), path)
+def check_import(spec: StudySpec, tasks: list, path: str | Path) -> List[str]:
+    """Refuse, before anything runs (the dry run too), an `--import` that is no results.json of this study or holds
+    a run trained otherwise than this study's; returns the runs it would import (`variant/seed<k>`)."""
+    return [f"{task.variant}/seed{task.seed}" for task, _, _ in _chosen(spec, tasks, Path(path), _read(Path(path)))]
 
 
-def import_runs(spec: StudySpec, tasks: list, path: str | Path, log: Callable[[str], None] = print) -> List[str]:
-    """Write `scores.json` for the runs among `tasks` that `path` holds and whose folders are empty;
-    returns their names (`variant/seed<k>`). A run folder that already holds anything is left alone."""
-    path = Path(path)
-    results = _read(path)
+def _chosen(spec: StudySpec, tasks: list, path: Path, results: dict) -> list:
+    """The (task, entry, run folder) that `results` holds among `tasks` whose folders are empty, every one checked
+    before any is written: a refusal imports nothing."""
     _check_same_study(spec, results, path)
     chosen = []
-    for task in tasks:  # every run checked before any is written: a refusal imports nothing
+    for task in tasks:
         entry = results["variants"].get(task.variant, {}).get("runs", {}).get(str(task.seed))
         run_dir = Path(task.run_dir)
         if entry is None or (run_dir.is_dir() and any(run_dir.iterdir())):
@@ -100,6 +98,15 @@ def import_runs(spec: StudySpec, tasks: list, path: str | Path, log: Callable[[s
             raise ConfigError(f"--import: {path}: {task.variant} seed {task.seed} was trained with another config than "
                               f"this study's run (the base config's content changed since?); nothing imported")
         chosen.append((task, entry, run_dir))
+    return chosen
+
+
+def import_runs(spec: StudySpec, tasks: list, path: str | Path, log: Callable[[str], None] = print) -> List[str]:
+    """Write `scores.json` for the runs among `tasks` that `path` holds and whose folders are empty;
+    returns their names (`variant/seed<k>`). A run folder that already holds anything is left alone."""
+    path = Path(path)
+    results = _read(path)
+    chosen = _chosen(spec, tasks, path, results)
     imported = []
     for task, entry, run_dir in chosen:
         record = {"variant": task.variant, "seed": task.seed, **{k: entry.get(k) for k in _SCORE_KEYS},

@@ -249,11 +249,11 @@ def check_study(path: str | Path, out: str | Path | None = None, jobs: int = 1, 
     for synth in (spec.synth, spec.pretrain.synth if spec.pretrain is not None else None):
         if synth is not None:
             check_synth(synth)
-    for source in imports:
-        check_import(spec, source)
     pre, tasks = plan_study(spec, out, str(path))
     for task in ([pre] if pre is not None else []) + tasks:
         check_run_dir(task)  # a run folder of another config: refused by the dry run too (trial 9 #131)
+    for source in imports:  # each run's config digest too: a dry run passes no import the run refuses (trial 10 #57)
+        check_import(spec, tasks, source)
     return spec, out, pre, tasks
 
 
@@ -266,6 +266,9 @@ def describe_plan(path: str | Path, out: str | Path | None = None, jobs: int = 1
     if pre is not None:
         lines.append(f"  pretraining: {pre.config['train']['max_iters'] or pre.config['train']['epochs']} "
                      f"{'iterations' if pre.config['train']['max_iters'] else 'epochs'} on {pre.config['data']['root']}")
+    for source in imports:
+        taken = check_import(spec, tasks, source)
+        lines.append(f"  imports from {source}: {len(taken)} finished runs" + (f" ({', '.join(taken)})" if taken else ""))
     ref = next(t for t in tasks if t.variant == spec.reference)
     for t in tasks[: len(spec.variants)]:
         length = f"{t.config['train']['max_iters']} iterations" if t.config["train"]["max_iters"] else f"{t.config['train']['epochs']} epochs"

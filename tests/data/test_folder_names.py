@@ -1,0 +1,78 @@
+"""What the names a user writes say: an auxiliary folder named for another modality (`Depth/` for a thermal model),
+a dataset whose auxiliary folder has another name, and list paths written from another folder than the list's. One
+rule each, in training, `data check`, predict and recordings alike (trial 11 #156, #212, #23, #88)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import smmcl
+from smmcl.cli import main
+from smmcl.data.dataset import RGBXDataset
+from smmcl.data.io import write_image
+from smmcl.errors import DatasetError
+
+from support import build_tiny_model, tiny_config
+
+SIZE = (24, 32)
+
+
+def _dataset(root, aux_dir: str, aux: np.ndarray) -> None:
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        write_image(root / "RGB" / f"s{i}.png", rng.integers(0, 255, (*SIZE, 3), dtype=np.uint8))
+        write_image(root / aux_dir / f"s{i}.png", aux)
+        write_image(root / "Label" / f"s{i}.png", rng.integers(0, 3, SIZE, dtype=np.uint8))
+    (root / "train.txt").write_text("s0\n")
+    (root / "test.txt").write_text("s1\n")
+
+
+def test_data_check_refuses_what_training_refuses_and_names_the_folder_that_is_there(tmp_path, capsys):
+    depth = np.full(SIZE, 3000, np.uint16)
+    _dataset(tmp_path / "rgbd", "Depth", depth)
+    keys = ["--preset", "generic", "model.num_classes=3"]
+    assert main(["data", "check", str(tmp_path / "rgbd"), *keys, "data.aux_dir=Depth", "data.aux_kind=thermal"]) == 1
+    out = capsys.readouterr().out
+    assert "data.aux_dir='Depth' names depth images but data.aux_kind='thermal': set data.aux_kind=depth" in out
+    assert main(["data", "check", str(tmp_path / "rgbd"), *keys]) == 0  # the same data read as depth is fine
+    capsys.readouterr()
+
+    _dataset(tmp_path / "rgbt", "Thermal", np.full(SIZE, 120, np.uint8))
+    assert main(["data", "check", str(tmp_path / "rgbt"), *keys]) == 1
+    out = capsys.readouterr().out
+    # Said once (the splits share the folder), with the keys that read the folder that is there; no line per sample.
+    assert "no 'Depth' folder (aux images); it has a 'Thermal' folder: set data.aux_dir=Thermal " \
+           "data.aux_kind=thermal" in out
+    assert "missing aux file" not in out and out.count("no 'Depth' folder") == 1
+    with pytest.raises(DatasetError, match="has no 'Depth' folder.*it has a 'Thermal' folder: set data.aux_dir=Thermal"):
+        RGBXDataset(tiny_config(f"data.root={tmp_path / 'rgbt'}").data, "test", 3)
+
+
+def test_predict_refuses_a_folder_named_for_another_modality_than_the_models(tmp_path):
+    """8-bit depth from a `Depth` folder fits a thermal model's 8-bit scale: only the name tells (trial 11 #156)."""
+    cfg = tiny_config("data.aux_kind=thermal", "data.aux_max=255")
+    thermal = smmcl.save_pretrained(build_tiny_model(cfg, seed=0).eval(), cfg, tmp_path / "thermal.safetensors")
+    _dataset(tmp_path / "d8", "Depth", np.full(SIZE, 90, np.uint8))
+    with pytest.raises(DatasetError, match=r"Depth names depth images but the model was trained on thermal images: "
+                                           r"predict them with a model trained on depth images"):
+        smmcl.predict(thermal, tmp_path / "d8" / "RGB", tmp_path / "d8" / "Depth", tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "d8" / "Depth").rename(tmp_path / "d8" / "thermal_frames")  # any other name: read as given
+    written = smmcl.predict(thermal, tmp_path / "d8" / "RGB", tmp_path / "d8" / "thermal_frames", tmp_path / "out",
+                            progress=False)
+    assert len(written) == 4
+
+
+def test_list_paths_written_from_the_current_folder_are_said_so(tmp_path, monkeypatch):
+    from smmcl.engine.predict import pair_inputs
+
+    _dataset(tmp_path / "mine", "Depth", np.full(SIZE, 3000, np.uint16))
+    monkeypatch.chdir(tmp_path)
+    listed = tmp_path / "mine" / "list.txt"
+    listed.write_text("mine/RGB/s0.png mine/Depth/s0.png\n")
+    with pytest.raises(DatasetError, match=r"list.txt: mine/RGB/s0.png is read as mine/mine/RGB/s0.png, which is not "
+                                           r"there: paths in a list are read from the list file's folder \(mine\)"):
+        pair_inputs(None, None, "mine/list.txt")
+    listed.write_text("RGB/s0.png Depth/s0.png\n")  # from the list's folder: as documented
+    assert pair_inputs(None, None, "mine/list.txt")[0].rgb.resolve() == (tmp_path / "mine" / "RGB" / "s0.png")
