@@ -68,7 +68,7 @@ def test_a_calibration_set_storing_its_images_otherwise_is_read(weights, indoor_
     calibration folder holds is used (the advice to set data.aux_ext could not be followed)."""
     import shutil
 
-    from smmcl.api import _calibration_frames
+    from smmcl.api.deploy import _calibration_frames
     from smmcl.data.io import read_image, write_image
 
     root = tmp_path / "calib"
