@@ -7,7 +7,7 @@ import re
 import textwrap
 from typing import Sequence
 
-from smmcl.cli import commands as c
+from smmcl.cli import commands as c, model_commands as m
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="resume although training keys differ from the checkpoint's config (the change is logged)")
     _add_json_flag(tr, "the dry run's plan and step figures, or the finished run's result")
 
-    ev = _command(sub, "eval", "evaluate a checkpoint on a split", func=c.cmd_eval,
+    ev = _command(sub, "eval", "evaluate a checkpoint on a split", func=m.cmd_eval,
                   description="Evaluate a model file (smmcl weights, a training checkpoint or an ONNX export) on a "
                               "split: per-class IoU, mIoU, fwIoU and accuracies from one confusion matrix, also "
                               "written as JSON. Without a YAML config, the config comes from the file.",
@@ -230,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     _overwrite(ev, "earlier scores")
     _add_json_flag(ev, "the scores (the content of the --out file)")
 
-    pr = _command(sub, "predict", "label PNGs and overlays for image files, folders or a list", func=c.cmd_predict,
+    pr = _command(sub, "predict", "label PNGs and overlays for image files, folders or a list", func=m.cmd_predict,
                   description="Write <name>.png (class ids in a palette PNG) and <name>_overlay.png per input: two "
                               "files, two folders paired by file name, a list file, or 4-channel RGB+X images. The "
                               "config comes from the model file unless --config is given.",
@@ -275,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_protocol_flags(pr)
     _add_json_flag(pr, "the files written")
 
-    ex = _command(sub, "export", "weights -> ONNX file with its metadata, verified with ONNX Runtime", func=c.cmd_export,
+    ex = _command(sub, "export", "weights -> ONNX file with its metadata, verified with ONNX Runtime", func=m.cmd_export,
                   description="Export a trained model to ONNX (inputs rgb, aux: N x 3 x H x W; output logits). The "
                               "file carries class names, palette and preprocessing; it is checked against PyTorch "
                               "with ONNX Runtime before it is written.",
@@ -303,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="PyTorch exporter: torchscript (default, fast) or dynamo (torch.export-based, slow to export)")
     _add_json_flag(ex, "the export report (file, exporter, parity figures)")
 
-    info = _command(sub, "info", "parameters per part and GFLOPs of a model", func=c.cmd_info,
+    info = _command(sub, "info", "parameters per part and GFLOPs of a model", func=m.cmd_info,
                     description="Parameters per part and FLOPs of a model at an input size, computed on the meta "
                                 "device (no memory, no weights needed).",
                     examples=["smmcl info configs/released/llrgbd_mscan_b.yaml",
@@ -316,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--size", type=_size, default=(480, 640), help="input HxW (default 480x640)")
     _add_json_flag(info, "the numbers (parameters and FLOPs per part)")
 
-    cv = _command(sub, "convert", "outside checkpoint -> smmcl weights (.safetensors with config)", func=c.cmd_convert,
+    cv = _command(sub, "convert", "outside checkpoint -> smmcl weights (.safetensors with config)", func=m.cmd_convert,
                   examples=["smmcl convert epoch-500.pth --from official-smmcl --config configs/released/llrgbd_mscan_b.yaml "
                             "--out smmcl_llrgbd.safetensors",
                             "smmcl convert mscan_b.pth --from mscan --config configs/paper/llrgbd_mscanb_smmcl.yaml --out init.safetensors"])
@@ -357,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "--out runs/demo/features"])
     an = an.add_subparsers(dest="analyze_command", required=True, metavar="ANALYSIS", help="one of:")
     fe = _command(an, "features", "t-SNE of the final encoder features (paper Fig. 8), k-NN accuracy, silhouette",
-                  func=c.cmd_features,
+                  func=m.cmd_features,
                   examples=["smmcl analyze features configs/demo.yaml --checkpoint runs/demo/base/model.safetensors "
                             "--compare runs/demo/smmcl/model.safetensors --out runs/demo/features",
                             "smmcl analyze features configs/demo.yaml model.projector.stage=3 --stage 3 "
@@ -377,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json_flag(fe, "the scores (the content of features.json)")
 
     rp = _command(sub, "report", "a static page on a finished run, or comparing runs (opens from disk)",
-                  func=c.cmd_report,
+                  func=m.cmd_report,
                   description="Write index.html and its PNGs: scores with deltas, every loss term, lr and validation "
                               "mIoU against iterations, per-class IoU, confusion matrices, test predictions with a "
                               "legend, the t-SNE of `analyze features` when the run holds one, config and "
