@@ -149,7 +149,7 @@ def test_missing_matplotlib_says_what_to_install(tiny_runs, tmp_path, monkeypatc
 def test_the_api_function_survives_its_package_import():
     import smmcl.reporting  # noqa: F401  (a subpackage named `report` would have replaced the function)
 
-    assert callable(smmcl.report) and smmcl.report.__module__ == "smmcl.api"
+    assert callable(smmcl.report) and smmcl.report.__module__ == "smmcl.api.models"
 
 
 def test_runs_reading_other_inputs_are_not_compared(tiny_runs, tmp_path):
