@@ -442,3 +442,13 @@ def test_a_missing_config_names_only_what_is_required(capsys):
         main(["train"])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and err.rstrip().endswith("the following arguments are required: config")
+
+
+def test_checkpoints_given_without_names_get_distinct_labels():
+    """Trial 12 #138: two studies' `seed0` runs were both labelled `seed0`, and the refusal blamed --names, not given."""
+    from smmcl.cli.model_commands import _run_names
+
+    assert _run_names(["runs/demo/base/model.safetensors", "runs/demo/smmcl/checkpoints/last.pt"]) == ["base", "smmcl"]
+    assert _run_names(["st1/runs/base/seed0/model.safetensors", "st2/runs/base/seed0/model.safetensors"]) == \
+        ["st1/runs/base/seed0", "st2/runs/base/seed0"]
+    assert len(set(_run_names(["a/m.safetensors", "a/m.safetensors"]))) == 2  # the API then names the file given twice

@@ -137,6 +137,8 @@ CASES = [
                                                         "train.out_dir={tmp}/r11"], "more than 2x its full scale"),
     ("report a run against itself", ["report", "{run}", "--compare", "{run}/", "--out", "{tmp}/r9"],
      "are one and the same; give each once"),
+    ("analyze one model twice, no names", ["analyze", "features", "{tiny}", "{data_root}", "--checkpoint", "{weights}",
+                                           "--compare", "{weights}", "--out", "{tmp}/f4b"], "are one and the same"),
     ("analyze one model twice", ["analyze", "features", "{tiny}", "{data_root}", "--checkpoint", "{weights}", "--compare",
                                  "{weights}", "--names", "A,B", "--out", "{tmp}/f4"], "are one and the same"),
     ("convert smmcl weights as released", ["convert", "{weights}", "--from", "official-smmcl", "--config", "{tiny}",

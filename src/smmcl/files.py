@@ -59,8 +59,7 @@ def folder_lock(folder: Path, what: str) -> Iterator[None]:
         except BlockingIOError:
             holder = _holder(handle)
             handle.close()
-            raise FolderBusyError(f"{folder} is being written by another smmcl process ({holder}); wait for it to "
-                                  f"end, or choose another {what}") from None
+            raise _busy(folder, holder, what) from None
         # The holder removes the file as it ends: a lock taken on the removed file guards nothing, so take it again.
         try:
             if os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino:
@@ -68,6 +67,8 @@ def folder_lock(folder: Path, what: str) -> Iterator[None]:
         except FileNotFoundError:
             pass
         handle.close()
+    held = folder.resolve()
+    _HELD.add(held)
     try:
         handle.seek(0)
         handle.truncate()
@@ -75,10 +76,33 @@ def folder_lock(folder: Path, what: str) -> Iterator[None]:
         handle.flush()
         yield
     finally:
+        _HELD.discard(held)
         # Removed while still held, so that a finished command leaves no lock file among its outputs.
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         handle.close()
+
+
+# Folders this process holds with `folder_lock`: what it checks in them while it holds them (its own claims) is
+# not a second writer's.
+_HELD: set = set()
+
+
+def _busy(folder: Path, holder: str, what: str) -> FolderBusyError:
+    return FolderBusyError(f"{folder} is being written by another smmcl process ({holder}); wait for it to end, or "
+                           f"choose another {what}")
+
+
+def check_not_busy(folder: str | Path, what: str) -> None:
+    """A `FolderBusyError` naming the holder when another process holds `folder_lock` on `folder`: said before
+    anything else is judged of the folder, whose files are then that command's, still being written (trial 12
+    #211: a second predict was told the folder held "an earlier output" to --overwrite)."""
+    folder = Path(folder)
+    if folder.resolve() in _HELD:
+        return
+    holder = folder_holder(folder)
+    if holder is not None:
+        raise _busy(folder, holder, what)
 
 
 def folder_holder(folder: Path) -> str | None:

@@ -76,3 +76,45 @@ def test_list_paths_written_from_the_current_folder_are_said_so(tmp_path, monkey
         pair_inputs(None, None, "mine/list.txt")
     listed.write_text("RGB/s0.png Depth/s0.png\n")  # from the list's folder: as documented
     assert pair_inputs(None, None, "mine/list.txt")[0].rgb.resolve() == (tmp_path / "mine" / "RGB" / "s0.png")
+
+
+def test_a_name_says_a_modality_by_its_words_in_any_spelling():
+    """Trial 12 #36: only the exact names Depth/Thermal/HHA were read; `depth_mm` trained as thermal passed."""
+    from smmcl.data.modality import folder_kind, name_kind
+
+    said = {"Depth": "depth", "depth_mm": "depth", "DepthCam": "depth", "aligned_depth_to_color": "depth",
+            "thermal.mkv": "thermal", "Thermal_v2": "thermal", "lwir": "thermal", "HHA": "hha", "hha_images": "hha",
+            "HHAImages": "hha", "RGB": None, "depth_hha": None, "Depths": None, "frames": None}
+    assert {name: folder_kind(name) for name in said} == said
+    assert folder_kind("/data/thermal_study/frames") is None  # a folder's own name only
+    assert name_kind("/flir/thermal/image_raw") == "thermal"  # a topic: all its words
+
+
+def test_eval_data_hha_and_bags_refuse_a_name_of_another_modality(tmp_path, capsys):
+    """Trial 12 #238: a depth model scored radiometric thermal (7500-8500, inside a millimetre scale) from `Thermal/`;
+    #241: a bag's `/flir/thermal/image_raw` topic read as depth; #225: `data hha` on a `Thermal` folder."""
+    from smmcl.data.hha import convert_folder
+    from support.bags import write_ros2_aligned
+
+    cfg = tiny_config()
+    depth_model = smmcl.save_pretrained(build_tiny_model(cfg, seed=0).eval(), cfg, tmp_path / "depth.safetensors")
+    _dataset(tmp_path / "flir", "Thermal", np.full(SIZE, 8000, np.uint16))
+    with pytest.raises(DatasetError, match=r"data.aux_dir='Thermal' names thermal images but .*depth.safetensors was "
+                                           r"trained on depth images"):
+        smmcl.evaluate_checkpoint(depth_model, tiny_config(f"data.root={tmp_path / 'flir'}", "data.aux_dir=Thermal",
+                                                           "model.num_classes=14"), progress=False)
+    with pytest.raises(DatasetError, match="Thermal names thermal images but smmcl data hha encodes depth images"):
+        convert_folder(tmp_path / "flir" / "Thermal", tmp_path / "hha", (40.0, 40.0, 15.5, 11.5))
+    assert not (tmp_path / "hha").exists()
+    bag = write_ros2_aligned(tmp_path / "bag", aux_topic="/flir/thermal/image_raw")
+    assert main(["predict", "--checkpoint", str(depth_model), "--bag", str(bag), "--aux-aligned", "--out",
+                 str(tmp_path / "b")]) == 2
+    assert "topic /flir/thermal/image_raw names thermal images but" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
+def test_training_refuses_a_folder_named_in_other_words_for_another_modality(tmp_path):
+    _dataset(tmp_path / "d", "depth_mm", np.full(SIZE, 3000, np.uint16))
+    cfg = tiny_config(f"data.root={tmp_path / 'd'}", "data.aux_dir=depth_mm", "data.aux_kind=thermal").data
+    with pytest.raises(DatasetError, match="data.aux_dir='depth_mm' names depth images but data.aux_kind='thermal'"):
+        RGBXDataset(cfg, "train", 3, train=True)

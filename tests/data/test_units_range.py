@@ -160,6 +160,12 @@ def test_a_few_marker_pixels_are_named_as_such_not_as_other_units():
     depth[depth == 65535] = 0
     assert units_problem(depth, 10000, for_model="depth") is None
     assert "pass aux_scale=0.1" in units_problem((depth * 10).astype(np.uint16), 10000, for_model="depth")  # units
+    # Trial 12 #209: an invalid border row (2% of the frame) at the type's largest value is a marker too, however
+    # many pixels it covers; values over the scale that differ are other units.
+    depth[:3] = 65535  # 6%
+    assert "no-reading or saturation marker" in units_problem(depth, 10000, for_model="depth")
+    depth[:3] = np.arange(40000, 40000 + depth[:3].size).reshape(3, -1)
+    assert "pass aux_scale=0.1" in units_problem(depth, 10000, for_model="depth")
 
 
 def _room_dataset(root, centimetres: bool) -> None:

@@ -75,14 +75,15 @@ class Bag:
 
 # ROS 2: rgb8 colour and 16UC1 depth the driver aligned to it; aux 3 ms late, its frame 5 lost.
 
-def write_ros2_aligned(path: Path, storage=StoragePlugin.SQLITE3) -> Path:
+def write_ros2_aligned(path: Path, storage=StoragePlugin.SQLITE3,
+                       aux_topic: str = "/camera/aligned_depth_to_color/image_raw") -> Path:
     bag = Bag(Stores.ROS2_HUMBLE)
     with Writer2(path, version=9, storage_plugin=storage) as writer:
         for k in range(N):
             stamp = START * 10**9 + k * DT_NS
             bag.write(writer, "/camera/color/image_raw", stamp + 1_000_000, bag.image(stamp, rgb_frame(k), "rgb8"))
             if k != 5:
-                bag.write(writer, "/camera/aligned_depth_to_color/image_raw", stamp + 4_000_000,
+                bag.write(writer, aux_topic, stamp + 4_000_000,
                           bag.image(stamp + 3_000_000, depth_frame(k), "16UC1"))
         bag.write(writer, "/camera/color/camera_info", START * 10**9, bag.camera_info((40, 40, 15.5, 11.5)))
     return path

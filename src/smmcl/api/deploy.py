@@ -37,12 +37,19 @@ def predict_recording(checkpoint: str | Path, recording: str | Path, out: str | 
     opened = open_recording(recording, rgb_topic, aux_topic, aux_path=aux_path, tolerance=tolerance, align=align,
                             aux_units=aux_units)
     cfg = open_model_file(checkpoint).require_config()
-    if aux_path is not None:  # a folder (or a video in one) named for another modality, as predict refuses it
-        check_folder_kind(aux_path if Path(aux_path).is_dir() else Path(aux_path).parent, cfg.data.aux_kind,
-                          f"{checkpoint} was trained on {cfg.data.aux_kind} images",
-                          "give it a recording of the images it was trained on")
+    # The auxiliary stream named for another modality, as predict refuses a folder: a video's folder or own name
+    # (`thermal.mkv`), or a bag's topic by all its words (`/flir/thermal/image_raw`: trial 12 #241).
+    against = f"{checkpoint} was trained on {cfg.data.aux_kind} images"
+    remedy = "give it a recording of the images it was trained on"
+    if aux_path is None:
+        check_folder_kind(opened.aux_source, cfg.data.aux_kind, against, remedy + " (--aux-topic)",
+                          what=f"topic {opened.aux_source}", topic=True)
+    else:
+        for named in ((aux_path,) if Path(aux_path).is_dir() else (aux_path, Path(aux_path).parent)):
+            check_folder_kind(named, cfg.data.aux_kind, against, remedy)
     if aux_scale is None:
-        aux_scale, how = aux_scale_for(opened.aux_units, cfg.data.aux_kind, cfg.data.aux_max)
+        aux_scale, how = aux_scale_for(opened.aux_units, cfg.data.aux_kind, cfg.data.aux_max,
+                                       stated=aux_units is not None)
     else:
         how = f"x{aux_scale:g} as given (aux_scale), whatever the recording's units ({opened.aux_units})"
     log(f"[smmcl] auxiliary values: {how}")
@@ -88,7 +95,7 @@ def export(checkpoint: str | Path, out: str | Path, size: Sequence[int] = (480, 
     cfg = load_config(to_dict(file.require_config()))
     with output_file(as_path(out, "out"), "--out", [checkpoint, calibration],
                      ours=_smmcl_file(out, ("onnx", "onnx-int8")), overwrite=overwrite):
-        frames = _calibration_frames(cfg, calibration, calibration_split) if calibration is not None else None
+        frames = _calibration_frames(cfg, calibration, calibration_split, file) if calibration is not None else None
         plain = load_config(to_dict(cfg), ["train.compile=false", "train.channels_last=false", "train.device=cpu"])
         model = loading.load_trained(plain, file, device="cpu")
         # What the run's weights say of its training images goes on into the export.
@@ -106,11 +113,18 @@ def export(checkpoint: str | Path, out: str | Path, size: Sequence[int] = (480, 
                                    exclude=cfg.eval.exclude_classes)
 
 
-def _calibration_frames(cfg: Config, root: str | Path, split: str) -> list:
-    """The calibration frames of `export --int8`, in the model's preprocessing (see `export`)."""
+# What export --int8 does with calibration frames whose range is noted.
+CALIBRATED = "int8 is calibrated (and verified) on them as given, so it fits frames in their units, not the model's"
+
+
+def _calibration_frames(cfg: Config, root: str | Path, split: str, file: Optional[ModelFile] = None) -> list:
+    """The calibration frames of `export --int8`, in the model's preprocessing (see `export`). Their range is judged
+    as eval judges a dataset's (`engine.loading.check_aux_range`, against the model `file`'s training range): frames
+    in other units would calibrate int8 to them, and silently so (trial 12 #117)."""
     from smmcl.data.dataset import RGBXDataset, own_suffixes
     from smmcl.data.preprocess import Preprocessing
     from smmcl.deploy.quantize import dataset_frames, image_frames
+    from smmcl.engine.loading import aux_range_watch, check_aux_range, warn_aux_range
     from smmcl.engine.predict import pair_inputs
 
     root = Path(root)
@@ -120,7 +134,9 @@ def _calibration_frames(cfg: Config, root: str | Path, split: str) -> list:
     if (root / f"{split}.txt").is_file():
         data = load_config(to_dict(cfg), [f"data.root={root}"], dataset_meta=False).data
         data = load_config(to_dict(cfg), [f"data.root={root}", *own_suffixes(data, split)], dataset_meta=False).data
-        return dataset_frames(RGBXDataset(data, split, cfg.model.num_classes, train=False))
+        dataset = RGBXDataset(data, split, cfg.model.num_classes, train=False)
+        check_aux_range(file, data, split, done=CALIBRATED)
+        return dataset_frames(dataset)
     lists = sorted(p.stem for p in root.glob("*.txt"))
     if lists:  # a dataset, so the split asked for was meant: all its images unlabelled would be another thing
         raise DatasetError(f"calibration folder {root} has no split list {split}.txt (it has {', '.join(lists)}): "
@@ -129,7 +145,12 @@ def _calibration_frames(cfg: Config, root: str | Path, split: str) -> list:
     if not (rgb.is_dir() and aux.is_dir()):
         raise DatasetError(f"calibration folder {root}: expected a dataset with {split}.txt, or the model's image "
                            f"folders {cfg.data.rgb_dir}/ and {cfg.data.aux_dir}/ in it")
-    return image_frames(pair_inputs(rgb, aux), Preprocessing.from_data_config(cfg.data))
+    watch = aux_range_watch(file, cfg.data.aux_max)
+    frames = image_frames(pair_inputs(rgb, aux), Preprocessing.from_data_config(cfg.data), watch)
+    if cfg.data.aux_max is not None:
+        warn_aux_range(watch, "calibration images", CALIBRATED)
+    return frames
+
 
 
 @_renamed(source="checkpoint", cfg="config")

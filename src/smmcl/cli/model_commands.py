@@ -244,9 +244,12 @@ def cmd_features(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides)
     paths = [args.checkpoint, *args.compare]
-    names = args.names.split(",") if args.names else [_run_name(p) for p in paths]
-    if len(names) != len(paths) or len(set(names)) != len(names):
-        raise ValueError(f"--names needs {len(paths)} distinct names, one per checkpoint; got {names}")
+    if args.names:
+        names = args.names.split(",")
+        if len(names) != len(paths) or len(set(names)) != len(names):
+            raise ValueError(f"--names needs {len(paths)} distinct names, one per checkpoint; got {names}")
+    else:
+        names = _run_names(paths)
     result = analyze_features(cfg, dict(zip(names, paths)), args.out, split=args.split, stage=args.stage,
                               per_class=args.per_class, max_images=args.images, seed=args.seed,
                               overwrite=args.overwrite)
@@ -275,8 +278,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_name(path: str) -> str:
-    """A short label for a checkpoint: its run folder (runs/demo/base/model.safetensors -> base)."""
+def _run_name(path: str, depth: int = 1) -> str:
+    """A short label for a checkpoint: its run folder (runs/demo/base/model.safetensors -> base), with `depth`
+    folders of its path (2: demo/base)."""
     p = Path(path)
     parent = p.parent.parent if p.parent.name == "checkpoints" else p.parent
-    return parent.name or p.stem
+    return "/".join(parent.parts[-depth:]) or p.stem
+
+
+def _run_names(paths: list) -> list:
+    """Distinct labels for checkpoints given without --names: their run folders, with as many folders above as it
+    takes to tell them apart (trial 12 #138: two studies' `seed0`). One file given twice keeps one label each,
+    for the API to refuse by name (#135)."""
+    deepest = max(len(Path(p).parts) for p in paths)
+    for depth in range(1, deepest + 1):
+        names = [_run_name(p, depth) for p in paths]
+        if len(set(names)) == len(names):
+            return names
+    return [f"{p} ({i + 1})" for i, p in enumerate(paths)]

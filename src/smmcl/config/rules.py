@@ -34,8 +34,11 @@ def _apart_rows(d) -> list:
         folder, ext = getattr(d, f"{role}_dir"), getattr(d, f"{role}_ext")
         other_folder, other_ext = getattr(d, f"{other}_dir"), getattr(d, f"{other}_ext")
         same = folder == other_folder and ext == other_ext and not (role == "aux" and d.layout == "packed")
-        rows.append((f"data.{role}_dir", folder, lambda x, same=same: not same,
-                     f"a folder other than data.{other}_dir ({other_folder!r}): {holds} are not {other_holds}"))
+        # Both keys named, with their values: either may be the one changed (trial 12 #152: data.rgb_dir=Label was
+        # said as data.label_dir='Label').
+        rows.append((f"data.{other}_dir={other_folder!r} and data.{role}_dir", folder, lambda x, same=same: not same,
+                     f"a folder other than data.{other}_dir for data.{role}_dir, as both name {folder}/*{ext}: "
+                     f"{holds} are not {other_holds}; set back the one that was changed"))
     return rows
 
 

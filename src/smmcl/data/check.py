@@ -28,7 +28,7 @@ from smmcl.data.dataset import (
     split_root,
 )
 from smmcl.data.io import read_image, split_packed
-from smmcl.data.modality import RangeWatch, check_aux, check_label, check_rgb
+from smmcl.data.modality import RangeWatch, check_aux, check_label, check_rgb, colour_count, flat_rgb_problem
 from smmcl.errors import DatasetError
 from smmcl.progress import track
 
@@ -39,6 +39,9 @@ class SplitSummary:
     sizes: Counter = field(default_factory=Counter)
     aux_formats: Counter = field(default_factory=Counter)
     subsets: Dict[str, int] = field(default_factory=dict)
+    # RGB images read, and those (path, colours) with no more colours than classes, as label maps (trial 12 #153).
+    rgb_read: int = 0
+    flat: List[Tuple[Path, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -58,10 +61,16 @@ class CheckReport:
     # Per folder (relative to root): decoded format ("uint16x1ch") -> files, and the first file of each format.
     folders: Dict[str, Counter] = field(default_factory=dict)
     first_of: Dict[Tuple[str, str], Path] = field(default_factory=dict)
+    # The files counted in `folders`: each once, however many splits list it (trial 12 #1: 14 counted of 12 files).
+    counted: set = field(default_factory=set)
     # The largest auxiliary value over every file, with its file: a dataset using a small part of its scale.
     aux_range: Optional[RangeWatch] = None
 
     def count_format(self, path: Path, array: np.ndarray) -> None:
+        """Count `path` under its folder and format, once: the val list may repeat test samples."""
+        if path in self.counted:
+            return
+        self.counted.add(path)
         try:
             folder = str(path.parent.relative_to(self.root))
         except ValueError:
@@ -196,6 +205,11 @@ def _check_sample(cfg: DataConfig, split: str, name: str, num_classes: int, summ
             checked[role] = rules[role](array)
         except DatasetError as exc:
             problems.append(str(exc))
+    if "rgb" in checked:  # predict's rule of label maps given as photos, judged over the split (`check_dataset`)
+        summary.rgb_read += 1
+        colours = colour_count(checked["rgb"], num_classes + 1)
+        if colours is not None:
+            summary.flat.append((files.rgb, colours))
     if "aux" in raw:
         summary.aux_formats[image_format(raw["aux"])] += 1
         if "aux" in checked and report.aux_range is not None:
@@ -254,6 +268,12 @@ def check_dataset(cfg: DataConfig, num_classes: int, splits: Optional[Sequence[s
         absent = _absent_folders(cfg, split, report)
         for name in track(names, desc=f"check {split}", unit="img", enabled=progress):
             _check_sample(cfg, split, name, num_classes, summary, report, absent)
+        if summary.flat:  # every RGB image a label map: the Label folder given as RGB; some: a few to look at
+            said = flat_rgb_problem(summary.flat, summary.rgb_read, f" of the {split} split")
+            if len(summary.flat) == summary.rgb_read:
+                report.problems.append(f"{said} {split_root(cfg, split) / cfg.rgb_dir} should hold photos")
+            else:
+                report.notes.append(f"{said} look at those images: they are trained on and scored as photos")
     for split, names in listed.items():
         # One folder for both (the flat layout): a name in two lists is one image trained on and scored.
         shared = shared_with_train(cfg, split, sorted(names)) if "train" in listed else []

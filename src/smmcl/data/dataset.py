@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +16,9 @@ from smmcl.config import DataConfig
 from smmcl.data.io import IMAGE_SUFFIXES, image_dtype, read_image, split_packed
 from smmcl.data.photometric import PhotometricAugment, photometric_rng
 from smmcl.data.modality import (RangeWatch, check_aux, check_folder_kind, check_label, check_rgb, check_same_size,
-                                  folder_kind)
+                                  colour_count, flat_rgb_problem, folder_kind)
 from smmcl.data.transforms import TrainAugment, eval_transform, to_tensor_aux, to_tensor_rgb
-from smmcl.errors import AuxUnitsWarning, DatasetError
+from smmcl.errors import AuxUnitsWarning, DatasetError, InputWarning
 from smmcl.files import read_text
 
 SPLIT_LISTS = {"train": "train_list", "test": "test_list"}
@@ -49,9 +50,29 @@ def name_of(line: str) -> str:
     return base.rsplit(".", 1)[0] if Path(base).suffix.lower() in IMAGE_SUFFIXES + (".npy",) else base
 
 
-def read_name_list(path: Path, unique: bool = True) -> list[str]:
+def check_list_paths(path: Path, number: int, line: str, folders: Sequence[Path]) -> None:
+    """Refuse a list line whose paths are not the files read for its sample: a line is cut to its sample name and
+    read from the dataset's folders, so `/elsewhere/RGB/a.png` read ROOT/RGB/a.png, another image, without a word
+    (trial 12 #158-160). A path (from the list's folder, or absolute) to the sample's own file is taken, as released
+    lists hold (`RGB/12.jpg Label/12.png`). `folders`: the RGB folder first (the first path), then the others."""
+    name = name_of(line)
+    for i, field in enumerate(line.split()):
+        given = Path(field.replace("\\", "/"))
+        if len(given.parts) < 2:
+            continue
+        where = path.parent / given  # an absolute path stays itself
+        own = folders[:1] if i == 0 else folders
+        if name_of(field) == name and where.parent.resolve() in {f.resolve() for f in own}:
+            continue
+        raise DatasetError(f"{path}, line {number}: {line.strip()!r} names the file {os.path.normpath(where)}, but a "
+                           f"split list names samples, each read from {folders[0]} (and the folders beside it), so "
+                           f"that file would not be read: write the sample name {name!r} on the line, with its image "
+                           f"in {folders[0]}")
+
+
+def read_name_list(path: Path, unique: bool = True, folders: Sequence[Path] = ()) -> list[str]:
     """The sample names of a list file; a name listed twice is refused unless not `unique` (`data check`, which
-    reports every duplicate among its other findings)."""
+    reports every duplicate among its other findings). `folders`: as `check_list_paths`."""
     if not path.is_file():
         raise DatasetError(f"split list not found: {path} (expected one sample name per line)")
     names: list[str] = []
@@ -62,6 +83,8 @@ def read_name_list(path: Path, unique: bool = True) -> list[str]:
         if len(fields) > 1 and not all(Path(f).suffix.lower() in IMAGE_SUFFIXES + (".npy",) for f in fields):
             raise DatasetError(f"{path}, line {number}: {line.strip()!r} has a space in it; a line holds one sample "
                                f"name, or paths (RGB LABEL) separated by spaces, so names with spaces must be renamed")
+        if fields and folders:
+            check_list_paths(path, number, line, folders)
         if fields:
             name = name_of(line)
             if unique and name in lines:
@@ -79,8 +102,9 @@ def split_names(cfg: DataConfig, split: str, subset: Optional[str] = None, uniqu
     """Sample names of a split (and subset), from its list file; a split folder without a list gives all its images.
     `unique`: as `read_name_list`."""
     path = split_list_path(cfg, split)
+    folders = [split_root(cfg, split) / d for d in (cfg.rgb_dir, cfg.aux_dir, cfg.label_dir)]
     if path.is_file():
-        names = read_name_list(path, unique)
+        names = read_name_list(path, unique, folders)
     elif split in cfg.split_dirs and (split_root(cfg, split) / cfg.rgb_dir).is_dir():
         folder = split_root(cfg, split) / cfg.rgb_dir
         names = sorted(p.stem for p in folder.iterdir() if p.suffix == cfg.rgb_ext)
@@ -92,7 +116,7 @@ def split_names(cfg: DataConfig, split: str, subset: Optional[str] = None, uniqu
         return names
     subset_list = split_list_path(cfg, split, subset)
     if subset_list.is_file():
-        return read_name_list(subset_list)
+        return read_name_list(subset_list, folders=folders)
     if subset not in cfg.subsets:
         known = ", ".join(sorted(cfg.subsets)) or "none configured"
         raise DatasetError(f"unknown subset {subset!r} of split {split!r} (no {subset_list}; data.subsets: {known})")
@@ -196,6 +220,30 @@ def sample_aux_range(cfg: DataConfig, split: str, names: Sequence[str], watch: R
     return watch
 
 
+def warn_flat_rgb(cfg: DataConfig, split: str, num_classes: int, names: Optional[Sequence[str]] = None,
+                  subset: Optional[str] = None, consequence: str = "their scores mean nothing") -> None:
+    """An `InputWarning` when RGB images of RANGE_SAMPLE of `names` (default: the split's, or its subset's), spread
+    over the list, hold no more colours than classes (`modality.colour_count`), as label maps do: predict's rule, in
+    its words, before training and eval, which took a Label folder given as RGB without a word (trial 12 #153-155).
+    A split that cannot be listed, or a missing file, is left to the dataset, which refuses it in its own words."""
+    if names is None:
+        try:
+            names = split_names(cfg, split, subset)
+        except DatasetError:
+            return
+    sampled = [sample_files(cfg, split, n) for n in names[::max(1, len(names) // RANGE_SAMPLE)][:RANGE_SAMPLE]]
+    flat = []
+    for files in (f for f in sampled if f.rgb.is_file()):
+        raw = read_image(files.rgb)
+        count = colour_count(check_rgb(split_packed(raw, files.rgb)[0] if files.aux is None else raw, files.rgb),
+                             num_classes + 1)
+        if count is not None:
+            flat.append((files.rgb, count))
+    if flat:
+        warnings.warn(f"{flat_rgb_problem(flat, len(sampled), f' sampled from the {split} split')} {consequence}",
+                      InputWarning, stacklevel=3)
+
+
 # Auxiliary folder names that say their modality, as data.aux_kind names it.
 def check_aux_kind(cfg: DataConfig) -> None:
     """Refuse training (and `data check`) where `data.aux_dir` names another modality than `data.aux_kind` (a
@@ -254,6 +302,9 @@ class RGBXDataset(Dataset):
             self._check_one_aux_dtype()
         if train and cfg.aux_max is not None:
             self._note_aux_range()
+        if train:  # before training, as sample_aux_range (trial 12 #153: label maps as RGB trained without a word)
+            warn_flat_rgb(cfg, split, num_classes, self.names,
+                          consequence="a model trained on them learns nothing of photos")
         self.augment = (
             TrainAugment(tuple(cfg.crop_size), tuple(cfg.scales), cfg.hflip, cfg.ignore_index) if train else None
         )

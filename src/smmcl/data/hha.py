@@ -45,6 +45,7 @@ from typing import Sequence
 import numpy as np
 
 from smmcl.data.io import IMAGE_SUFFIXES, read_image, write_image
+from smmcl.data.modality import check_folder_kind
 from smmcl.errors import AuxUnitsWarning, DatasetError
 from smmcl.outputs import Confirmer, unique_outputs, writing
 from smmcl.progress import track
@@ -415,6 +416,7 @@ def convert_folder(
     if not depth_dir.is_dir():
         raise DatasetError(f"--depth {depth_dir} is a file; give the folder of depth images" if depth_dir.is_file()
                            else f"depth folder not found: {depth_dir}")
+    check_folder_kind(depth_dir, "depth", "smmcl data hha encodes depth images", "give it the folder of depth images")
     files = sorted(p for p in depth_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise DatasetError(f"no depth images in {depth_dir} (expected {', '.join(IMAGE_SUFFIXES)} files)")

@@ -22,6 +22,7 @@ noted over a whole folder or stream, never refused.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from numbers import Real
 from typing import Callable, Optional
@@ -94,22 +95,32 @@ def _power_of_ten(ratio: float) -> float:
     return 10.0 ** math.floor(math.log10(ratio))
 
 
-# Folder names that say which modality their images are (case aside): the one hint a name gives, where values
-# alone cannot tell 8-bit depth from a thermal camera's 8-bit images.
-FOLDER_KINDS = {"depth": "depth", "thermal": "thermal", "hha": "hha"}
+# Words in a folder, file or topic name that say which modality its images are: the one hint a name gives, where
+# values alone cannot tell 8-bit depth from a thermal camera's 8-bit images. Whole words only, in any case and
+# spelling (`Depth`, `depth_mm`, `DepthCam`, `thermal.mkv`, `/flir/thermal/image_raw`: trial 12 #36, #241).
+KIND_WORDS = {"depth": "depth", "thermal": "thermal", "lwir": "thermal", "hha": "hha"}
+
+
+def name_kind(name: object) -> Optional[str]:
+    """The one modality the words of `name` say (`depth_mm` -> depth), or None (none, or two that disagree)."""
+    words = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+", str(name))
+    kinds = {KIND_WORDS[w.lower()] for w in words if w.lower() in KIND_WORDS}
+    return kinds.pop() if len(kinds) == 1 else None
 
 
 def folder_kind(folder: object) -> Optional[str]:
-    """The modality a folder's name says its images are (`Depth/` -> depth), or None."""
-    return FOLDER_KINDS.get(Path(str(folder)).name.lower())
+    """The modality a folder's (or file's) own name says its images are (`Depth/` -> depth), or None."""
+    return name_kind(Path(str(folder)).name)
 
 
-def check_folder_kind(folder: object, kind: str, against: str, remedy: str, what: Optional[str] = None) -> None:
+def check_folder_kind(folder: object, kind: str, against: str, remedy: str, what: Optional[str] = None,
+                      topic: bool = False) -> None:
     """Refuse auxiliary images from a folder named for another modality than `kind`. `against` says whose kind
     that is ("data.aux_kind='depth'", "the model ... was trained on thermal images"), `remedy` what to do, `what`
-    names the folder (default its path). One rule for training, `data check`, predict and recordings (trial 11
-    #156, #212)."""
-    named = folder_kind(folder)
+    names the folder (default its path); `topic`: a recording's topic, judged by all its words. One rule for
+    training, `data check`, eval, analysis, reports, predict, recordings and `data hha` (trial 11 #156, #212; trial 12
+    #238, #241)."""
+    named = name_kind(folder) if topic else folder_kind(folder)
     if named is not None and named != kind:
         raise DatasetError(f"{what or folder} names {named} images but {against}: {remedy}; if that folder holds "
                            f"{kind} images, give it another name")
@@ -188,8 +199,12 @@ def units_problem(aux: np.ndarray, aux_max: Optional[float], aux_scale: float = 
         what = "given to a model trained on" if for_model else "where data.aux_max counts"
         return f"float values up to {_num(raw)}{scaled} {link} {scale}: metres {what} millimetres? {fix}"
     if top > OVERSHOOT * full:
-        beyond = float(np.mean(aux * aux_scale > OVERSHOOT * full))
-        if beyond <= OUTLIER_SHARE:
+        over = aux * aux_scale > OVERSHOOT * full
+        beyond = float(np.mean(over))
+        # Pixels over the scale that all hold the type's largest value are a marker however many there are (an
+        # invalid border row is 2% of a frame: trial 12 #209); other units spread over many values.
+        at_top = np.issubdtype(aux.dtype, np.integer) and beyond < 1 and bool(np.all(aux[over] == np.iinfo(aux.dtype).max))
+        if beyond <= OUTLIER_SHARE or at_top:
             # A few pixels far off the scale, the rest within it: a marker (65535 = "no reading"), not other units;
             # a rescaling judged from them would shrink every real value.
             fix = ("give such pixels as 0 (no measurement)" if for_model else
@@ -234,6 +249,11 @@ class RangeWatch:
 
     def see(self, aux: np.ndarray, source: object) -> None:
         self.count += 1
+        # Of the finite values, which the frame is read as (NaN / inf are no measurement): one NaN made the top NaN,
+        # which no later frame exceeds and no rule judges, so a stream in metres with holes, then in centimetres,
+        # was never noted (trial 12 #119; a fresh Predictor noted it).
+        if aux.size and np.issubdtype(aux.dtype, np.floating):
+            aux = aux[np.isfinite(aux)]
         top = float(aux.max()) * self.aux_scale if aux.size else 0.0
         if self.where is None or top > self.top:
             self.top, self.where = top, source
@@ -297,6 +317,15 @@ def colour_count(rgb: np.ndarray, limit: int) -> Optional[int]:
     return count if count <= limit else None
 
 
+def flat_rgb_problem(flat: list, total: int, where: str = "") -> str:
+    """What predict, training, eval and `data check` say of the `flat` (path, colour count) of `total` RGB images
+    that `colour_count` found as flat as label maps; the caller adds what that means for its output. In the same
+    words everywhere (trial 12 #153-155: only predict said it). `where`: " sampled from the train split"."""
+    return (f"{len(flat)} of the {total} RGB images{where} hold no more distinct colours than the model has classes "
+            f"(e.g. {flat[0][0]}: {flat[0][1]}), as label maps do, where a photo has hundreds: label images given as "
+            f"the RGB ones?")
+
+
 def check_aux_scale(aux_scale: object) -> float:
     """`aux_scale` (the auxiliary values' factor into the model's units) as a float; a ValueError unless positive."""
     if isinstance(aux_scale, bool) or not isinstance(aux_scale, Real) or not (math.isfinite(aux_scale) and aux_scale > 0):
@@ -328,7 +357,8 @@ def check_aux(aux: object, source: object, aux_max: Optional[float], aux_scale: 
             np.array_equal(aux[..., 0], aux[..., 1]) and np.array_equal(aux[..., 0], aux[..., 2])):  # type: ignore[index]
         raise DatasetError(f"{source}: a colour image ({describe(aux)}, its channels differ) where {kind} holds one "
                            f"value per pixel: a colour-mapped picture of {kind}? give the sensor's single-channel "
-                           f"values" + ("; HHA images: set data.aux_kind=hha" if kind == "depth" else ""))
+                           f"values" + ("" if kind != "depth" else "; HHA images? a model trained on HHA reads them"
+                                        if for_model else "; HHA images: set data.aux_kind=hha"))
     aux = finite_aux(aux, source)  # type: ignore[arg-type]
     problem = units_problem(aux, aux_max, aux_scale, for_model, kind)
     if problem is None and aux_max is None and trained_dtype and aux.dtype.name != trained_dtype:  # type: ignore[union-attr]

@@ -75,14 +75,16 @@ def dataset_frames(dataset) -> list:
     return out
 
 
-def image_frames(pairs, preprocessing) -> list:
+def image_frames(pairs, preprocessing, watch=None) -> list:
     """(rgb, aux, None) per input pair of `smmcl.engine.predict.pair_inputs` (images without labels), prepared by
-    the model's own preprocessing."""
+    the model's own preprocessing; `watch` (a `smmcl.data.modality.RangeWatch`) sees each auxiliary image."""
     from smmcl.engine.predict import load_pair
 
     out = []
     for pair in pairs:
         rgb, aux = load_pair(pair, preprocessing.aux_max)
+        if watch is not None:
+            watch.see(aux, pair.aux or pair.rgb)
         r, a = preprocessing.pair(rgb, aux, source=pair.aux or pair.rgb)
         out.append((np.asarray(r, np.float32)[None], np.asarray(a, np.float32)[None], None))
     return out

@@ -35,11 +35,21 @@ RECORDING_FILES = ("overlay.mp4", "labels", "frames.csv", "summary.json")
 MODEL_DEPTH_METRES_PER_UNIT = 0.001  # millimetres
 
 
-def aux_scale_for(aux_units: str, aux_kind: str, aux_max: Optional[float]) -> tuple[float, str]:
-    """The factor that brings a recording's auxiliary values into a model's units, and how it was found."""
+def aux_scale_for(aux_units: str, aux_kind: str, aux_max: Optional[float], stated: bool = True) -> tuple[float, str]:
+    """The factor that brings a recording's auxiliary values into a model's units, and how it was found; a
+    `DatasetError` for units of length (depth) `stated` by the user for a model of another kind. A bag's units come
+    from its encoding (mono16 is read as millimetres, as depth drivers mean it), which a 16-bit thermal camera
+    shares: those are not stated, and are read as recorded."""
     from smmcl.recordings import metres_per_unit
 
     frame_mpu = metres_per_unit(aux_units)
+    if frame_mpu is not None and aux_kind != "depth" and stated:
+        # Units of length name depth, which a thermal or HHA model cannot read: taken "as recorded" the run went
+        # through silently (trial 12 #180-181: `--aux-units mm` for a thermal model).
+        raise DatasetError(f"auxiliary units {aux_units!r} are a length, so the stream holds depth, but the model was "
+                           f"trained on {aux_kind} images, which hold no lengths: give it a recording of {aux_kind} "
+                           f"images (--aux-units raw or unknown), or use a depth model; if these values are "
+                           f"{aux_kind} after all, --aux-scale 1 reads them as recorded")
     if aux_kind != "depth" or frame_mpu is None or aux_max is None or aux_max <= 255:
         return 1.0, f"as recorded ({aux_units})"
     scale = frame_mpu / MODEL_DEPTH_METRES_PER_UNIT
@@ -73,8 +83,6 @@ def predict_recording(predictor: Predictor, recording, out: str | Path, video: b
         # judged whole at its end, as a folder is (trial 8 #145: an 8-frame bag in centimetres said nothing).
         near = RangeWatch(predictor.preprocessing.aux_max, predictor.aux_scale, predictor.preprocessing.aux_top)
         with (VideoWriter(out / "overlay.mp4", fps=fps) if video else _NoVideo()) as writer:
-            if video:
-                record(out, ["overlay.mp4"])  # written for as long as the recording runs: its own from the start
             for frame in track(recording, total=len(recording), desc="predict", unit="frame", enabled=progress):
                 # A recording is a file, read like a folder of images: a frame in other units than the model's
                 # is refused (the Predictor alone, on a live stream, only warns).
@@ -96,6 +104,8 @@ def predict_recording(predictor: Predictor, recording, out: str | Path, video: b
                 counts = np.bincount(predicted.reshape(-1).astype(np.int64), minlength=predictor.num_classes)
                 rows.append([frame.index, f"{frame.time:.6f}", f"{frame.aux_time:.6f}", f"{1000 * latencies[-1]:.2f}",
                              *(f"{c / predicted.size:.5f}" for c in counts[: predictor.num_classes])])
+        if video:  # listed once the writer has put it under its name, not before (trial 12 #87: a run refused at
+            record(out, ["overlay.mp4"])  # its first frame said it kept an overlay.mp4 that never existed)
         seconds = time.perf_counter() - start
         small = near.problem(for_model=True, unit="frames") if near.count < STREAM_FRAMES else None
         if small is not None:

@@ -161,23 +161,49 @@ def check_aux_dtype(file: ModelFile, cfg: Config, split: str, subset: Optional[s
                                f"or modality than it was trained on")
 
 
-def check_aux_range(file: ModelFile, data, split: str, subset: Optional[str] = None) -> None:
+def check_aux_range(file: Optional[ModelFile], data, split: str, subset: Optional[str] = None,
+                    done: str = "scored as given") -> None:
     """An `AuxUnitsWarning` when the auxiliary values of a split's images, sampled as training samples its own, stay
     under a tenth of the model's `aux_max` or go over ten times the largest its training images held (its `aux_top`):
     other units that still fit the scale (centimetres for millimetres, or the reverse). The rule of predict and the
     Predictor (`smmcl.data.modality.RangeWatch`), which judge the frames they are given. `data`: the `DataConfig`
-    of the images scored."""
+    of the images scored; `done`: what is done with them all the same (eval scores them; export calibrates on them)."""
     from smmcl.data.dataset import sample_aux_range, split_names
-    from smmcl.data.modality import RangeWatch
 
     if data.aux_max is None:
         return
-    trained = file.preprocessing if file.config is not None else None
-    watch = RangeWatch(data.aux_max, trained_top=trained.aux_top if trained is not None else None)
-    problem = sample_aux_range(data, split, split_names(data, split, subset), watch).problem(
-        for_model=True, unit=f"{split} images sampled", files=True)
+    watch = sample_aux_range(data, split, split_names(data, split, subset), aux_range_watch(file, data.aux_max))
+    warn_aux_range(watch, f"{split} images sampled", done)
+
+
+def aux_range_watch(file: Optional[ModelFile], aux_max: float):
+    """The `RangeWatch` stored images are judged by for the model of `file`: its `aux_max`, and the largest value its
+    training images held where it records one."""
+    from smmcl.data.modality import RangeWatch
+
+    trained = file.preprocessing if file is not None and file.config is not None else None
+    return RangeWatch(aux_max, trained_top=trained.aux_top if trained is not None else None)
+
+
+def warn_aux_range(watch, unit: str, done: str) -> None:
+    """`check_aux_range`'s note on a `watch` that has seen stored images (`unit`: what they are), in its words: the
+    remedy converts the files, for these commands take no aux_scale (trial 12 #117: export --int8 said nothing)."""
+    problem = watch.problem(for_model=True, unit=unit, files=True)
     if problem is not None:
-        warnings.warn(f"{problem}; scored as given", AuxUnitsWarning, stacklevel=3)
+        warnings.warn(f"{problem}; {done}", AuxUnitsWarning, stacklevel=4)
+
+
+def check_folder_named(file: ModelFile, data) -> None:
+    """Refuse scoring a model on an auxiliary folder named for another modality than it was trained on, as training
+    and predict refuse it (trial 12 #238: a depth model scored radiometric thermal from `Thermal/`, which fits a
+    millimetre scale). `data`: the `DataConfig` of the images scored."""
+    from smmcl.data.modality import check_folder_kind, folder_kind
+
+    kind = file.config.data.aux_kind if file.config is not None else None
+    if kind is not None and data.layout != "packed":
+        check_folder_kind(data.aux_dir, kind, f"{file.path} was trained on {kind} images",
+                          f"score it on {kind} images (or a model trained on {folder_kind(data.aux_dir)} images on "
+                          f"these)", what=f"data.aux_dir={data.aux_dir!r}")
 
 
 def check_scored_data(file: ModelFile, cfg: Config, split: str, subset: Optional[str] = None,
@@ -185,11 +211,15 @@ def check_scored_data(file: ModelFile, cfg: Config, split: str, subset: Optional
     """Everything that decides whether a model file may be scored (or its features read) on a config's split, one
     list for eval and `analyze features` alike: the classes and input scaling it owns, the dataset's class names,
     whether it trained on that split, its images' type and their range against the model's training range."""
+    from smmcl.data.dataset import warn_flat_rgb
+
     check_model_owned(file, cfg, where)
+    check_folder_named(file, cfg.data)
     check_dataset_classes(file, cfg)
     warn_trained_on(file, cfg, split, subset)
     check_aux_dtype(file, cfg, split, subset)
     check_aux_range(file, cfg.data, split, subset)
+    warn_flat_rgb(cfg.data, split, cfg.model.num_classes, subset=subset)  # label maps as RGB (trial 12 #153-155)
 
 
 def check_model_owned(file: ModelFile, cfg: Config, where: str = "the config",

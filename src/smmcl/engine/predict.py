@@ -14,7 +14,7 @@ from PIL import Image
 
 from smmcl.data.io import IMAGE_SUFFIXES, read_image, split_packed
 from smmcl.data.modality import (RangeWatch, check_aux, check_folder_kind, check_rgb, check_same_size, colour_count,
-                                  folder_kind)
+                                  flat_rgb_problem, folder_kind)
 from smmcl.data.preprocess import Preprocessing
 from smmcl.errors import AuxUnitsWarning, DatasetError, InputWarning
 from smmcl.files import read_text
@@ -339,9 +339,7 @@ def predict_files(model: Optional[torch.nn.Module], pairs: Iterable[InputPair], 
             written += write_prediction(Path(out), pair.name, rgb, labels, colours, class_names)
             listed.add(*output_names(pair.name))
         if flat:
-            warnings.warn(f"{len(flat)} of the {len(written) // 2} RGB images hold no more distinct colours than the "
-                          f"model has classes (e.g. {flat[0][0]}: {flat[0][1]}), as label maps do, where a photo has "
-                          f"hundreds: label images given as the RGB ones? their predictions in {out} mean nothing",
+            warnings.warn(f"{flat_rgb_problem(flat, len(written) // 2)} their predictions in {out} mean nothing",
                           InputWarning, stacklevel=2)
         small = near.problem(for_model=True)
         if small is not None:  # every file fits the scale, so none was refused; together they say other units

@@ -67,9 +67,13 @@ def check_run_dir(out_dir: Path, resumed: bool, same_config: bool, overwrite: bo
             f"train into another folder (train.out_dir=...), or replace it with --overwrite (overwrite=True)"
         )
     if replace and not overwrite:
+        # --resume auto only where a checkpoint is there to continue from: a run killed before its first one has
+        # none, and the advice then failed (trial 12 #223).
+        resume = ("continue it with --resume auto (resume=\"auto\"), " if "checkpoints" in found else
+                  f"it has no checkpoint to continue from in {out_dir / 'checkpoints'} (killed before its first?): ")
         raise ConfigError(
-            f"{out_dir} already holds a run ({', '.join(found)}); continue it with --resume auto (resume=\"auto\"), "
-            f"train into another folder (train.out_dir=...), or replace it with --overwrite (overwrite=True)"
+            f"{out_dir} already holds a run ({', '.join(found)}); {resume}train into another folder "
+            f"(train.out_dir=...), or replace it with --overwrite (overwrite=True), starting again"
         )
     check_claim(out_dir, "run", "train.out_dir", inputs, overwrite=replace, adopt=_legacy(out_dir, resumed))
     return replace

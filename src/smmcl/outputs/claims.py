@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Dict, Iterable, Iterator, Optional
 
 from smmcl.errors import StaleOutputWarning
-from smmcl.files import LOCK_NAME, folder_lock, make_folder
+from smmcl.files import LOCK_NAME, check_not_busy, folder_lock, make_folder
 from smmcl.outputs.manifest import (OWN_FILES, _KIND_TEXT, OutputError, _kept, _lists, _ours, _planned, _write_manifest,
                                     read_manifest, record, settle)
 
@@ -51,12 +51,15 @@ def check_claim(folder: str | Path, kind: str, what: str, inputs: Iterable[Optio
     """Everything `claim_folder` checks, writing nothing; returns the names smmcl wrote there before.
 
     With `overwrite`, a listed folder must hold only what its own manifest lists (or nothing), for what it lists
-    would be removed; anything else in it is refused."""
+    would be removed; anything else in it is refused. A folder another process holds the lock of is refused first,
+    naming it: what it holds is that command's, still being written."""
     folder = Path(folder)
     check_path(folder, what)
     check_apart(folder, inputs, what)
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{what} {folder} is a file; a folder is expected")
+    if folder.is_dir():
+        check_not_busy(folder, what)
     manifest = read_manifest(folder) if folder.is_dir() else None
     listed, kept = _lists(folder, manifest)
     entries = sorted(folder.iterdir()) if folder.is_dir() else []
@@ -235,7 +238,7 @@ def writing(folder: str | Path, kind: str, what: str, inputs: Iterable[Optional[
     check_claim(folder, kind, what, inputs, overwrite, names=names)
     if not (overwrite or again):
         check_no_earlier(folder, kind, what)
-    created = not folder.exists()
+    created, made = not folder.exists(), []
     try:
         with folder_lock(folder, what):
             if not (overwrite or again):
@@ -251,16 +254,27 @@ def writing(folder: str | Path, kind: str, what: str, inputs: Iterable[Optional[
             finally:  # still under the lock: what exists under a planned name now, this command wrote
                 settle(folder)
                 made = sorted(set(read_manifest(folder)["written"]) - before) if failed else []  # type: ignore[index]
-                if made:  # said, for a refused command otherwise leaves nothing behind (trial 8 #299, #302, #324)
-                    warnings.warn(f"{what} {folder}: stopped part way; the {len(made)} outputs it wrote before (e.g. "
-                                  f"{made[0]}) are kept there, as smmcl's (--overwrite replaces them)",
-                                  StaleOutputWarning, stacklevel=3)
     except BaseException:
         # A command refused before it wrote anything (a bad input file) leaves no folder it made for nothing (nor the
         # empty folders it claimed inside: a dataset's RGB/ when the first scene did not fit in memory).
         if created and folder.is_dir() and all(p.is_dir() or p.name in OWN_FILES for p in folder.rglob("*")):
             shutil.rmtree(folder, ignore_errors=True)
+        # Said, for a refused command otherwise leaves nothing behind (trial 8 #299, #302, #324); of the outputs
+        # still there once the folder is settled, for a name listed before its file appeared, or a folder removed
+        # just now, keeps nothing (trial 12 #87: "the 1 outputs ... (e.g. overlay.mp4) are kept" of no folder).
+        kept = [name for name in made if _holds_output(folder / name)]
+        if kept:
+            warnings.warn(f"{what} {folder}: stopped part way; the {len(kept)} outputs it wrote before (e.g. "
+                          f"{kept[0]}) are kept there, as smmcl's (--overwrite replaces them)",
+                          StaleOutputWarning, stacklevel=3)
         raise
+
+
+def _holds_output(path: Path) -> bool:
+    """Whether `path` is an output file, or a folder holding one (an empty claimed folder is none)."""
+    if path.is_dir() and not path.is_symlink():
+        return any(p.is_file() and p.name not in OWN_FILES for p in path.rglob("*"))
+    return path.is_file()
 
 
 def check_output_file(path: str | Path, what: str, inputs: Iterable[Optional[str | Path]] = (),

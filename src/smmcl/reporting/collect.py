@@ -18,7 +18,7 @@ from smmcl.data.classes import class_names, dataset_palette
 from smmcl.data.dataset import RGBXDataset
 from smmcl.engine.evaluate import evaluate
 from smmcl.engine.inference import InferenceProtocol
-from smmcl.engine.loading import check_aux_range, check_dataset_classes, load_trained
+from smmcl.engine.loading import check_aux_range, check_dataset_classes, check_folder_named, load_trained
 from smmcl.engine.metrics import confusion_matrix, segmentation_scores
 from smmcl.engine.predict import model_device
 from smmcl.engine.run_log import read_log
@@ -169,6 +169,7 @@ def score_run(run: Run, split: ScoredSplit, num_images: int, device: Optional[st
         raise CheckpointError(f"{run.weights} predicts {file.num_classes} classes but the reference's dataset has {k}")
     # Each run's own training range against the reference's images (trial 10 #207: a model trained on centimetres
     # scored on millimetres beside one trained on them).
+    check_folder_named(file, split.dataset.cfg)
     check_aux_range(file, split.dataset.cfg, split.split_name, split.subset)
     model = load_trained(run.cfg, file, device=device)
     protocol = InferenceProtocol.from_config(run.cfg)
