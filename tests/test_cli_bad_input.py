@@ -50,6 +50,8 @@ CASES = [
     ("eval scales with a hole", ["eval", "--checkpoint", "{weights}", "{data_root}", "--scales", "1,,2"], "scales"),
     ("eval scales not numbers", ["eval", "--checkpoint", "{weights}", "{data_root}", "--scales", "a,b"], "scales"),
     ("eval unknown split", ["eval", "--checkpoint", "{weights}", "{data_root}", "--split", "nosuch"], "nosuch"),
+    ("eval unknown option", ["eval", "--checkpoint", "{weights}", "--device", "cpu"],
+     "smmcl eval: error: unrecognized arguments: --device"),  # the command's own usage (trial 11 #183)
     ("eval unknown backend", ["eval", "--checkpoint", "{weights}", "--backend", "tensorrt"], "tensorrt"),
     ("eval ONNX runtime for weights", ["eval", "--checkpoint", "{weights}", "{data_root}", "--backend", "onnxruntime"],
      "onnx"),

@@ -118,6 +118,7 @@ def _command(sub, name: str, help: str, examples: Sequence[str], description: st
                        parents=[] if group else [_options()])
     if func is not None:
         p.set_defaults(func=func)
+    p.set_defaults(command_parser=p)  # a command's own usage for its mistakes (trial 11 #183: the top-level one)
     return p
 
 
@@ -436,7 +437,7 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> a
     if overrides and not hasattr(args, "overrides"):
         rest = extra
     if rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        getattr(args, "command_parser", parser).error(f"unrecognized arguments: {' '.join(rest)}")
     if overrides:
         args.overrides = [*args.overrides, *overrides]
     return args
