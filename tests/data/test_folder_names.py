@@ -93,7 +93,7 @@ def test_a_name_says_a_modality_by_its_words_in_any_spelling():
 def test_eval_data_hha_and_bags_refuse_a_name_of_another_modality(tmp_path, capsys):
     """Trial 12 #238: a depth model scored radiometric thermal (7500-8500, inside a millimetre scale) from `Thermal/`;
     #241: a bag's `/flir/thermal/image_raw` topic read as depth; #225: `data hha` on a `Thermal` folder."""
-    from smmcl.data.hha import convert_folder
+    from smmcl.data.hha_folder import convert_folder
     from support.bags import write_ros2_aligned
 
     cfg = tiny_config()

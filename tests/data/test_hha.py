@@ -5,12 +5,12 @@ import pytest
 
 from smmcl.data.hha import (
     backproject,
-    convert_folder,
     depth_to_hha,
     estimate_up,
     parse_intrinsics,
     surface_normals,
 )
+from smmcl.data.hha_folder import convert_folder
 from smmcl.data.io import read_image, write_image
 from smmcl.errors import DatasetError
 from smmcl.outputs import MANIFEST_NAME, OutputError

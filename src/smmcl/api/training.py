@@ -142,7 +142,8 @@ def convert_hha(depth_dir: str | Path, out: str | Path, intrinsics: str | Sequen
     """Encode every depth image of `depth_dir` as HHA (`smmcl.data.hha`: disparity, height, angle) into `out`;
     `intrinsics` as "fx,fy,cx,cy" or four numbers; options: depth_scale, normal_radius, camera_height, overwrite
     (replace an earlier HHA in `out`, whole). Returns the number of images written."""
-    from smmcl.data.hha import convert_folder, parse_intrinsics
+    from smmcl.data.hha import parse_intrinsics
+    from smmcl.data.hha_folder import convert_folder
 
     text = intrinsics if isinstance(intrinsics, str) else ",".join(str(v) for v in intrinsics)
     return convert_folder(Path(depth_dir), Path(out), parse_intrinsics(text), **options)
