@@ -4,150 +4,29 @@ from __future__ import annotations
 
 import argparse
 import re
-import textwrap
 from typing import Sequence
 
 from smmcl.cli import commands as c, model_commands as m
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size '{text}': expected HxW, e.g. 120x160") from None
-    if h < 1 or w < 1:
-        raise argparse.ArgumentTypeError(f"size '{text}': height and width must be at least 1")
-    return h, w
-
-
-def _positive(kind: type, at_least: float):
-    """An argparse type: a number of `kind`, at least `at_least` (the flag is named in argparse's message)."""
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"'{text}': expected a number") from None
-        if not value >= at_least:  # also refuses NaN
-            raise argparse.ArgumentTypeError(f"'{text}': expected a number >= {at_least:g}")
-        return value
-    return parse
-
-
-def _scales(text: str) -> str:
-    """`--scales`: positive numbers separated by commas, kept as written for the `eval.scales` override."""
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"scales '{text}': expected positive numbers separated by commas, "
-                                         f"e.g. 0.75,1,1.25") from None
-    if not all(v > 0 for v in values):
-        raise argparse.ArgumentTypeError(f"scales '{text}': every scale must be above 0")
-    return ",".join(str(v) for v in values)
-
-
-def _add_protocol_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--mode", choices=["whole", "slide"], type=str.lower, default=None,
-                   help="whole: one pass per image; slide: windows of eval.crop_size (default: eval.mode)")
-    p.add_argument("--scales", type=_scales, default=None,
-                   help="multi-scale testing, e.g. 0.75,1,1.25 (default: eval.scales)")
-    p.add_argument("--flip", action="store_true", help="add horizontally flipped passes")
-
-
-def _add_backend_flag(p: argparse.ArgumentParser) -> None:
-    from smmcl.api import BACKENDS  # the one table of backends (smmcl.deploy.predictor.BACKENDS)
-
-    p.add_argument("--backend", choices=list(BACKENDS), type=str.lower, default=None,
-                   help="torch for weights and checkpoints; onnxruntime or openvino (the openvino extra) for ONNX "
-                        "exports (default: by the file's content: torch, or onnxruntime for an export)")
-    p.add_argument("--precision", choices=["fp32", "bf16"], type=str.lower, default="fp32",
-                   help="bf16: OpenVINO's bf16 (refused for models where it is unsafe) or PyTorch's autocast; "
-                        "ONNX Runtime runs an export as written (default fp32)")
-
-
-def _add_json_flag(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--json", action="store_true", help=f"print {what} as JSON on stdout, and nothing else there (for scripts)")
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import PackageNotFoundError, version
-
-        return version("smmcl")
-    except PackageNotFoundError:  # run from a source tree that was not installed
-        import smmcl
-
-        return getattr(smmcl, "__version__", "unknown")
-
-
-def _wrap(text: str) -> str:
-    """Paragraphs (blank-line separated) filled to 78 columns: descriptions are printed as written."""
-    return "\n\n".join(textwrap.fill(" ".join(par.split()), 78) for par in text.strip().split("\n\n"))
-
-
-def _examples(*lines: str) -> str:
-    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
-
-
-_QUIET_HELP = "no progress, only warnings, errors and the one-line result (also before the command: smmcl --quiet ...)"
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse's parser; its subcommands' parsers are of this class too (`add_subparsers` makes them so)."""
-
-    def error(self, message: str):
-        # argparse reads a value that starts with '-' (`--size -48x64`, `--intrinsics -60,...`) as an option and says
-        # only "expected one argument": say how such a value is given, so the value itself gets checked.
-        match = re.match(r"argument (\S+?)(?:/\S+)?: expected one argument$", message)
-        if match:
-            message += f" (a value that starts with '-' is given joined to its option: {match.group(1)}=VALUE)"
-        super().error(message)
-
-
-def _options() -> argparse.ArgumentParser:
-    """Options every command takes; --quiet here leaves a global --quiet given before the command alone."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=_QUIET_HELP)
-    return common
-
-
-def _command(sub, name: str, help: str, examples: Sequence[str], description: str | None = None,
-             func=None, group: bool = False) -> argparse.ArgumentParser:
-    """A (sub)command with its help, a description and an epilog of examples."""
-    p = sub.add_parser(name, help=help, description=_wrap(description or help[:1].upper() + help[1:] + "."),
-                       epilog=_examples(*examples), formatter_class=argparse.RawDescriptionHelpFormatter,
-                       parents=[] if group else [_options()])
-    if func is not None:
-        p.set_defaults(func=func)
-    p.set_defaults(command_parser=p)  # a command's own usage for its mistakes (trial 11 #183: the top-level one)
-    return p
-
-
-def _overwrite(p: argparse.ArgumentParser, earlier: str) -> None:
-    """--overwrite for a command whose earlier output of the same kind is otherwise refused (`smmcl.outputs`)."""
-    p.add_argument("--overwrite", action="store_true",
-                   help=f"replace {earlier} at --out (only what smmcl wrote there); without it, it is refused")
-
-
-_OUTPUT = """Output: a short summary on stdout; progress on stderr, as a bar on a terminal and as a plain line
-every tenth of the way in a log or pipe; --quiet shows no progress, only warnings, errors and the one-line
-result; --json ({json}) prints the result as JSON on stdout for scripts. Errors end with `smmcl: error: ...` and exit status 2."""
+from smmcl.cli.grammar import (OUTPUT_HELP, QUIET_HELP, Parser, add_backend_flag, add_json_flag, add_overwrite_flag,
+                               add_protocol_flags, examples_text, positive_type, size_type, subcommand, version_text,
+                               wrap_text)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="smmcl", formatter_class=argparse.RawDescriptionHelpFormatter,
 
-        epilog=_examples("smmcl demo", "smmcl train configs/demo.yaml train.lr=0.001",
+        epilog=examples_text("smmcl demo", "smmcl train configs/demo.yaml train.lr=0.001",
                          "smmcl --quiet eval --checkpoint runs/demo/smmcl/model.safetensors",
                          "smmcl COMMAND --help        (the options and examples of a command)"))
-    parser.add_argument("--version", action="version", version=f"smmcl {_version()}", help="print the version and exit")
-    parser.add_argument("-q", "--quiet", action="store_true", default=False, help=_QUIET_HELP.split(" (")[0])
+    parser.add_argument("--version", action="version", version=f"smmcl {version_text()}", help="print the version and exit")
+    parser.add_argument("-q", "--quiet", action="store_true", default=False, help=QUIET_HELP.split(" (")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="one of:")
 
-    data = _command(sub, "data", "dataset tools: synthetic data, checks, HHA", group=True,
+    data = subcommand(sub, "data", "dataset tools: synthetic data, checks, HHA", group=True,
                     examples=["smmcl data synth --kind indoor-rgbd --out data/indoor", "smmcl data check data/indoor"])
     data = data.add_subparsers(dest="data_command", required=True, metavar="TOOL", help="one of:")
-    synth = _command(data, "synth", "generate built-in synthetic dark scenes", func=c.cmd_synth,
+    synth = subcommand(data, "synth", "generate built-in synthetic dark scenes", func=c.cmd_synth,
                      description="Generate built-in synthetic dark scenes in the generic layout (RGB/, Depth/ or "
                                  "Thermal/, Label/, train.txt, test.txt, meta.json). The same seed gives byte-identical "
                                  "files.",
@@ -157,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--kind", required=True, type=str.lower, help="indoor-rgbd | indoor-rgbd-lit (normal exposure) | night-rgbt")
     synth.add_argument("--out", required=True, help="output folder")
     synth.add_argument("--num", type=int, default=200, help="number of scenes (default 200)")
-    synth.add_argument("--size", type=_size, default=(120, 160), help="HxW (default 120x160)")
+    synth.add_argument("--size", type=size_type, default=(120, 160), help="HxW (default 120x160)")
     synth.add_argument("--seed", type=int, default=0, help="seed; scene i depends on (seed, i) alone (default 0)")
     synth.add_argument("--overwrite", action="store_true",
                        help="replace a dataset generated in --out before with other values (the same values write the "
@@ -166,9 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="scenes held out as the test split (test.txt), the last ones (default 0.25)")
     synth.add_argument("--val-fraction", type=float, default=0.0,
                        help="scenes held out as a validation split (val.txt), before the test scenes (default 0)")
-    _add_json_flag(synth, "the dataset's description (splits, classes, palette, pixels per class, seconds)")
+    add_json_flag(synth, "the dataset's description (splits, classes, palette, pixels per class, seconds)")
 
-    check = _command(data, "check", "read a whole dataset and report counts, sizes, labels and every problem",
+    check = subcommand(data, "check", "read a whole dataset and report counts, sizes, labels and every problem",
                      func=c.cmd_check,
                      description="Read every sample of every split list found and report counts, image sizes, "
                                  "auxiliary formats, a label histogram and every problem, each naming the file. "
@@ -180,22 +59,22 @@ def build_parser() -> argparse.ArgumentParser:
                        help="llrgbd | mfnet | mfnet-split | nyudv2 | generic (default: the folder's meta.json, read as generic)")
     check.add_argument("--split", action="append", help="only this split (repeatable; default: every list found)")
     check.add_argument("overrides", nargs="*", default=[], help="dotted overrides, e.g. data.aux_dir=Thermal")
-    _add_json_flag(check, "the report (splits, sizes, label histogram, problems)")
+    add_json_flag(check, "the report (splits, sizes, label histogram, problems)")
 
-    hha = _command(data, "hha", "encode depth images as HHA (disparity, height, angle with gravity)", func=c.cmd_hha,
+    hha = subcommand(data, "hha", "encode depth images as HHA (disparity, height, angle with gravity)", func=c.cmd_hha,
                    examples=["smmcl data hha --depth data/nyu/Depth --intrinsics 518.8,519.5,325.6,253.7 --out data/nyu/HHA"])
     hha.add_argument("--depth", required=True, help="folder of depth images")
     hha.add_argument("--intrinsics", required=True, help="fx,fy,cx,cy in pixels")
     hha.add_argument("--out", required=True, help="output folder of HHA PNGs")
-    _overwrite(hha, "an earlier HHA folder")
+    add_overwrite_flag(hha, "an earlier HHA folder")
     hha.add_argument("--depth-scale", type=float, default=0.001, help="metres per raw depth unit (default 0.001: mm)")
     hha.add_argument("--normal-radius", type=int, default=None,
                      help="smoothing radius of the angle channel's normals (default 1 + min(H, W) / 160: 4 at 480x640)")
     hha.add_argument("--camera-height", type=float, default=None,
                      help="camera height above the floor in cm (default: the floor in view, else 130 cm below the camera)")
-    _add_json_flag(hha, "the count and folder")
+    add_json_flag(hha, "the count and folder")
 
-    tr = _command(sub, "train", "train a model from a YAML config", func=c.cmd_train,
+    tr = subcommand(sub, "train", "train a model from a YAML config", func=c.cmd_train,
                   description="Train a model from a YAML config into train.out_dir (config.yaml, log.jsonl, "
                               "checkpoints, model.safetensors at the end). Under torchrun, one rank of a DDP job.",
                   examples=["smmcl train configs/demo.yaml", "smmcl train configs/demo.yaml train.max_iters=300 --dry-run",
@@ -209,9 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="replace a run already in train.out_dir (without it, such a folder is refused)")
     tr.add_argument("--allow-config-change", action="store_true",
                     help="resume although training keys differ from the checkpoint's config (the change is logged)")
-    _add_json_flag(tr, "the dry run's plan and step figures, or the finished run's result")
+    add_json_flag(tr, "the dry run's plan and step figures, or the finished run's result")
 
-    ev = _command(sub, "eval", "evaluate a checkpoint on a split", func=m.cmd_eval,
+    ev = subcommand(sub, "eval", "evaluate a checkpoint on a split", func=m.cmd_eval,
                   description="Evaluate a model file (smmcl weights, a training checkpoint or an ONNX export) on a "
                               "split: per-class IoU, mIoU, fwIoU and accuracies from one confusion matrix, also "
                               "written as JSON. Without a YAML config, the config comes from the file.",
@@ -223,15 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="YAML config (default: the one the weights, checkpoint or ONNX file carries)")
     ev.add_argument("overrides", nargs="*", default=[], help="dotted overrides, e.g. data.root=data/llrgbd")
     ev.add_argument("--checkpoint", required=True, help="smmcl weights (.safetensors), a training checkpoint, or an ONNX export")
-    _add_backend_flag(ev)
+    add_backend_flag(ev)
     ev.add_argument("--split", default=None, help="split name (default: eval.split of the config)")
     ev.add_argument("--subset", default=None, help="named subset of the split, e.g. night (default: eval.subset)")
-    _add_protocol_flags(ev)
+    add_protocol_flags(ev)
     ev.add_argument("--out", default=None, help="JSON file for the scores (default: beside the checkpoint)")
-    _overwrite(ev, "earlier scores")
-    _add_json_flag(ev, "the scores (the content of the --out file)")
+    add_overwrite_flag(ev, "earlier scores")
+    add_json_flag(ev, "the scores (the content of the --out file)")
 
-    pr = _command(sub, "predict", "label PNGs and overlays for image files, folders or a list", func=m.cmd_predict,
+    pr = subcommand(sub, "predict", "label PNGs and overlays for image files, folders or a list", func=m.cmd_predict,
                   description="Write <name>.png (class ids in a palette PNG) and <name>_overlay.png per input: two "
                               "files, two folders paired by file name, a list file, or 4-channel RGB+X images. The "
                               "config comes from the model file unless --config is given.",
@@ -245,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "--out drive_pred"])
     pr.add_argument("--checkpoint", default=None,
                     help="weights (.safetensors), a training checkpoint, or an ONNX export (required but for --list-topics)")
-    _add_backend_flag(pr)
+    add_backend_flag(pr)
     pr.add_argument("--config", default=None, help="YAML config (default: the one stored with the checkpoint)")
     pr.add_argument("--rgb", default=None, help="RGB image or folder (paired with --aux by file name)")
     pr.add_argument("--aux", default=None, help="auxiliary image or folder; omit for 4-channel RGB+X images")
@@ -260,23 +139,23 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "depth first)")
     pr.add_argument("--aux-units", default=None, help="units of a video's auxiliary stream: mm, m, raw, or e.g. "
                                                       "'0.0001 m' (bags say their own)")
-    pr.add_argument("--pair-tolerance", type=_positive(float, 0), default=None, metavar="SECONDS",
+    pr.add_argument("--pair-tolerance", type=positive_type(float, 0), default=None, metavar="SECONDS",
                     help="most seconds between paired frames (default: half the slower stream's frame interval)")
     pr.add_argument("--aux-aligned", action="store_true",
                     help="the bag's depth is registered to colour already: take it as recorded")
     pr.add_argument("--labels", action="store_true", help="with --bag / --video: also write a label PNG per frame")
     pr.add_argument("--no-video", action="store_true", help="with --bag / --video: write no overlay video")
     pr.add_argument("--out", default=None, help="output folder")
-    _overwrite(pr, "an earlier prediction, whole")
+    add_overwrite_flag(pr, "an earlier prediction, whole")
     pr.add_argument("--aux-scale", type=float, default=None, metavar="FACTOR",
                     help="multiply the auxiliary images into the units the model was trained on (1000: depth in metres "
                          "for a model trained on millimetres; default 1, for a recording: from its units)")
     pr.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: train.device of the config)")
     pr.add_argument("overrides", nargs="*", default=[], help="dotted overrides of the model's config, e.g. eval.crop_size=[240,320]")
-    _add_protocol_flags(pr)
-    _add_json_flag(pr, "the files written")
+    add_protocol_flags(pr)
+    add_json_flag(pr, "the files written")
 
-    ex = _command(sub, "export", "weights -> ONNX file with its metadata, verified with ONNX Runtime", func=m.cmd_export,
+    ex = subcommand(sub, "export", "weights -> ONNX file with its metadata, verified with ONNX Runtime", func=m.cmd_export,
                   description="Export a trained model to ONNX (inputs rgb, aux: N x 3 x H x W; output logits). The "
                               "file carries class names, palette and preprocessing; it is checked against PyTorch "
                               "with ONNX Runtime before it is written.",
@@ -288,8 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="smmcl weights or a training checkpoint (the config comes from the file)")
     ex.add_argument("weights", nargs="?", default=None, help=argparse.SUPPRESS)  # the former spelling, one release
     ex.add_argument("--out", required=True, help="ONNX file to write (.onnx)")
-    _overwrite(ex, "an earlier export")
-    ex.add_argument("--size", type=_size, default=(480, 640), help="example input HxW, the fixed size with --no-dynamic (default 480x640)")
+    add_overwrite_flag(ex, "an earlier export")
+    ex.add_argument("--size", type=size_type, default=(480, 640), help="example input HxW, the fixed size with --no-dynamic (default 480x640)")
     ex.add_argument("--dynamic", action=argparse.BooleanOptionalAction, default=True,
                     help="dynamic batch, height and width (default); --no-dynamic fixes 1 x 3 x H x W")
     ex.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18; 11-23 with torchscript, 18-23 with dynamo)")
@@ -302,9 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--calibration-split", default="train", help="the list of --calibration to use (default train)")
     ex.add_argument("--exporter", choices=["torchscript", "dynamo"], type=str.lower, default="torchscript",
                     help="PyTorch exporter: torchscript (default, fast) or dynamo (torch.export-based, slow to export)")
-    _add_json_flag(ex, "the export report (file, exporter, parity figures)")
+    add_json_flag(ex, "the export report (file, exporter, parity figures)")
 
-    info = _command(sub, "info", "parameters per part and GFLOPs of a model", func=m.cmd_info,
+    info = subcommand(sub, "info", "parameters per part and GFLOPs of a model", func=m.cmd_info,
                     description="Parameters per part and FLOPs of a model at an input size, computed on the meta "
                                 "device (no memory, no weights needed).",
                     examples=["smmcl info configs/released/llrgbd_mscan_b.yaml",
@@ -314,10 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="YAML config (a model file here is the former spelling of --checkpoint)")
     info.add_argument("--checkpoint", default=None, help="a model file instead: weights, a training checkpoint or an ONNX export")
     info.add_argument("overrides", nargs="*", default=[], help="dotted overrides of a YAML config, e.g. model.backbone.preset=S")
-    info.add_argument("--size", type=_size, default=(480, 640), help="input HxW (default 480x640)")
-    _add_json_flag(info, "the numbers (parameters and FLOPs per part)")
+    info.add_argument("--size", type=size_type, default=(480, 640), help="input HxW (default 480x640)")
+    add_json_flag(info, "the numbers (parameters and FLOPs per part)")
 
-    cv = _command(sub, "convert", "outside checkpoint -> smmcl weights (.safetensors with config)", func=m.cmd_convert,
+    cv = subcommand(sub, "convert", "outside checkpoint -> smmcl weights (.safetensors with config)", func=m.cmd_convert,
                   examples=["smmcl convert epoch-500.pth --from official-smmcl --config configs/released/llrgbd_mscan_b.yaml "
                             "--out smmcl_llrgbd.safetensors",
                             "smmcl convert mscan_b.pth --from mscan --config configs/paper/llrgbd_mscanb_smmcl.yaml --out init.safetensors"])
@@ -327,12 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
                          "mit (SegFormer ImageNet) | resnet (torchvision) | checkpoint (smmcl training checkpoint)")
     cv.add_argument("--config", required=True, help="YAML config of the model the weights belong to")
     cv.add_argument("--out", required=True, help="output .safetensors file")
-    _overwrite(cv, "earlier converted weights")
+    add_overwrite_flag(cv, "earlier converted weights")
     cv.add_argument("--no-strict", action="store_true", help="official-smmcl: allow missing/unexpected keys")
     cv.add_argument("overrides", nargs="*", default=[], help="dotted overrides of the config, e.g. model.decoder.ham_out_norm=false")
-    _add_json_flag(cv, "the load report and the file written")
+    add_json_flag(cv, "the load report and the file written")
 
-    st = _command(sub, "study", "variants x seeds of training runs, compared seed by seed (resumable)", func=c.cmd_study,
+    st = subcommand(sub, "study", "variants x seeds of training runs, compared seed by seed (resumable)", func=c.cmd_study,
                   description="Run a study file: every variant with every seed, each trained and evaluated; a killed "
                               "study continues where it stopped. Writes results.json, results.md and results.png.",
                   examples=["smmcl study studies/synthetic_tables5_6.yaml --jobs 2",
@@ -351,13 +230,13 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--import", dest="imports", action="append", default=[], metavar="RESULTS_JSON",
                     help="count the runs in an earlier results.json of this same study as finished (checked: same "
                          "base, overrides and iterations); repeatable")
-    _add_json_flag(st, "the results (or, with --dry-run, the plan)")
+    add_json_flag(st, "the results (or, with --dry-run, the plan)")
 
-    an = _command(sub, "analyze", "analyses of trained models", group=True,
+    an = subcommand(sub, "analyze", "analyses of trained models", group=True,
                   examples=["smmcl analyze features configs/demo.yaml --checkpoint runs/demo/base/model.safetensors "
                             "--out runs/demo/features"])
     an = an.add_subparsers(dest="analyze_command", required=True, metavar="ANALYSIS", help="one of:")
-    fe = _command(an, "features", "t-SNE of the final encoder features (paper Fig. 8), k-NN accuracy, silhouette",
+    fe = subcommand(an, "features", "t-SNE of the final encoder features (paper Fig. 8), k-NN accuracy, silhouette",
                   func=m.cmd_features,
                   examples=["smmcl analyze features configs/demo.yaml --checkpoint runs/demo/base/model.safetensors "
                             "--compare runs/demo/smmcl/model.safetensors --out runs/demo/features",
@@ -369,15 +248,15 @@ def build_parser() -> argparse.ArgumentParser:
     fe.add_argument("--compare", action="append", default=[], help="another model to set beside it (repeatable)")
     fe.add_argument("--names", default=None, help="comma-separated labels, one per model (default: run folder names)")
     fe.add_argument("--out", required=True, help="output folder for tsne.png and features.json")
-    _overwrite(fe, "an earlier analysis")
+    add_overwrite_flag(fe, "an earlier analysis")
     fe.add_argument("--split", default=None, help="held-out split (default: eval.split)")
     fe.add_argument("--stage", type=int, default=4, help="encoder stage whose features are shown (default 4, as Fig. 8)")
-    fe.add_argument("--per-class", type=_positive(int, 1), default=200, help="points drawn per class (default 200)")
-    fe.add_argument("--images", type=_positive(int, 1), default=None, help="use only the first N images of the split")
+    fe.add_argument("--per-class", type=positive_type(int, 1), default=200, help="points drawn per class (default 200)")
+    fe.add_argument("--images", type=positive_type(int, 1), default=None, help="use only the first N images of the split")
     fe.add_argument("--seed", type=int, default=0, help="seed of the point draw and of t-SNE")
-    _add_json_flag(fe, "the scores (the content of features.json)")
+    add_json_flag(fe, "the scores (the content of features.json)")
 
-    rp = _command(sub, "report", "a static page on a finished run, or comparing runs (opens from disk)",
+    rp = subcommand(sub, "report", "a static page on a finished run, or comparing runs (opens from disk)",
                   func=m.cmd_report,
                   description="Write index.html and its PNGs: scores with deltas, every loss term, lr and validation "
                               "mIoU against iterations, per-class IoU, confusion matrices, test predictions with a "
@@ -390,14 +269,14 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("run", help="run folder (config.yaml, log.jsonl, model.safetensors); the reference when comparing")
     rp.add_argument("--compare", action="append", default=[], metavar="RUN", help="another run folder to set beside it (repeatable)")
     rp.add_argument("--out", default=None, help="output folder (default: RUN/report)")
-    _overwrite(rp, "an earlier report, whole")
-    rp.add_argument("--images", type=_positive(int, 0), default=6, help="test images in the prediction grid (default 6)")
+    add_overwrite_flag(rp, "an earlier report, whole")
+    rp.add_argument("--images", type=positive_type(int, 0), default=6, help="test images in the prediction grid (default 6)")
     rp.add_argument("--names", default=None, help="comma-separated labels, one per run (default: folder names)")
     rp.add_argument("--device", default=None, help="device for scoring, e.g. cpu or cuda (default: each run's train.device)")
     rp.add_argument("overrides", nargs="*", default=[], help="dotted overrides applied to every run's config, e.g. data.root=/data/llrgbd")
-    _add_json_flag(rp, "the page written")
+    add_json_flag(rp, "the page written")
 
-    demo = _command(sub, "demo", "synthetic data -> train Base and SMMCL -> evaluate -> pictures", func=c.cmd_demo,
+    demo = subcommand(sub, "demo", "synthetic data -> train Base and SMMCL -> evaluate -> pictures", func=c.cmd_demo,
                     description="The whole pipeline on built-in synthetic low-light rooms: generate the data, train "
                                 "Base and SMMCL with the same seed and budget, evaluate both, write prediction "
                                 "panels, summary.json and the report page (5-15 minutes on 2 CPU cores).",
@@ -406,10 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="runs/demo", help="output folder: data, both runs, pictures, summary.json (default runs/demo)")
     demo.add_argument("--config", default=None, help="demo config (default: configs/demo.yaml)")
     demo.add_argument("overrides", nargs="*", default=[], help="dotted overrides of the demo config, e.g. train.max_iters=300")
-    _add_json_flag(demo, "the demo's summary (scores, times, files)")
+    add_json_flag(demo, "the demo's summary (scores, times, files)")
     # Written last, from the commands themselves, so that the list of --json commands cannot go stale.
-    parser.description = _wrap("Dark-scene RGB-X segmentation with SMMCL: synthetic data, training, evaluation, "
-                               "prediction, export and studies.\n\n" + _OUTPUT.format(json=", ".join(_json_commands(sub))))
+    parser.description = wrap_text("Dark-scene RGB-X segmentation with SMMCL: synthetic data, training, evaluation, "
+                               "prediction, export and studies.\n\n" + OUTPUT_HELP.format(json=", ".join(_json_commands(sub))))
     return parser
 
 
