@@ -490,3 +490,21 @@ def test_a_command_killed_part_way_can_be_run_again(tmp_path):
     mine.unlink()
     assert subprocess.run(args, capture_output=True).returncode == 0
     assert len(list((out / "Label").glob("*.png"))) == 400
+
+
+def test_an_output_inside_a_linked_input_folder_is_refused(indoor_data, tmp_path, capsys):
+    """Trial 13 #286: a dataset whose RGB/ is a link to the user's own folder; a run asked into `data/RGB/run` was
+    written among the user's images (the dry run passed it too): the link is judged where it leads."""
+    data = tmp_path / "linked"
+    data.mkdir()
+    for sub in ("RGB", "Depth", "Label"):
+        (data / sub).symlink_to(indoor_data / sub)
+    for name in ("train.txt", "test.txt"):
+        (data / name).write_text((indoor_data / name).read_text())
+    for extra in (["--dry-run"], []):
+        assert main(["train", str(TINY_CONFIG), f"data.root={data}", f"train.out_dir={data / 'RGB' / 'run'}",
+                     "train.max_iters=1", *extra]) == 2
+        assert "lies inside the input folder" in capsys.readouterr().err
+    assert not (indoor_data / "RGB" / "run").exists()
+    with pytest.raises(OutputError, match="lies inside the input folder"):
+        check_apart(indoor_data / "Depth" / "x", [data], "--out")

@@ -80,7 +80,7 @@ def test_list_paths_written_from_the_current_folder_are_said_so(tmp_path, monkey
 
 def test_a_name_says_a_modality_by_its_words_in_any_spelling():
     """Trial 12 #36: only the exact names Depth/Thermal/HHA were read; `depth_mm` trained as thermal passed."""
-    from smmcl.data.modality import folder_kind, name_kind
+    from smmcl.data.names import folder_kind, name_kind
 
     said = {"Depth": "depth", "depth_mm": "depth", "DepthCam": "depth", "aligned_depth_to_color": "depth",
             "thermal.mkv": "thermal", "Thermal_v2": "thermal", "lwir": "thermal", "HHA": "hha", "hha_images": "hha",

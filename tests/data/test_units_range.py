@@ -223,3 +223,23 @@ def test_a_model_trained_on_centimetres_notes_millimetres_everywhere_it_reads_th
         with pytest.warns(AuxUnitsWarning, match=rf"in all {STREAM_FRAMES} frames so far .*" + note):
             for i in range(STREAM_FRAMES):
                 predictor(rgb, np.asarray(Image.open(mm / "Depth" / f"s{i % 6}.png")))
+
+
+def test_markers_say_nothing_of_a_scenes_range_and_an_8bit_thermal_model_takes_no_scale():
+    """Trial 13 #40, #248b: with a wrong --aux-scale 0.1, 65535 markers read as 6553 stood for the scene and hid depth
+    read at a tenth; #245, #247: a frame of no readings at all was advised aux_scale=0.1; #350: 16-bit depth x0.098
+    passed a thermal model trained on 8-bit images."""
+    from smmcl.data.modality import units_problem
+
+    depth = np.random.default_rng(0).integers(1000, 3200, (50, 100)).astype(np.uint16)
+    depth.flat[::125] = 65535
+    watch = RangeWatch(10000.0, aux_scale=0.1, trained_top=8000.0)
+    watch.see(depth, "d.png")
+    assert "the largest auxiliary value in the one image is 319.9 (3199 as stored, x0.1)" in watch.problem(for_model=True)
+    blank = np.full((48, 64), 65535, np.uint16)
+    assert units_problem(blank, 10000, for_model="depth") == (
+        "every pixel holds 65535, the largest uint16 value: a frame with no reading at all (a sensor's no-reading or "
+        "saturation marker)? give such pixels as 0 (no measurement)")
+    message = units_problem(depth, 255, aux_scale=0.098, for_model="thermal")
+    assert message.startswith("aux_scale 0.098 for a thermal model trained on 8-bit images (full scale 255)")
+    assert units_problem(np.full((8, 8), 90, np.uint8), 255, for_model="thermal") is None  # its own images, unscaled

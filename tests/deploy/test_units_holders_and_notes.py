@@ -165,3 +165,24 @@ def test_a_run_killed_before_its_first_checkpoint_is_not_sent_to_resume(tmp_path
     record(out / "checkpoints", ["ckpt_00000002.pt"])
     with pytest.raises(ConfigError, match=r"continue it with --resume auto.*--overwrite"):
         check_run_dir(out, resumed=False, same_config=False, overwrite=False)
+
+
+def test_what_is_given_as_a_recording_is_named_for_what_it_is(weights, tmp_path, capsys):
+    """Trial 13 #315: a still image as --video was "too few frames to pair"; #316: a YAML as --bag "needs aux_path";
+    #134: a bag's thermal topic for a depth model was sent to --aux-aligned before its name was judged."""
+    pytest.importorskip("av", reason="recordings need the recordings extra")
+    pytest.importorskip("rosbags", reason="bags need the recordings extra")
+    from smmcl.cli import main
+    from support.bags import write_ros2_aligned
+
+    still = tmp_path / "f.png"
+    write_image(still, np.zeros((32, 40, 3), np.uint8))
+    (tmp_path / "my.yaml").write_text("a: 1\n")
+    cases = [(["--video", str(still), "--aux", str(tmp_path)], "is an image, not a recording"),
+             (["--bag", str(tmp_path / "my.yaml")], "is neither a ROS bag"),
+             (["--bag", str(write_ros2_aligned(tmp_path / "bag", aux_topic="/flir/thermal/image_raw"))],
+              "topic /flir/thermal/image_raw names thermal images but the model was trained on depth images")]
+    for i, (given, words) in enumerate(cases):
+        assert main(["predict", "--checkpoint", str(weights), *given, "--out", str(tmp_path / f"o{i}")]) == 2
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err, err

@@ -30,23 +30,14 @@ def predict_recording(checkpoint: str | Path, recording: str | Path, out: str | 
     `frames.csv`, `summary.json` (and `labels/` with `labels`; see `smmcl.deploy.recording`); returns the
     summary. `aux_scale` None: from the recording's units into the model's. `backend`, `precision`: as
     `Predictor`'s. An earlier output in `out` is replaced (whole) only with `overwrite`."""
-    from smmcl.data.modality import check_folder_kind
     from smmcl.deploy.recording import aux_scale_for, predict_recording as run
     from smmcl.recordings import open_recording
 
-    opened = open_recording(recording, rgb_topic, aux_topic, aux_path=aux_path, tolerance=tolerance, align=align,
-                            aux_units=aux_units)
     cfg = open_model_file(checkpoint).require_config()
-    # The auxiliary stream named for another modality, as predict refuses a folder: a video's folder or own name
-    # (`thermal.mkv`), or a bag's topic by all its words (`/flir/thermal/image_raw`: trial 12 #241).
-    against = f"{checkpoint} was trained on {cfg.data.aux_kind} images"
-    remedy = "give it a recording of the images it was trained on"
-    if aux_path is None:
-        check_folder_kind(opened.aux_source, cfg.data.aux_kind, against, remedy + " (--aux-topic)",
-                          what=f"topic {opened.aux_source}", topic=True)
-    else:
-        for named in ((aux_path,) if Path(aux_path).is_dir() else (aux_path, Path(aux_path).parent)):
-            check_folder_kind(named, cfg.data.aux_kind, against, remedy)
+    # The model's modality, so that a topic, video or folder named for another is refused before anything else
+    # (trial 12 #241, trial 13 #134).
+    opened = open_recording(recording, rgb_topic, aux_topic, aux_path=aux_path, tolerance=tolerance, align=align,
+                            aux_units=aux_units, aux_kind=cfg.data.aux_kind)
     if aux_scale is None:
         aux_scale, how = aux_scale_for(opened.aux_units, cfg.data.aux_kind, cfg.data.aux_max,
                                        stated=aux_units is not None)

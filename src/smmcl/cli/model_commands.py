@@ -173,7 +173,7 @@ def _predict_recording(args: argparse.Namespace) -> int:
         raise ValueError("a recording is predicted with the model file's own config and one whole-frame pass: "
                          "--config, overrides, --rgb, --list and --mode/--scales/--flip do not apply")
     if args.bag and args.aux:
-        raise ValueError("--aux is a video's auxiliary stream; a bag's is --aux-topic")
+        raise ValueError("--aux is a video's auxiliary stream, given with --video; a bag's is --aux-topic")
     summary = predict_recording(args.checkpoint, args.bag or args.video, args.out, rgb_topic=args.rgb_topic,
                                 aux_topic=args.aux_topic, aux_path=args.aux, aux_units=args.aux_units,
                                 tolerance=args.pair_tolerance, align=False if args.aux_aligned else None,

@@ -15,8 +15,9 @@ from torch.utils.data import Dataset
 from smmcl.config import DataConfig
 from smmcl.data.io import IMAGE_SUFFIXES, image_dtype, read_image, split_packed
 from smmcl.data.photometric import PhotometricAugment, photometric_rng
-from smmcl.data.modality import (RangeWatch, check_aux, check_folder_kind, check_label, check_rgb, check_same_size,
-                                  colour_count, flat_rgb_problem, folder_kind)
+from smmcl.data.modality import (RangeWatch, check_aux, check_label, check_rgb, check_same_size, colour_count,
+                                  flat_rgb_problem)
+from smmcl.data.names import check_folder_kind, folder_kind
 from smmcl.data.transforms import TrainAugment, eval_transform, to_tensor_aux, to_tensor_rgb
 from smmcl.errors import AuxUnitsWarning, DatasetError, InputWarning
 from smmcl.files import read_text

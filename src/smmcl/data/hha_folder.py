@@ -11,7 +11,7 @@ import numpy as np
 
 from smmcl.data.hha import _check_intrinsics, depth_to_hha
 from smmcl.data.io import IMAGE_SUFFIXES, read_image, write_image
-from smmcl.data.modality import check_folder_kind
+from smmcl.data.names import check_folder_kind
 from smmcl.errors import AuxUnitsWarning, DatasetError
 from smmcl.outputs import Confirmer, unique_outputs, writing
 from smmcl.progress import track

@@ -22,8 +22,6 @@ noted over a whole folder or stream, never refused.
 from __future__ import annotations
 
 import math
-import re
-from pathlib import Path
 from numbers import Real
 from typing import Callable, Optional
 
@@ -95,37 +93,6 @@ def _power_of_ten(ratio: float) -> float:
     return 10.0 ** math.floor(math.log10(ratio))
 
 
-# Words in a folder, file or topic name that say which modality its images are: the one hint a name gives, where
-# values alone cannot tell 8-bit depth from a thermal camera's 8-bit images. Whole words only, in any case and
-# spelling (`Depth`, `depth_mm`, `DepthCam`, `thermal.mkv`, `/flir/thermal/image_raw`: trial 12 #36, #241).
-KIND_WORDS = {"depth": "depth", "thermal": "thermal", "lwir": "thermal", "hha": "hha"}
-
-
-def name_kind(name: object) -> Optional[str]:
-    """The one modality the words of `name` say (`depth_mm` -> depth), or None (none, or two that disagree)."""
-    words = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+", str(name))
-    kinds = {KIND_WORDS[w.lower()] for w in words if w.lower() in KIND_WORDS}
-    return kinds.pop() if len(kinds) == 1 else None
-
-
-def folder_kind(folder: object) -> Optional[str]:
-    """The modality a folder's (or file's) own name says its images are (`Depth/` -> depth), or None."""
-    return name_kind(Path(str(folder)).name)
-
-
-def check_folder_kind(folder: object, kind: str, against: str, remedy: str, what: Optional[str] = None,
-                      topic: bool = False) -> None:
-    """Refuse auxiliary images from a folder named for another modality than `kind`. `against` says whose kind
-    that is ("data.aux_kind='depth'", "the model ... was trained on thermal images"), `remedy` what to do, `what`
-    names the folder (default its path); `topic`: a recording's topic, judged by all its words. One rule for
-    training, `data check`, eval, analysis, reports, predict, recordings and `data hha` (trial 11 #156, #212; trial 12
-    #238, #241)."""
-    named = name_kind(folder) if topic else folder_kind(folder)
-    if named is not None and named != kind:
-        raise DatasetError(f"{what or folder} names {named} images but {against}: {remedy}; if that folder holds "
-                           f"{kind} images, give it another name")
-
-
 # Depth units a factor of ten apart, for naming the likely mix-up in a range note (the images' units first).
 _UNIT_PAIRS = {10: ("centimetres", "millimetres"), 100: ("metres", "centimetres"), 1000: ("metres", "millimetres")}
 
@@ -178,6 +145,12 @@ def units_problem(aux: np.ndarray, aux_max: Optional[float], aux_scale: float = 
         return (f"float values with fractions ({describe(aux)}) for a thermal model trained on 8-bit images (full "
                 f"scale {_num(full)}): depth in metres, or temperatures? no aux_scale maps them to the camera's 8-bit "
                 f"images: give frames as it was trained on; images of another modality this model cannot read")
+    if kind == "thermal" and full <= 255 and aux_scale != 1 and aux.size:
+        # A thermal camera's 8-bit images are its gain control's output, in no units: a scale fits other images into
+        # their range without making them such images (trial 13 #350: 16-bit depth x0.098 went through).
+        return (f"aux_scale {_num(aux_scale)} for a thermal model trained on 8-bit images (full scale {_num(full)}): "
+                f"the camera's gain control made them, in no units, so no aux_scale maps other images to them: give "
+                f"frames as it was trained on, unscaled; images of another modality this model cannot read")
     raw = float(aux.max())
     top = raw * aux_scale
     scaled = f" (x aux_scale {_num(aux_scale)} = {_num(top)})" if aux_scale != 1 else ""
@@ -203,12 +176,15 @@ def units_problem(aux: np.ndarray, aux_max: Optional[float], aux_scale: float = 
         beyond = float(np.mean(over))
         # Pixels over the scale that all hold the type's largest value are a marker however many there are (an
         # invalid border row is 2% of a frame: trial 12 #209); other units spread over many values.
-        at_top = np.issubdtype(aux.dtype, np.integer) and beyond < 1 and bool(np.all(aux[over] == np.iinfo(aux.dtype).max))
+        at_top = np.issubdtype(aux.dtype, np.integer) and bool(np.all(aux[over] == np.iinfo(aux.dtype).max))
+        fix = ("give such pixels as 0 (no measurement)" if for_model else
+               "set such pixels to 0 in the files (smmcl reads 0 as no measurement)")
+        if at_top and beyond == 1:  # a frame of no readings at all (trial 13 #245, #247: "aux_scale=0.1" advised)
+            return (f"every pixel holds {_num(raw)}, the largest {aux.dtype} value: a frame with no reading at all (a "
+                    f"sensor's no-reading or saturation marker)? {fix}")
         if beyond <= OUTLIER_SHARE or at_top:
             # A few pixels far off the scale, the rest within it: a marker (65535 = "no reading"), not other units;
             # a rescaling judged from them would shrink every real value.
-            fix = ("give such pixels as 0 (no measurement)" if for_model else
-                   "set such pixels to 0 in the files (smmcl reads 0 as no measurement)")
             return (f"{100 * beyond:.2g}% of the pixels are above {_num(OVERSHOOT)}x the full scale ({scale}; up to "
                     f"{_num(raw)}{scaled}) while the rest fit it: a sensor's no-reading or saturation marker? {fix}")
         step = _num(_power_of_ten(full / top) * aux_scale)
@@ -254,6 +230,10 @@ class RangeWatch:
         # was never noted (trial 12 #119; a fresh Predictor noted it).
         if aux.size and np.issubdtype(aux.dtype, np.floating):
             aux = aux[np.isfinite(aux)]
+        # Nor a 16-bit type's largest value, a sensor's no-reading marker: scaled into range by a wrong --aux-scale it
+        # stood for the scene and hid depth read at a tenth (trial 13 #40, #248b).
+        if aux.size and np.issubdtype(aux.dtype, np.integer) and aux.dtype.itemsize > 1:
+            aux = aux[aux != np.iinfo(aux.dtype).max]
         top = float(aux.max()) * self.aux_scale if aux.size else 0.0
         if self.where is None or top > self.top:
             self.top, self.where = top, source
@@ -295,7 +275,7 @@ class RangeWatch:
         step = _num(factor * self.aux_scale)
         return text + (f"the model's aux_max {_num(self.aux_max)}: other units than it was trained on "
                        f"({_units_guess(factor, True)})? then " + self._remedy(step, files) + "; a scene this near is "
-                       f"read as it is")
+                       "read as it is")
 
     @staticmethod
     def _remedy(step: str, files: bool) -> str:

@@ -197,7 +197,7 @@ def check_folder_named(file: ModelFile, data) -> None:
     """Refuse scoring a model on an auxiliary folder named for another modality than it was trained on, as training
     and predict refuse it (trial 12 #238: a depth model scored radiometric thermal from `Thermal/`, which fits a
     millimetre scale). `data`: the `DataConfig` of the images scored."""
-    from smmcl.data.modality import check_folder_kind, folder_kind
+    from smmcl.data.names import check_folder_kind, folder_kind
 
     kind = file.config.data.aux_kind if file.config is not None else None
     if kind is not None and data.layout != "packed":

@@ -13,8 +13,8 @@ import numpy as np
 from PIL import Image
 
 from smmcl.data.io import IMAGE_SUFFIXES, read_image, split_packed
-from smmcl.data.modality import (RangeWatch, check_aux, check_folder_kind, check_rgb, check_same_size, colour_count,
-                                  flat_rgb_problem, folder_kind)
+from smmcl.data.modality import RangeWatch, check_aux, check_rgb, check_same_size, colour_count, flat_rgb_problem
+from smmcl.data.names import check_folder_kind, folder_kind
 from smmcl.data.preprocess import Preprocessing
 from smmcl.errors import AuxUnitsWarning, DatasetError, InputWarning
 from smmcl.files import read_text

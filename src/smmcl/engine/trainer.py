@@ -27,7 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from smmcl.config import Config, to_yaml
-from smmcl.data.dataset import RGBXDataset
+from smmcl.data.dataset import RGBXDataset, split_root
 from smmcl.data.fingerprint import encode, split_digests
 from smmcl.data.sampler import ResumableBatchSampler
 from smmcl.engine import distributed
@@ -123,8 +123,10 @@ class Trainer:
         return self.ema.module if self.ema is not None else self.model
 
     def _inputs(self) -> list:
-        """What the run reads and its folder must keep apart from: the data, and pretrained weights."""
-        return [self.cfg.data.root, self.cfg.model.pretrained or None]
+        """What the run reads and its folder must keep apart from: the data (each split's folder too, whose linked
+        image folders are judged where they lead: `smmcl.outputs`), and pretrained weights."""
+        splits = [split_root(self.cfg.data, s) for s in self.cfg.data.split_dirs]
+        return [self.cfg.data.root, *splits, self.cfg.model.pretrained or None]
 
     def _saved_config(self) -> tuple[Path, bool]:
         """The run folder's config.yaml, and whether it holds this run's config exactly."""

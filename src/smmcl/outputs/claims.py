@@ -22,13 +22,26 @@ def resolved(path: str | Path) -> Path:
     return Path(path).expanduser().resolve(strict=False)
 
 
-def check_apart(out: str | Path, inputs: Iterable[Optional[str | Path]], what: str) -> None:
-    """Refuse an output (file or folder) that is an input, lies inside an input folder, or holds an input."""
-    target = resolved(out)
+def _sources(inputs: Iterable[Optional[str | Path]]) -> Iterator[tuple[str | Path, Path]]:
+    """Each input, resolved, and for an input folder the targets of the links directly in it (resolved): a dataset
+    whose RGB/ is a link to another folder is read there, so an output inside that folder lands among its images
+    (trial 13 #286: a run written into the linked RGB folder)."""
     for given in inputs:
         if given is None:
             continue
         source = resolved(given)
+        yield given, source
+        if source.is_dir():
+            with contextlib.suppress(OSError):
+                for entry in source.iterdir():
+                    if entry.is_symlink():
+                        yield Path(given) / entry.name, resolved(entry)
+
+
+def check_apart(out: str | Path, inputs: Iterable[Optional[str | Path]], what: str) -> None:
+    """Refuse an output (file or folder) that is an input, lies inside an input folder, or holds an input."""
+    target = resolved(out)
+    for given, source in _sources(inputs):
         if target == source:
             raise OutputError(f"{what} {out} is the input {given}: writing there would replace it")
         if source.is_dir() and target.is_relative_to(source):

@@ -15,6 +15,7 @@ from typing import Callable, Iterator, Optional
 
 import numpy as np
 
+from smmcl.data.names import check_folder_kind
 from smmcl.errors import DatasetError
 from smmcl.recordings import layout
 from smmcl.recordings.align import Intrinsics, Rigid, align_depth_to_color
@@ -191,13 +192,17 @@ def _alignment(reader, path: Path, types: dict, rgb_topic: str, aux_topic: str, 
 
 
 def open_bag(path: Path, rgb_topic: Optional[str] = None, aux_topic: Optional[str] = None, *,
-             tolerance: Optional[float] = None, align: Optional[bool] = None) -> Recording:
+             tolerance: Optional[float] = None, align: Optional[bool] = None, aux_kind: Optional[str] = None) -> Recording:
     """A bag's paired frames (see `smmcl.recordings.open_recording`)."""
     with _open(path) as reader:
         types = {name: info.msgtype for name, info in reader.topics.items()}
         rgb_topic, aux_topic = layout.choose_topics(types, rgb_topic, aux_topic)
         if rgb_topic == aux_topic:
             raise DatasetError(f"{path}: the rgb and aux topics are the same, {rgb_topic}")
+        if aux_kind is not None:  # before alignment is judged: a thermal topic was sent to --aux-aligned (trial 13 #134)
+            check_folder_kind(aux_topic, aux_kind, f"the model was trained on {aux_kind} images",
+                              "give the topic of the images it was trained on (--aux-topic)", what=f"topic {aux_topic}",
+                              topic=True)
         scanned = _scan(reader, path, (rgb_topic, aux_topic))
         rgb, aux = scanned[rgb_topic], scanned[aux_topic]
         alignment, register = _alignment(reader, path, types, rgb_topic, aux_topic, aux["encoding"], align)
