@@ -53,6 +53,7 @@ CASES = [
     ("export size one number", lambda w, m, tmp: smmcl.export(w, tmp / "m.onnx", size=(64,)), ValueError,
      "size must be (height, width)"),
     ("export(out=None)", lambda w, m, tmp: smmcl.export(w, None), TypeError, "out must be a path"),
+    ("export(out='')", lambda w, m, tmp: smmcl.export(w, ""), ValueError, "out must be a path, got an empty string"),
     ("report(None)", lambda w, m, tmp: smmcl.report(None), TypeError, "run_dir must be a path"),
     ("run_study(None)", lambda w, m, tmp: smmcl.run_study(None), TypeError, "the study file must be a path"),
     ("Predictor channels-first rgb", lambda w, m, tmp: smmcl.Predictor(w)(FRAME.transpose(2, 0, 1), DEPTH), ValueError,

@@ -50,6 +50,10 @@ CASES = [
     ("eval scales with a hole", ["eval", "--checkpoint", "{weights}", "{data_root}", "--scales", "1,,2"], "scales"),
     ("eval scales not numbers", ["eval", "--checkpoint", "{weights}", "{data_root}", "--scales", "a,b"], "scales"),
     ("eval unknown split", ["eval", "--checkpoint", "{weights}", "{data_root}", "--split", "nosuch"], "nosuch"),
+    ("predict empty out", ["predict", "--checkpoint", "{weights}", "--rgb", "{rgb}", "--aux", "{aux}", "--out", ""],
+     "--out: an empty value"),  # trial 14 #249-#274: tracebacks
+    ("info empty checkpoint", ["info", "--checkpoint", ""], "--checkpoint: an empty value"),
+    ("data check empty folder", ["data", "check", ""], "DIR: an empty value"),
     ("eval unknown option", ["eval", "--checkpoint", "{weights}", "--device", "cpu"],
      "smmcl eval: error: unrecognized arguments: --device"),  # the command's own usage (trial 11 #183)
     ("eval unknown backend", ["eval", "--checkpoint", "{weights}", "--backend", "tensorrt"], "tensorrt"),

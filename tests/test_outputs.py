@@ -508,3 +508,49 @@ def test_an_output_inside_a_linked_input_folder_is_refused(indoor_data, tmp_path
     assert not (indoor_data / "RGB" / "run").exists()
     with pytest.raises(OutputError, match="lies inside the input folder"):
         check_apart(indoor_data / "Depth" / "x", [data], "--out")
+
+
+def test_one_output_file_is_written_by_one_command_at_a_time(weights, tmp_path):
+    """Trial 14 #244, #245c, #247: two evals (exports, converts) into one file at once each said they wrote it, and one
+    result was gone. The file's name is locked while it is written; a second writer is refused, naming the first."""
+    import subprocess
+    import sys
+
+    from smmcl.files import FolderBusyError, file_lock
+    from smmcl.outputs import output_file
+
+    out = tmp_path / "same.onnx"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                               "from smmcl.files import file_lock\n"
+                               f"with file_lock(Path({str(out)!r}), '--out'):\n    print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(FolderBusyError, match=rf"--out {out} is being written by another smmcl process \(pid "
+                                                  rf"{holder.pid} "):
+            with output_file(out, "--out"):
+                pass
+        assert not out.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    with output_file(out, "--out") as path:  # released when its holder ended, however it ended
+        path.write_bytes(b"x")
+    with file_lock(out, "--out"):
+        pass
+
+
+def test_predict_into_the_folder_its_linked_frames_live_in_is_refused(weights, tmp_path, capsys):
+    """Trial 14 #277b: --rgb and --aux folders of links to the user's dataset, --out inside that dataset's RGB folder:
+    the predictions were written among the user's images (the same without links is refused)."""
+    mine = tmp_path / "myrgbd"
+    _frames(mine, ["a.png", "b.png"])
+    for sub in ("rgb", "depth"):
+        (tmp_path / f"lnk_{sub}").mkdir()
+        for frame in (mine / sub).iterdir():
+            (tmp_path / f"lnk_{sub}" / frame.name).symlink_to(frame)
+    before = sorted(p.name for p in (mine / "rgb").iterdir())
+    assert main(["predict", "--checkpoint", str(weights), "--rgb", str(tmp_path / "lnk_rgb"), "--aux",
+                 str(tmp_path / "lnk_depth"), "--out", str(mine / "rgb" / "preds")]) == 2
+    assert "lies inside the input folder" in capsys.readouterr().err
+    assert sorted(p.name for p in (mine / "rgb").iterdir()) == before

@@ -14,6 +14,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import fcntl
+import hashlib
 import os
 import socket
 import tempfile
@@ -80,6 +81,33 @@ def folder_lock(folder: Path, what: str) -> Iterator[None]:
         # Removed while still held, so that a finished command leaves no lock file among its outputs.
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+        handle.close()
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, what: str) -> Iterator[None]:
+    """Hold an exclusive OS lock on a single output file's name for the block: two commands writing one file at once
+    (two `eval --out same.json`, two exports to one name) each said they wrote it, and one result was gone (trial 14
+    #244, #245c, #247). The lock file lives in this user's folder of the temporary folder, named by the path's
+    digest, so nothing is added beside the user's files; the OS releases it when the holder ends, however it ends."""
+    key = hashlib.blake2b(str(Path(path).expanduser().resolve()).encode(), digest_size=10).hexdigest()
+    folder = Path(tempfile.gettempdir()) / f"smmcl-locks-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    handle = open(folder / f"{key}.lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _holder(handle)
+        handle.close()
+        raise FolderBusyError(f"{what} {path} is being written by another smmcl process ({holder}); wait for it to "
+                              f"end, or choose another name") from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        yield
+    finally:
         handle.close()
 
 
@@ -160,7 +188,9 @@ def as_path(value: object, what: str) -> Path:
     frame belongs to `smmcl.Predictor`, not to the file-reading calls)."""
     if isinstance(value, (str, os.PathLike)) and str(value):
         return Path(value)
-    shown = "an empty string" if isinstance(value, str) else f"a {type(value).__name__}"
+    if isinstance(value, str):  # the right type with no path in it: a value error, as the CLI reports it
+        raise ValueError(f"{what} must be a path, got an empty string")
+    shown = f"a {type(value).__name__}"
     raise TypeError(f"{what} must be a path (str or pathlib.Path), got {shown}"
                     + ("; for frames in memory use smmcl.Predictor" if type(value).__name__ == "ndarray" else ""))
 

@@ -80,8 +80,8 @@ def test_label_maps_given_as_rgb_are_said_and_photos_are_not(tmp_path):
         dark = np.clip(rng.normal(12, 3, (*SIZE, 3)), 0, 255).astype(np.uint8)  # a night photo: dark, yet noisy
         write_image(tmp_path / "RGB" / f"s{i}.png", dark)
         write_image(tmp_path / "Depth" / f"s{i}.png", rng.integers(500, 9000, SIZE).astype(np.uint16))
-    with pytest.warns(InputWarning, match=r"3 of the 3 RGB images hold no more distinct colours than the model has "
-                                          r"classes \(e.g. .*Label/s0.png: 5\), as label maps do"):
+    with pytest.warns(InputWarning, match=r"3 of the 3 RGB images hold as few distinct colours as label maps do "
+                                          r"\(e.g. .*Label/s0.png: 5\)"):
         smmcl.predict(weights, tmp_path / "Label", tmp_path / "Depth", tmp_path / "p1", progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -122,3 +122,13 @@ def test_the_colour_count_says_nothing_of_a_tiny_image_and_counts_a_small_one_wh
     small = np.zeros((20, 30, 3), np.uint8)
     small[5, 7] = 9  # one odd pixel off the every-4th grid is still counted
     assert colour_count(small, 15) == 2
+
+
+def test_a_label_map_with_more_ids_than_the_model_has_classes_is_still_a_label_map():
+    """Trial 14 #203: a dataset's 9 ids given as RGB to a 4-class model passed the class-count rule."""
+    from smmcl.data.modality import colour_count
+
+    ids = np.repeat(np.arange(9, dtype=np.uint8), 48 * 64 // 9 + 1)[: 48 * 64].reshape(48, 64)
+    assert colour_count(np.repeat(ids[..., None], 3, axis=2), 4 + 1) == 9
+    photo = np.random.default_rng(0).integers(0, 40, (48, 64, 3), dtype=np.uint8)  # dark, but noisy
+    assert colour_count(photo, 4 + 1) is None

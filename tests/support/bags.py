@@ -76,12 +76,13 @@ class Bag:
 # ROS 2: rgb8 colour and 16UC1 depth the driver aligned to it; aux 3 ms late, its frame 5 lost.
 
 def write_ros2_aligned(path: Path, storage=StoragePlugin.SQLITE3,
-                       aux_topic: str = "/camera/aligned_depth_to_color/image_raw") -> Path:
+                       aux_topic: str = "/camera/aligned_depth_to_color/image_raw",
+                       rgb_topic: str = "/camera/color/image_raw") -> Path:
     bag = Bag(Stores.ROS2_HUMBLE)
     with Writer2(path, version=9, storage_plugin=storage) as writer:
         for k in range(N):
             stamp = START * 10**9 + k * DT_NS
-            bag.write(writer, "/camera/color/image_raw", stamp + 1_000_000, bag.image(stamp, rgb_frame(k), "rgb8"))
+            bag.write(writer, rgb_topic, stamp + 1_000_000, bag.image(stamp, rgb_frame(k), "rgb8"))
             if k != 5:
                 bag.write(writer, aux_topic, stamp + 4_000_000,
                           bag.image(stamp + 3_000_000, depth_frame(k), "16UC1"))

@@ -101,8 +101,13 @@ def _model_file_argument(args: argparse.Namespace, old: str, command: str) -> st
 def cmd_export(args: argparse.Namespace) -> int:
     from smmcl.api import export
 
-    if args.int8 != (args.calibration is not None):
-        raise ValueError("--int8 needs --calibration DIR (frames to calibrate and verify on), and --calibration --int8")
+    # One message for each flag missing: the two once ran together as "... and --calibration --int8" (trial 14 #121).
+    if args.int8 and args.calibration is None:
+        raise ValueError("--int8 needs --calibration FOLDER: a dataset in the model's layout, or a folder of its RGB "
+                         "and auxiliary images, to calibrate the int8 model on and check it against fp32")
+    if args.calibration is not None and not args.int8:
+        raise ValueError(f"--calibration {args.calibration} is used only with --int8: add --int8 for an int8 model, "
+                         "or drop --calibration for an fp32 one")
     report = export(_model_file_argument(args, "weights", "export"), args.out, size=args.size, dynamic=args.dynamic,
                     opset=args.opset, exporter=args.exporter, calibration=args.calibration,
                     calibration_split=args.calibration_split, overwrite=args.overwrite)

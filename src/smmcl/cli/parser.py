@@ -319,4 +319,11 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> a
         getattr(args, "command_parser", parser).error(f"unrecognized arguments: {' '.join(rest)}")
     if overrides:
         args.overrides = [*args.overrides, *overrides]
+    # An empty value (`--out ""`, an unset shell variable) names no file: said as such, for every option at once
+    # (trial 14 #249-#274: tracebacks, or "error:  has no meta.json").
+    command = getattr(args, "command_parser", parser)
+    spelled = {a.dest: (a.option_strings[0] if a.option_strings else a.metavar or a.dest.upper()) for a in command._actions}
+    empty = sorted(spelled.get(k, k) for k, v in vars(args).items() if v == "" or (isinstance(v, list) and "" in v))
+    if empty:
+        command.error(f"{', '.join(empty)}: an empty value; give a path or value (an unset shell variable?)")
     return args

@@ -92,12 +92,10 @@ class ExportReport:
 
 def verification_frames(cfg: Config, size: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
     """A real-looking dark scene of `size` to verify an export on: a built-in synthetic scene of the
-    config's modality (thermal: a night street; otherwise a room with depth)."""
-    from smmcl.data.synth import render_scene
+    config's modality (thermal: a night street; otherwise a room with depth, as HHA for an HHA model, trial 14 #245)."""
+    from smmcl.deploy.check_frame import builtin_scene
 
-    kind = "night-rgbt" if cfg.data.aux_kind == "thermal" else "indoor-rgbd"
-    rgb, aux, _ = render_scene(kind, seed=0, index=0, size=size)
-    return rgb, aux
+    return builtin_scene(cfg.data.aux_kind, size)
 
 
 def _any_units(message: str) -> None:

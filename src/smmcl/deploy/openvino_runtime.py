@@ -156,14 +156,14 @@ class OpenVinoModel(ExportedModel):
 
 def builtin_frame(model: ExportedModel) -> Tuple[np.ndarray, np.ndarray]:
     """A real-looking dark scene of the model's modality (a night street for thermal, else a room with depth) at
-    its fixed input size or its training crop, preprocessed as the model's metadata says: 1 x 3 x H x W each."""
-    from smmcl.data.synth import render_scene
+    its fixed input size or its training crop, preprocessed as the model's metadata says: 1 x 3 x H x W each. An HHA
+    model's room is HHA-encoded (trial 14 #245)."""
+    from smmcl.deploy.check_frame import builtin_scene
 
     cfg = model.metadata.config
     fixed = model.input_shape[2:]
     size = tuple(fixed) if None not in fixed else tuple(cfg.data.crop_size)
-    kind = "night-rgbt" if cfg.data.aux_kind == "thermal" else "indoor-rgbd"
-    rgb, aux, _ = render_scene(kind, seed=0, index=0, size=size)
+    rgb, aux = builtin_scene(cfg.data.aux_kind, size)
     r, a = model.metadata.preprocessing.pair_arrays(rgb, aux, source="the built-in frame", on_units=lambda _: None)
     return r[None], a[None]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Dict, Iterable, Iterator, Optional
 
 from smmcl.errors import StaleOutputWarning
-from smmcl.files import LOCK_NAME, check_not_busy, folder_lock, make_folder
+from smmcl.files import LOCK_NAME, check_not_busy, file_lock, folder_lock, make_folder
 from smmcl.outputs.manifest import (OWN_FILES, _KIND_TEXT, OutputError, _kept, _lists, _ours, _planned, _write_manifest,
                                     read_manifest, record, settle)
 
@@ -31,11 +31,14 @@ def _sources(inputs: Iterable[Optional[str | Path]]) -> Iterator[tuple[str | Pat
             continue
         source = resolved(given)
         yield given, source
+        if Path(given).is_symlink() and source.is_file():
+            yield given, source.parent  # a linked file is read where it lives, among its folder's files (trial 14 #277)
         if source.is_dir():
             with contextlib.suppress(OSError):
                 for entry in source.iterdir():
                     if entry.is_symlink():
-                        yield Path(given) / entry.name, resolved(entry)
+                        target = resolved(entry)
+                        yield Path(given) / entry.name, target.parent if target.is_file() else target
 
 
 def check_apart(out: str | Path, inputs: Iterable[Optional[str | Path]], what: str) -> None:
@@ -324,17 +327,18 @@ def output_file(path: str | Path, what: str, inputs: Iterable[Optional[str | Pat
     planned there, and smmcl's once the file exists (`settle`: a command refused or failed before leaves no claim):
     scores beside a run's model, an export into a dataset, not foreign to the folder's own command, which still
     never removes them (its --overwrite, a new synth or report keeps them)."""
-    path = check_output_file(path, what, inputs, ours, overwrite)
-    manifest = read_manifest(path.parent)
-    if manifest is not None and path.name not in _kept(manifest):
-        _write_manifest(path.parent, manifest["kind"], manifest["written"], _kept(manifest),
-                        {**_planned(manifest), path.name: "kept"})
-    for stale in path.parent.glob(f".{path.name}.*.tmp*"):
-        stale.unlink(missing_ok=True)  # an earlier write of this file that a kill cut short (`files.atomic_path`)
-    try:
-        yield path
-    finally:
-        settle(path.parent, [path.name])
+    with file_lock(Path(path), what):  # held first, so that a second writer of the name is refused, not raced
+        path = check_output_file(path, what, inputs, ours, overwrite)
+        manifest = read_manifest(path.parent)
+        if manifest is not None and path.name not in _kept(manifest):
+            _write_manifest(path.parent, manifest["kind"], manifest["written"], _kept(manifest),
+                            {**_planned(manifest), path.name: "kept"})
+        for stale in path.parent.glob(f".{path.name}.*.tmp*"):
+            stale.unlink(missing_ok=True)  # an earlier write of this file that a kill cut short (`files.atomic_path`)
+        try:
+            yield path
+        finally:
+            settle(path.parent, [path.name])
 
 
 def unique_outputs(planned: Iterable[tuple[str, str | Path]], what: str = "outputs") -> Dict[str, Path]:

@@ -15,10 +15,10 @@ Two layouts are known:
 from __future__ import annotations
 
 import re
-from typing import Mapping, Optional
+from typing import Callable, Mapping, Optional
 
 from smmcl.errors import DatasetError
-from smmcl.recordings.messages import CAMERA_INFO, IMAGE_TYPES
+from smmcl.recordings.messages import CAMERA_INFO, ENCODINGS, IMAGE_TYPES, is_depth_encoding
 
 REALSENSE_STREAM = re.compile(r"^(/device_\d+/sensor_\d+)/([A-Za-z]+_\d+)/image/data$")
 REALSENSE_TF = re.compile(r"/tf/(?:ref_)?(\d+)$")
@@ -86,19 +86,46 @@ def image_topics(types: Mapping[str, Optional[str]]) -> list[str]:
     return sorted(t for t, m in types.items() if m in IMAGE_TYPES)
 
 
-def _pick(candidates: list[str], what: str, images: list[str], flag: str) -> str:
+# Where a topic's name says nothing (/cam/image, /cam/aux), its pixel encoding says colour or not (trial 14 #215).
+Encoding = Callable[[str], Optional[str]]
+
+
+def _base(encoding: Optional[str]) -> str:
+    """The pixel encoding an Image holds, or a CompressedImage was compressed from ("rgb8; jpeg ..." -> "rgb8")."""
+    return (encoding or "").split(";")[0].strip()
+
+
+def is_colour_encoding(encoding: Optional[str]) -> bool:
+    kind = ENCODINGS.get(_base(encoding))
+    return kind is not None and kind[2] is None
+
+
+def is_aux_encoding(encoding: Optional[str]) -> bool:
+    """Depth, or single-channel images a thermal camera writes (mono8, mono16); not colour."""
+    kind = ENCODINGS.get(_base(encoding))
+    return (kind is not None and kind[2] is not None) or is_depth_encoding(encoding or "")
+
+
+def _pick(candidates: list[str], what: str, images: list[str], flag: str,
+          encoding: Optional[Encoding] = None) -> str:
     if len(candidates) == 1:
         return candidates[0]
-    listed = ", ".join(images) if images else "none"
+    listed = ", ".join(f"{t} ({encoding(t) or 'no messages'})" if encoding else t for t in images) or "none"
+    name = f"--{flag.replace(' ', '-')} (or {flag.replace(' ', '_')}= in Python)"
     if not candidates:
-        raise DatasetError(f"no {what} image topic found; name it ({flag}). Image topics: {listed}")
-    raise DatasetError(f"{len(candidates)} {what} image topics: {', '.join(candidates)}; name one ({flag})")
+        # Both flags named: the user who names one topic usually has to name the other too (trial 14 #215).
+        raise DatasetError(f"no {what} image topic found by name or encoding; name the topics with --rgb-topic and "
+                           f"--aux-topic (rgb_topic=, aux_topic= in Python). Image topics: {listed}")
+    raise DatasetError(f"{len(candidates)} {what} image topics: {', '.join(candidates)}; name one with {name}. "
+                       f"Image topics: {listed}")
 
 
 def choose_topics(types: Mapping[str, Optional[str]], rgb_topic: Optional[str],
-                  aux_topic: Optional[str]) -> tuple[str, str]:
+                  aux_topic: Optional[str], encoding: Optional[Encoding] = None) -> tuple[str, str]:
     """The named topics, checked to be image topics; where one is not named, the only image topic that fits
-    (an aligned depth topic before raw depth); a `DatasetError` listing the image topics otherwise."""
+    (an aligned depth topic before raw depth); a `DatasetError` listing the image topics otherwise. `encoding`:
+    a topic's pixel encoding (its first message's; None: no message), to tell colour from depth or thermal where
+    the names do not."""
     images = image_topics(types)
     for topic, flag in ((rgb_topic, "rgb topic"), (aux_topic, "aux topic")):
         if topic is not None and topic not in images:
@@ -121,13 +148,17 @@ def choose_topics(types: Mapping[str, Optional[str]], rgb_topic: Optional[str],
     if rgb_topic is None:
         # Compressed copies of a raw topic (image_raw/compressed) are the same frames: prefer the raw one.
         found = [t for t in images if words(t, RGB_WORDS) and not is_aligned(t) and not words(t, AUX_WORDS)]
+        if not found and encoding is not None:
+            found = [t for t in images if t != aux_topic and is_colour_encoding(encoding(t))]
         raw = [t for t in found if types[t] == IMAGE_TYPES[0]]
-        rgb_topic = _pick(raw or found, "colour", images, "rgb topic")
+        rgb_topic = _pick(raw or found, "colour", images, "rgb topic", encoding)
     if aux_topic is None:
         # Depth before thermal before infrared: a RealSense records infrared beside its depth.
         others = [t for t in images if t != rgb_topic]
         tiers = [[t for t in others if is_aligned(t)]] + [[t for t in others if words(t, (w,))] for w in AUX_WORDS]
+        if encoding is not None:
+            tiers.append([t for t in others if is_aux_encoding(encoding(t))])
         preferred = next((tier for tier in tiers if tier), [])
         raw = [t for t in preferred if types[t] == IMAGE_TYPES[0]]
-        aux_topic = _pick(raw or preferred, "auxiliary (depth or thermal)", images, "aux topic")
+        aux_topic = _pick(raw or preferred, "auxiliary (depth or thermal)", images, "aux topic", encoding)
     return rgb_topic, aux_topic
