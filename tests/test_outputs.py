@@ -554,3 +554,52 @@ def test_predict_into_the_folder_its_linked_frames_live_in_is_refused(weights, t
                  str(tmp_path / "lnk_depth"), "--out", str(mine / "rgb" / "preds")]) == 2
     assert "lies inside the input folder" in capsys.readouterr().err
     assert sorted(p.name for p in (mine / "rgb").iterdir()) == before
+
+
+def test_scores_of_a_replaced_model_are_named_as_kept(tmp_path):
+    """Trial 14 #302: a checkpoint's scores (eval's default `<stem>.test.json`) stayed beside the checkpoint of a run
+    trained again with --overwrite; #303: an export's scores beside the export replaced. Both kept, and now said."""
+    from smmcl.errors import StaleOutputWarning
+    from smmcl.outputs import output_file
+
+    run = claim_folder(tmp_path / "run", "run", "train.out_dir", names=["checkpoints"])
+    claim_folder(run / "checkpoints", "checkpoints", "checkpoints folder", names=["ckpt_4.pt"])
+    (run / "checkpoints" / "ckpt_4.pt").write_bytes(b"w")
+    settle(run / "checkpoints")
+    with output_file(run / "checkpoints" / "ckpt_4.test.json", "--out") as scores:
+        scores.write_text("{}")
+    with pytest.warns(StaleOutputWarning, match=r"keeping .*checkpoints/ckpt_4.test.json, written there by another"):
+        claim_folder(run, "run", "train.out_dir", overwrite=True)
+    assert (run / "checkpoints" / "ckpt_4.test.json").exists()
+
+    export = tmp_path / "e.onnx"
+    export.write_bytes(b"old")
+    (tmp_path / "e.test.json").write_text("{}")
+    with pytest.warns(StaleOutputWarning, match=r"e.onnx: replacing it, but keeping .*e.test.json, the scores of the"):
+        with output_file(export, "--out", ours=True, overwrite=True) as path:
+            path.write_bytes(b"new")
+
+
+def test_a_lock_left_to_a_killed_commands_child_says_so(tmp_path):
+    """Trial 14 #97: a run killed with -9 and started again at once was told its own dead process held the folder;
+    a data-loading worker it started held the lock for a few seconds more."""
+    import socket
+    import subprocess
+    import sys
+
+    from smmcl.files import FolderBusyError, check_not_busy
+
+    folder = tmp_path / "run"
+    code = ("import time; from pathlib import Path; from smmcl.files import folder_lock\n"
+            f"with folder_lock(Path({str(folder)!r}), 'train.out_dir'):\n"
+            f"    (Path({str(folder)!r}) / {LOCK_NAME!r}).write_text('pid 4194303 on {socket.gethostname()}\\n')\n"
+            "    print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(FolderBusyError, match=r"\(pid 4194303 on .*\); process 4194303 has ended, and a process it "
+                                                  r"started \(a data-loading worker\) still holds the lock"):
+            check_not_busy(folder, "train.out_dir")
+    finally:
+        holder.kill()
+        holder.wait()

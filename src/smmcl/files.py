@@ -117,8 +117,23 @@ _HELD: set = set()
 
 
 def _busy(folder: Path, holder: str, what: str) -> FolderBusyError:
-    return FolderBusyError(f"{folder} is being written by another smmcl process ({holder}); wait for it to end, or "
-                           f"choose another {what}")
+    return FolderBusyError(f"{folder} is being written by another smmcl process ({holder}){_ended(holder)}; wait for "
+                           f"it to end, or choose another {what}")
+
+
+def _ended(holder: str) -> str:
+    """Said when the process named as the holder has ended on this host: a child it started (a data-loading worker)
+    keeps the lock until it notices, seconds later (trial 14 #97: a run killed with -9, rerun at once)."""
+    parts = holder.split()
+    if len(parts) == 4 and parts[0] == "pid" and parts[1].isdigit() and parts[3] == socket.gethostname():
+        try:
+            os.kill(int(parts[1]), 0)
+        except ProcessLookupError:
+            return (f"; process {parts[1]} has ended, and a process it started (a data-loading worker) still holds "
+                    f"the lock for the few seconds it takes to notice")
+        except OSError:
+            pass
+    return ""
 
 
 def check_not_busy(folder: str | Path, what: str) -> None:

@@ -118,3 +118,13 @@ def test_training_refuses_a_folder_named_in_other_words_for_another_modality(tmp
     cfg = tiny_config(f"data.root={tmp_path / 'd'}", "data.aux_dir=depth_mm", "data.aux_kind=thermal").data
     with pytest.raises(DatasetError, match="data.aux_dir='depth_mm' names depth images but data.aux_kind='thermal'"):
         RGBXDataset(cfg, "train", 3, train=True)
+
+
+def test_a_label_folder_given_as_the_auxiliary_one_is_named(tmp_path):
+    """Trial 14 #183: a predict list of `RGB LABEL` lines was answered "depth saved at 8 bits?"."""
+    cfg = tiny_config()
+    model = smmcl.save_pretrained(build_tiny_model(cfg, seed=0).eval(), cfg, tmp_path / "m.safetensors")
+    _dataset(tmp_path / "d", "Depth", np.full(SIZE, 3000, np.uint16))
+    (tmp_path / "d" / "list.txt").write_text("RGB/s0.png Label/s0.png\n")
+    with pytest.raises(DatasetError, match=r"Label: a folder named for label images, given as the auxiliary ones"):
+        smmcl.predict(model, None, None, tmp_path / "out", list_file=tmp_path / "d" / "list.txt", progress=False)

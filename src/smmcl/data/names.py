@@ -37,5 +37,16 @@ def check_folder_kind(folder: object, kind: str, against: str, remedy: str, what
     #238, #241)."""
     named = name_kind(folder) if topic else folder_kind(folder)
     if named is not None and named != kind:
-        raise DatasetError(f"{what or folder} names {named} images but {against}: {remedy}; if that folder holds "
-                           f"{kind} images, give it another name")
+        # A recorded topic is renamed in the bag, not as a folder is (trial 14 #85).
+        rename = (f"if that topic holds {kind} images, its name misleads: rename it in the bag" if topic else
+                  f"if that folder holds {kind} images, give it another name")
+        raise DatasetError(f"{what or folder} names {named} images but {against}: {remedy}; {rename}")
+
+
+# Words that name label images (class ids), which are never auxiliary images.
+LABEL_WORDS = {"label", "labels", "gt", "groundtruth", "annotation", "annotations", "mask", "masks"}
+
+
+def names_labels(name: object) -> bool:
+    """Whether a folder's or file's own name says it holds labels (`Label/`, `gt_masks`)."""
+    return any(w.lower() in LABEL_WORDS for w in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+", Path(str(name)).name))

@@ -5,6 +5,7 @@ output names per input."""
 from __future__ import annotations
 
 import contextlib
+import glob
 import shutil
 import time
 import warnings
@@ -221,6 +222,10 @@ def warn_other_outputs(folder: str | Path, what: str, change: str) -> None:
     listed, kept = (set(manifest["written"]) if manifest else set()), _kept(manifest)
     others = sorted(e.name for e in folder.iterdir() if e.name not in listed and e.name not in OWN_FILES
                     and (e.name in kept or (e.is_dir() and read_manifest(e) is not None)))
+    # And those kept in the folder's own subfolders: scores of a run's checkpoint, made from the weights that the
+    # folder's command replaces (trial 14 #302: a checkpoint's scores stayed beside the retrained checkpoint).
+    for sub in sorted(e for e in folder.iterdir() if e.name in listed and e.is_dir()):
+        others += [f"{sub.name}/{name}" for name in sorted(_kept(read_manifest(sub))) if (sub / name).exists()]
     if others:
         shown = ", ".join(str(folder / name) for name in others)
         warnings.warn(f"{what} {folder}: {change}, but keeping {shown}, written there by another smmcl command; "
@@ -335,6 +340,10 @@ def output_file(path: str | Path, what: str, inputs: Iterable[Optional[str | Pat
                             {**_planned(manifest), path.name: "kept"})
         for stale in path.parent.glob(f".{path.name}.*.tmp*"):
             stale.unlink(missing_ok=True)  # an earlier write of this file that a kill cut short (`files.atomic_path`)
+        scores = sorted(path.parent.glob(f"{glob.escape(path.stem)}.*.json")) if path.exists() else []
+        if scores and path.suffix != ".json":  # eval's scores of the file replaced (`<stem>.<split>.json`, trial 14 #303)
+            warnings.warn(f"{what} {path}: replacing it, but keeping {', '.join(map(str, scores))}, the scores of the "
+                          f"file it replaces; evaluate it again or remove them", StaleOutputWarning, stacklevel=3)
         try:
             yield path
         finally:
