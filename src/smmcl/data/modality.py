@@ -284,10 +284,11 @@ class RangeWatch:
         return _pass_scale(step)
 
 
-# A label map holds one colour per class present; a photo, even a dark one, holds thousands (sensor noise: 2500+ in
-# a 48 x 64 synthetic frame). Below this many, an "RGB" image is a label map whatever the model's class count: a
-# dataset's 9 ids given to a 4-class model passed the class-count rule alone (trial 14 #203).
-LABEL_MAP_COLOURS = 64
+# A label map holds one colour per class present (rarely over 30 in one image); a photo, even a dark one, holds
+# thousands (sensor noise: 2500+ in a 48 x 64 synthetic frame), a palette photo up to 256. At or below this many, an
+# "RGB" image is a label map whatever the model's class count: a dataset's 9 ids given to a 4-class model passed the
+# class-count rule alone (trial 14 #203).
+LABEL_MAP_COLOURS = 32
 
 
 def colour_count(rgb: np.ndarray, limit: int) -> Optional[int]:
