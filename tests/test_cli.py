@@ -151,6 +151,14 @@ def test_demo_end_to_end_small(tmp_path):
     for name, model in again["models"].items():
         assert model["train_seconds"] == summary["models"][name]["train_seconds"]
         assert model["miou"] == summary["models"][name]["miou"]
+    # Other settings into the same folder (trial 15 DM3): refused before anything changes, unless asked.
+    from smmcl.errors import ConfigError
+
+    before = {p: p.read_bytes() for p in (tmp_path / "demo").rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match=r"holds a demo of other settings .*--overwrite \(overwrite=True\) replaces"):
+        run_demo(tmp_path / "demo", config=TINY_CONFIG, overrides=["train.max_iters=3", "data.crop_size=[48,64]",
+                                                                  "eval.flip=true"], num_scenes=10, size=(48, 64))
+    assert {p: p.read_bytes() for p in (tmp_path / "demo").rglob("*") if p.is_file()} == before
 
 
 @pytest.mark.parametrize("workers", [0, 1])
@@ -303,7 +311,7 @@ def test_quiet_shows_no_progress_and_one_line(where, tmp_path, capsys, monkeypat
 def test_quiet_demo_keeps_its_last_word(tmp_path, capsys, monkeypatch):
     import smmcl.demo
 
-    def chatty_demo(out, config=None, overrides=()):
+    def chatty_demo(out, config=None, overrides=(), overwrite=False):
         print("[demo] generating, training, evaluating ...")
         return {"models": {"Base": {"miou": 0.5}, "SMMCL": {"miou": 0.25}}}
 

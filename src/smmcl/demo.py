@@ -138,8 +138,10 @@ def run_demo(
     size: tuple[int, int] = (120, 160),
     seed: int = 0,
     num_pictures: int = 8,
+    overwrite: bool = False,
 ) -> dict:
-    """Run the whole demo under `out`; returns (and writes to out/summary.json) each model's scores."""
+    """Run the whole demo under `out`; returns (and writes to out/summary.json) each model's scores. A demo of the
+    same settings there is finished (nothing retrained); one of other settings is replaced only with `overwrite`."""
     t_start = time.perf_counter()
     out = Path(out)
     cfg_path = Path(config) if config else default_config_path()
@@ -147,6 +149,15 @@ def run_demo(
     checked = load_config(cfg_path, [f"data.root={out / 'data'}", *overrides], dataset_meta=False)  # before any data
     _check_fits_data(checked, cfg_path, overrides)
     # again: a rerun writes the demo again in place (its data and runs resumed or replaced as `prepare` found them).
+    if not overwrite:  # trial 15 DM3: a demo of other settings was retrained over without being asked
+        for name, extra in RUNS.items():
+            saved = out / name.lower() / "config.yaml"
+            run_overrides = [f"name={name.lower()}", f"data.root={out / 'data'}", f"train.out_dir={out / name.lower()}"]
+            if saved.is_file() and saved.read_text() != to_yaml(load_config(cfg_path, [*run_overrides, *extra,
+                                                                                         *overrides])):
+                raise ConfigError(f"--out {out} holds a demo of other settings ({saved} differs from this one's); "
+                                  f"nothing was changed: --overwrite (overwrite=True) replaces it, or choose another "
+                                  f"--out")
     with writing(out, "demo", "--out", inputs=[cfg_path], names=DEMO_FILES, again=True):
         meta = _ensure_data(out / "data", num_scenes, size, seed)
         results, models = {}, {}

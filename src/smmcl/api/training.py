@@ -149,8 +149,10 @@ def convert_hha(depth_dir: str | Path, out: str | Path, intrinsics: str | Sequen
     return convert_folder(Path(depth_dir), Path(out), parse_intrinsics(text), **options)
 
 
-def run_demo(out: str | Path = "runs/demo", config: str | Path | None = None, overrides: Sequence[str] = ()) -> dict:
-    """The whole demo (synthetic data, Base and SMMCL trained alike, scores, pictures, report page)."""
+def run_demo(out: str | Path = "runs/demo", config: str | Path | None = None, overrides: Sequence[str] = (),
+             overwrite: bool = False) -> dict:
+    """The whole demo (synthetic data, Base and SMMCL trained alike, scores, pictures, report page). Run again with
+    the same settings, it trains nothing; a demo of other settings in `out` is replaced only with `overwrite`."""
     from smmcl.demo import run_demo as demo
 
-    return demo(Path(out), config=config, overrides=overrides)
+    return demo(Path(out), config=config, overrides=overrides, overwrite=overwrite)

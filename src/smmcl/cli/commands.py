@@ -147,7 +147,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # The demo narrates each stage; --quiet keeps its last word only.
     hushed = contextlib.redirect_stdout(io.StringIO()) if args.quiet or wants_json(args) else contextlib.nullcontext()
     with hushed:
-        summary = run_demo(args.out, config=args.config, overrides=args.overrides)
+        summary = run_demo(args.out, config=args.config, overrides=args.overrides, overwrite=args.overwrite)
     if wants_json(args):
         print_json(summary)
         return 0

@@ -285,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="runs/demo", help="output folder: data, both runs, pictures, summary.json (default runs/demo)")
     demo.add_argument("--config", default=None, help="demo config (default: configs/demo.yaml)")
     demo.add_argument("overrides", nargs="*", default=[], help="dotted overrides of the demo config, e.g. train.max_iters=300")
+    add_overwrite_flag(demo, "a demo of other settings")
     add_json_flag(demo, "the demo's summary (scores, times, files)")
     # Written last, from the commands themselves, so that the list of --json commands cannot go stale.
     parser.description = wrap_text("Dark-scene RGB-X segmentation with SMMCL: synthetic data, training, evaluation, "
