@@ -55,12 +55,7 @@ def folder_lock(folder: Path, what: str) -> Iterator[None]:
     path = folder / LOCK_NAME
     while True:
         handle = open(path, "a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _holder(handle)
-            handle.close()
-            raise _busy(folder, holder, what) from None
+        _lock_or_busy(handle, str(folder), f"choose another {what}")
         # The holder removes the file as it ends: a lock taken on the removed file guards nothing, so take it again.
         try:
             if os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino:
@@ -71,10 +66,7 @@ def folder_lock(folder: Path, what: str) -> Iterator[None]:
     held = folder.resolve()
     _HELD.add(held)
     try:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-        handle.flush()
+        _sign(handle)
         yield
     finally:
         _HELD.discard(held)
@@ -94,21 +86,31 @@ def file_lock(path: Path, what: str) -> Iterator[None]:
     folder = Path(tempfile.gettempdir()) / f"smmcl-locks-{os.getuid()}"
     folder.mkdir(mode=0o700, exist_ok=True)
     handle = open(folder / f"{key}.lock", "a+")
+    _lock_or_busy(handle, f"{what} {path}", "choose another name")
+    try:
+        _sign(handle)
+        yield
+    finally:
+        handle.close()
+
+
+def _lock_or_busy(handle, subject: str, remedy: str) -> None:
+    """Take `handle`'s exclusive lock without waiting, or close it and raise the busy error naming its holder; one
+    way for a folder's lock and a single file's."""
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         holder = _holder(handle)
         handle.close()
-        raise FolderBusyError(f"{what} {path} is being written by another smmcl process ({holder}); wait for it to "
-                              f"end, or choose another name") from None
-    try:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-        handle.flush()
-        yield
-    finally:
-        handle.close()
+        raise _busy(subject, holder, remedy) from None
+
+
+def _sign(handle) -> None:
+    """Write the holder's id into its lock file, for a second writer's error to name."""
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+    handle.flush()
 
 
 # Folders this process holds with `folder_lock`: what it checks in them while it holds them (its own claims) is
@@ -116,9 +118,9 @@ def file_lock(path: Path, what: str) -> Iterator[None]:
 _HELD: set = set()
 
 
-def _busy(folder: Path, holder: str, what: str) -> FolderBusyError:
-    return FolderBusyError(f"{folder} is being written by another smmcl process ({holder}){_ended(holder)}; wait for "
-                           f"it to end, or choose another {what}")
+def _busy(subject: str, holder: str, remedy: str) -> FolderBusyError:
+    return FolderBusyError(f"{subject} is being written by another smmcl process ({holder}){_ended(holder)}; wait for "
+                           f"it to end, or {remedy}")
 
 
 def _ended(holder: str) -> str:
@@ -145,7 +147,7 @@ def check_not_busy(folder: str | Path, what: str) -> None:
         return
     holder = folder_holder(folder)
     if holder is not None:
-        raise _busy(folder, holder, what)
+        raise _busy(str(folder), holder, f"choose another {what}")
 
 
 def folder_holder(folder: Path) -> str | None:
