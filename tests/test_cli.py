@@ -144,10 +144,14 @@ def test_demo_end_to_end_small(tmp_path):
     # Run again as it was (trial 6 C217/C218): the finished runs train nothing and keep their weights, and the
     # summary keeps the training times they were measured with.
     weights = {name: (tmp_path / "demo" / name / "model.safetensors").read_bytes() for name in ("base", "smmcl")}
+    # Trial 15 DM5, DM7: every file is left as it was, summary.json too (it was rewritten for a new total time).
+    finished = {p: p.read_bytes() for p in (tmp_path / "demo").rglob("*") if p.is_file()}
     again = run_demo(tmp_path / "demo", config=TINY_CONFIG,
                      overrides=["train.max_iters=2", "data.crop_size=[48,64]", "eval.flip=true"],
                      num_scenes=10, size=(48, 64), num_pictures=2)
     assert {n: (tmp_path / "demo" / n / "model.safetensors").read_bytes() for n in ("base", "smmcl")} == weights
+    assert {p: p.read_bytes() for p in (tmp_path / "demo").rglob("*") if p.is_file()} == finished
+    assert again == on_disk
     for name, model in again["models"].items():
         assert model["train_seconds"] == summary["models"][name]["train_seconds"]
         assert model["miou"] == summary["models"][name]["miou"]

@@ -64,9 +64,19 @@ def test_the_rule_alone():
         in watch.problem(for_model=True)
     watch.see(np.full(SIZE, 1000, np.uint16), "c.png")  # a tenth of the scale reached: nothing to say
     assert watch.problem() is None
-    zeros = RangeWatch(10000.0)
-    zeros.see(np.zeros(SIZE, np.uint16), "empty.png")  # no measurement anywhere says nothing about units
-    assert zeros.problem() is None
+    # No measurement anywhere says nothing about units, but that there is nothing to read (trial 15: said nowhere),
+    # whatever the scale, as soon as one image holds a reading none is said.
+    for scale, blank in ((10000.0, np.zeros(SIZE, np.uint16)), (None, np.full(SIZE, np.nan, np.float32)),
+                         (None, np.full(SIZE, 65535, np.uint16))):
+        zeros = RangeWatch(scale)
+        zeros.see(blank, "empty.png")
+        zeros.see(np.zeros(SIZE, np.uint16), "empty2.png")
+        said = zeros.problem()
+        assert said.startswith("all 2 images hold no auxiliary measurement at all") and "empty.png" in said
+        assert "aux_scale" not in said and "units" not in said
+        assert "only the RGB image" in zeros.problem(for_model=True)
+        zeros.see(np.full(SIZE, 9000, np.uint16), "real.png")
+        assert zeros.problem() is None
     unset = RangeWatch(None)
     unset.see(np.full(SIZE, 3, np.uint16), "a.png")
     assert unset.problem() is None
@@ -243,3 +253,41 @@ def test_markers_say_nothing_of_a_scenes_range_and_an_8bit_thermal_model_takes_n
     message = units_problem(depth, 255, aux_scale=0.098, for_model="thermal")
     assert message.startswith("aux_scale 0.098 for a thermal model trained on 8-bit images (full scale 255)")
     assert units_problem(np.full((8, 8), 90, np.uint8), 255, for_model="thermal") is None  # its own images, unscaled
+
+
+def test_auxiliary_images_with_no_measurement_at_all_are_said_by_every_reader(weights, tmp_path):
+    """Trial 15 (F4b, T32, D10, H10): all-zero depth passed predict, training, `data check` and `data hha` without a
+    word, and (H9) `data hha` encoded 65535 no-reading pixels as points 65.5 m away."""
+    from smmcl.config import DataConfig
+    from smmcl.data.check import check_dataset
+    from smmcl.data.dataset import RGBXDataset
+    from smmcl.data.hha_folder import convert_folder
+    from smmcl.errors import DatasetError
+
+    root = tmp_path / "d"
+    _room_dataset(root, centimetres=False)
+    for path in (root / "Depth").iterdir():
+        Image.fromarray(np.zeros((32, 40), np.uint16)).save(path)
+    cfg = DataConfig(root=str(root), aux_max=10000, num_workers=0)
+    report = check_dataset(cfg, 4, progress=False)
+    assert any("all 6 images hold no auxiliary measurement at all" in p for p in report.problems)
+    with pytest.warns(AuxUnitsWarning, match="training images sampled hold no auxiliary measurement at all"):
+        RGBXDataset(cfg, "train", 4, train=True)
+    with pytest.warns(AuxUnitsWarning, match="no auxiliary measurement at all .*only the RGB image.*made as given"):
+        smmcl.predict(weights, root / "RGB", root / "Depth", tmp_path / "p", progress=False)
+    with pytest.warns(AuxUnitsWarning, match="all 6 depth images hold no auxiliary measurement.*written as given"):
+        convert_folder(root / "Depth", tmp_path / "hha", (30.0, 30.0, 20.0, 16.0), progress=False)
+    # One frame with readings: nothing to say of the folder (a blank frame among others is a sensor's dropout).
+    Image.fromarray(np.random.default_rng(0).integers(500, 8000, (32, 40)).astype(np.uint16)).save(
+        root / "Depth" / "s5.png")
+    assert not any("no auxiliary measurement" in p for p in check_dataset(cfg, 4, progress=False).problems)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        convert_folder(root / "Depth", tmp_path / "hha2", (30.0, 30.0, 20.0, 16.0), progress=False)
+    marked = np.random.default_rng(0).integers(500, 8000, (32, 40)).astype(np.uint16)
+    marked[0] = 65535  # an invalid border row
+    Image.fromarray(marked).save(root / "Depth" / "s5.png")
+    with pytest.raises(DatasetError, match=r"s5.png: 40 pixels hold 65535, the largest uint16 value: a sensor's "
+                                           r"no-reading or saturation marker, which HHA would encode as points 65.5 m "
+                                           r"away: set such pixels to 0"):
+        convert_folder(root / "Depth", tmp_path / "hha3", (30.0, 30.0, 20.0, 16.0), progress=False)

@@ -283,5 +283,6 @@ def check_dataset(cfg: DataConfig, num_classes: int, splits: Optional[Sequence[s
     report.flag_mixed_depths()
     small = report.aux_range.problem()
     if small is not None:  # within the scale, so no file is refused; but no scene reaches a tenth of it
-        report.notes.append(small)
+        # A dataset with no auxiliary measurement anywhere is no two-modality dataset: a problem, not a note.
+        (report.problems if report.aux_range.count and not report.aux_range.top else report.notes).append(small)
     return report

@@ -11,6 +11,7 @@ import numpy as np
 
 from smmcl.data.hha import _check_intrinsics, depth_to_hha
 from smmcl.data.io import IMAGE_SUFFIXES, read_image, write_image
+from smmcl.data.modality import RangeWatch
 from smmcl.data.names import check_folder_kind
 from smmcl.errors import AuxUnitsWarning, DatasetError
 from smmcl.outputs import Confirmer, unique_outputs, writing
@@ -29,6 +30,13 @@ NEAR_FOLDER_M = 1.0
 
 def _check_depth_units(depth: np.ndarray, depth_scale: float, path: Path) -> float:
     """The frame's farthest point in metres; a `DatasetError` when it lies outside PLAUSIBLE_FARTHEST_M."""
+    if np.issubdtype(depth.dtype, np.integer) and depth.dtype.itemsize > 1:
+        marked = int(np.count_nonzero(depth == np.iinfo(depth.dtype).max))
+        if marked:  # trial 15 H9: encoded as real points 65.5 m away, where predict and training refuse them
+            top = np.iinfo(depth.dtype).max
+            raise DatasetError(f"{path}: {marked} pixels hold {top}, the largest {depth.dtype} value: a sensor's "
+                               f"no-reading or saturation marker, which HHA would encode as points {top * depth_scale:.3g} "
+                               f"m away: set such pixels to 0 in the files (smmcl reads 0 as no measurement)")
     finite = depth[np.isfinite(depth)] if np.issubdtype(depth.dtype, np.floating) else depth
     farthest = float(finite.max()) * depth_scale if finite.size else 0.0
     low, high = PLAUSIBLE_FARTHEST_M
@@ -68,7 +76,7 @@ def convert_folder(
     planned = unique_outputs(((f"{path.stem}.png", path) for path in files), f"--out folder {out_dir}")
     with writing(out_dir, "hha", "--out", inputs=[depth_dir], names=planned, overwrite=overwrite):
 
-        farthest, where, listed = 0.0, None, Confirmer(out_dir)
+        farthest, where, listed, watch = 0.0, None, Confirmer(out_dir), RangeWatch(None)
         for path in track(files, desc="hha", unit="image", enabled=progress):
             depth = read_image(path)
             if depth.ndim != 2:
@@ -78,10 +86,14 @@ def convert_folder(
                 raise DatasetError(f"{path}: the principal point (cx, cy) = ({intrinsics[2]:g}, {intrinsics[3]:g}) lies "
                                    f"outside the {w}x{h} image; --intrinsics are fx,fy,cx,cy in pixels of this image")
             far = _check_depth_units(depth, depth_scale, path)
+            watch.see(depth, path)
             if far > farthest:
                 farthest, where = far, path
             write_image(out_dir / f"{path.stem}.png", depth_to_hha(depth, intrinsics, depth_scale, normal_radius, camera_height))
             listed.add(f"{path.stem}.png")
+        empty = watch.problem(unit="depth images")  # with no scale, said only of a folder with no measurement at all
+        if empty is not None:
+            warnings.warn(f"{empty}; the HHA in {out_dir} were written as given", AuxUnitsWarning, stacklevel=2)
         if 0 < farthest < NEAR_FOLDER_M:
             warnings.warn(f"the farthest point in all {len(files)} depth images is {farthest:.3g} m (in {where}) with "
                           f"--depth-scale {depth_scale:g}: depth in centimetres read as millimetres (then --depth-scale "

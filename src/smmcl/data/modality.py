@@ -239,10 +239,18 @@ class RangeWatch:
             self.top, self.where = top, source
 
     def problem(self, for_model: bool = False, unit: str = "images", files: bool = False) -> Optional[str]:
-        """None, or the note: every image seen stays under 1/SMALL_SHARE of the scale (an all-zero set says nothing),
-        or, `for_model`, goes over SMALL_SHARE times the largest value its training images held. `files`: a dataset
-        scored as it is stored (eval), which takes no aux_scale: the remedy is to convert the files."""
+        """None, or the note: no image seen holds any measurement; every image seen stays under 1/SMALL_SHARE of the
+        scale; or, `for_model`, goes over SMALL_SHARE times the largest value its training images held. `files`: a
+        dataset scored as it is stored (eval), which takes no aux_scale: the remedy is to convert the files."""
         images = f"all {self.count} {unit}" if self.count > 1 else "the one image"
+        if self.count and not self.top:
+            # Nothing measured anywhere (trial 15: all-zero depth passed predict, recordings, training and data check
+            # without a word); the model then sees the RGB image alone. One blank frame says nothing: a whole set does.
+            use = ("the model has only the RGB image to go on" if for_model else
+                   "a model trained on them learns nothing from the auxiliary modality")
+            return (f"{images} {'hold' if self.count > 1 else 'holds'} no auxiliary measurement at all (every value 0, which is no reading, or "
+                    f"a sensor's no-reading marker; e.g. {self.where}): a sensor that gave nothing, or files written "
+                    f"wrong (values below 1, such as metres, saved as integers)? {use}")
         # Values shown as the model reads them; with a scale, as stored too (trial 11 #215: 200 shown, 2000 stored).
         stored = (f" ({_num(self.top / self.aux_scale)} as stored, x{_num(self.aux_scale)})"
                   if self.aux_scale != 1 and self.top else "")

@@ -50,8 +50,9 @@ class RunLog:
     def _truncate(self, step: int) -> None:
         if not self.path.is_file():
             return
-        kept = [row for row in read_log(self.path) if row.get("step", 0) <= step]
-        self.path.write_text("".join(json.dumps(row) + "\n" for row in kept))
+        kept = "".join(json.dumps(row) + "\n" for row in read_log(self.path) if row.get("step", 0) <= step)
+        if kept != self.path.read_text():  # a finished run resumed keeps its log untouched (trial 15 DM5)
+            self.path.write_text(kept)
 
     def step(self, step: int, terms: Dict[str, torch.Tensor], lr: float, images: int, force: bool = False) -> Optional[dict]:
         """Record one iteration; returns the logged means (floats) on a logging step (or when `force`)."""

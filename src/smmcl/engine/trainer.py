@@ -147,8 +147,9 @@ class Trainer:
             before = self.out_dir / f"config.before_step{self.step}.yaml"
             saved.replace(before)
             record(self.out_dir, [before.name])
-        with writing(saved, "config"):
-            saved.write_text(to_yaml(self.cfg))
+        if not same:  # the same config is left as it was: a finished run resumed rewrites nothing (trial 15 DM5)
+            with writing(saved, "config"):
+                saved.write_text(to_yaml(self.cfg))
         record(self.out_dir, [saved.name])
 
     def save(self) -> Path:
@@ -279,7 +280,9 @@ class Trainer:
         if main:
             self._prepare_out_dir()
         end = self.plan.total_iters if stop_at is None else min(stop_at, self.plan.total_iters)
-        log = RankMeanLog(RunLog(self.out_dir, self.step, self.cfg.train.log_every, self.cfg.train.tensorboard, enabled=main))
+        # A finished run has its TensorBoard events already: no empty event file beside them.
+        log = RankMeanLog(RunLog(self.out_dir, self.step, self.cfg.train.log_every,
+                                 self.cfg.train.tensorboard and not self.finished_before, enabled=main))
         if main:  # each run file is listed as the run's once it exists, never before (smmcl.outputs)
             record(self.out_dir, ["log.jsonl"])
         if self.state.config_changes:

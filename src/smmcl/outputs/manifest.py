@@ -3,6 +3,7 @@ kept, and how a killed command's own files are told from a user's. Read and writ
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -54,8 +55,12 @@ def _write_manifest(folder: Path, kind: str, names: Iterable[str], kept: Iterabl
         record["planned"] = dict(sorted(planned.items()))
         earlier = (read_manifest(folder) or {}).get("planned_at") if planned_at is None else planned_at
         record["planned_at"] = earlier if isinstance(earlier, (int, float)) else time.time()
+    text = json.dumps(record, indent=1) + "\n"
+    with contextlib.suppress(OSError):
+        if (folder / MANIFEST_NAME).read_text() == text:
+            return  # a folder's list as it was: a finished output read again is left untouched
     with atomic_path(folder / MANIFEST_NAME) as tmp:
-        Path(tmp).write_text(json.dumps(record, indent=1) + "\n")
+        Path(tmp).write_text(text)
 
 
 # A command killed with `kill -9` never settles its list: the files it wrote under planned names since its last

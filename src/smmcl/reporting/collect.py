@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import platform
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -18,7 +18,7 @@ from smmcl.data.classes import class_names, dataset_palette
 from smmcl.data.dataset import RGBXDataset
 from smmcl.engine.evaluate import evaluate
 from smmcl.engine.inference import InferenceProtocol
-from smmcl.engine.loading import check_aux_range, check_dataset_classes, check_folder_named, load_trained
+from smmcl.engine.loading import check_dataset_classes, check_scored_data, load_trained
 from smmcl.engine.metrics import confusion_matrix, segmentation_scores
 from smmcl.engine.predict import model_device
 from smmcl.engine.run_log import read_log
@@ -167,10 +167,13 @@ def score_run(run: Run, split: ScoredSplit, num_images: int, device: Optional[st
     file = open_model_file(run.weights)
     if file.num_classes != k:
         raise CheckpointError(f"{run.weights} predicts {file.num_classes} classes but the reference's dataset has {k}")
-    # Each run's own training range against the reference's images (trial 10 #207: a model trained on centimetres
-    # scored on millimetres beside one trained on them).
-    check_folder_named(file, split.dataset.cfg)
-    check_aux_range(file, split.dataset.cfg, split.split_name, split.subset)
+    # Eval's list of checks, of each run against the reference's images: its training range (trial 10 #207: a model
+    # trained on centimetres scored on millimetres beside one trained on them), and whether it trained on them
+    # (trial 15 RP10: test images byte for byte training images went unsaid). What a run owns was compared with the
+    # reference's (`check_comparable`); its palette, which scores nothing, is its own.
+    scored_data = replace(split.dataset.cfg, palette=run.cfg.data.palette)
+    check_scored_data(file, replace(run.cfg, data=scored_data), split.split_name, split.subset,
+                      where=f"the reference run's data ({split.dataset.cfg.root})")
     model = load_trained(run.cfg, file, device=device)
     protocol = InferenceProtocol.from_config(run.cfg)
     ignore = split.dataset.cfg.ignore_index
