@@ -252,6 +252,9 @@ def test_data_check_uses_meta_json_and_names_lines_with_spaces(tmp_path, capsys)
     (root / "train.txt").write_text("scene_00000\nliving room 01\n")
     assert main(["data", "check", str(root)]) == 1
     assert "line 2: 'living room 01' has a space in it" in capsys.readouterr().out
+    (root / "train.txt").write_text("scene_00000\nscene_00001\t3\n")  # trial 15 L9: a tab was called a space
+    assert main(["data", "check", str(root)]) == 1
+    assert "line 2: 'scene_00001\\t3' has a tab in it" in capsys.readouterr().out
 
 
 # 12. The confusion matrix refuses values outside the classes ----------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from smmcl.analysis.features import choose_pixels, feature_scores
 from smmcl.cli import main
@@ -35,6 +36,15 @@ def test_knn_folds_keep_each_image_out_of_its_own_neighbours():
     feats = rng.normal(size=(30, 8))[images] * 10 + rng.normal(size=(300, 8))
     # Neighbours within an image would give 100%; across images the class is a coin toss.
     assert feature_scores(feats, labels, images, k=5)["knn_accuracy"] < 0.8
+
+
+def test_too_few_classes_sampled_names_what_adds_pixels():
+    """Trial 15 AF1: small images at stage 4 kept a pixel or two of one class each, said without a way out."""
+    from smmcl.errors import DatasetError
+
+    with pytest.raises(DatasetError, match=r"at least two classes, but the pixels sampled hold one class: use more "
+                                           r"images .*--stage 2"):
+        feature_scores(np.ones((6, 4)), np.zeros(6, np.int64), np.arange(6), k=2)
 
 
 def test_pixel_choice_depends_on_labels_only_and_balances_classes():

@@ -28,7 +28,7 @@ def _dataset(root, n: int = 4, flat: tuple = (), lists: dict | None = None):
     train lists s0..s(n-2), test s(n-1) unless `lists` gives them."""
     rng = np.random.default_rng(0)
     for i in range(n):
-        label = rng.integers(0, 3, SIZE, dtype=np.uint8)
+        label = np.kron(rng.integers(0, 3, (SIZE[0] // 4, SIZE[1] // 4)), np.ones((4, 4))).astype(np.uint8)  # regions
         write_image(root / "RGB" / f"s{i}.png", label if i in flat else rng.integers(0, 255, (*SIZE, 3), dtype=np.uint8))
         write_image(root / "Depth" / f"s{i}.png", rng.integers(500, 9000, SIZE).astype(np.uint16))
         write_image(root / "Label" / f"s{i}.png", label)

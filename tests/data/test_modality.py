@@ -383,6 +383,14 @@ def test_meta_json_fills_refuses_contradictions_and_yields_to_overrides(tmp_path
     other.write_text(f"base: {TINY_CONFIG}\nmodel: {{num_classes: 9}}\ndata: {{class_names: [{','.join(MFNET_CLASSES)}]}}\n")
     with pytest.raises(ConfigError, match=r"other.yaml: data.class_names=\['unlabeled'.*contradicts .*meta.json"):
         load_config(other, [f"data.root={indoor_data}"])
+    # Every contradiction in one error (trial 15 TH1: each fixed one found the next).
+    both = tmp_path / "both.yaml"
+    both.write_text(f"base: {other}\ndata: {{aux_max: 1000}}\n")
+    with pytest.raises(ConfigError) as said:
+        load_config(both, [f"data.root={indoor_data}"])
+    text = str(said.value)
+    assert "data.class_names=['unlabeled'" in text and "data.aux_max=1000 contradicts" in text
+    assert "set data.class_names: [" in text and ", data.aux_max: 10000 in the config (or leave the keys out" in text
 
     # `[]` (no names) clears a base file's names, in a file or as an override: the dataset's own names fill them.
     cleared = tmp_path / "cleared.yaml"

@@ -74,7 +74,7 @@ def test_label_maps_given_as_rgb_are_said_and_photos_are_not(tmp_path):
                                     tmp_path / "m.safetensors")
     rng = np.random.default_rng(0)
     for i in range(3):
-        ids = rng.integers(0, 4, SIZE).astype(np.uint8)
+        ids = np.kron(rng.integers(0, 4, (SIZE[0] // 4, SIZE[1] // 4)), np.ones((4, 4))).astype(np.uint8)  # regions
         ids[:4] = 255  # an ignored band, as label maps have
         write_image(tmp_path / "Label" / f"s{i}.png", ids)
         dark = np.clip(rng.normal(12, 3, (*SIZE, 3)), 0, 255).astype(np.uint8)  # a night photo: dark, yet noisy
@@ -132,3 +132,9 @@ def test_a_label_map_with_more_ids_than_the_model_has_classes_is_still_a_label_m
     assert colour_count(np.repeat(ids[..., None], 3, axis=2), 4 + 1) == 9
     photo = np.random.default_rng(0).integers(0, 40, (48, 64, 3), dtype=np.uint8)  # dark, but noisy
     assert colour_count(photo, 4 + 1) is None
+    # Trial 15 F3b: a grey camera's night photo has fewer grey levels than LABEL_MAP_COLOURS, but it is noisy
+    # where a label map is flat in regions; a map of scattered single pixels (no such thing) is no label map either.
+    grey = np.clip(np.random.default_rng(1).normal(12, 3, (48, 64)), 0, 255).astype(np.uint8)
+    assert len(np.unique(grey)) <= 32 and colour_count(np.repeat(grey[..., None], 3, axis=2), 4 + 1) is None
+    regions = np.kron(np.random.default_rng(2).integers(0, 9, (12, 16)), np.ones((4, 4))).astype(np.uint8)
+    assert colour_count(np.repeat(regions[..., None], 3, axis=2), 4 + 1) == 9

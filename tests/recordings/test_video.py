@@ -146,3 +146,29 @@ def test_overlay_writer_ffv1_is_exact_and_failed_writes_leave_nothing(tmp_path):
         with VideoWriter(tmp_path / "empty.mp4"):
             pass
     assert sorted(p.name for p in tmp_path.iterdir()) == ["overlay.mkv"]
+
+
+def test_frame_numbers_with_gaps_pair_by_number_and_streams_of_other_spans_are_said(tmp_path):
+    """Trial 14 #299: frame numbers with a dropped frame were refused with the advice to name them by frame number;
+    #186: timestamps starting later than the video paired off by the head start without a word."""
+    import warnings
+
+    from smmcl.errors import InputWarning
+
+    rgb = write_ffv1(tmp_path / "rgb.mkv", [rgb_frame(k) for k in range(N)], "rgb24", "bgr0")
+    gaps = tmp_path / "thermal"
+    for k in (0, 1, 2, 4, 5, 6, 7):  # frame 3 dropped
+        write_image(gaps / f"{k:06d}.png", thermal_frame(k))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        recording = open_recording(rgb, aux_path=gaps)
+    assert recording.pairing.unpaired_rgb == [3]
+    for frame in recording:
+        assert frame.aux_source.endswith(f"{round(frame.time * FPS):06d}.png")
+        np.testing.assert_array_equal(frame.aux, thermal_frame(round(frame.time * FPS)))
+    late = tmp_path / "late"
+    for k in range(4, N):  # milliseconds, started 0.4 s after the video
+        write_image(late / f"{1_700_000_000_000 + 100 * k}.png", thermal_frame(k))
+    with pytest.warns(InputWarning, match=r"late: its file-name times span 0.3 s, the video 0.7 s; times are counted "
+                                          r"from each one's first frame"):
+        open_recording(rgb, aux_path=late)

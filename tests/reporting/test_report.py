@@ -167,3 +167,19 @@ def test_runs_reading_other_inputs_are_not_compared(tiny_runs, tmp_path):
                                               r"and .* in the reference \(every run is scored on the reference's images"):
             smmcl.report(tiny_runs["base"], compare=[other], out=tmp_path / f"report_{key}")
         assert not (tmp_path / f"report_{key}").exists()
+
+
+def test_a_report_says_when_its_test_images_are_images_a_run_was_trained_on(tiny_runs, indoor_data, tmp_path):
+    """Trial 15 RP10: test images byte for byte training images (a copied folder) were scored in a report without the
+    warning eval gives: the report runs eval's one list of checks on every run."""
+    from smmcl.errors import HeldOutWarning
+
+    data = tmp_path / "copy"
+    shutil.copytree(indoor_data, data)
+    trained = (data / "train.txt").read_text().split()[0]
+    tested = (data / "test.txt").read_text().split()[0]
+    for sub in ("RGB", "Depth", "Label"):
+        shutil.copyfile(data / sub / f"{trained}.png", data / sub / f"{tested}.png")
+    with pytest.warns(HeldOutWarning, match=rf"1 of the \d+ test images scored in {data} are byte for byte images "
+                                            rf".*model.safetensors was trained on \(e.g. '{tested}'\)"):
+        smmcl.report(tiny_runs["base"], out=tmp_path / "page", overrides=[f"data.root={data}"], progress=False)

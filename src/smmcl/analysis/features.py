@@ -79,8 +79,11 @@ def feature_scores(x: np.ndarray, labels: np.ndarray, images: np.ndarray, k: int
     from sklearn.model_selection import GroupKFold, cross_val_score
     from sklearn.neighbors import KNeighborsClassifier
 
-    if len(np.unique(labels)) < 2:
-        raise DatasetError("feature scores need points of at least two classes")
+    if len(np.unique(labels)) < 2:  # trial 15 AF1: small images at stage 4 keep a pixel or two each, said bare
+        raise DatasetError(f"feature scores need points of at least two classes, but the pixels sampled hold "
+                           f"{'no class' if not len(labels) else 'one class'}: use more images (a larger split with --split, or "
+                           f"--images), an earlier stage (--stage 2: 4x the pixels per image of stage 3, 16x of stage "
+                           f"4), or classes the images hold (not only excluded ones)")
     splits = min(folds, len(np.unique(images)))
     if splits < 2:
         raise DatasetError(f"k-NN accuracy is measured on images held out from the neighbours: it needs pixels of at "

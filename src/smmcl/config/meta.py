@@ -81,7 +81,9 @@ def stated_values(meta: dict) -> Dict[str, Any]:
 
 def reconcile(path: Path, stated: Dict[str, Any], config: Dict[str, tuple[Any, str]], overrides: Dict[str, Any]) -> None:
     """Refuse a config value (key -> (value, where it was set)) that contradicts meta.json's `stated` one; warn of
-    an override that does (it is used). Keys neither sets are left to meta.json."""
+    an override that does (it is used). Keys neither sets are left to meta.json. Every contradiction is named in one
+    error."""
+    clashes: list = []
     for key, want in stated.items():
         if key in overrides:
             if overrides[key] != want:
@@ -89,12 +91,23 @@ def reconcile(path: Path, stated: Dict[str, Any], config: Dict[str, tuple[Any, s
                               f"the override is used", ConfigWarning, stacklevel=2)
             continue
         if key in config and config[key][0] != want:  # 10000 (JSON) == 10000.0 (YAML)
-            value, origin = config[key]
-            clear = " (data.class_names: [] clears a base config's names)" if key == "data.class_names" else ""
-            unset = (" (unset: each image scaled by its file type's maximum, which is 255 only for 8-bit files)"
-                     if key == "data.aux_max" and value is None else "")
-            # "Leave it out" alone fails where a base config sets the key (trial 7 #158b): name the value that works.
-            raise ConfigError(f"{origin}: {key}={value!r}{unset} contradicts {path}, which says {key}={want!r}; "
-                              f"set {key}: {json.dumps(want)} in the config (or leave the key out where no base "
-                              f"config sets it){clear}, or give {key}=... as an override to train with another "
-                              f"value anyway")
+            clashes.append((key, want))
+    if not clashes:
+        return
+    said = []
+    for key, want in clashes:
+        value, origin = config[key]
+        unset = (" (unset: each image scaled by its file type's maximum, which is 255 only for 8-bit files)"
+                 if key == "data.aux_max" and value is None else "")
+        said.append(f"{origin}: {key}={value!r}{unset} contradicts {path}, which says {key}={want!r}")
+    clear = (" (data.class_names: [] clears a base config's names)" if any(k == "data.class_names" for k, _ in clashes)
+             else "")
+    sets = ", ".join(f"{key}: {json.dumps(want)}" for key, want in clashes)
+    keys = ", ".join(f"{key}=..." for key, _ in clashes)
+    # Every clash at once (trial 15 TH1: fixed one by one, each rerun found the next). "Leave it out" alone fails
+    # where a base config sets the key (trial 7 #158b): name the value that works.
+    raise ConfigError(f"{'; '.join(said)}; set {sets} in the config (or leave the "
+                      f"{'key' if len(clashes) == 1 else 'keys'} out where no base config sets "
+                      f"{'it' if len(clashes) == 1 else 'them'}){clear}, or give {keys} as "
+                      f"{'an override' if len(clashes) == 1 else 'overrides'} to train with "
+                      f"{'another value' if len(clashes) == 1 else 'other values'} anyway")

@@ -82,8 +82,10 @@ def read_name_list(path: Path, unique: bool = True, folders: Sequence[Path] = ()
     for number, line in enumerate(text.splitlines(), start=1):
         fields = [] if line.lstrip().startswith("#") else line.split()  # a comment line (# ...)
         if len(fields) > 1 and not all(Path(f).suffix.lower() in IMAGE_SUFFIXES + (".npy",) for f in fields):
-            raise DatasetError(f"{path}, line {number}: {line.strip()!r} has a space in it; a line holds one sample "
-                               f"name, or paths (RGB LABEL) separated by spaces, so names with spaces must be renamed")
+            gap = "a tab" if "\t" in line.strip() else "a space"  # trial 15 L9: a tab was called a space
+            raise DatasetError(f"{path}, line {number}: {line.strip()!r} has {gap} in it; a line holds one sample "
+                               f"name, or image paths (RGB LABEL) separated by spaces or tabs, so a name with "
+                               f"{gap} must be renamed, and other columns (a second name, a class) removed")
         if fields and folders:
             check_list_paths(path, number, line, folders)
         if fields:

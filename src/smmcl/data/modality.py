@@ -277,9 +277,10 @@ class RangeWatch:
             return None
         text = where + f"under 1/{SMALL_SHARE} of "
         factor = _power_of_ten(self.aux_max / self.top)
-        if not for_model:
+        if not for_model:  # the scale is the config's: it may be the one that is off (trial 15 T28)
             return text + (f"data.aux_max={_num(self.aux_max)}: other units than aux_max counts "
-                           f"({_units_guess(factor, True)})?")
+                           f"({_units_guess(factor, True)})? or data.aux_max {_num(factor)}x larger than their "
+                           f"full scale?")
         step = _num(factor * self.aux_scale)
         return text + (f"the model's aux_max {_num(self.aux_max)}: other units than it was trained on "
                        f"({_units_guess(factor, True)})? then " + self._remedy(step, files) + "; a scene this near is "
@@ -297,12 +298,16 @@ class RangeWatch:
 # "RGB" image is a label map whatever the model's class count: a dataset's 9 ids given to a 4-class model passed the
 # class-count rule alone (trial 14 #203).
 LABEL_MAP_COLOURS = 32
+# The least share of pixels that are their right neighbour's colour in a label map: its regions span many pixels, so
+# only their borders differ (over 80% alike in a 24 x 32 map of 4 x 4 blocks); noise keeps a photo's share far lower
+# (about 10% for a grey night photo with a noise of 3 levels).
+FLAT_NEIGHBOURS = 0.6
 
 
 def colour_count(rgb: np.ndarray, limit: int) -> Optional[int]:
-    """The number of distinct colours of an H x W x 3 image when at most `limit` (or LABEL_MAP_COLOURS, the larger),
-    else None. A photo, even a dark one, has sensor noise and so hundreds of colours; a label map (ids read as grey,
-    or its palette's colours) has one per class. Counted on every 4th pixel each way (a label map's classes span many
+    """The number of distinct colours of an H x W x 3 image when at most `limit` (or LABEL_MAP_COLOURS, the larger)
+    and the image is flat in regions (FLAT_NEIGHBOURS), else None. A photo, even a dark one, has sensor noise and so
+    hundreds of colours; a label map (ids read as grey, or its palette's colours) has one per class. Counted on every 4th pixel each way (a label map's classes span many
     pixels), on every pixel of a small image, and not at all below 16 x 16 pixels (too few to tell; trial 7 #197: a
     7 x 5 photo)."""
     limit = max(limit, LABEL_MAP_COLOURS)
@@ -311,7 +316,13 @@ def colour_count(rgb: np.ndarray, limit: int) -> Optional[int]:
     step = 4 if min(rgb.shape[:2]) >= 64 else 1
     sample = np.ascontiguousarray(rgb[::step, ::step]).reshape(-1, 3).astype(np.int32)
     count = len(np.unique(sample[:, 0] << 16 | sample[:, 1] << 8 | sample[:, 2]))
-    return count if count <= limit else None
+    if count > limit:
+        return None
+    # A label map is flat in regions: most pixels are their right neighbour's colour. A dark grey photo has as few
+    # grey levels, but its noise sets neighbours apart (trial 15 F3b: night photos from a grey camera were called
+    # label maps).
+    same = np.all(rgb[:, 1:] == rgb[:, :-1], axis=-1)
+    return count if float(same.mean()) >= FLAT_NEIGHBOURS else None
 
 
 def flat_rgb_problem(flat: list, total: int, where: str = "") -> str:

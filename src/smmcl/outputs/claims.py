@@ -46,6 +46,8 @@ def check_apart(out: str | Path, inputs: Iterable[Optional[str | Path]], what: s
     """Refuse an output (file or folder) that is an input, lies inside an input folder, or holds an input."""
     target = resolved(out)
     for given, source in _sources(inputs):
+        if Path(given).absolute() != source:  # a link (or `..`) led there: the real place first (trial 15 SL2)
+            given = f"{source} (where {given} leads)" if Path(given).is_symlink() else source
         if target == source:
             raise OutputError(f"{what} {out} is the input {given}: writing there would replace it")
         if source.is_dir() and target.is_relative_to(source):
