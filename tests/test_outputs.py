@@ -486,7 +486,7 @@ def test_a_command_killed_part_way_can_be_run_again(tmp_path):
     os.utime(mine, (later, later))
     rerun = subprocess.run(args, capture_output=True, text=True)
     assert rerun.returncode == 2 and "scene_00399.png" in rerun.stderr and mine.read_bytes() == b"mine"
-    assert f"holds files smmcl did not write there (Label/scene_00399.png)" in rerun.stderr  # its own are not named
+    assert "holds files smmcl did not write there (Label/scene_00399.png)" in rerun.stderr  # its own are not named
     mine.unlink()
     assert subprocess.run(args, capture_output=True).returncode == 0
     assert len(list((out / "Label").glob("*.png"))) == 400

@@ -15,15 +15,7 @@ from smmcl.cli import main  # noqa: E402
 from smmcl.deploy import quantize  # noqa: E402
 from smmcl.model_file import open_model_file  # noqa: E402
 
-from support import TINY_CONFIG, build_tiny_model  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def weights(indoor_data, tmp_path_factory):
-    cfg = smmcl.load_config(TINY_CONFIG, [f"data.root={indoor_data}"])
-    path = tmp_path_factory.mktemp("int8") / "model.safetensors"
-    smmcl.save_pretrained(build_tiny_model(cfg, seed=0).eval(), cfg, path)
-    return path
+from support import TINY_CONFIG  # noqa: E402
 
 
 def test_int8_is_refused_with_its_numbers_when_it_does_not_win(weights, indoor_data, tmp_path, capsys, monkeypatch):

@@ -20,15 +20,7 @@ from smmcl.files import FolderBusyError
 from smmcl.model_file import open_model_file
 from smmcl.outputs import claim_folder, record, settle, writing
 
-from support import TINY_CONFIG, build_tiny_model
-
-
-@pytest.fixture(scope="module")
-def weights(indoor_data, tmp_path_factory):
-    cfg = smmcl.load_config(TINY_CONFIG, [f"data.root={indoor_data}"])
-    path = tmp_path_factory.mktemp("t12") / "model.safetensors"
-    smmcl.save_pretrained(build_tiny_model(cfg, seed=0).eval(), cfg, path)
-    return path
+from support import TINY_CONFIG
 
 
 @pytest.mark.parametrize("units", ["mm", "0.1 m", "m"])
