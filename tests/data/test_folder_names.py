@@ -128,3 +128,24 @@ def test_a_label_folder_given_as_the_auxiliary_one_is_named(tmp_path):
     (tmp_path / "d" / "list.txt").write_text("RGB/s0.png Label/s0.png\n")
     with pytest.raises(DatasetError, match=r"Label: a folder named for label images, given as the auxiliary ones"):
         smmcl.predict(model, None, None, tmp_path / "out", list_file=tmp_path / "d" / "list.txt", progress=False)
+
+
+def test_an_auxiliary_folder_given_as_the_rgb_one_is_named_everywhere(tmp_path, capsys):
+    """Trial 16 #102: grey images pass as RGB, so a thermal folder (or video) given as the RGB one is told by its
+    name, by training, `data check`, eval and predict; a name that also says colour is an RGB folder."""
+    cfg = tiny_config("data.aux_kind=thermal", "data.aux_max=255")
+    thermal = smmcl.save_pretrained(build_tiny_model(cfg, seed=0).eval(), cfg, tmp_path / "thermal.safetensors")
+    root = tmp_path / "rgbt"
+    _dataset(root, "Thermal", np.full(SIZE, 120, np.uint8))
+    with pytest.raises(DatasetError, match=r"Thermal names thermal images, given as the RGB ones: predict reads colour "
+                                           r"images as --rgb and thermal images as --aux"):
+        smmcl.predict(thermal, root / "Thermal", root / "RGB", tmp_path / "out", progress=False)
+    swapped = [f"data.root={root}", "data.rgb_dir=Thermal", "data.aux_dir=RGB", "data.aux_kind=thermal"]
+    with pytest.raises(DatasetError, match=r"data.rgb_dir='Thermal' names thermal images, given as the RGB ones"):
+        RGBXDataset(tiny_config(*swapped).data, "train", 3, train=True)
+    assert main(["data", "check", str(root), "--preset", "generic", "model.num_classes=3", *swapped[1:]]) == 1
+    assert "data.rgb_dir='Thermal' names thermal images, given as the RGB ones" in capsys.readouterr().out
+    with pytest.raises(DatasetError, match=r"data.rgb_dir='Thermal' names thermal images, given as the RGB ones"):
+        smmcl.evaluate_checkpoint(thermal, tiny_config(*swapped, "data.aux_max=255"), progress=False)
+    (root / "RGB").rename(root / "thermal_cam_rgb")  # says colour too: an RGB folder (of a thermal rig)
+    assert len(smmcl.predict(thermal, root / "thermal_cam_rgb", root / "Thermal", tmp_path / "out", progress=False)) == 4

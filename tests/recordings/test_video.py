@@ -172,3 +172,22 @@ def test_frame_numbers_with_gaps_pair_by_number_and_streams_of_other_spans_are_s
     with pytest.warns(InputWarning, match=r"late: its file-name times span 0.3 s, the video 0.7 s; times are counted "
                                           r"from each one's first frame"):
         open_recording(rgb, aux_path=late)
+
+
+def test_swapped_videos_are_refused_by_name_and_by_colour(tmp_path):
+    """Trial 16 #102: the thermal video given as --video and the colour one as --aux were predicted without a word:
+    the auxiliary video is read as grey, and grey passes as RGB. A colour video as the auxiliary stream is refused by
+    its content, a video named for thermal or depth as the RGB one by its name."""
+    colour = write_ffv1(tmp_path / "drive.mkv", [rgb_frame(k) for k in range(3)], "rgb24", "bgr0")
+    thermal = write_ffv1(tmp_path / "thermal.mkv", [thermal_frame(k) for k in range(3)], "gray", "gray")
+    with pytest.raises(DatasetError, match=r"thermal.mkv names thermal images, given as the RGB ones: the RGB video is "
+                                           r"the colour camera's \(--video\)"):
+        open_recording(thermal, aux_path=colour)
+    plain = write_ffv1(tmp_path / "cam1.mkv", [thermal_frame(k) for k in range(3)], "gray", "gray")
+    with pytest.raises(DatasetError, match=r"drive.mkv: a colour video \(its first frame's channels differ by \d+ on "
+                                           r"average\) as the auxiliary stream"):
+        open_recording(plain, aux_path=colour)
+    # A grey video stored as YUV (not gray) is still grey: chroma rounding is no colour.
+    yuv = write_ffv1(tmp_path / "thermal_yuv.mkv", [np.repeat(thermal_frame(k)[..., None], 3, 2) for k in range(3)],
+                     "rgb24", "yuv444p")
+    assert len(open_recording(colour, aux_path=yuv)) == 3

@@ -17,7 +17,7 @@ from smmcl.data.io import IMAGE_SUFFIXES, image_dtype, read_image, split_packed
 from smmcl.data.photometric import PhotometricAugment, photometric_rng
 from smmcl.data.modality import (RangeWatch, check_aux, check_label, check_rgb, check_same_size, colour_count,
                                   flat_rgb_problem)
-from smmcl.data.names import check_folder_kind, folder_kind
+from smmcl.data.names import check_folder_kind, check_rgb_named, folder_kind
 from smmcl.data.transforms import TrainAugment, eval_transform, to_tensor_aux, to_tensor_rgb
 from smmcl.errors import AuxUnitsWarning, DatasetError, InputWarning
 from smmcl.files import read_text
@@ -256,6 +256,8 @@ def check_aux_kind(cfg: DataConfig) -> None:
         check_folder_kind(cfg.aux_dir, cfg.aux_kind, f"data.aux_kind={cfg.aux_kind!r}",
                           f"set data.aux_kind={folder_kind(cfg.aux_dir)} (it decides the auxiliary augmentation and "
                           f"the checks of its values)", what=f"data.aux_dir={cfg.aux_dir!r}")
+        check_rgb_named(cfg.rgb_dir, "data.rgb_dir names the folder of colour images, data.aux_dir the auxiliary one",
+                        what=f"data.rgb_dir={cfg.rgb_dir!r}")
 
 
 def missing_folder_hint(root: Path, sub: str, cfg: DataConfig) -> str:

@@ -210,13 +210,22 @@ def units_problem(aux: np.ndarray, aux_max: Optional[float], aux_scale: float = 
 # first STREAM_FRAMES frames of a stream) are more likely other units than a scene that near: depth in centimetres
 # where the scale counts millimetres reads 10x too near. Noted, never refused: a close-range set may be so.
 SMALL_SHARE = 10
+# Against the largest value a model's training images held (not a nominal scale a scene rarely fills) the margin is
+# narrower: the same scenes in centimetres for millimetres sit at exactly a tenth of it, which "under a tenth" missed
+# (trial 16 #14: 300 for a model trained up to 3000 said nothing). A scene a quarter as far is still noted, as such.
+TRAINED_SHARE = 4
+
+
+def _nearest_power_of_ten(ratio: float) -> float:
+    """The power of ten nearest to `ratio` (in log): values a tenth of another's, give or take a scene's spread."""
+    return 10.0 ** max(1, round(math.log10(ratio)))
 STREAM_FRAMES = 30
 
 
 class RangeWatch:
     """The largest auxiliary value (times `aux_scale`) over many images, and where it was; `problem` says when it
     stays under 1/SMALL_SHARE of `aux_max`, or, for a model that recorded the largest value of its training images
-    (`trained_top`), goes over SMALL_SHARE times that. One rule for `data check`, training, `predict`, eval,
+    (`trained_top`), stays under 1/TRAINED_SHARE of that or goes over TRAINED_SHARE times it. One rule for `data check`, training, `predict`, eval,
     recordings and the Predictor."""
 
     def __init__(self, aux_max: Optional[float], aux_scale: float = 1.0, trained_top: Optional[float] = None):
@@ -240,7 +249,8 @@ class RangeWatch:
 
     def problem(self, for_model: bool = False, unit: str = "images", files: bool = False) -> Optional[str]:
         """None, or the note: no image seen holds any measurement; every image seen stays under 1/SMALL_SHARE of the
-        scale; or, `for_model`, goes over SMALL_SHARE times the largest value its training images held. `files`: a
+        scale; or, `for_model`, stays under 1/TRAINED_SHARE of the largest value its training images held or goes over
+        TRAINED_SHARE times it. `files`: a
         dataset scored as it is stored (eval), which takes no aux_scale: the remedy is to convert the files."""
         images = f"all {self.count} {unit}" if self.count > 1 else "the one image"
         if self.count and not self.top:
@@ -255,22 +265,22 @@ class RangeWatch:
         stored = (f" ({_num(self.top / self.aux_scale)} as stored, x{_num(self.aux_scale)})"
                   if self.aux_scale != 1 and self.top else "")
         where = f"the largest auxiliary value in {images} is {_num(self.top)}{stored} (in {self.where}), "
-        if for_model and self.trained_top and self.top > SMALL_SHARE * self.trained_top:
+        if for_model and self.trained_top and self.top > TRAINED_SHARE * self.trained_top:
             # Within aux_max, yet far beyond anything trained on: a model trained on centimetres given millimetres
             # reads every value 10x too far (trial 6 C189); its aux_max alone cannot tell.
-            factor = _power_of_ten(self.top / self.trained_top)
+            factor = _nearest_power_of_ten(self.top / self.trained_top)
             step = _num(self.aux_scale / factor)
-            return (where + f"over {SMALL_SHARE}x the largest its training images held ({_num(self.trained_top)}): "
+            return (where + f"over {TRAINED_SHARE}x the largest its training images held ({_num(self.trained_top)}): "
                     f"other units than it was trained on ({_units_guess(factor, False)})? then "
                     + self._remedy(step, files) + "; a scene this much farther (or hotter) than any it was trained on "
                     "is read as it is")
         if for_model and self.trained_top:
             # Its own training range decides: a model trained on a near scene (in its units) reads one as it is.
-            if not 0 < self.top * SMALL_SHARE < self.trained_top:
+            if not 0 < self.top * TRAINED_SHARE < self.trained_top:
                 return None
-            factor = _power_of_ten(self.trained_top / self.top)
+            factor = _nearest_power_of_ten(self.trained_top / self.top)
             step = _num(factor * self.aux_scale)
-            return (where + f"under 1/{SMALL_SHARE} of the largest its training images held "
+            return (where + f"under 1/{TRAINED_SHARE} of the largest its training images held "
                     f"({_num(self.trained_top)}): other units than it was trained on ({_units_guess(factor, True)})? "
                     f"then " + self._remedy(step, files) + "; a scene this near is read as it is")
         if self.aux_max is None or not 0 < self.top * SMALL_SHARE < self.aux_max:

@@ -43,6 +43,23 @@ def check_folder_kind(folder: object, kind: str, against: str, remedy: str, what
         raise DatasetError(f"{what or folder} names {named} images but {against}: {remedy}; {rename}")
 
 
+# Words that name colour images: a name holding one of them is an RGB folder, whatever else it says
+# (`color_aligned_to_depth`).
+RGB_WORDS = {"rgb", "color", "colour", "visible", "vis"}
+
+
+def check_rgb_named(folder: object, remedy: str, what: Optional[str] = None) -> None:
+    """Refuse RGB images from a folder (or video) whose own name says an auxiliary modality and no colour (a
+    `Thermal/` folder or `thermal.mp4` given as the RGB ones): grey images pass as RGB, so only the name tells
+    (trial 16 #102: the RGB and thermal videos swapped were predicted without a word). `what` names it."""
+    name = Path(str(folder)).name
+    named = folder_kind(name)
+    words = {w.lower() for w in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+", name)}
+    if named is not None and not words & RGB_WORDS:
+        raise DatasetError(f"{what or folder} names {named} images, given as the RGB ones: {remedy}; if it holds "
+                           f"colour images, give it another name")
+
+
 # Words that name label images (class ids), which are never auxiliary images.
 LABEL_WORDS = {"label", "labels", "gt", "groundtruth", "annotation", "annotations", "mask", "masks"}
 

@@ -197,8 +197,11 @@ def check_folder_named(file: ModelFile, data) -> None:
     """Refuse scoring a model on an auxiliary folder named for another modality than it was trained on, as training
     and predict refuse it (trial 12 #238: a depth model scored radiometric thermal from `Thermal/`, which fits a
     millimetre scale). `data`: the `DataConfig` of the images scored."""
-    from smmcl.data.names import check_folder_kind, folder_kind
+    from smmcl.data.names import check_folder_kind, check_rgb_named, folder_kind
 
+    if data.layout != "packed":
+        check_rgb_named(data.rgb_dir, "data.rgb_dir names the folder of colour images, data.aux_dir the auxiliary one",
+                        what=f"data.rgb_dir={data.rgb_dir!r}")
     kind = file.config.data.aux_kind if file.config is not None else None
     if kind is not None and data.layout != "packed":
         check_folder_kind(data.aux_dir, kind, f"{file.path} was trained on {kind} images",

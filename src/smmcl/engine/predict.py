@@ -14,7 +14,7 @@ from PIL import Image
 
 from smmcl.data.io import IMAGE_SUFFIXES, read_image, split_packed
 from smmcl.data.modality import RangeWatch, check_aux, check_rgb, check_same_size, colour_count, flat_rgb_problem
-from smmcl.data.names import check_folder_kind, folder_kind, names_labels
+from smmcl.data.names import check_folder_kind, check_rgb_named, folder_kind, names_labels
 from smmcl.data.preprocess import Preprocessing
 from smmcl.errors import AuxUnitsWarning, DatasetError, InputWarning
 from smmcl.files import read_text
@@ -278,6 +278,8 @@ def write_prediction(out: Path, name: str, rgb: np.ndarray, labels: np.ndarray, 
 def check_input_kinds(pairs: Sequence[InputPair], aux_kind: str) -> None:
     """Refuse auxiliary images from a folder named for another modality than the model's, as training refuses
     them: 8-bit depth from a `Depth/` folder fits a thermal model's scale, and only the name tells (trial 11 #156)."""
+    for folder in dict.fromkeys(Path(p.rgb).parent for p in pairs):  # grey images pass as RGB: the name tells
+        check_rgb_named(folder, f"predict reads colour images as --rgb and {aux_kind} images as --aux")
     for folder in dict.fromkeys(Path(p.aux).parent for p in pairs if p.aux is not None):
         if names_labels(folder):  # trial 14 #183: a list of RGB LABEL lines was read as 8-bit depth
             raise DatasetError(f"{folder}: a folder named for label images, given as the auxiliary ones: predict "

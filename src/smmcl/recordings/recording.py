@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 from smmcl.data.io import IMAGE_SUFFIXES
-from smmcl.data.names import check_folder_kind
+from smmcl.data.names import check_folder_kind, check_rgb_named
 from smmcl.errors import DatasetError
 from smmcl.recordings.bags import BAG_SUFFIXES, ROS2_FILES
 from smmcl.recordings.frames import Recording
@@ -72,6 +72,9 @@ def open_recording(path: str | Path, rgb_topic: Optional[str] = None, aux_topic:
     if aux_path is None:
         raise DatasetError(f"{path} is a video, not a ROS bag: a video needs its auxiliary stream, a second video or "
                            "an image folder (aux_path, --aux with --video)")
+    # A grey video passes as RGB: only its own name tells (thermal.mp4 as --video); its folder may be a project's.
+    check_rgb_named(path, "the RGB video is the colour camera's (--video); its depth or thermal stream goes with --aux "
+                          "(aux_path)")
     if aux_kind is not None:  # a video's stream named for another modality: its folder, or its own name (thermal.mkv)
         for named in ((aux_path,) if Path(aux_path).is_dir() else (aux_path, Path(aux_path).parent)):
             check_folder_kind(named, aux_kind, f"the model was trained on {aux_kind} images",

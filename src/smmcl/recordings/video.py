@@ -75,6 +75,29 @@ def _decode(path: Path, grey: bool) -> Iterator[np.ndarray]:
             yield frame.to_ndarray(format=fmt)
 
 
+# The mean spread between a pixel's channels above which a video is in colour: a grey video stored as YUV comes back
+# with channels a step or two apart (chroma rounding), a colour one (or a palette's false colours) far more.
+COLOUR_SPREAD = 8.0
+
+
+def _check_grey(path: Path) -> None:
+    """Refuse a colour video as the auxiliary stream, which is read as grey: its luma would pass for depth or
+    thermal (trial 16 #102: the RGB and thermal videos swapped were predicted without a word)."""
+    with _video(path) as (container, stream):
+        if (stream.codec_context.pix_fmt or "").startswith("gray"):
+            return
+        first = next(iter(container.decode(stream)), None)
+        if first is None:
+            return  # no frames: said where they are counted
+        rgb = first.to_ndarray(format="rgb24").astype(np.int16)
+    spread = float((rgb.max(axis=2) - rgb.min(axis=2)).mean())
+    if spread > COLOUR_SPREAD:
+        raise DatasetError(f"{path}: a colour video (its first frame's channels differ by {spread:.0f} on average) as "
+                           f"the auxiliary stream, which holds one value per pixel (depth or thermal, read as grey): "
+                           f"the RGB video given as --aux, or a colour-mapped picture of the sensor's values? give "
+                           f"the colour video as --video and the sensor's grey video as --aux")
+
+
 def _check_units(aux_units: str) -> str:
     if aux_units not in (RAW, UNKNOWN) and metres_per_unit(aux_units) is None:
         raise DatasetError(f"aux_units {aux_units!r}: expected mm, m, '<metres per unit> m', raw or unknown")
@@ -102,6 +125,7 @@ def open_video(path: Path, aux_path: str | Path, *, tolerance: Optional[float] =
                 raise DatasetError(f"{aux_path}: {exc}") from None
             aux_times = [t + rgb_times[0] for t in shared]
     else:
+        _check_grey(aux_path)
         aux_times = _times(aux_path)
         pairing = pair_by_index(len(rgb_times), len(aux_times), rgb_times)
     if not pairing.pairs:
