@@ -29,7 +29,9 @@ def test_unknown_key_in_file_is_named(tmp_path):
 
 @pytest.mark.parametrize(
     "override, match",
-    [("train.lrr=1", "train.lrr"), ("train.lr=abc", "train.lr"), ("train", "key=value"), ("nosection.x=1", "nosection")],
+    [("train.lrr=1", "train.lrr"), ("train.lr=abc", "train.lr"), ("train", "key=value"), ("nosection.x=1", "nosection"),
+     # trial 16 #217: two classes of one name, which no score table or legend tells apart
+     ("data.class_names=[a,a,b,c,d,e,f,g,h,i,j,k,l,m]", r"data.class_names=\['a', 'a'.*a different name for each class")],
 )
 def test_bad_overrides_are_named(override, match):
     with pytest.raises(ConfigError, match=match):

@@ -88,6 +88,9 @@ def _rules(cfg) -> List[Tuple[str, Any, Callable[[Any], bool], str]]:
         *_apart_rows(d),
         ("data.class_names", d.class_names, lambda x: len(x) in (0, m.num_classes),
          f"no names, or one per class: model.num_classes={m.num_classes}"),
+        # Two classes of one name cannot be told apart in a score table, a legend or a report (trial 16 #217).
+        ("data.class_names", d.class_names, lambda x: len({str(n) for n in x}) == len(x),
+         "a different name for each class (one is given twice)"),
         ("data.palette", d.palette, lambda x: len(x) in (0, m.num_classes) and all(
             len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c) for c in x),
          f"no colours, or one [R, G, B] (0..255 each) per class: model.num_classes={m.num_classes}"),

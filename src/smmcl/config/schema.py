@@ -216,6 +216,7 @@ class TrainConfig:
     out_dir: str = "runs/default"
     # Checkpoint every N iterations (0: at the end of every epoch) and always at the end.
     checkpoint_every: int = 0
+    # The newest N training checkpoints are kept, older ones removed as new ones are written; 0 keeps every one.
     keep_checkpoints: int = 2
     log_every: int = 10
     # Every N iterations (0: never) also log the gradient norm that CE and the weighted contrastive
