@@ -185,9 +185,13 @@ CASES = [
                                           "--out", "{tmp}/p10"], "--aux must be one too"),
     ("export with an override", ["export", "--checkpoint", "{weights}", "--out", "{tmp}/m2.onnx", "data.aux_max=3"],
      "takes no config overrides (data.aux_max=3)"),
+    ("export with two overrides", ["export", "--checkpoint", "{weights}", "--out", "{tmp}/m3.onnx", "data.aux_dir=Thermal",
+                                   "data.aux_kind=thermal"],  # trial 16 #118: the first taken as the old FILE argument
+     "takes no config overrides (data.aux_dir=Thermal data.aux_kind=thermal)"),
     # --- study / report / analyze / demo ---
     ("study missing", ["study", "{tmp}/none.yaml"], "none.yaml"),
     ("study not a study", ["study", "{tiny}"], "is a training config, not a study file"),
+    ("study a config with a base", ["study", "{five}"], "is a training config, not a study file"),  # trial 16 #208
     ("study jobs zero", ["study", "{tiny}", "--jobs", "0"], "jobs"),
     ("report run missing", ["report", "{tmp}/none"], "none"),
     ("report not a run", ["report", "{rgb}"], "{rgb}"),

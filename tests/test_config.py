@@ -31,7 +31,10 @@ def test_unknown_key_in_file_is_named(tmp_path):
     "override, match",
     [("train.lrr=1", "train.lrr"), ("train.lr=abc", "train.lr"), ("train", "key=value"), ("nosection.x=1", "nosection"),
      # trial 16 #217: two classes of one name, which no score table or legend tells apart
-     ("data.class_names=[a,a,b,c,d,e,f,g,h,i,j,k,l,m]", r"data.class_names=\['a', 'a'.*a different name for each class")],
+     ("data.class_names=[a,a,b,c,d,e,f,g,h,i,j,k,l,m]", r"data.class_names=\['a', 'a'.*a different name for each class"),
+     # trial 16 #335: an ignore index that is a class id; #051: an empty value read as None; #201: inf is no scale
+     ("data.ignore_index=0", r"data.ignore_index=0: expected a value outside the class ids 0..13"),
+     ("train.lr=", r"override 'train.lr=': an empty value"), ("data.aux_max=inf", "expected null or a finite number")],
 )
 def test_bad_overrides_are_named(override, match):
     with pytest.raises(ConfigError, match=match):

@@ -51,6 +51,10 @@ def test_a_second_run_into_a_used_folder_is_refused_unless_overwrite(tiny_overri
     assert main([*args, "--overwrite", "train.max_iters=2"]) == 0
     assert [s for s, _ in list_checkpoints(out / "checkpoints")] == [2]
     assert [r["step"] for r in read_log(out)] == [2]
+    # The same config replaced with --overwrite keeps its config.yaml (trial 16 #243: the run was left without it).
+    saved = (out / "config.yaml").read_text()
+    assert main([*args, "--overwrite", "train.max_iters=2"]) == 0
+    assert (out / "config.yaml").read_text() == saved and "max_iters: 2" in saved
 
 
 # 2. Non-finite auxiliary values are "no measurement", with a warning that counts them ----------------
@@ -180,7 +184,7 @@ def test_an_unwritable_folder_fails_before_any_training(tiny_overrides, monkeypa
     ("train.max_iters=0", "train.max_iters=0: expected null or an integer >= 1"),
     ("data.crop_size=[0,0]", r"data.crop_size=\[0, 0\]: expected \[height, width\]"),
     ("model.num_classes=0", "model.num_classes=0"),
-    ("train.lr=-0.001", "train.lr=-0.001: expected a number > 0"),
+    ("train.lr=-0.001", "train.lr=-0.001: expected a finite number > 0"),
     ("loss.temperature=0", "loss.temperature=0"),
     ("eval.exclude_classes=[14]", r"eval.exclude_classes=\[14\]: expected class ids in 0..13"),
     ("train.precision=fp8", "expected one of \\['fp32', 'bf16', 'fp16'\\]"),

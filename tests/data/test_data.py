@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -139,3 +141,21 @@ def test_batch_sampler_resumes_exactly_and_reshuffles_per_epoch():
     assert len(set(seeds)) == len(seeds)
     with pytest.raises(ValueError, match="batch size 11"):
         ResumableBatchSampler(10, 11, 0, 0, 1)
+
+
+def test_data_check_names_empty_classes_and_a_label_shift_that_labels_do_not_need(tmp_path, capsys):
+    """Trial 16 #334: `data.label_shift=1` on labels counting from 0 read every 0 as ignore and left the top class
+    empty, and `data check` said only "no problems found"."""
+    from smmcl.cli import main
+
+    root = tmp_path / "d"
+    assert main(["data", "synth", "--kind", "indoor-rgbd", "--out", str(root), "--num", "8", "--size", "48x64"]) == 0
+    capsys.readouterr()
+    assert main(["data", "check", str(root), "data.label_shift=1"]) == 0  # a note: 1-based labels may lack the top one
+    out = capsys.readouterr().out
+    assert re.search(r"note: data.label_shift=1, but the stored labels are 0..13, which fit the 14 classes unshifted: "
+                     r"shifted, [\d.]+% of the labelled pixels \(values below 1\) are read as ignore and class 13 gets "
+                     r"none; if the labels count from 0, set data.label_shift=0", out)
+    assert "note: 1 of the 14 classes has no labelled pixel in the splits checked (13 (window))" in out
+    assert main(["data", "check", str(root)]) == 0
+    assert "label_shift" not in capsys.readouterr().out

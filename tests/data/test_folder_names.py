@@ -42,10 +42,10 @@ def test_data_check_refuses_what_training_refuses_and_names_the_folder_that_is_t
     assert main(["data", "check", str(tmp_path / "rgbt"), *keys]) == 1
     out = capsys.readouterr().out
     # Said once (the splits share the folder), with the keys that read the folder that is there; no line per sample.
-    assert "no 'Depth' folder (aux images); it has a 'Thermal' folder: set data.aux_dir=Thermal " \
-           "data.aux_kind=thermal" in out
+    assert "no 'Depth' folder (aux images); it has a 'Thermal' folder: to train on its thermal images set " \
+           "data.aux_dir=Thermal data.aux_kind=thermal (a model trained on depth images cannot read them)" in out
     assert "missing aux file" not in out and out.count("no 'Depth' folder") == 1
-    with pytest.raises(DatasetError, match="has no 'Depth' folder.*it has a 'Thermal' folder: set data.aux_dir=Thermal"):
+    with pytest.raises(DatasetError, match="has no 'Depth' folder.*it has a 'Thermal' folder: to train on its thermal images set data.aux_dir=Thermal"):
         RGBXDataset(tiny_config(f"data.root={tmp_path / 'rgbt'}").data, "test", 3)
 
 

@@ -138,3 +138,20 @@ def test_a_label_map_with_more_ids_than_the_model_has_classes_is_still_a_label_m
     assert len(np.unique(grey)) <= 32 and colour_count(np.repeat(grey[..., None], 3, axis=2), 4 + 1) is None
     regions = np.kron(np.random.default_rng(2).integers(0, 9, (12, 16)), np.ones((4, 4))).astype(np.uint8)
     assert colour_count(np.repeat(regions[..., None], 3, axis=2), 4 + 1) == 9
+
+
+def test_grey_with_alpha_is_read_as_its_grey_values_and_a_two_channel_frame_is_named(tmp_path):
+    """Trial 16 #255: a grey+alpha depth file was described as the RGB it had been converted to; B04: a 2-channel
+    frame given to the Predictor failed inside numpy ("operands could not be broadcast")."""
+    from PIL import Image
+
+    from smmcl.data.io import read_image
+
+    grey = np.random.default_rng(0).integers(0, 255, SIZE, dtype=np.uint8)
+    Image.fromarray(np.dstack([grey, np.full(SIZE, 255, np.uint8)]), mode="LA").save(tmp_path / "la.png")
+    assert np.array_equal(read_image(tmp_path / "la.png"), grey)
+    with pytest.raises(DatasetError, match=r"auxiliary frame 0: auxiliary image with 2 channels \(uint16, shape "
+                                           r"\(24, 32, 2\).*grey and alpha\? .*give the first channel alone"):
+        Predictor(smmcl.save_pretrained(build_tiny_model(tiny_config(), seed=0).eval(), tiny_config(),
+                                        tmp_path / "m.safetensors"))(np.zeros((*SIZE, 3), np.uint8),
+                                                                     np.full((*SIZE, 2), 1500, np.uint16))

@@ -201,3 +201,17 @@ def test_lit_kind_is_the_same_room_normally_exposed(scenes):
         rgb, depth, label = render_scene("indoor-rgbd-lit", 0, i, (90, 120))
         assert np.array_equal(label, dark_label) and depth.dtype == np.uint16
         assert rgb.mean() > 3 * dark_rgb.mean()
+
+
+def test_a_split_asked_for_gets_a_scene_and_no_split_writes_no_list(tmp_path, capsys):
+    """Trial 16 #290: a val fraction that gave no scene dropped the split unsaid; #294: a test fraction of 0 wrote an
+    empty test.txt, which `data check` then called a problem."""
+    from smmcl.cli import main
+
+    with pytest.raises(ValueError, match=r"--val-fraction 0.4 of 2 scenes gives no val scene \(train 1, val 0, test 1"):
+        generate_dataset("indoor-rgbd", tmp_path / "few", 2, size=(32, 40), val_fraction=0.4, test_fraction=0.4)
+    assert not (tmp_path / "few").exists()
+    generate_dataset("indoor-rgbd", tmp_path / "all", 4, size=(32, 40), test_fraction=0.0)
+    assert sorted(p.name for p in (tmp_path / "all").glob("*.txt")) == ["train.txt"]
+    assert main(["data", "check", str(tmp_path / "all")]) == 0
+    assert "no test split, which eval scores by default" in capsys.readouterr().out

@@ -155,7 +155,7 @@ def test_queue_is_saved_and_restored_with_the_objective_state():
 
 @pytest.mark.parametrize("override,message", [
     ("loss.region_queue=0", "loss.region_queue=0: expected an integer >= 1"),
-    ("loss.region_temperature=0", r"loss.region_temperature=0\.0: expected a number > 0"),
+    ("loss.region_temperature=0", r"loss.region_temperature=0\.0: expected a finite number > 0"),
 ])
 def test_bad_queue_or_temperature_is_refused_at_load(override, message):
     with pytest.raises(ConfigError, match=message):

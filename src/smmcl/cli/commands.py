@@ -188,7 +188,8 @@ def cmd_study(args: argparse.Namespace) -> int:
     for name, v in results["variants"].items():
         if not v["runs"]:
             continue
-        line = f"  {name:<16} mIoU {100 * v['miou_mean']:6.2f} +- {100 * v['miou_std']:.2f} ({v['n']} seeds)"
+        spread = f" +- {100 * v['miou_std']:.2f}" if v["miou_std"] is not None else ""
+        line = f"  {name:<16} mIoU {100 * v['miou_mean']:6.2f}{spread} ({v['n']} seed{'s' if v['n'] != 1 else ''})"
         if name != ref and v.get("delta_mean") is not None:
             ci = v.get("delta_ci95")
             shown = f"[{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}]" if ci else "-"

@@ -82,10 +82,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def _model_file_argument(args: argparse.Namespace, old: str, command: str) -> str:
     """`--checkpoint`, or the former positional spelling (kept one release, with a deprecation warning)."""
-    given = getattr(args, old)
-    if given is not None and "=" in given and not Path(given).exists():
-        raise ValueError(f"smmcl {command} takes no config overrides ({given}): the model file carries its config; "
-                         f"change it when training, or give a config to the command that reads one")
+    given = getattr(args, old)  # an override in its place is refused with the rest (`parser.parse_args`)
     if given is not None and args.checkpoint is not None:
         raise ValueError(f"smmcl {command}: give the model file once, as --checkpoint")
     if given is not None:

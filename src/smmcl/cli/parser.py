@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from pathlib import Path
 from typing import Sequence
 
 from smmcl.cli import commands as c, model_commands as m
@@ -312,17 +313,23 @@ _OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)+=")
 def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse, then take overrides found after the options too (`eval CONFIG --checkpoint X data.root=Y`)."""
     args, extra = parser.parse_known_args(argv)
+    command = getattr(args, "command_parser", parser)
     overrides = [a for a in extra if _OVERRIDE.match(a)]
     rest = [a for a in extra if not _OVERRIDE.match(a)]
-    if overrides and not hasattr(args, "overrides"):
-        rest = extra
+    if not hasattr(args, "overrides"):
+        # Overrides given to a command on a model file, one of them perhaps taken as its former positional file
+        # argument: all named, in one error (trial 16 #118: the first was swallowed, the second "unrecognized").
+        taken = [v for v in (getattr(args, a.dest, None) for a in command._actions if not a.option_strings)
+                 if isinstance(v, str) and _OVERRIDE.match(v) and not Path(v).exists()]
+        if taken or overrides:
+            command.error(f"takes no config overrides ({' '.join([*taken, *overrides])}): the model file carries its "
+                          f"config; change it when training, or give a config to the command that reads one")
     if rest:
-        getattr(args, "command_parser", parser).error(f"unrecognized arguments: {' '.join(rest)}")
+        command.error(f"unrecognized arguments: {' '.join(rest)}")
     if overrides:
         args.overrides = [*args.overrides, *overrides]
     # An empty value (`--out ""`, an unset shell variable) names no file: said as such, for every option at once
     # (trial 14 #249-#274: tracebacks, or "error:  has no meta.json").
-    command = getattr(args, "command_parser", parser)
     spelled = {a.dest: (a.option_strings[0] if a.option_strings else a.metavar or a.dest.upper()) for a in command._actions}
     empty = sorted(spelled.get(k, k) for k, v in vars(args).items() if v == "" or (isinstance(v, list) and "" in v))
     if empty:

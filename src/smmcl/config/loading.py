@@ -112,7 +112,7 @@ def _layers(source: Union[str, Path, Mapping[str, Any], DictConfig, None]) -> La
     if isinstance(source, DictConfig):
         return _with_bases(copy.deepcopy(source), "config", Path.cwd(), ())
     if isinstance(source, Mapping):
-        return _with_bases(OmegaConf.create(copy.deepcopy(dict(source))), "config dict", Path.cwd(), ())
+        return _with_bases(OmegaConf.create(copy.deepcopy(dict(source))), "the settings given", Path.cwd(), ())
     raise ConfigError(f"expected a YAML path or a mapping, got {type(source).__name__}")
 
 
@@ -121,6 +121,9 @@ def parse_overrides(overrides: Sequence[str]) -> DictConfig:
     for item in overrides:
         if "=" not in item or item.startswith("="):
             raise ConfigError(f"override '{item}': expected key=value, e.g. train.lr=0.001")
+        if not item.split("=", 1)[1].strip():  # YAML reads nothing as null (trial 16 #051: "value 'None'")
+            raise ConfigError(f"override '{item}': an empty value; give a value after '=' (null to unset a key; "
+                              f"an unset shell variable?)")
     layers = []
     for item in overrides:  # one at a time, so an error names the override at fault
         try:

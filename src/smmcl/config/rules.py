@@ -48,11 +48,11 @@ def _rules(cfg) -> List[Tuple[str, Any, Callable[[Any], bool], str]]:
     b = m.backbone
     pos_int = (lambda x: isinstance(x, int) and x >= 1, "an integer >= 1")
     nonneg_int = (lambda x: isinstance(x, int) and x >= 0, "an integer >= 0")
-    nonneg = (lambda x: _number(x) and x >= 0, "a number >= 0")
-    positive = (lambda x: _number(x) and x > 0, "a number > 0")
+    nonneg = (lambda x: _number(x) and x >= 0, "a finite number >= 0")
+    positive = (lambda x: _number(x) and x > 0, "a finite number > 0")
     fraction = (lambda x: _number(x) and 0 <= x < 1, "a number in [0, 1)")
     size2 = (lambda x: len(x) == 2 and all(isinstance(v, int) and v >= 1 for v in x), "[height, width], both integers >= 1")
-    pos_list = (lambda x: len(x) >= 1 and all(_number(v) and v > 0 for v in x), "a non-empty list of numbers > 0")
+    pos_list = (lambda x: len(x) >= 1 and all(_number(v) and v > 0 for v in x), "a non-empty list of finite numbers > 0")
     int_list = (lambda x: x is None or (len(x) >= 1 and all(isinstance(v, int) and v >= 1 for v in x)),
                 "null or a list of integers >= 1")
 
@@ -85,6 +85,9 @@ def _rules(cfg) -> List[Tuple[str, Any, Callable[[Any], bool], str]]:
         ("data.num_workers", d.num_workers, *nonneg_int),
         ("data.aux_max", d.aux_max, *optional(positive)),
         ("data.ignore_index", d.ignore_index, *nonneg_int),
+        # One of the class ids would be class and ignore at once (trial 16 #335: every file "has value 255").
+        ("data.ignore_index", d.ignore_index, lambda x: not isinstance(x, int) or x >= m.num_classes,
+         f"a value outside the class ids 0..{m.num_classes - 1} (model.num_classes={m.num_classes}), e.g. 255"),
         *_apart_rows(d),
         ("data.class_names", d.class_names, lambda x: len(x) in (0, m.num_classes),
          f"no names, or one per class: model.num_classes={m.num_classes}"),

@@ -266,7 +266,11 @@ def missing_folder_hint(root: Path, sub: str, cfg: DataConfig) -> str:
     if sub != cfg.aux_dir or not root.is_dir():
         return ""
     found = sorted(p.name for p in root.iterdir() if p.is_dir() and folder_kind(p) is not None)
-    return "".join(f"; it has a '{name}' folder: set data.aux_dir={name} data.aux_kind={folder_kind(name)}"
+    # Another modality's folder is for training on it, never for a model of this one (trial 16 #116: a depth model's
+    # int8 calibration was told to set data.aux_kind=thermal).
+    return "".join(f"; it has a '{name}' folder: set data.aux_dir={name}" if folder_kind(name) == cfg.aux_kind else
+                   f"; it has a '{name}' folder: to train on its {folder_kind(name)} images set data.aux_dir={name} "
+                   f"data.aux_kind={folder_kind(name)} (a model trained on {cfg.aux_kind} images cannot read them)"
                    for name in found[:2])
 
 

@@ -51,6 +51,8 @@ def read_image(path: Path, ids: bool = False) -> np.ndarray:
             return np.array(img, dtype=_MODE_DTYPES[img.mode])
         if img.mode in ("L", "RGB", "RGBA") or (img.mode == "P" and ids):
             return np.array(img)
+        if img.mode == "LA":  # grey with alpha: the grey values, as the file holds them (trial 16 #255: read as RGB)
+            return np.array(img.getchannel("L"))
         return np.array(img.convert("RGB"))
 
 

@@ -366,6 +366,9 @@ def check_aux(aux: object, source: object, aux_max: Optional[float], aux_scale: 
         raise DatasetError(f"{source}: auxiliary image is empty (shape {tuple(aux.shape)}); expected {AUX_EXPECTED}")
     if not numeric or aux.ndim not in (2, 3):  # type: ignore[union-attr]
         raise DatasetError(f"{source}: auxiliary image is {describe(aux)}; expected {AUX_EXPECTED}")
+    if aux.ndim == 3 and aux.shape[2] == 2:  # type: ignore[union-attr]  # trial 16 B04: a numpy error deep inside
+        raise DatasetError(f"{source}: auxiliary image with 2 channels ({describe(aux)}): grey and alpha? an "
+                           f"auxiliary image holds 1 channel (depth, thermal) or 3 (HHA): give the first channel alone")
     kind = kind or (for_model if isinstance(for_model, str) else None)
     if kind == "hha" and (aux.ndim == 2 or aux.shape[2] == 1):  # type: ignore[union-attr]
         raise DatasetError(f"{source}: a single-channel image ({describe(aux)}) where HHA holds three channels "

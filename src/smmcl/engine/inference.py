@@ -213,6 +213,14 @@ def _multi_scale(model: nn.Module, rgb: Tensor, aux: Tensor, p: InferenceProtoco
             warnings.warn(f"scale {s:g} shrinks {height}x{width} images to {size[0]}x{size[1]}, less than one cell of "
                           f"the encoder's coarsest stage ({COARSEST_STRIDE} pixels): the model sees almost nothing at "
                           f"that scale (the paper's scales are 0.5-1.75)", InputWarning, stacklevel=3)
+        if p.mode == "slide" and (size[0] < p.crop_size[0] or size[1] < p.crop_size[1]):
+            # Padded to the window, the image fills a corner of what the model sees (trial 16 #296: mIoU 17.11 for
+            # 29.49 whole-image on 60x80 images in the default 480x640 window), unlike any crop it trained on.
+            at = f" at scale {s:g}" if s != 1 else ""
+            warnings.warn(f"the sliding window {p.crop_size[0]}x{p.crop_size[1]} is larger than the {size[0]}x{size[1]} "
+                          f"images{at}: each is zero-padded to the window, so the model sees it in a corner of padding, "
+                          f"unlike its training crops: set eval.crop_size to at most the image size (the training "
+                          f"crop, data.crop_size, is the usual window), or use --mode whole", InputWarning, stacklevel=3)
         if size == (height, width):
             rgb_s, aux_s = rgb, aux  # no resampling at scale 1, so single-scale equals the plain pass exactly
         else:

@@ -59,7 +59,8 @@ def model_and_config(checkpoint: str | Path | ModelFile, config: Config | str | 
 
 # What a trained model file fixes: its classes and the scaling its inputs were trained with. A config given to run it
 # (predict --config) sets how it runs: `eval.*` (the inference protocol) and these `train.*` switches.
-MODEL_OWNS = ("model.num_classes", "data.class_names", "data.palette", "data.aux_max", "data.aux_kind")
+# The modality before its scale: a thermal model given a depth config is told of the modality (trial 16 #128, #269).
+MODEL_OWNS = ("model.num_classes", "data.class_names", "data.palette", "data.aux_kind", "data.aux_max")
 RUNTIME_KEYS = ("device", "precision", "channels_last", "compile")
 
 
@@ -74,8 +75,7 @@ def config_for_model(file: ModelFile, config: Config | str | Path | None = None,
             return file.require_config()  # the file's own, or a named error for a released checkpoint without one
         return load_config(to_dict(config) if isinstance(config, Config) else config, overrides)
     source = to_dict(config) if isinstance(config, Config) else config if config is not None else to_dict(own)
-    given = load_config(source, overrides)
-    said = stated(source, overrides)
+    said = stated(source, overrides)  # judged before the config is loaded, which would refuse it in other words
     mine = stated(to_dict(own), dataset_meta=False)
     if said.get("data.palette"):  # colours compared as drawn: an unset palette draws its classes' built-in one
         k, names = own.model.num_classes, own.data.class_names
@@ -89,6 +89,7 @@ def config_for_model(file: ModelFile, config: Config | str | Path | None = None,
             raise CheckpointError(f"{file.path} was trained with {key}={mine[key]!r} but {where} gives {key}={said[key]!r}: "
                                   f"a model's classes, palette and input scaling come from its file; give a config of "
                                   f"its own dataset, or none (the file carries one){fix}")
+    given = load_config(source, overrides)  # (trial 16 #272: model.num_classes=3 was answered of class names)
     merged = to_dict(own)
     merged["eval"] = to_dict(given)["eval"]
     merged["train"].update({k: getattr(given.train, k) for k in RUNTIME_KEYS})

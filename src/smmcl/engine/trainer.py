@@ -147,7 +147,9 @@ class Trainer:
             before = self.out_dir / f"config.before_step{self.step}.yaml"
             saved.replace(before)
             record(self.out_dir, [before.name])
-        if not same:  # the same config is left as it was: a finished run resumed rewrites nothing (trial 15 DM5)
+        # The same config is left as it was: a finished run resumed rewrites nothing (trial 15 DM5). Judged after the
+        # claim, which --overwrite may have emptied the folder in (trial 16 #243: a run replaced had no config.yaml).
+        if not (saved.is_file() and saved.read_text() == to_yaml(self.cfg)):
             with writing(saved, "config"):
                 saved.write_text(to_yaml(self.cfg))
         record(self.out_dir, [saved.name])

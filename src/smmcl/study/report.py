@@ -67,7 +67,8 @@ def summarize_study(spec: StudySpec, records: Mapping[str, Mapping[int, dict]], 
         entry: dict = {"overrides": list(overrides), "runs": runs, "n": len(runs)}
         if runs:
             mean, std = mean_std([r["miou"] for r in runs.values()])
-            entry.update(miou_mean=mean, miou_std=std)
+            # One seed has no spread: null, not 0 (trial 16 #133: "+- 0.00 (1 seeds)" claimed one).
+            entry.update(miou_mean=mean, miou_std=std if len(runs) > 1 else None)
             zeros = [r["contrast_zero_fraction"] for r in runs.values() if r["contrast_zero_fraction"] is not None]
             entry["contrast_zero_fraction"] = sum(zeros) / len(zeros) if zeros else None
             classes = [r["classes_per_step"] for r in runs.values() if r["classes_per_step"] is not None]
@@ -221,7 +222,7 @@ def plot_results(results: dict, path: Path, title: str = "") -> None:
     imported_any = False
     for i, name in enumerate(names):
         v = results["variants"][name]
-        left.bar(i, 100 * v["miou_mean"], yerr=100 * v["miou_std"], color="#9ab" if name != ref else "#ccc",
+        left.bar(i, 100 * v["miou_mean"], yerr=100 * v["miou_std"] if v["miou_std"] is not None else None, color="#9ab" if name != ref else "#ccc",
                  edgecolor="#345", capsize=4)
         for r in v["runs"].values():
             imported = bool(r.get("imported_from"))

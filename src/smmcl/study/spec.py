@@ -82,7 +82,9 @@ def read_study(path: str | Path) -> StudySpec:
         raise ConfigError(f"study file not found: {path}")
     try:
         raw = OmegaConf.load(path)
-        if isinstance(raw, DictConfig) and not set(raw) & {"base", "variants"} and set(raw) & {"model", "train", "data"}:
+        # A training config may name a base config too: its own sections tell it (trial 16 #208).
+        if isinstance(raw, DictConfig) and "variants" not in raw and set(raw) & {"model", "train", "data", "loss",
+                                                                               "eval", "name"}:
             raise ConfigError(f"{path} is a training config, not a study file: a study names its 'base' config, its "
                               f"'variants' (name -> overrides) and 'seeds' (docs/study.md); train this one with "
                               f"`smmcl train {path}`")

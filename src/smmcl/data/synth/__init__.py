@@ -149,7 +149,15 @@ def generate_dataset(kind: str, out_dir, num: int, size: tuple[int, int] = (120,
     num_test = min(int(math.floor(num * test_fraction + 0.5)), num - 1)
     num_val = min(int(math.floor(num * val_fraction + 0.5)), num - num_test - 1)
     num_train = num - num_test - num_val
-    lists = ["train.txt", "test.txt", *(["val.txt"] if num_val else [])]  # only what it writes: a user's val.txt stays
+    # A split asked for gets a scene, or the command says why not (trial 16 #290: the val split was dropped unsaid).
+    for flag, fraction, count in (("test", test_fraction, num_test), ("val", val_fraction, num_val)):
+        if fraction > 0 and not count:
+            raise ValueError(f"--{flag}-fraction {fraction:g} of {num} scenes gives no {flag} scene (train {num_train}, "
+                             f"val {num_val}, test {num_test}; the train split keeps at least one): give more scenes "
+                             f"(--num), or a fraction of 0 for no {flag} split")
+    # Only what it writes: a user's val.txt stays; no test.txt for a test fraction of 0, as an empty list is no split
+    # (trial 16 #294: `data check` called the empty list it wrote a problem).
+    lists = ["train.txt", *(["test.txt"] if num_test else []), *(["val.txt"] if num_val else [])]
     ours = (read_manifest(out) or {}).get("kind") == "dataset" if out.is_dir() else False
     changed = ours and other_dataset(out, kind=spec.name, num=num, size=[h, w], seed=int(seed), test_fraction=test_fraction,
                             val_fraction=val_fraction)
@@ -174,7 +182,7 @@ def generate_dataset(kind: str, out_dir, num: int, size: tuple[int, int] = (120,
                 write_image(folders[key] / f"{names[i]}.png", array)
                 listed[key].add(f"{names[i]}.png")
             pixels += np.bincount(label.reshape(-1), minlength=len(spec.classes))[: len(spec.classes)]
-        splits = {"train": names[:num_train], "test": names[num - num_test:]}
+        splits = {"train": names[:num_train], **({"test": names[num - num_test:]} if num_test else {})}
         if num_val:
             splits["val"] = names[num_train: num_train + num_val]
         for split, members in splits.items():
@@ -188,7 +196,7 @@ def generate_dataset(kind: str, out_dir, num: int, size: tuple[int, int] = (120,
             "seed": int(seed),
             "test_fraction": test_fraction,
             "num_train": len(splits["train"]),
-            "num_test": len(splits["test"]),
+            "num_test": num_test,
             "num_val": num_val,
             "val_fraction": val_fraction,
             "class_names": list(spec.classes),
