@@ -159,3 +159,23 @@ def test_data_check_names_empty_classes_and_a_label_shift_that_labels_do_not_nee
     assert "note: 1 of the 14 classes has no labelled pixel in the splits checked (13 (window))" in out
     assert main(["data", "check", str(root)]) == 0
     assert "label_shift" not in capsys.readouterr().out
+
+
+def test_training_on_label_images_with_no_class_id_is_refused(tmp_path):
+    """Trial 17: a train split whose labels were all the ignore index trained to a NaN loss and wrote its weights;
+    eval refused the same split. Training refuses it (judged on a sample; the whole split when it is that small)."""
+    from smmcl.config import load_config
+    from smmcl.data.dataset import RGBXDataset
+    from smmcl.data.io import write_image
+    from smmcl.data.synth import generate_dataset
+    from smmcl.errors import DatasetError
+
+    root = tmp_path / "d"
+    generate_dataset("indoor-rgbd", root, 6, size=(32, 40))
+    for label in (root / "Label").glob("*.png"):
+        write_image(label, np.full((32, 40), 255, np.uint8))
+    cfg = load_config(None, [f"data.root={root}"]).data
+    with pytest.raises(DatasetError, match=r"split 'train' of .*: no pixel of its \d label images holds a class id; "
+                                           r"every one is the ignore index 255, so there is nothing to learn from"):
+        RGBXDataset(cfg, "train", 14, train=True)
+    RGBXDataset(cfg, "train", 14)  # opened to read, nothing is judged: eval says it of what it scores

@@ -42,6 +42,20 @@ def test_objective_is_ce_plus_weighted_terms():
     assert {"rows", "pairs", "classes", "contrast_zero"} <= set(out.stats)
 
 
+def test_a_batch_with_no_labelled_pixel_adds_nothing_rather_than_nan():
+    """Trial 17: CE's mean over no labelled pixel is 0/0; its NaN reached every weight through the backward pass."""
+    logits, vis, aux, labels = _inputs()
+    objective = build_objective(LossConfig(), 4, 255, embed_dim=6)
+    out = objective(logits, torch.full_like(labels, 255), vis, aux, generator=torch.Generator().manual_seed(1))
+    out.total.backward()
+    assert float(out.ce) == 0.0 and torch.isfinite(out.total) and torch.count_nonzero(logits.grad) == 0
+    logits.grad = None
+    some = labels.clone()
+    some[0] = 255
+    ce = objective(logits, some, vis, aux, generator=torch.Generator().manual_seed(1)).ce
+    assert torch.equal(ce, F.cross_entropy(logits, some, ignore_index=255))  # otherwise the mean, bit for bit
+
+
 def test_base_objective_needs_no_embeddings():
     logits, _, _, labels = _inputs()
     base = Objective(SMMCLLoss(4), {"cm": 0.0, "vis": 0.0, "aux": 0.0})

@@ -19,7 +19,6 @@ from smmcl.config import DataConfig
 from smmcl.data.dataset import (
     SPLIT_LISTS,
     check_aux_kind,
-    missing_folder_hint,
     missing_hint,
     sample_files,
     shared_with_train,
@@ -28,6 +27,7 @@ from smmcl.data.dataset import (
     split_root,
 )
 from smmcl.data.io import read_image, split_packed
+from smmcl.data.names import missing_folder_hint
 from smmcl.data.modality import RangeWatch, check_aux, check_label, check_rgb, colour_count, flat_rgb_problem
 from smmcl.errors import DatasetError
 from smmcl.progress import track
@@ -166,7 +166,7 @@ def image_format(array: np.ndarray) -> str:
 
 def _absent_folders(cfg: DataConfig, split: str, report: CheckReport) -> frozenset:
     """The roles whose folder a split's dataset folder lacks, each reported once (not once per sample), with the
-    folders beside it that may be meant (`dataset.missing_folder_hint`)."""
+    folders beside it that may be meant (`names.missing_folder_hint`)."""
     root = split_root(cfg, split)
     roles = {"rgb": cfg.rgb_dir, "label": cfg.label_dir, **({} if cfg.layout == "packed" else {"aux": cfg.aux_dir})}
     absent = frozenset(role for role, sub in roles.items() if not (root / sub).is_dir())

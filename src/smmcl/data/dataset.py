@@ -17,7 +17,7 @@ from smmcl.data.io import IMAGE_SUFFIXES, image_dtype, read_image, split_packed
 from smmcl.data.photometric import PhotometricAugment, photometric_rng
 from smmcl.data.modality import (RangeWatch, check_aux, check_label, check_rgb, check_same_size, colour_count,
                                   flat_rgb_problem)
-from smmcl.data.names import check_folder_kind, check_rgb_named, folder_kind
+from smmcl.data.names import check_folder_kind, check_rgb_named, folder_kind, missing_folder_hint
 from smmcl.data.transforms import TrainAugment, eval_transform, to_tensor_aux, to_tensor_rgb
 from smmcl.errors import AuxUnitsWarning, DatasetError, InputWarning
 from smmcl.files import read_text
@@ -260,20 +260,6 @@ def check_aux_kind(cfg: DataConfig) -> None:
                         what=f"data.rgb_dir={cfg.rgb_dir!r}")
 
 
-def missing_folder_hint(root: Path, sub: str, cfg: DataConfig) -> str:
-    """For a dataset folder without its auxiliary folder: the folders beside it named for a modality, and the keys
-    that read them (trial 11 #23: `Thermal/` there, `Depth/` expected)."""
-    if sub != cfg.aux_dir or not root.is_dir():
-        return ""
-    found = sorted(p.name for p in root.iterdir() if p.is_dir() and folder_kind(p) is not None)
-    # Another modality's folder is for training on it, never for a model of this one (trial 16 #116: a depth model's
-    # int8 calibration was told to set data.aux_kind=thermal).
-    return "".join(f"; it has a '{name}' folder: set data.aux_dir={name}" if folder_kind(name) == cfg.aux_kind else
-                   f"; it has a '{name}' folder: to train on its {folder_kind(name)} images set data.aux_dir={name} "
-                   f"data.aux_kind={folder_kind(name)} (a model trained on {cfg.aux_kind} images cannot read them)"
-                   for name in found[:2])
-
-
 class RGBXDataset(Dataset):
     """Samples are dicts: `rgb`, `aux` (3 x H x W, ImageNet-normalised), `label` (H x W int64), `name`.
 
@@ -314,6 +300,7 @@ class RGBXDataset(Dataset):
         if train:  # before training, as sample_aux_range (trial 12 #153: label maps as RGB trained without a word)
             warn_flat_rgb(cfg, split, num_classes, self.names,
                           consequence="a model trained on them learns nothing of photos")
+            self._check_labelled(num_classes)
         self.augment = (
             TrainAugment(tuple(cfg.crop_size), tuple(cfg.scales), cfg.hflip, cfg.ignore_index) if train else None
         )
@@ -345,6 +332,23 @@ class RGBXDataset(Dataset):
                                f"unset, so each file would be scaled by its own type's maximum and one value would mean "
                                f"different things: convert the files to one format, or set data.aux_max to their full "
                                f"scale (e.g. 10000 for millimetres up to 10 m)")
+
+    def _check_labelled(self, num_classes: int) -> None:
+        """Eval's rule before training (trial 17: a run on label images of no class id trained to a NaN loss): judged
+        on RANGE_SAMPLE of them spread over the list, refused when those are the whole split, else warned of."""
+        sampled = self.names[::max(1, len(self.names) // RANGE_SAMPLE)][:RANGE_SAMPLE]
+        for files in (sample_files(self.cfg, self.split, name) for name in sampled):
+            if (check_label(read_image(files.label, ids=True), files.label, num_classes, self.cfg.ignore_index,
+                            self.cfg.label_shift) != self.cfg.ignore_index).any():
+                return
+        whole = len(sampled) == len(self.names)
+        said = (f"split {self.split!r} of {self.root}: no pixel of {'its' if whole else 'the'} {len(sampled)} label "
+                f"images{'' if whole else ' sampled'} holds a class id; every one is the ignore index "
+                f"{self.cfg.ignore_index}, so there is nothing to learn from (unlabelled images, or data.label_shift / "
+                f"data.ignore_index set wrongly?)")
+        if whole:
+            raise DatasetError(said)
+        warnings.warn(said, InputWarning, stacklevel=3)
 
     def _note_aux_range(self) -> None:
         """An `AuxUnitsWarning` when the auxiliary values of RANGE_SAMPLE training images spread over the list all stay

@@ -67,3 +67,17 @@ LABEL_WORDS = {"label", "labels", "gt", "groundtruth", "annotation", "annotation
 def names_labels(name: object) -> bool:
     """Whether a folder's or file's own name says it holds labels (`Label/`, `gt_masks`)."""
     return any(w.lower() in LABEL_WORDS for w in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+", Path(str(name)).name))
+
+
+def missing_folder_hint(root: Path, sub: str, cfg) -> str:
+    """For a dataset folder without its auxiliary folder (`cfg`: its `DataConfig`): the folders beside it named for a modality, and the keys
+    that read them (trial 11 #23: `Thermal/` there, `Depth/` expected)."""
+    if sub != cfg.aux_dir or not root.is_dir():
+        return ""
+    found = sorted(p.name for p in root.iterdir() if p.is_dir() and folder_kind(p) is not None)
+    # Another modality's folder is for training on it, never for a model of this one (trial 16 #116: a depth model's
+    # int8 calibration was told to set data.aux_kind=thermal).
+    return "".join(f"; it has a '{name}' folder: set data.aux_dir={name}" if folder_kind(name) == cfg.aux_kind else
+                   f"; it has a '{name}' folder: to train on its {folder_kind(name)} images set data.aux_dir={name} "
+                   f"data.aux_kind={folder_kind(name)} (a model trained on {cfg.aux_kind} images cannot read them)"
+                   for name in found[:2])

@@ -93,7 +93,10 @@ class Objective(nn.Module):
         """L of Eq. 7; `scale` multiplies the contrastive weights (see `contrast_scale`). `decoder_features` and
         `head_logits` (the decoder head's pre-classifier map and logits at its resolution) are what a contrast
         that `needs_decoder_features` reads instead of the projector embeddings."""
-        ce = F.cross_entropy(logits.float(), labels, ignore_index=self.ignore_index)
+        # The mean over labelled pixels, 0 for a batch with none (a crop of unlabelled pixels): PyTorch's mean is 0/0
+        # = NaN there, which the backward pass spreads into every weight (trial 17: a run trained to a NaN loss).
+        labelled = (labels != self.ignore_index).sum().clamp(min=1)
+        ce = F.cross_entropy(logits.float(), labels, ignore_index=self.ignore_index, reduction="sum") / labelled
         terms: Dict[str, Tensor] = {"ce": ce}
         stats: Dict[str, Tensor] = {}
         contrast = ce.new_zeros(())
