@@ -115,7 +115,7 @@ def test_single_channel_depth_where_hha_is_expected_is_refused():
 
 
 def test_the_colour_count_says_nothing_of_a_tiny_image_and_counts_a_small_one_whole():
-    from smmcl.data.modality import colour_count
+    from smmcl.data.label_maps import colour_count
 
     photo = np.random.default_rng(0).integers(0, 255, (5, 7, 3), dtype=np.uint8)  # trial 7 #197: 35 colours
     assert colour_count(photo, 15) is None
@@ -126,7 +126,7 @@ def test_the_colour_count_says_nothing_of_a_tiny_image_and_counts_a_small_one_wh
 
 def test_a_label_map_with_more_ids_than_the_model_has_classes_is_still_a_label_map():
     """Trial 14 #203: a dataset's 9 ids given as RGB to a 4-class model passed the class-count rule."""
-    from smmcl.data.modality import colour_count
+    from smmcl.data.label_maps import colour_count
 
     ids = np.repeat(np.arange(9, dtype=np.uint8), 48 * 64 // 9 + 1)[: 48 * 64].reshape(48, 64)
     assert colour_count(np.repeat(ids[..., None], 3, axis=2), 4 + 1) == 9

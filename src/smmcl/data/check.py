@@ -28,7 +28,8 @@ from smmcl.data.dataset import (
 )
 from smmcl.data.io import read_image, split_packed
 from smmcl.data.names import missing_folder_hint
-from smmcl.data.modality import RangeWatch, check_aux, check_label, check_rgb, colour_count, flat_rgb_problem
+from smmcl.data.label_maps import colour_count, flat_rgb_problem
+from smmcl.data.modality import RangeWatch, check_aux, check_label, check_rgb
 from smmcl.errors import DatasetError
 from smmcl.progress import track
 

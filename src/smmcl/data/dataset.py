@@ -15,8 +15,8 @@ from torch.utils.data import Dataset
 from smmcl.config import DataConfig
 from smmcl.data.io import IMAGE_SUFFIXES, image_dtype, read_image, split_packed
 from smmcl.data.photometric import PhotometricAugment, photometric_rng
-from smmcl.data.modality import (RangeWatch, check_aux, check_label, check_rgb, check_same_size, colour_count,
-                                  flat_rgb_problem)
+from smmcl.data.label_maps import colour_count, flat_rgb_problem
+from smmcl.data.modality import RangeWatch, check_aux, check_label, check_rgb, check_same_size
 from smmcl.data.names import check_folder_kind, check_rgb_named, folder_kind, missing_folder_hint
 from smmcl.data.transforms import TrainAugment, eval_transform, to_tensor_aux, to_tensor_rgb
 from smmcl.errors import AuxUnitsWarning, DatasetError, InputWarning
@@ -226,7 +226,7 @@ def sample_aux_range(cfg: DataConfig, split: str, names: Sequence[str], watch: R
 def warn_flat_rgb(cfg: DataConfig, split: str, num_classes: int, names: Optional[Sequence[str]] = None,
                   subset: Optional[str] = None, consequence: str = "their scores mean nothing") -> None:
     """An `InputWarning` when RGB images of RANGE_SAMPLE of `names` (default: the split's, or its subset's), spread
-    over the list, hold no more colours than classes (`modality.colour_count`), as label maps do: predict's rule, in
+    over the list, hold no more colours than classes (`label_maps.colour_count`), as label maps do: predict's rule, in
     its words, before training and eval, which took a Label folder given as RGB without a word (trial 12 #153-155).
     A split that cannot be listed, or a missing file, is left to the dataset, which refuses it in its own words."""
     if names is None:

@@ -13,7 +13,8 @@ import numpy as np
 from PIL import Image
 
 from smmcl.data.io import IMAGE_SUFFIXES, read_image, split_packed
-from smmcl.data.modality import RangeWatch, check_aux, check_rgb, check_same_size, colour_count, flat_rgb_problem
+from smmcl.data.label_maps import colour_count, flat_rgb_problem
+from smmcl.data.modality import RangeWatch, check_aux, check_rgb, check_same_size
 from smmcl.data.names import check_folder_kind, check_rgb_named, folder_kind, names_labels
 from smmcl.data.preprocess import Preprocessing
 from smmcl.errors import AuxUnitsWarning, DatasetError, InputWarning
