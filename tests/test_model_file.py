@@ -140,3 +140,25 @@ def test_a_released_checkpoint_runs_with_a_config(tmp_path):
     rgb, aux = torch.randn(1, 3, 64, 64), torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(model(rgb, aux), reference(rgb, aux))
+
+
+def test_a_loaded_model_saved_with_another_models_config_is_warned_of(tmp_path):
+    """Trial 17 PY10: depth weights saved with a thermal config went through, and every later check trusted the file."""
+    import warnings
+
+    import pytest
+
+    import smmcl
+    from smmcl.errors import ConfigWarning
+    from support import build_tiny_model, tiny_config
+
+    depth = smmcl.save_pretrained(build_tiny_model(tiny_config(), seed=0).eval(), tiny_config(), tmp_path / "d.safetensors")
+    model = smmcl.load_pretrained(depth)
+    thermal = tiny_config("data.aux_kind=thermal", "data.aux_max=null")
+    with pytest.warns(ConfigWarning, match=r"the model was loaded from .*d.safetensors, whose config differs from the one "
+                                           r"it is saved with \(data.aux_kind='depth' there, 'thermal' here; "
+                                           r"data.aux_max=10000.0 there, None here\)"):
+        smmcl.save_pretrained(model, thermal, tmp_path / "t.safetensors")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConfigWarning)
+        smmcl.save_pretrained(model, smmcl.open_model_file(depth).config, tmp_path / "same.safetensors")

@@ -179,3 +179,7 @@ def test_training_on_label_images_with_no_class_id_is_refused(tmp_path):
                                            r"every one is the ignore index 255, so there is nothing to learn from"):
         RGBXDataset(cfg, "train", 14, train=True)
     RGBXDataset(cfg, "train", 14)  # opened to read, nothing is judged: eval says it of what it scores
+    from smmcl.data.check import check_dataset
+
+    assert any("no pixel of the label images checked holds a class id" in p
+               for p in check_dataset(cfg, 14, progress=False).problems)  # and data check, as a problem

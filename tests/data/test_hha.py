@@ -308,3 +308,9 @@ def test_a_principal_point_outside_the_image_is_refused(tmp_path):
     with pytest.raises(DatasetError, match=r"principal point \(cx, cy\) = \(-60, 60\) lies outside the 40x30 image"):
         convert_folder(tmp_path / "d", tmp_path / "hha", (32.0, 24.0, -60.0, 60.0), progress=False)
     assert not (tmp_path / "hha").exists()
+    # Trial 17 H04: a 640x480 camera's principal point for 40x30 images, far beyond them: said (a crop's may be).
+    from smmcl.errors import InputWarning
+
+    with pytest.warns(InputWarning, match=r"\(cx, cy\) = \(320, 240\) lies beyond the 40x30 image: --intrinsics of a "
+                                          r"larger image \(a 640x480 camera's\? then scale all four by 0.0625\)"):
+        convert_folder(tmp_path / "d", tmp_path / "hha", (500.0, 500.0, 320.0, 240.0), progress=False)

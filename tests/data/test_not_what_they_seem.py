@@ -155,3 +155,16 @@ def test_grey_with_alpha_is_read_as_its_grey_values_and_a_two_channel_frame_is_n
         Predictor(smmcl.save_pretrained(build_tiny_model(tiny_config(), seed=0).eval(), tiny_config(),
                                         tmp_path / "m.safetensors"))(np.zeros((*SIZE, 3), np.uint8),
                                                                      np.full((*SIZE, 2), 1500, np.uint16))
+
+
+def test_a_file_of_several_frames_is_refused_not_read_as_its_first(tmp_path):
+    """Trial 17: a 2-page TIFF of depth was read as its first page, without a word."""
+    from PIL import Image
+
+    from smmcl.data.io import read_image
+
+    pages = [Image.fromarray(np.full(SIZE, v, np.uint16)) for v in (1000, 2000)]
+    pages[0].save(tmp_path / "d.tiff", save_all=True, append_images=pages[1:])
+    with pytest.raises(DatasetError, match=r"d.tiff: holds 2 frames \(pages, or an animation\); smmcl reads one image "
+                                           r"per file"):
+        read_image(tmp_path / "d.tiff")

@@ -381,3 +381,13 @@ def test_a_frozen_compiled_model_that_disagrees_with_eager_runs_eagerly():
         with pytest.warns(RuntimeWarning, match="disagrees with eager by 0.5 on its first batch.*runs eagerly"):
             first = frozen(x)
         assert torch.equal(first, model(x)) and torch.equal(frozen(x), model(x)) and not frozen.frozen
+
+
+def test_images_far_smaller_than_a_cell_of_the_coarsest_stage_are_said(tiny):
+    """Trial 17 P-tiny: 8x8 images were predicted as one class without a word (a scale that shrinks them was said)."""
+    rgb, aux = images(1, 8, 8)
+    with pytest.warns(InputWarning, match=r"8x8 images are less than half a cell of the encoder's coarsest stage"):
+        predict_probs(tiny, rgb, aux)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InputWarning)
+        predict_probs(tiny, *images(1, 24, 32))

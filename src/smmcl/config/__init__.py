@@ -17,6 +17,7 @@ from smmcl.config.schema import (
     EMAConfig,
     EvalConfig,
     LossConfig,
+    MODEL_OWNS,
     ModelConfig,
     PhotometricConfig,
     ProjectorConfig,
@@ -25,6 +26,6 @@ from smmcl.config.schema import (
 
 __all__ = [
     "BASE_KEY", "BackboneConfig", "BackbonePreset", "Config", "CrossModalConfig", "DataConfig", "DatasetPreset",
-    "DecoderConfig", "EMAConfig", "EvalConfig", "LossConfig", "ModelConfig", "PhotometricConfig", "ProjectorConfig",
+    "DecoderConfig", "EMAConfig", "EvalConfig", "LossConfig", "MODEL_OWNS", "ModelConfig", "PhotometricConfig", "ProjectorConfig",
     "TrainConfig", "as_config", "load_config", "load_model_config", "parse_overrides", "stated", "to_dict", "to_yaml",
 ]

@@ -273,3 +273,9 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+# What a trained model file fixes: its classes and the scaling its inputs were trained with, checked wherever a config
+# meets a model (eval, predict --config, analysis, report, save_pretrained). The modality before its scale: a thermal
+# model given a depth config is told of the modality (trial 16 #128, #269).
+MODEL_OWNS = ("model.num_classes", "data.class_names", "data.palette", "data.aux_kind", "data.aux_max")

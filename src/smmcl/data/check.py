@@ -308,7 +308,12 @@ def check_dataset(cfg: DataConfig, num_classes: int, splits: Optional[Sequence[s
             f"pixels (values below {shift}) are read as ignore and class {num_classes - 1} gets none; if the labels "
             f"count from 0, set data.label_shift=0")
     empty = [k for k in range(num_classes) if report.histogram.size and not report.histogram[k]]
-    if empty and report.histogram[:num_classes].sum():
+    if report.histogram.size and report.histogram[-1] and not report.histogram[:num_classes].sum():
+        # Eval and training refuse such labels (trial 17: "no problems found" of labels that were all 255).
+        report.problems.append(f"no pixel of the label images checked holds a class id; every one is the ignore index "
+                               f"{cfg.ignore_index}, so there is nothing to learn from or score (unlabelled images, or "
+                               f"data.label_shift / data.ignore_index set wrongly?)")
+    elif empty and report.histogram[:num_classes].sum():
         names = [f"{k} ({report.class_names[k]})" if k < len(report.class_names) else str(k) for k in empty]
         report.notes.append(f"{len(empty)} of the {num_classes} classes {'has' if len(empty) == 1 else 'have'} no labelled pixel in the splits checked "
                             f"({', '.join(names[:5])}{' ...' if len(names) > 5 else ''}): a model learns nothing of "

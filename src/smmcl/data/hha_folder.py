@@ -13,7 +13,7 @@ from smmcl.data.hha import _check_intrinsics, depth_to_hha
 from smmcl.data.io import IMAGE_SUFFIXES, read_image, write_image
 from smmcl.data.modality import RangeWatch
 from smmcl.data.names import check_folder_kind
-from smmcl.errors import AuxUnitsWarning, DatasetError
+from smmcl.errors import AuxUnitsWarning, DatasetError, InputWarning
 from smmcl.outputs import Confirmer, unique_outputs, writing
 from smmcl.progress import track
 
@@ -76,15 +76,24 @@ def convert_folder(
     planned = unique_outputs(((f"{path.stem}.png", path) for path in files), f"--out folder {out_dir}")
     with writing(out_dir, "hha", "--out", inputs=[depth_dir], names=planned, overwrite=overwrite):
 
-        farthest, where, listed, watch = 0.0, None, Confirmer(out_dir), RangeWatch(None)
+        farthest, where, listed, watch, beyond = 0.0, None, Confirmer(out_dir), RangeWatch(None), set()
         for path in track(files, desc="hha", unit="image", enabled=progress):
             depth = read_image(path)
             if depth.ndim != 2:
                 raise DatasetError(f"{path}: expected a single-channel depth image, got shape {depth.shape}")
             h, w = depth.shape
-            if intrinsics[2] < 0 or intrinsics[3] < 0:  # trial 10 #30: the four values in another order
-                raise DatasetError(f"{path}: the principal point (cx, cy) = ({intrinsics[2]:g}, {intrinsics[3]:g}) lies "
-                                   f"outside the {w}x{h} image; --intrinsics are fx,fy,cx,cy in pixels of this image")
+            cx, cy = intrinsics[2], intrinsics[3]
+            if cx < 0 or cy < 0:  # trial 10 #30: the four values in another order
+                raise DatasetError(f"{path}: the principal point (cx, cy) = ({cx:g}, {cy:g}) lies outside the {w}x{h} "
+                                   f"image; --intrinsics are fx,fy,cx,cy in pixels of this image")
+            if (cx > w or cy > h) and (w, h) not in beyond:
+                # A crop's principal point may lie beyond it, so said, not refused; a larger image's intrinsics (a
+                # 640x480 camera's for 64x48 frames: trial 17 H04) put every point in the wrong place.
+                beyond.add((w, h))
+                warnings.warn(f"{path}: the principal point (cx, cy) = ({cx:g}, {cy:g}) lies beyond the {w}x{h} image: "
+                              f"--intrinsics of a larger image (a {2 * cx:g}x{2 * cy:g} camera's? then scale all four by "
+                              f"{w / (2 * cx):.3g}), or of the uncropped frame? --intrinsics are fx,fy,cx,cy in pixels "
+                              f"of this image; encoded as given", InputWarning, stacklevel=2)
             far = _check_depth_units(depth, depth_scale, path)
             watch.see(depth, path)
             if far > farthest:

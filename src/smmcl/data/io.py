@@ -41,6 +41,10 @@ def read_image(path: Path, ids: bool = False) -> np.ndarray:
     colours, or with `ids` (a label file) its palette indices, which label releases use as class ids."""
     with _opened(path) as img:
         _check_depth(img, path)
+        frames = getattr(img, "n_frames", 1)
+        if frames > 1:  # trial 17: a 2-page TIFF was read as its first page, unsaid
+            raise DatasetError(f"{path}: holds {frames} frames (pages, or an animation); smmcl reads one image per file: "
+                               f"save each frame as a file of its own")
         if ids and img.format in LOSSY_FORMATS:
             # Lossy compression blends neighbouring values: along every edge a pixel gets an id between its
             # class and the next one's, which is another class (or none), silently.

@@ -213,6 +213,10 @@ def _multi_scale(model: nn.Module, rgb: Tensor, aux: Tensor, p: InferenceProtoco
             warnings.warn(f"scale {s:g} shrinks {height}x{width} images to {size[0]}x{size[1]}, less than one cell of "
                           f"the encoder's coarsest stage ({COARSEST_STRIDE} pixels): the model sees almost nothing at "
                           f"that scale (the paper's scales are 0.5-1.75)", InputWarning, stacklevel=3)
+        elif min(size) < COARSEST_STRIDE // 2:  # trial 17 P-tiny: 8x8 images predicted as one class, unsaid
+            warnings.warn(f"{size[0]}x{size[1]} images are less than half a cell of the encoder's coarsest stage "
+                          f"({COARSEST_STRIDE} pixels) a side: the model sees almost nothing of them (images of its "
+                          f"training crop's size are what it reads)", InputWarning, stacklevel=3)
         if p.mode == "slide" and (size[0] < p.crop_size[0] or size[1] < p.crop_size[1]):
             # Padded to the window, the image fills a corner of what the model sees (trial 16 #296: mIoU 17.11 for
             # 29.49 whole-image on 60x80 images in the default 480x640 window), unlike any crop it trained on.

@@ -7,7 +7,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence, Tuple
 
-from smmcl.config import Config, load_config, stated, to_dict
+from smmcl.config import MODEL_OWNS, Config, load_config, stated, to_dict
 from smmcl.data.classes import dataset_palette
 from smmcl.errors import AuxUnitsWarning, CheckpointError, ConfigWarning, DatasetError, HeldOutWarning
 from smmcl.model_file import ModelFile, open_model_file
@@ -57,10 +57,8 @@ def model_and_config(checkpoint: str | Path | ModelFile, config: Config | str | 
     return load_trained(cfg, file, device=device), cfg
 
 
-# What a trained model file fixes: its classes and the scaling its inputs were trained with. A config given to run it
-# (predict --config) sets how it runs: `eval.*` (the inference protocol) and these `train.*` switches.
-# The modality before its scale: a thermal model given a depth config is told of the modality (trial 16 #128, #269).
-MODEL_OWNS = ("model.num_classes", "data.class_names", "data.palette", "data.aux_kind", "data.aux_max")
+# A config given to run a model (predict --config) sets how it runs: `eval.*` (the inference protocol) and these
+# `train.*` switches; what the model file fixes is `smmcl.config.MODEL_OWNS`.
 RUNTIME_KEYS = ("device", "precision", "channels_last", "compile")
 
 

@@ -7,14 +7,15 @@ optimizer and RNG state for resuming, are a separate pickle-free `torch.save` fo
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Optional, Union
 
 import torch
 from torch import nn
 
-from smmcl.config import Config, ModelConfig, load_config, to_dict
-from smmcl.errors import CheckpointError, ConfigError
+from smmcl.config import MODEL_OWNS, Config, ModelConfig, load_config, to_dict
+from smmcl.errors import CheckpointError, ConfigError, ConfigWarning
 
 from smmcl.files import atomic_path, check_output_name, container, safetensors_metadata
 from smmcl.outputs import check_path, output_file
@@ -34,9 +35,34 @@ def save_pretrained(model: nn.Module, config: Union[Config, ModelConfig], path: 
     check_output_name(path, "weights")
     # Never over a file smmcl did not write as weights (another library's .safetensors, say), nor over a run's own.
     check_path(path, "save_pretrained")
+    _warn_other_config(model, config)
     path.parent.mkdir(parents=True, exist_ok=True)
     with output_file(path, "save_pretrained", ours=_is_smmcl_weights(path), overwrite=overwrite):
         return write_weights(model, config, path)
+
+
+def _warn_other_config(model: nn.Module, config: Union[Config, ModelConfig]) -> None:
+    """A `ConfigWarning` when a model `load_pretrained` read is saved with a config that says other `MODEL_OWNS`
+    values than its file did (trial 17 PY10: depth weights saved as a thermal model, which every later check then
+    trusted). Warned, not refused: a model fine-tuned since on other classes or images is saved so on purpose."""
+    loaded = getattr(model, "smmcl_loaded_from", None)
+    if loaded is None or not isinstance(config, Config):
+        return
+    source, own = loaded
+    mine, theirs = to_dict(own), to_dict(config)
+
+    def value(tree: dict, key: str):
+        section, name = key.split(".")
+        return tree[section][name]
+
+    # An empty list states nothing (no names, the built-in palette).
+    differ = [k for k in MODEL_OWNS if value(theirs, k) != value(mine, k) and value(theirs, k) != []]
+    if differ:
+        shown = "; ".join(f"{k}={value(mine, k)!r} there, {value(theirs, k)!r} here" for k in differ)
+        warnings.warn(f"the model was loaded from {source}, whose config differs from the one it is saved with ({shown}): "
+                      f"the file written says the latter, and every later check trusts it; unless the model was trained "
+                      f"on such inputs since, save it with its own config (smmcl.open_model_file({source!r}).config)",
+                      ConfigWarning, stacklevel=3)
 
 
 def write_weights(model: nn.Module, config: Union[Config, ModelConfig], path: Union[str, Path],
@@ -136,4 +162,5 @@ def load_pretrained(path: Union[str, Path], device: Optional[Union[str, torch.de
     load_state_strict(model, state, str(path), "its embedded config")
     if device is not None:
         model = model.to(device)
+    model.smmcl_loaded_from = (str(path), cfg)  # what save_pretrained compares a config given with (PY10)
     return model.eval()
