@@ -185,6 +185,8 @@ CASES = [
                                           "--out", "{tmp}/p10"], "--aux must be one too"),
     ("export with an override", ["export", "--checkpoint", "{weights}", "--out", "{tmp}/m2.onnx", "data.aux_max=3"],
      "takes no config overrides (data.aux_max=3)"),
+    ("eval overriding the classes", ["eval", "--checkpoint", "{weights}", "model.num_classes=7"],  # trial 17 E16
+     "but an override gives model.num_classes=7: a model's classes"),
     ("export with two overrides", ["export", "--checkpoint", "{weights}", "--out", "{tmp}/m3.onnx", "data.aux_dir=Thermal",
                                    "data.aux_kind=thermal"],  # trial 16 #118: the first taken as the old FILE argument
      "takes no config overrides (data.aux_dir=Thermal data.aux_kind=thermal)"),

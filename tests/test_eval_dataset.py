@@ -109,3 +109,20 @@ def test_an_evaluation_config_of_another_modality_is_refused(model, indoor_data,
         smmcl.evaluate_checkpoint(model, tiny_config(f"data.root={indoor_data}", "data.aux_kind=thermal"), progress=False)
     assert main(["eval", "--checkpoint", str(model), "data.aux_kind=thermal"]) == 2
     assert "data.aux_kind" in capsys.readouterr().err
+
+
+def test_a_models_relative_data_root_read_from_another_folder_is_named(tmp_path, monkeypatch):
+    """Trial 17 REL2: eval from another working folder said "split list not found: rgbd_mm/test.txt"."""
+    import pytest
+
+    import smmcl
+    from smmcl.errors import DatasetError
+    from support import build_tiny_model, tiny_config
+
+    cfg = tiny_config("data.root=rgbd_mm")
+    weights = smmcl.save_pretrained(build_tiny_model(cfg, seed=0).eval(), cfg, tmp_path / "m.safetensors")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DatasetError, match=r"dataset folder not found: data.root=rgbd_mm, .*rgbd_mm: a relative "
+                                           r"data.root is read from the current folder, not from the config file's or "
+                                           r"the model file's \(give data.root=\.\.\. to read it elsewhere\)"):
+        smmcl.evaluate_checkpoint(weights, progress=False)

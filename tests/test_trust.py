@@ -406,3 +406,15 @@ def test_a_run_a_training_is_writing_is_named_as_such_not_as_unfinished(tmp_path
     assert folder_holder(run) is None  # released: the folder is an unfinished run again
     with pytest.raises(CheckpointError, match=r"not finished\?\): smmcl train CONFIG --resume auto"):
         open_run(run, "run")
+
+
+def test_a_class_count_override_against_a_datasets_names_is_named(tmp_path, capsys):
+    """Trial 17 D-synth-k: "the override is used", then an error about class names "given with overrides" that came
+    from the dataset's meta.json."""
+    root = tmp_path / "d"
+    assert main(["data", "synth", "--kind", "indoor-rgbd", "--out", str(root), "--num", "4", "--size", "32x40"]) == 0
+    capsys.readouterr()
+    assert main(["data", "check", str(root), "model.num_classes=5"]) == 2
+    assert "model.num_classes=5 (override) departs from the 14 classes" in capsys.readouterr().err
+    assert main(["data", "check", str(root), "model.num_classes=5", "data.class_names=[]", "data.palette=[]"]) in (0, 1)
+    assert "departs from the 14 classes" not in capsys.readouterr().err  # as advised

@@ -36,6 +36,10 @@ def _eval_config(args: argparse.Namespace):
     from smmcl.api import read_model_source
 
     cfg, _ = read_model_source(args.checkpoint, model_file=True)  # weights, checkpoint or ONNX: the config it carries
+    from smmcl.engine.loading import check_owned_stated
+    from smmcl.model_file import open_model_file
+
+    check_owned_stated(open_model_file(args.checkpoint), to_dict(cfg), overrides, "an override")
     return load_config(to_dict(cfg), extra)
 
 

@@ -14,7 +14,7 @@ from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from smmcl.config.meta import read_meta, reconcile, stated_layer, stated_values
+from smmcl.config.meta import meta_layer, read_meta, reconcile, stated_layer, stated_values
 from smmcl.config.presets import preset_layer
 from smmcl.config.rules import check_values
 from smmcl.config.schema import Config, ModelConfig
@@ -170,7 +170,10 @@ def _with_meta(base: DictConfig, root: str, layers: Layers, overrides: Any, pres
     given = {key: _stated(overrides, key) for key in stated} if overrides is not None else {}
     for key in [k for k, v in given.items() if v is _CLEARED]:
         config.pop(key, None)
-    reconcile(path, stated, config, {k: v for k, v in given.items() if v is not _UNSET and v is not _CLEARED})
+    palette = _stated(overrides, "data.palette") if overrides is not None else _UNSET
+    reconcile(path, {k: v for k, v in stated.items() if given.get(k) is not _CLEARED}, config,
+              {k: v for k, v in given.items() if v is not _UNSET and v is not _CLEARED},
+              palette=None if palette is not _UNSET else meta_layer(meta).get("data", {}).get("palette"))
     return _merge(base, stated_layer(meta), str(path)), meta
 
 

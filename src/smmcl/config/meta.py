@@ -79,11 +79,22 @@ def stated_values(meta: dict) -> Dict[str, Any]:
     return out
 
 
-def reconcile(path: Path, stated: Dict[str, Any], config: Dict[str, tuple[Any, str]], overrides: Dict[str, Any]) -> None:
+def reconcile(path: Path, stated: Dict[str, Any], config: Dict[str, tuple[Any, str]], overrides: Dict[str, Any],
+              palette: Optional[list] = None) -> None:
     """Refuse a config value (key -> (value, where it was set)) that contradicts meta.json's `stated` one; warn of
     an override that does (it is used). Keys neither sets are left to meta.json. Every contradiction is named in one
     error."""
     clashes: list = []
+    count = overrides.get("model.num_classes")
+    lists = {"data.class_names": stated.get("data.class_names"), "data.palette": palette}  # `palette`: meta.json's
+    per_class = [k for k, v in lists.items() if v and k not in overrides and count is not None and len(v) != count]
+    if per_class:
+        # The dataset's names (and colours) stay while the count departs: said as such, not as names "given with
+        # overrides" (trial 17 D-synth-k).
+        keys = " and ".join(f"{k}=[...]" for k in per_class)
+        raise ConfigError(f"model.num_classes={count!r} (override) departs from the {len(lists[per_class[0]])} "
+                          f"classes {path} gives: give {keys} with {count} entries as well ([] for none), or leave "
+                          f"model.num_classes to the dataset")
     for key, want in stated.items():
         if key in overrides:
             if overrides[key] != want:

@@ -101,6 +101,15 @@ def read_name_list(path: Path, unique: bool = True, folders: Sequence[Path] = ()
     return names
 
 
+def check_root(cfg: DataConfig) -> None:
+    """A `DatasetError` when `data.root` is no folder, saying where a relative one was looked for."""
+    if not Path(cfg.root).is_dir():
+        where = "" if Path(cfg.root).is_absolute() else (f", {Path(cfg.root).absolute()}: a relative data.root is read "
+                                                      f"from the current folder, not from the config file's or the "
+                                                      f"model file's (give data.root=... to read it elsewhere)")
+        raise DatasetError(f"dataset folder not found: data.root={cfg.root}{where}")
+
+
 def split_names(cfg: DataConfig, split: str, subset: Optional[str] = None, unique: bool = True) -> list[str]:
     """Sample names of a split (and subset), from its list file; a split folder without a list gives all its images.
     `unique`: as `read_name_list`."""
@@ -114,6 +123,7 @@ def split_names(cfg: DataConfig, split: str, subset: Optional[str] = None, uniqu
         if not names:
             raise DatasetError(f"split folder {folder} has no {cfg.rgb_ext} images and there is no list {path}")
     else:
+        check_root(cfg)  # a missing dataset said as such, not as its missing list (trial 17 REL2)
         names = read_name_list(path)  # raises the "not found" error
     if subset is None:
         return names
@@ -275,10 +285,7 @@ class RGBXDataset(Dataset):
         self.subset = subset
         self.num_classes = num_classes
         self.root = split_root(cfg, split)
-        if not Path(cfg.root).is_dir():
-            where = "" if Path(cfg.root).is_absolute() else (f", {Path(cfg.root).absolute()}: a relative data.root is read "
-                                                          f"from the current folder, not from the config file's")
-            raise DatasetError(f"dataset folder not found: data.root={cfg.root}{where}")
+        check_root(cfg)
         folders = (cfg.rgb_dir,) if cfg.layout == "packed" else (cfg.rgb_dir, cfg.aux_dir)
         for sub in (*folders, cfg.label_dir):
             if not (self.root / sub).is_dir():

@@ -45,6 +45,28 @@ def load_trained(cfg: Config, checkpoint: str | Path | ModelFile, device: str | 
     return prepare_model(model.to(dev).eval(), channels_last=cfg.train.channels_last, compile=cfg.train.compile, freeze=True)
 
 
+def check_owned_stated(file: ModelFile, source, overrides: Sequence[str], where: str, units_fix: str = "") -> None:
+    """Refuse a config (`source`: a YAML path or a dict) or `overrides` that state other `MODEL_OWNS` values than the
+    model file, naming the key; judged before the config is loaded, which would refuse it in other words (trial 16
+    #272, trial 17 E16: "model.num_classes=7" answered of class names). `units_fix`: said of `data.aux_max`."""
+    own = file.config
+    if own is None:
+        return
+    said = stated(source, overrides)
+    mine = stated(to_dict(own), dataset_meta=False)
+    if said.get("data.palette"):  # colours compared as drawn: an unset palette draws its classes' built-in one
+        k, names = own.model.num_classes, own.data.class_names
+        said["data.palette"] = [list(c) for c in dataset_palette(names, said["data.palette"], k)]
+        mine["data.palette"] = [list(c) for c in dataset_palette(names, own.data.palette, k)]
+    for key in MODEL_OWNS:
+        # An empty list states nothing (no names, a generated palette); null aux_max does state the dtype's maximum.
+        if key in said and said[key] != [] and said[key] != mine[key]:
+            fix = units_fix if key == "data.aux_max" else ""
+            raise CheckpointError(f"{file.path} was trained with {key}={mine[key]!r} but {where} gives {key}={said[key]!r}: "
+                                  f"a model's classes, palette and input scaling come from its file; give a config of "
+                                  f"its own dataset, or none (the file carries one){fix}")
+
+
 def model_and_config(checkpoint: str | Path | ModelFile, config: Config | str | Path | None = None,
                      overrides: Sequence[str] = (), device: str | torch.device | None = None) -> Tuple[torch.nn.Module, Config]:
     """A trained model and the config it runs under: `config` (a Config, or a YAML file) replaces the one that
@@ -73,20 +95,8 @@ def config_for_model(file: ModelFile, config: Config | str | Path | None = None,
             return file.require_config()  # the file's own, or a named error for a released checkpoint without one
         return load_config(to_dict(config) if isinstance(config, Config) else config, overrides)
     source = to_dict(config) if isinstance(config, Config) else config if config is not None else to_dict(own)
-    said = stated(source, overrides)  # judged before the config is loaded, which would refuse it in other words
-    mine = stated(to_dict(own), dataset_meta=False)
-    if said.get("data.palette"):  # colours compared as drawn: an unset palette draws its classes' built-in one
-        k, names = own.model.num_classes, own.data.class_names
-        said["data.palette"] = [list(c) for c in dataset_palette(names, said["data.palette"], k)]
-        mine["data.palette"] = [list(c) for c in dataset_palette(names, own.data.palette, k)]
-    for key in MODEL_OWNS:
-        # An empty list states nothing (no names, a generated palette); null aux_max does state the dtype's maximum.
-        if key in said and said[key] != [] and said[key] != mine[key]:
-            where = "an override" if config is None else "the config given" if isinstance(config, Config) else f"the config {config}"
-            fix = "; for frames in other units pass aux_scale instead" if key == "data.aux_max" else ""
-            raise CheckpointError(f"{file.path} was trained with {key}={mine[key]!r} but {where} gives {key}={said[key]!r}: "
-                                  f"a model's classes, palette and input scaling come from its file; give a config of "
-                                  f"its own dataset, or none (the file carries one){fix}")
+    where = "an override" if config is None else "the config given" if isinstance(config, Config) else f"the config {config}"
+    check_owned_stated(file, source, overrides, where, "; for frames in other units pass aux_scale instead")
     given = load_config(source, overrides)  # (trial 16 #272: model.num_classes=3 was answered of class names)
     merged = to_dict(own)
     merged["eval"] = to_dict(given)["eval"]
