@@ -56,6 +56,11 @@ CASES = [
     ("export(out='')", lambda w, m, tmp: smmcl.export(w, ""), ValueError, "out must be a path, got an empty string"),
     ("report(None)", lambda w, m, tmp: smmcl.report(None), TypeError, "run_dir must be a path"),
     ("run_study(None)", lambda w, m, tmp: smmcl.run_study(None), TypeError, "the study file must be a path"),
+    # trial 17 API30: nested lists read as a batch of rows; PY09: an overrides string read a character at a time
+    ("Predictor frames as nested lists", lambda w, m, tmp: smmcl.Predictor(w)(FRAME.tolist(), DEPTH.tolist()),
+     TypeError, "rgb[0] is a list, not a numpy frame: a list given as rgb is a batch of frames"),
+    ("open_model overrides a string", lambda w, m, tmp: smmcl.open_model(w, overrides="eval.mode=slide"),
+     ConfigError, "overrides must be a list of key=value strings, e.g. ['eval.mode=slide']"),
     ("Predictor channels-first rgb", lambda w, m, tmp: smmcl.Predictor(w)(FRAME.transpose(2, 0, 1), DEPTH), ValueError,
      "channels first (PyTorch's order); frames are channels last"),
     ("model(numpy)", lambda w, m, tmp: m(FRAME, DEPTH), TypeError, "rgb must be a torch tensor"),

@@ -81,7 +81,7 @@ def test_a_name_planned_but_never_written_is_not_smmcls(tmp_path):
     os.utime(run / "summary.json", (later, later))
     for overwrite in (False, True):
         with pytest.raises(OutputError, match=r"holds files smmcl did not write there \(summary.json\) \(summary.json: "
-                                              r"names a smmcl command that did not finish was to write"):
+                                              r"names that a smmcl command which did not finish \(killed\?\) planned to write"):
             claim_folder(run, "run", "train.out_dir", names=["log.jsonl", "summary.json"], overwrite=overwrite)
     assert (run / "summary.json").read_text() == "my own notes\n" and (run / "log.jsonl").is_file()
 
@@ -603,3 +603,23 @@ def test_a_lock_left_to_a_killed_commands_child_says_so(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_an_earlier_output_cut_short_by_a_kill_is_said_to_be_part_of_one(tmp_path):
+    """Trial 17 KQ2: a rerun after `kill -9` was told of "an earlier output of this command", not that it was cut
+    short; KQ3: the refusal of a user's file under a planned name read garbled."""
+    from smmcl.outputs import claim_folder, record
+    from smmcl.outputs.claims import check_claim, check_no_earlier
+
+    out = tmp_path / "p"
+    claim_folder(out, "predictions", "--out", names=["a.png", "b.png", "c.png"])
+    (out / "a.png").write_bytes(b"label")
+    record(out, ["a.png"])  # killed here: never settled
+    with pytest.raises(OutputError, match=r"holds an earlier output of this command \(a.png\), part of one that did not "
+                                          r"finish \(killed\?\): 2 of its 3 files were never written"):
+        check_no_earlier(out, "predictions", "--out")
+    (out / "b.png").write_bytes(b"mine")
+    os.utime(out / "b.png", (1, 1))  # long before the claim: not the killed command's
+    with pytest.raises(OutputError, match=r"\(b.png: names that a smmcl command which did not finish \(killed\?\) "
+                                          r"planned to write but never listed as written"):
+        check_claim(out, "predictions", "--out", overwrite=True)

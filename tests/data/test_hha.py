@@ -314,3 +314,13 @@ def test_a_principal_point_outside_the_image_is_refused(tmp_path):
     with pytest.warns(InputWarning, match=r"\(cx, cy\) = \(320, 240\) lies beyond the 40x30 image: --intrinsics of a "
                                           r"larger image \(a 640x480 camera's\? then scale all four by 0.0625\)"):
         convert_folder(tmp_path / "d", tmp_path / "hha", (500.0, 500.0, 320.0, 240.0), progress=False)
+
+
+def test_a_few_stray_far_values_are_named_not_answered_with_a_scale(tmp_path):
+    """Trial 17 H06: float metres with a few 205 m pixels were told "--depth-scale 1", already given."""
+    depth = np.random.default_rng(0).uniform(0.8, 4.0, (30, 40)).astype(np.float32)
+    depth[0, :3] = 205.0
+    write_image(tmp_path / "d" / "a.tiff", depth)
+    with pytest.raises(DatasetError, match=r"a.tiff: 3 pixels lie beyond 100 m \(up to 205 m\) while 99% are within "
+                                           r"[\d.]+ m: stray far values"):
+        convert_folder(tmp_path / "d", tmp_path / "hha", NYU_QUARTER, depth_scale=1.0, progress=False)

@@ -118,6 +118,8 @@ def _layers(source: Union[str, Path, Mapping[str, Any], DictConfig, None]) -> La
 
 def parse_overrides(overrides: Sequence[str]) -> DictConfig:
     """Turn `a.b=c` strings into a config layer; values are parsed as YAML."""
+    if isinstance(overrides, (str, bytes)):  # one string would be read a character at a time (trial 17 PY09)
+        raise ConfigError(f"overrides must be a list of key=value strings, e.g. [{overrides!r}], got a string")
     for item in overrides:
         if "=" not in item or item.startswith("="):
             raise ConfigError(f"override '{item}': expected key=value, e.g. train.lr=0.001")
@@ -222,8 +224,6 @@ def load_config(
     an override doing so is used with a `ConfigWarning`. None (the default): read
     for a config file or none (a run to set up), not for a mapping (a resolved config, as a model file or a
     checkpoint carries it, records what its run used and is taken as it is)."""
-    if isinstance(overrides, (str, bytes)):  # one string would be read a character at a time
-        raise ConfigError(f"overrides must be a list of key=value strings, e.g. [{overrides!r}], got a string")
     layers = _layers(source)
     origin = layers[-1][1]
     override_layer = None

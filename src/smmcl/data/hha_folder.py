@@ -40,8 +40,16 @@ def _check_depth_units(depth: np.ndarray, depth_scale: float, path: Path) -> flo
     finite = depth[np.isfinite(depth)] if np.issubdtype(depth.dtype, np.floating) else depth
     farthest = float(finite.max()) * depth_scale if finite.size else 0.0
     low, high = PLAUSIBLE_FARTHEST_M
+    if farthest > high and finite.size:
+        bulk = float(np.percentile(finite, 99)) * depth_scale
+        if low <= bulk <= high:  # the units fit; a few stray values do not (trial 17 H06: "--depth-scale 1" advised)
+            stray = int(np.count_nonzero(finite * depth_scale > high))
+            raise DatasetError(f"{path}: {stray} pixels lie beyond {high:g} m (up to {farthest:g} m) while 99% are within "
+                               f"{bulk:.3g} m: stray far values (a stereo mismatch, a marker?) that HHA would encode as "
+                               f"real points: set them to 0 (no measurement) in the files")
     if farthest > 0 and not low <= farthest <= high:
-        hint = (" Float depth is usually in metres: --depth-scale 1." if np.issubdtype(depth.dtype, np.floating) else
+        hint = (" Float depth is usually in metres: --depth-scale 1." if np.issubdtype(depth.dtype, np.floating)
+                and depth_scale != 1 else "" if np.issubdtype(depth.dtype, np.floating) else
                 " 8-bit depth is no metric depth: HHA needs the camera's depth in known units." if depth.dtype == np.uint8
                 else "")
         raise DatasetError(f"{path}: {depth.dtype} depth up to {float(finite.max()):g} x --depth-scale {depth_scale:g} "

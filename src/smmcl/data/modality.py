@@ -155,22 +155,30 @@ def units_problem(aux: np.ndarray, aux_max: Optional[float], aux_scale: float = 
     top = raw * aux_scale
     scaled = f" (x aux_scale {_num(aux_scale)} = {_num(top)})" if aux_scale != 1 else ""
     if np.issubdtype(aux.dtype, np.integer) and aux.dtype.itemsize == 1 and 255 * aux_scale < full:
+        other = {"depth": "thermal", "thermal": "depth"}.get(kind or "", "")
         fix = (f"{kind} saved at 8 bits? give the frames at their full bit depth; 8-bit images of another modality "
-               f"(not {kind}; thermal?) this model cannot read" if kind else
+               f"(not {kind}{f'; {other}?' if other else ''}) this model cannot read" if kind else
                "give the frames at their full bit depth" if for_model else
                "HHA images are 8-bit by construction (smmcl data hha): leave data.aux_max unset (null) for them, "
                "as an inherited value from a depth config is not theirs" if files_kind == "hha" else
                "store the images at their full bit depth; to train on 8-bit images whose true scale that is, set "
                f"data.aux_max=255 ({TRAINED_SCALE})")
+        example = "16-bit radiometric values" if kind == "thermal" else "16-bit millimetres"  # trial 17 P-t16on8
         return (f"8-bit auxiliary image ({describe(aux)}) {link} {scale}, which expects larger values, "
-                f"e.g. 16-bit millimetres: {fix}")
-    if np.issubdtype(aux.dtype, np.floating) and 0 < top <= FLOAT_SMALL and full >= FLOAT_LARGE_SCALE:
-        step = _power_of_ten(full / top) * aux_scale
+                f"e.g. {example}: {fix}")
+    # Judged on the bulk of the values: a few far outliers (205 m of a stereo mismatch) hid float metres, which were
+    # then noted as "centimetres for millimetres?" (trial 17 TR-m2).
+    bulk = (float(np.percentile(aux, 99)) * aux_scale if np.issubdtype(aux.dtype, np.floating) and top > FLOAT_SMALL
+            and aux.size else top)
+    if np.issubdtype(aux.dtype, np.floating) and 0 < bulk <= FLOAT_SMALL and full >= FLOAT_LARGE_SCALE:
+        step = _power_of_ten(full / bulk) * aux_scale
         fix = (_pass_scale(_num(step)) if for_model else
                f"convert the files (x{_num(step)}), or, to train on them, set data.aux_max to their own full scale "
                f"({TRAINED_SCALE})")
         what = "given to a model trained on" if for_model else "where data.aux_max counts"
-        return f"float values up to {_num(raw)}{scaled} {link} {scale}: metres {what} millimetres? {fix}"
+        values = (f"up to {_num(raw)}{scaled}" if bulk == top else
+                  f"99% up to {_num(bulk / aux_scale)} (a few up to {_num(raw)}){scaled}")
+        return f"float values {values} {link} {scale}: metres {what} millimetres? {fix}"
     if top > OVERSHOOT * full:
         over = aux * aux_scale > OVERSHOOT * full
         beyond = float(np.mean(over))

@@ -165,6 +165,12 @@ class Predictor:
                              f"batch of auxiliary frames too (N x H x W, or a list)")
         rgb_list = [rgb] if single else list(rgb)
         aux_list = [aux] if single else list(aux)
+        for name, frames in (("rgb", rgb_list), ("aux", aux_list)):
+            # A list is a batch of numpy frames; nested lists (`frame.tolist()`) were read as a batch of rows
+            # (trial 17 API30: "RGB image is int64, shape (64, 3) ... a depth image among the RGB ones?").
+            if frames and isinstance(frames[0], (list, tuple)):
+                raise TypeError(f"{name}[0] is a {type(frames[0]).__name__}, not a numpy frame: a list given as {name} "
+                                f"is a batch of frames, each a numpy array; give one frame as np.asarray(...)")
         if not rgb_list or len(rgb_list) != len(aux_list):
             raise ValueError(f"got {len(rgb_list)} RGB and {len(aux_list)} auxiliary frames; give one of each per observation")
         pairs = [self.preprocessing.pair_arrays(np.asarray(r), np.asarray(a), bgr=bgr, source=f"auxiliary frame {i}",

@@ -142,8 +142,10 @@ def _pairs(rgb: Optional[Path], aux: Optional[Path] = None, list_file: Optional[
         raise DatasetError("no input: give an RGB file or folder, or a list file")
     if rgb.is_dir():
         rgb_files = _images(rgb)
-        if not rgb_files:
-            raise DatasetError(f"no images in {rgb}")
+        if not rgb_files:  # what is there instead, and what is read (trial 17 Q-gif: "no images" beside an f.gif)
+            others = sorted(p.name for p in rgb.iterdir() if p.is_file() and not p.name.startswith("."))
+            there = f"; it holds {', '.join(others[:3])}{' ...' if len(others) > 3 else ''}" if others else ""
+            raise DatasetError(f"no images in {rgb} (read: {', '.join(IMAGE_SUFFIXES)} files){there}")
         if aux is None:
             return [InputPair(n, p, None) for n, p in rgb_files.items()]
         if not aux.is_dir():

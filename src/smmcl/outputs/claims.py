@@ -94,9 +94,9 @@ def check_claim(folder: str | Path, kind: str, what: str, inputs: Iterable[Optio
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         unfinished = [name for name in foreign if Path(name).name in _planned(read_manifest((folder / name).parent))]
-        why = (f" ({', '.join(unfinished[:3])}{' ...' if len(unfinished) > 3 else ''}: names a smmcl command that did "
-               f"not finish was to write, which it never said it wrote (killed?), so smmcl cannot tell them from yours; "
-               f"if they are its, remove them)" if unfinished else "")
+        why = (f" ({', '.join(unfinished[:3])}{' ...' if len(unfinished) > 3 else ''}: names that a smmcl command "
+               f"which did not finish (killed?) planned to write but never listed as written, so smmcl cannot tell them "
+               f"from yours; if they are its, remove them)" if unfinished else "")
         raise OutputError(f"{what} {folder} holds files smmcl did not write there ({shown}){why}; smmcl writes only "
                           f"into a new or empty folder, or one it wrote: move them out of it, or choose another folder; "
                           f"nothing was changed")
@@ -245,8 +245,12 @@ def check_no_earlier(folder: str | Path, kind: str, what: str) -> None:
     earlier = sorted(name for name in _lists(folder, manifest)[0] if (folder / name).exists())
     if earlier:
         shown = ", ".join(earlier[:3]) + (f" and {len(earlier) - 3} more" if len(earlier) > 3 else "")
-        raise OutputError(f"{what} {folder} holds an earlier output of this command ({shown}); nothing was changed: "
-                          f"--overwrite (overwrite=True) replaces it whole, or choose another folder")
+        # A command that never settled its list (killed) left names planned: its output is part of one (trial 17 KQ2).
+        unfinished = [n for n in _planned(manifest) if not (folder / n).exists()]
+        part = (f", part of one that did not finish (killed?): {len(unfinished)} of its {len(unfinished) + len(earlier)} "
+                f"files were never written" if unfinished else "")
+        raise OutputError(f"{what} {folder} holds an earlier output of this command ({shown}){part}; nothing was "
+                          f"changed: --overwrite (overwrite=True) replaces it whole, or choose another folder")
 
 
 @contextlib.contextmanager
