@@ -201,9 +201,10 @@ def test_eval_accepts_weights_file_and_checks_classes(tiny_overrides, tmp_path, 
     assert "miou" in json.loads(out.read_text())
     # A config naming 14 classes for 20 is refused by the config itself; without names, by the weights' 14.
     assert main(["eval", str(TINY_CONFIG), *tiny_overrides, "model.num_classes=20", "--checkpoint", str(weights)]) == 2
-    assert "one per class: model.num_classes=20" in capsys.readouterr().err
+    # (The dataset's meta.json names 14 classes: the override is said to depart from them.)
+    assert "model.num_classes=20 (override) departs from the 14 classes" in capsys.readouterr().err
     assert main(["eval", str(TINY_CONFIG), *tiny_overrides, "model.num_classes=20", "data.class_names=[]",
-                 "--checkpoint", str(weights)]) == 2
+                 "data.palette=[]", "--checkpoint", str(weights)]) == 2
     assert "predicts 14 classes" in capsys.readouterr().err
 
 

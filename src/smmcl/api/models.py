@@ -145,6 +145,18 @@ def read_model_source(source: str | Path, overrides: Sequence[str] = (), model_f
     return load_config(to_dict(file.require_config()), overrides), str(source)
 
 
+def model_config(checkpoint: str | Path, overrides: Sequence[str] = ()) -> Config:
+    """The config a model file carries (smmcl weights, a training checkpoint, an ONNX export), with `overrides`; an
+    override of what the model owns (`smmcl.config.MODEL_OWNS`: classes, palette, input scaling) is refused, naming the
+    model's own value (trial 17 E16: answered of class names)."""
+    from smmcl.engine.loading import check_owned_stated
+
+    file = open_model_file(checkpoint)
+    own = to_dict(file.require_config())
+    check_owned_stated(file, own, overrides, "an override")
+    return load_config(own, overrides)
+
+
 @_renamed(cfg="config")
 def analyze_features(config: Config, checkpoints: Dict[str, str | Path], out: str | Path, split: str | None = None,
                      stage: int = 4, per_class: int = 200, max_images: int | None = None, seed: int = 0,

@@ -25,7 +25,7 @@ def _protocol_overrides(args: argparse.Namespace) -> list:
 
 def _eval_config(args: argparse.Namespace):
     """The config of `smmcl eval`: the YAML given, else the one the model file carries (weights, checkpoint, ONNX)."""
-    from smmcl.config import load_config, to_dict
+    from smmcl.config import load_config
 
     config, overrides = args.config, list(args.overrides)
     if config is not None and "=" in config and not Path(config).is_file():
@@ -33,14 +33,9 @@ def _eval_config(args: argparse.Namespace):
     extra = [*overrides, *_protocol_overrides(args)]
     if config is not None:
         return load_config(config, extra)
-    from smmcl.api import read_model_source
+    from smmcl.api import model_config
 
-    cfg, _ = read_model_source(args.checkpoint, model_file=True)  # weights, checkpoint or ONNX: the config it carries
-    from smmcl.engine.loading import check_owned_stated
-    from smmcl.model_file import open_model_file
-
-    check_owned_stated(open_model_file(args.checkpoint), to_dict(cfg), overrides, "an override")
-    return load_config(to_dict(cfg), extra)
+    return model_config(args.checkpoint, extra)  # weights, checkpoint or ONNX: the config it carries
 
 
 def _earlier_scores(path: Path) -> bool:
