@@ -64,7 +64,7 @@ def test_training_and_eval_say_label_maps_in_the_rgb_folder(tmp_path):
     weights = smmcl.save_pretrained(build_tiny_model(cfg, seed=0).eval(), cfg, tmp_path / "m.safetensors")
     with pytest.warns(InputWarning, match=FLAT.format("test") + r".*their scores mean nothing"):
         smmcl.evaluate_checkpoint(weights, cfg, progress=False)
-    photos = tiny_config(f"data.root={_dataset(tmp_path / 'p')}")
+    photos = tiny_config(f"data.root={_dataset(tmp_path / 'p')}", "data.crop_size=[24,32]")  # a crop within them
     with warnings.catch_warnings():
         warnings.simplefilter("error", InputWarning)
         RGBXDataset(photos.data, "train", photos.model.num_classes, train=True)

@@ -391,3 +391,23 @@ def test_images_far_smaller_than_a_cell_of_the_coarsest_stage_are_said(tiny):
     with warnings.catch_warnings():
         warnings.simplefilter("error", InputWarning)
         predict_probs(tiny, *images(1, 24, 32))
+
+
+class Constant(nn.Module):
+    """Class 0 everywhere."""
+
+    def forward(self, rgb, aux):
+        logits = torch.zeros(rgb.shape[0], K, *rgb.shape[-2:])
+        logits[:, 0] = 1.0
+        return logits
+
+
+def test_no_scored_class_in_labels_or_predictions_is_refused_not_a_nan_miou():
+    """Trial 18 D027: "mIoU -" printed and NaN written to the scores file (which strict JSON readers refuse)."""
+    from smmcl.errors import DatasetError
+
+    data = TinySet([(16, 20)])
+    data.samples[0]["label"][:] = 0  # only class 0, which is excluded; the model predicts only class 0
+    with pytest.raises(DatasetError, match=r"none of the classes scored \(1, .*eval.exclude_classes=\[0\]\) has a "
+                                           r"labelled or predicted pixel"):
+        score_dataset(Constant(), data, K, progress=False, exclude=[0])

@@ -12,6 +12,7 @@ import yaml
 
 from smmcl.cli import main
 from smmcl.errors import ConfigError
+from smmcl.outputs import OutputError
 from smmcl.study import mean_std, paired_difference, read_study, run_study
 from smmcl.study.stats import verdict
 from smmcl.study.runner import describe_plan
@@ -310,3 +311,14 @@ def test_a_study_folder_in_use_is_refused(tmp_path):
         with pytest.raises(FolderBusyError, match=r"out is being written by another smmcl process \(pid \d+ on "):
             run_study(path, out=tmp_path / "out", log=lambda _: None)
     assert main(["study", str(path), "--out", str(tmp_path / "out"), "--dry-run"]) == 0  # a plan writes nothing
+
+
+def test_a_dry_run_refuses_a_study_folder_inside_its_data(tmp_path):
+    """Trial 18 T019: `--dry-run` accepted an --out inside the dataset, which the real run refused."""
+    data = tmp_path / "data"
+    path = _write_study(tmp_path / "s.yaml", data)
+    from smmcl.data.synth import generate_dataset
+
+    generate_dataset("indoor-rgbd", data, 16, size=(64, 80), seed=2, test_fraction=0.25)
+    with pytest.raises(OutputError, match=r"train.out_dir .*lies inside the input folder"):
+        describe_plan(path, out=data / "study")

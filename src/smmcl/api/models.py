@@ -167,6 +167,11 @@ def analyze_features(config: Config, checkpoints: Dict[str, str | Path], out: st
     `eval.exclude_classes` (and ignored pixels) are left out. An earlier analysis in `out` is replaced only with
     `overwrite`."""
     config = as_config(config)
+    # Named, not an AttributeError or pathlib's TypeError from inside (trial 18 G054, G046).
+    if not isinstance(checkpoints, dict):
+        raise TypeError(f"checkpoints must be a mapping of name -> model file, e.g. {{'smmcl': 'run/model.safetensors'}}, "
+                        f"got a {type(checkpoints).__name__}")
+    as_path(out, "out")
     from smmcl.analysis import analyze_models
     from smmcl.data.dataset import RGBXDataset
     from smmcl.engine import loading

@@ -210,8 +210,7 @@ def own_suffixes(cfg: DataConfig, split: str) -> list[str]:
 
 
 def shared_with_train(cfg: DataConfig, split: str, names: Sequence[str]) -> list[str]:
-    """The `names` of `split` that the train list holds too, where both lists read one folder (the flat layout):
-    one image trained on and scored, so its score is not held out. Empty for the train split or no train list."""
+    """The `names` of `split` the train list holds too where both read one folder (the flat layout): not held out."""
     if split == "train" or split_root(cfg, split) != split_root(cfg, "train"):
         return []
     try:
@@ -259,9 +258,8 @@ def warn_flat_rgb(cfg: DataConfig, split: str, num_classes: int, names: Optional
 
 # Auxiliary folder names that say their modality, as data.aux_kind names it.
 def check_aux_kind(cfg: DataConfig) -> None:
-    """Refuse training (and `data check`) where `data.aux_dir` names another modality than `data.aux_kind` (a
-    `Thermal` folder trained as depth, the default): the kind decides the auxiliary augmentation and the checks of
-    its values, and is recorded in the model (trial 6 C263). Not when scoring, so models trained so stay loadable."""
+    """Refuse training (and `data check`) on folders named for another modality than `data.aux_kind` says (trial 6
+    C263) or an RGB folder named for an auxiliary one: the kind decides augmentation and checks, and the model keeps it."""
     if cfg.layout != "packed":
         check_folder_kind(cfg.aux_dir, cfg.aux_kind, f"data.aux_kind={cfg.aux_kind!r}",
                           f"set data.aux_kind={folder_kind(cfg.aux_dir)} (it decides the auxiliary augmentation and "
@@ -318,8 +316,7 @@ class RGBXDataset(Dataset):
         self._cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def _check_files_exist(self) -> None:
-        """Every listed sample's files, checked when the split is opened: a missing one found at the first validation
-        would stop a run after its training so far."""
+        """Every listed sample's files, when the split is opened (not at the first validation, after training)."""
         missing = [(path, role) for name in self.names for role, path in vars(sample_files(self.cfg, self.split, name)).items()
                    if isinstance(path, Path) and not path.is_file()]
         if missing:
@@ -341,26 +338,30 @@ class RGBXDataset(Dataset):
                                f"scale (e.g. 10000 for millimetres up to 10 m)")
 
     def _check_labelled(self, num_classes: int) -> None:
-        """Eval's rule before training (trial 17: a run on label images of no class id trained to a NaN loss): judged
-        on RANGE_SAMPLE of them spread over the list, refused when those are the whole split, else warned of."""
+        """On RANGE_SAMPLE label images: no class id (eval's rule; trial 17: a NaN loss), refused if they are the whole
+        split; a crop larger than every image at its largest scale (trial 18 B047: crops 99% padding, unsaid)."""
         sampled = self.names[::max(1, len(self.names) // RANGE_SAMPLE)][:RANGE_SAMPLE]
-        for files in (sample_files(self.cfg, self.split, name) for name in sampled):
-            if (check_label(read_image(files.label, ids=True), files.label, num_classes, self.cfg.ignore_index,
-                            self.cfg.label_shift) != self.cfg.ignore_index).any():
-                return
+        labels = [check_label(read_image(f.label, ids=True), f.label, num_classes, self.cfg.ignore_index,
+                              self.cfg.label_shift) for f in (sample_files(self.cfg, self.split, n) for n in sampled)]
+        (ch, cw), big = self.cfg.crop_size, max(self.cfg.scales)
+        h, w = max(a.shape[0] for a in labels), max(a.shape[1] for a in labels)
+        if ch > h * big or cw > w * big:
+            warnings.warn(f"data.crop_size {ch}x{cw} is larger than the training images ({h}x{w} at most, x{big:g} at "
+                          f"the largest of data.scales): each crop is mostly padding; set data.crop_size to at most "
+                          f"{round(h * big)}x{round(w * big)}", InputWarning, stacklevel=3)
+        if any((a != self.cfg.ignore_index).any() for a in labels):
+            return
         whole = len(sampled) == len(self.names)
-        said = (f"split {self.split!r} of {self.root}: no pixel of {'its' if whole else 'the'} {len(sampled)} label "
-                f"images{'' if whole else ' sampled'} holds a class id; every one is the ignore index "
-                f"{self.cfg.ignore_index}, so there is nothing to learn from (unlabelled images, or data.label_shift / "
-                f"data.ignore_index set wrongly?)")
+        said = (f"split {self.split!r} of {self.root}: no pixel of {'its' if whole else 'the'} {len(sampled)} label images"
+                f"{'' if whole else ' sampled'} holds a class id; every one is the ignore index {self.cfg.ignore_index}, "
+                f"so there is nothing to learn from (unlabelled images, or data.label_shift / ignore_index set wrongly?)")
         if whole:
             raise DatasetError(said)
         warnings.warn(said, InputWarning, stacklevel=3)
 
     def _note_aux_range(self) -> None:
-        """An `AuxUnitsWarning` when the auxiliary values of RANGE_SAMPLE training images spread over the list all stay
-        under a tenth of `aux_max` (`modality.RangeWatch`: centimetres where it counts millimetres), before training
-        on inputs a tenth of the scale the config states."""
+        """An `AuxUnitsWarning` when the auxiliary values of RANGE_SAMPLE training images spread over the list say other
+        units than `aux_max` counts, or no measurement at all (`modality.RangeWatch`), before training."""
         watch = sample_aux_range(self.cfg, self.split, self.names, RangeWatch(self.cfg.aux_max))
         self.aux_top = watch.top or None
         small = watch.problem(unit="training images sampled")

@@ -118,6 +118,10 @@ class Predictor:
         self.source = as_path(source, "the model file")
         file = open_model_file(source)
         self.backend = file.backend(backend)
+        if protocol is not None and not all(hasattr(protocol, k) for k in ("apply", "precision", "mode")):
+            # trial 18 G049, G052: "slide" or {"mode": "slide"} met an AttributeError deep inside
+            raise TypeError(f"protocol must be an InferenceProtocol (smmcl.engine.inference.InferenceProtocol(mode="
+                            f"'slide', crop_size=(h, w), ...)) or None, got a {type(protocol).__name__}")
         self.protocol, self.precision = protocol, precision
         if self.backend != "torch" and protocol is not None and protocol.precision != "fp32":
             raise ValueError(f"an ONNX model runs in the precision it was exported in (or precision='bf16' on "

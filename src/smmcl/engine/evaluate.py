@@ -78,6 +78,12 @@ def score_dataset(
                            f"ignore index {ignore_index}, so there is nothing to score (unlabelled images, or "
                            f"data.label_shift / data.ignore_index set wrongly?)")
     scores = segmentation_scores(conf, exclude)
+    if scores["miou"] != scores["miou"]:  # NaN: no class scored is in the labels or the predictions (trial 18 D027:
+        # "mIoU -" printed and NaN written into the scores file, which strict JSON readers refuse)
+        kept = [k for k in range(num_classes) if k not in set(exclude)]
+        raise DatasetError(f"none of the classes scored ({', '.join(map(str, kept))}; eval.exclude_classes="
+                           f"{list(exclude)}) has a labelled or predicted pixel in the {len(dataset)} images, so there "  # type: ignore[arg-type]
+                           f"is no mIoU: score classes the split holds (fewer in eval.exclude_classes)")
     scores["confusion"] = conf.cpu().tolist()
     scores["num_images"] = len(dataset)  # type: ignore[arg-type]
     scores["protocol"] = asdict(protocol)

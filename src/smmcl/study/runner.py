@@ -32,7 +32,7 @@ from smmcl.engine.trainer import Trainer
 from smmcl.errors import ConfigError, SmmclError
 from smmcl.files import atomic_path, folder_lock
 from smmcl.losses import CONTRASTS
-from smmcl.outputs import OWN_FILES, check_claim, claim_folder, record as record_written
+from smmcl.outputs import OWN_FILES, check_apart, check_claim, claim_folder, record as record_written
 from smmcl.study.disclosure import non_paper_options
 from smmcl.study.imports import check_import, import_runs
 from smmcl.study.report import write_results
@@ -252,6 +252,8 @@ def check_study(path: str | Path, out: str | Path | None = None, jobs: int = 1, 
     pre, tasks = plan_study(spec, out, str(path))
     for task in ([pre] if pre is not None else []) + tasks:
         check_run_dir(task)  # a run folder of another config: refused by the dry run too (trial 9 #131)
+        # A run folder inside its data, as the run itself refuses it (trial 18 T019: the dry run passed it).
+        check_apart(task.config["train"]["out_dir"], [task.config["data"]["root"]], "train.out_dir")
     for source in imports:  # each run's config digest too: a dry run passes no import the run refuses (trial 10 #57)
         check_import(spec, tasks, source)
     return spec, out, pre, tasks
