@@ -220,11 +220,14 @@ def shared_with_train(cfg: DataConfig, split: str, names: Sequence[str]) -> list
     return sorted(set(names) & train)
 
 
+def spread_sample(names: Sequence[str]) -> list:
+    """RANGE_SAMPLE of `names`, spread over the list: what training judges a split by before it starts."""
+    return list(names[::max(1, len(names) // RANGE_SAMPLE)][:RANGE_SAMPLE])
+
+
 def sample_aux_range(cfg: DataConfig, split: str, names: Sequence[str], watch: RangeWatch) -> RangeWatch:
-    """`watch` after the auxiliary images of RANGE_SAMPLE of `names`, spread over the list, each checked by the one
-    auxiliary rule: what training records of its images (`aux_top`) and eval compares a model's with."""
-    step = max(1, len(names) // RANGE_SAMPLE)
-    for name in names[::step][:RANGE_SAMPLE]:
+    """`watch` after the auxiliary images of `spread_sample(names)`, each by the one auxiliary rule (`aux_top`)."""
+    for name in spread_sample(names):
         files = sample_files(cfg, split, name)
         raw = read_image(files.rgb if files.aux is None else files.aux)
         aux = split_packed(raw, files.rgb)[1] if files.aux is None else raw
@@ -234,16 +237,15 @@ def sample_aux_range(cfg: DataConfig, split: str, names: Sequence[str], watch: R
 
 def warn_flat_rgb(cfg: DataConfig, split: str, num_classes: int, names: Optional[Sequence[str]] = None,
                   subset: Optional[str] = None, consequence: str = "their scores mean nothing") -> None:
-    """An `InputWarning` when RGB images of RANGE_SAMPLE of `names` (default: the split's, or its subset's), spread
-    over the list, hold no more colours than classes (`label_maps.colour_count`), as label maps do: predict's rule, in
-    its words, before training and eval, which took a Label folder given as RGB without a word (trial 12 #153-155).
-    A split that cannot be listed, or a missing file, is left to the dataset, which refuses it in its own words."""
+    """An `InputWarning` when the RGB images of `spread_sample(names)` (default: the split's or subset's) are label
+    maps (`label_maps.colour_count`): predict's rule before training and eval (trial 12 #153-155). A split that cannot
+    be listed, or a missing file, is left to the dataset, which refuses it in its own words."""
     if names is None:
         try:
             names = split_names(cfg, split, subset)
         except DatasetError:
             return
-    sampled = [sample_files(cfg, split, n) for n in names[::max(1, len(names) // RANGE_SAMPLE)][:RANGE_SAMPLE]]
+    sampled = [sample_files(cfg, split, n) for n in spread_sample(names)]
     flat = []
     for files in (f for f in sampled if f.rgb.is_file()):
         raw = read_image(files.rgb)
@@ -325,9 +327,7 @@ class RGBXDataset(Dataset):
                                f"split ({split_list_path(self.cfg, self.split, self.subset)})")
 
     def _check_one_aux_dtype(self) -> None:
-        """Without `aux_max` every auxiliary file is scaled by its own type's maximum (uint8 by 255, uint16 by 65535):
-        in a folder of mixed types one value would mean different things. Refused here, before training, from the
-        files' headers; with `aux_max` set, the modality rule refuses each file that does not fit it."""
+        """Mixed auxiliary types with `aux_max` unset (each file scaled by its type's maximum) refused, from headers."""
         seen = aux_dtypes(self.cfg, self.split, self.names)
         self.aux_dtype = next(iter(seen), None)
         if len(seen) > 1:
@@ -340,7 +340,7 @@ class RGBXDataset(Dataset):
     def _check_labelled(self, num_classes: int) -> None:
         """On RANGE_SAMPLE label images: no class id (eval's rule; trial 17: a NaN loss), refused if they are the whole
         split; a crop larger than every image at its largest scale (trial 18 B047: crops 99% padding, unsaid)."""
-        sampled = self.names[::max(1, len(self.names) // RANGE_SAMPLE)][:RANGE_SAMPLE]
+        sampled = spread_sample(self.names)
         labels = [check_label(read_image(f.label, ids=True), f.label, num_classes, self.cfg.ignore_index,
                               self.cfg.label_shift) for f in (sample_files(self.cfg, self.split, n) for n in sampled)]
         (ch, cw), big = self.cfg.crop_size, max(self.cfg.scales)

@@ -16,10 +16,14 @@ from smmcl.errors import DatasetError
 KIND_WORDS = {"depth": "depth", "thermal": "thermal", "lwir": "thermal", "hha": "hha"}
 
 
+def _words(name: object) -> list:
+    """The words of a name, lower case: `DepthCam_raw` -> depth, cam, raw."""
+    return [w.lower() for w in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+", str(name))]
+
+
 def name_kind(name: object) -> Optional[str]:
     """The one modality the words of `name` say (`depth_mm` -> depth), or None (none, or two that disagree)."""
-    words = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+", str(name))
-    kinds = {KIND_WORDS[w.lower()] for w in words if w.lower() in KIND_WORDS}
+    kinds = {KIND_WORDS[w] for w in _words(name) if w in KIND_WORDS}
     return kinds.pop() if len(kinds) == 1 else None
 
 
@@ -54,8 +58,7 @@ def check_rgb_named(folder: object, remedy: str, what: Optional[str] = None) -> 
     (trial 16 #102: the RGB and thermal videos swapped were predicted without a word). `what` names it."""
     name = Path(str(folder)).name
     named = folder_kind(name)
-    words = {w.lower() for w in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+", name)}
-    if named is not None and not words & RGB_WORDS:
+    if named is not None and not set(_words(name)) & RGB_WORDS:
         raise DatasetError(f"{what or folder} names {named} images, given as the RGB ones: {remedy}; if it holds "
                            f"colour images, give it another name")
 
@@ -66,7 +69,7 @@ LABEL_WORDS = {"label", "labels", "gt", "groundtruth", "annotation", "annotation
 
 def names_labels(name: object) -> bool:
     """Whether a folder's or file's own name says it holds labels (`Label/`, `gt_masks`)."""
-    return any(w.lower() in LABEL_WORDS for w in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+", Path(str(name)).name))
+    return any(w in LABEL_WORDS for w in _words(Path(str(name)).name))
 
 
 def missing_folder_hint(root: Path, sub: str, cfg) -> str:
